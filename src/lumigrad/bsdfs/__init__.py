@@ -1,0 +1,1 @@
+"""BSDF plugins: one small module each. Importing this package registers them."""

@@ -1,0 +1,1 @@
+"""Shared kernel-side building blocks: frames, warps, interactions."""

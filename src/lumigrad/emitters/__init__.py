@@ -1,0 +1,1 @@
+"""Emitter plugins (area, point, directional, constant, envmap)."""

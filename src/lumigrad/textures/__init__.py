@@ -1,0 +1,1 @@
+"""Texture plugins (constant, bitmap, checkerboard)."""
