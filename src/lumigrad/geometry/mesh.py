@@ -1,0 +1,116 @@
+"""Triangle meshes: the only geometry lumigrad renders.
+
+Every shape plugin (``obj``, ``ply``, ``rectangle``, ``cube``, ``sphere``,
+``disk``) becomes a :class:`Mesh` at load time, so that ray tracing, the
+rasterizer and boundary-edge sampling all see the same triangles.
+
+Storage follows Mitsuba: ``vertex_positions`` is a flat ``Float`` array
+``[x0, y0, z0, x1, ...]`` in *world space* (the file's ``to_world`` is baked in
+at load), ``faces`` a flat ``UInt32`` array of vertex indices. ``to_world`` is a
+separate differentiable :class:`Transform4f` that starts as the identity and is
+applied on top of the stored positions when the scene is updated, so a user can
+left-multiply a rotation onto a mesh (PSDR's workflow).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional
+
+import drjit as dr
+import numpy as np
+
+from .. import backend as bk
+from .transform import Transform4f
+
+
+class Mesh:
+    """A triangle mesh with optional per-vertex normals and texture coordinates."""
+
+    def __init__(self, vertex_positions: np.ndarray, faces: np.ndarray,
+                 vertex_normals: Optional[np.ndarray] = None,
+                 vertex_texcoords: Optional[np.ndarray] = None,
+                 bsdf: Any = None, emitter: Any = None, id: Optional[str] = None,
+                 face_normals: bool = False, source: str = "") -> None:
+        where = f"mesh {id!r}" + (f" ({source})" if source else "")
+        v = np.ascontiguousarray(np.asarray(vertex_positions, dtype=np.float32).reshape(-1, 3))
+        f = np.asarray(faces)
+        if f.size == 0 or v.shape[0] == 0:
+            raise ValueError(f"{where}: the mesh is empty (no vertices or no faces)")
+        if not np.issubdtype(f.dtype, np.integer):
+            raise ValueError(f"{where}: face indices must be integers, got {f.dtype}")
+        f = f.reshape(-1, 3)
+        if f.min() < 0 or f.max() >= v.shape[0]:
+            bad = int(np.argmax((f < 0).any(1) | (f >= v.shape[0]).any(1)))
+            raise ValueError(f"{where}: face {bad} refers to vertex indices {f[bad].tolist()} "
+                             f"outside [0, {v.shape[0] - 1}]")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"{where}: vertex positions contain NaN or inf")
+        f = np.ascontiguousarray(f.astype(np.uint32))
+        self.id = id
+        self.source = source
+        self.bsdf = bsdf
+        self.emitter = emitter
+        self.face_normals = bool(face_normals) or vertex_normals is None
+        self.vertex_count = int(v.shape[0])
+        self.face_count = int(f.shape[0])
+        # Own copies: Float(np_array) may share memory with the user's array.
+        self.vertex_positions = bk.Float(v.ravel().copy())
+        self.faces = bk.UInt32(f.ravel().copy())
+        self.vertex_normals = None
+        if vertex_normals is not None and not face_normals:
+            n = np.asarray(vertex_normals, dtype=np.float32).reshape(-1, 3)
+            if n.shape[0] != v.shape[0]:
+                raise ValueError(f"{where}: {n.shape[0]} normals for {v.shape[0]} vertices")
+            if not np.all(np.isfinite(n)):
+                raise ValueError(f"{where}: vertex normals contain NaN or inf")
+            self.vertex_normals = bk.Float(n.ravel().copy())
+        self.vertex_texcoords = None
+        if vertex_texcoords is not None:
+            uv = np.asarray(vertex_texcoords, dtype=np.float32).reshape(-1, 2)
+            if uv.shape[0] != v.shape[0]:
+                raise ValueError(f"{where}: {uv.shape[0]} texture coordinates for "
+                                 f"{v.shape[0]} vertices")
+            self.vertex_texcoords = bk.Float(uv.ravel().copy())
+        self.to_world = Transform4f()
+
+    # -- accessors ---------------------------------------------------------
+    def positions_numpy(self) -> np.ndarray:
+        return np.array(dr.detach(self.vertex_positions), dtype=np.float32).reshape(-1, 3)
+
+    def faces_numpy(self) -> np.ndarray:
+        return np.array(self.faces, dtype=np.uint32).reshape(-1, 3)
+
+    def world_positions(self) -> Any:
+        """Flat vertex positions with ``to_world`` applied (differentiable)."""
+        if self.to_world.is_identity() and not dr.grad_enabled(self.to_world.matrix):
+            return self.vertex_positions
+        p = dr.unravel(bk.Array3f, self.vertex_positions)
+        return dr.ravel(self.to_world.transform_affine_point(p))
+
+    def world_normals(self) -> Any:
+        if self.vertex_normals is None:
+            return None
+        if self.to_world.is_identity() and not dr.grad_enabled(self.to_world.matrix):
+            return self.vertex_normals
+        n = dr.unravel(bk.Array3f, self.vertex_normals)
+        return dr.ravel(dr.normalize(self.to_world.transform_normal(n)))
+
+    def surface_area(self) -> float:
+        v = self.positions_numpy().astype(np.float64)
+        f = self.faces_numpy()
+        e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+        return float(0.5 * np.linalg.norm(np.cross(e1, e2), axis=1).sum())
+
+    def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
+        def set_attr(name: str) -> Callable[[Any], None]:
+            return lambda value: setattr(self, name, value)
+        yield "vertex_positions", self.vertex_positions, set_attr("vertex_positions")
+        if self.vertex_normals is not None:
+            yield "vertex_normals", self.vertex_normals, set_attr("vertex_normals")
+        if self.vertex_texcoords is not None:
+            yield "vertex_texcoords", self.vertex_texcoords, set_attr("vertex_texcoords")
+        yield "faces", self.faces, None
+        yield "to_world", self.to_world, set_attr("to_world")
+
+    def __repr__(self) -> str:
+        return (f"Mesh(id={self.id!r}, vertices={self.vertex_count}, faces={self.face_count}, "
+                f"bsdf={getattr(self.bsdf, 'id', None)!r}, emitter={self.emitter is not None})")
