@@ -56,6 +56,8 @@ def test_uv_sphere():
     m = P.uv_sphere(nt, nphi, radius=0.5)
     v, f = m
     assert len(f) == 2 * nphi * (nt - 1)
+    assert len(v) == (nt + 1) * (nphi + 1) - 2
+    assert len(np.unique(f)) == len(v), "every vertex is used"
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 0.5, rtol=1e-6)
     np.testing.assert_allclose(m.normals, v / 0.5, atol=1e-6)
     g, a = _geo(v, f)

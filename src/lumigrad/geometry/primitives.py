@@ -114,7 +114,8 @@ def uv_sphere(n_theta: int = 64, n_phi: int = 128, radius: float = 1.0) -> MeshD
     around. The seam (phi = 0 = 2pi) and the poles are duplicated so that uvs
     ``(phi / 2pi, theta / pi)`` (Mitsuba's sphere parameterisation) are
     continuous on every triangle. The pole bands hold one triangle per segment,
-    so there are ``2 * n_phi * (n_theta - 1)`` faces and no degenerate ones.
+    so there are ``2 * n_phi * (n_theta - 1)`` faces and no degenerate ones, and
+    ``(n_theta + 1) * (n_phi + 1) - 2`` vertices (all referenced).
     See :func:`sphere_tessellation_error` for the distance to the true sphere.
     """
     nt = _check_count("n_theta", n_theta, 2)
@@ -134,8 +135,12 @@ def uv_sphere(n_theta: int = 64, n_phi: int = 128, radius: float = 1.0) -> MeshD
     t1 = np.stack([v00, v10, v11], axis=-1)[:-1]  # band nt-1 would touch the -Z pole twice
     t2 = np.stack([v00, v11, v01], axis=-1)[1:]   # band 0 would touch the +Z pole twice
     f = np.concatenate([t1.reshape(-1, 3), t2.reshape(-1, 3)])
-    return MeshData((n * radius).reshape(-1, 3), f, normals=n.reshape(-1, 3),
-                    uvs=uv.reshape(-1, 2))
+    # Two pole copies (+Z at phi = 2pi, -Z at phi = 0) are used by no triangle: drop them.
+    keep = np.ones(len(idx.ravel()), dtype=bool)
+    keep[[idx[0, -1], idx[-1, 0]]] = False
+    remap = np.cumsum(keep) - 1
+    return MeshData((n * radius).reshape(-1, 3)[keep], remap[f], normals=n.reshape(-1, 3)[keep],
+                    uvs=uv.reshape(-1, 2)[keep])
 
 
 def sphere_tessellation_error(n_theta: int, n_phi: int) -> float:
