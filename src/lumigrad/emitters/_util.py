@@ -1,0 +1,116 @@
+"""Small helpers shared by the emitter plugins (not part of the public API)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import drjit as dr
+import numpy as np
+
+from .. import backend as bk
+from ..textures.base import Texture
+
+#: Rec. 709 / sRGB luminance weights (linear RGB -> Y), as Mitsuba's ``luminance``.
+LUMINANCE_WEIGHTS = (0.212671, 0.715160, 0.072169)
+
+
+def to_color3f(value: Any, where: str) -> Any:
+    """``bk.Array3f`` from a float, a 3-sequence or a Dr.Jit array (AD graph kept)."""
+    if isinstance(value, dr.ArrayBase):
+        return bk.Array3f(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        v = float(value)
+        if not np.isfinite(v):
+            raise ValueError(f"{where}: value {value!r} is not finite")
+        return bk.Array3f(v, v, v)
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: expected a float or 3 floats, got {value!r}") from None
+    if arr.size == 1:
+        arr = np.repeat(arr, 3)
+    if arr.size != 3:
+        raise ValueError(f"{where}: expected a float or 3 floats, got {arr.size} values")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where}: value {value!r} is not finite")
+    return bk.Array3f(*[float(x) for x in arr])
+
+
+def to_vector3f(value: Any, where: str) -> Any:
+    """``bk.Array3f`` from 3 floats or a Dr.Jit array (AD graph kept)."""
+    if isinstance(value, dr.ArrayBase):
+        return bk.Array3f(value)
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where}: expected 3 floats, got {value!r}") from None
+    if arr.size != 3:
+        raise ValueError(f"{where}: expected 3 floats, got {arr.size} values")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where}: value {value!r} is not finite")
+    return bk.Array3f(*[float(x) for x in arr])
+
+
+class ConstantColor(Texture):
+    """A uniform RGB value used when a plain colour is given to an emitter in
+    Python (the scene loaders wrap colours in the ``constant`` texture plugin
+    instead). Parameter key: ``value``."""
+
+    def __init__(self, value: Any = 1.0, id: str | None = None) -> None:
+        super().__init__(id)
+        self.value = to_color3f(value, "constant colour")
+
+    def eval(self, si: Any, active: Any = True) -> Any:
+        return self.value
+
+    def eval_1(self, si: Any, active: Any = True) -> Any:
+        return dr.mean(self.value)
+
+    def mean(self) -> float:
+        return float(np.mean(np.array(dr.detach(self.value))))
+
+    def is_constant(self) -> bool:
+        return True
+
+    def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
+        def set_value(v: Any) -> None:
+            self.value = to_color3f(v, "constant colour")
+        yield "value", self.value, set_value
+
+
+def as_texture(value: Any, where: str) -> Any:
+    """Accept a texture object as is; wrap a float / 3 floats / Dr.Jit colour."""
+    if value is None:
+        raise ValueError(f"{where}: a value is required")
+    if isinstance(value, Texture) or (hasattr(value, "eval") and hasattr(value, "parameters")):
+        return value
+    return ConstantColor(value)
+
+
+def constant_value(tex: Any, where: str) -> Any:
+    """The current colour of a uniform texture (its ``value`` parameter) as ``Array3f``.
+
+    Point, directional and constant emitters need a colour, not a spatially
+    varying texture: anything without a ``value`` key is rejected.
+    """
+    for key, value, _ in tex.parameters():
+        if key == "value":
+            return bk.Array3f(value)
+    raise ValueError(f"{where}: expected a uniform colour (rgb/float or a 'constant' "
+                     f"texture), got a {type(tex).__name__} texture")
+
+
+def texture_parameters(prefix: str, tex: Any) -> Iterator[tuple[str, Any, Any]]:
+    """Re-yield a nested texture's parameters under ``prefix.``."""
+    for key, value, setter in tex.parameters():
+        yield f"{prefix}.{key}", value, setter
+
+
+def lane_count(*xs: Any) -> int:
+    return max(dr.width(x) for x in xs)
+
+
+def as_mask(active: Any, n: int) -> Any:
+    """A ``Bool`` array of width ``n`` from a Python bool or a mask."""
+    if isinstance(active, bool):
+        return dr.full(bk.Bool, active, n)
+    return bk.Bool(active)
