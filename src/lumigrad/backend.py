@@ -98,6 +98,7 @@ def _bind(variant: str) -> None:
                 "Install the 'karellen-llvm-core' wheel into this environment or set "
                 "DRJIT_LIBLLVM_PATH to a libLLVM.so (version >= 17).")
         import drjit.llvm.ad as mod
+        _install_llvm_minmax_workaround()
     module = mod
     g = globals()
     for name in TYPE_NAMES:
@@ -116,6 +117,45 @@ def _bind(variant: str) -> None:
         for name in TYPE_NAMES + ("Color3f", "Point3f", "Vector3f", "Normal3f",
                                   "Point2f", "Vector2f"):
             setattr(pkg, name, g[name])
+
+
+_ORIGINAL_MINMAX: tuple = ()
+
+
+def _install_llvm_minmax_workaround() -> None:
+    """Route float ``dr.minimum``/``dr.maximum`` through ``dr.select`` on LLVM.
+
+    Dr.Jit 1.5 lowers float min/max to ``llvm.minimum``/``llvm.maximum``. When
+    LLVM's DAG combiner narrows such a vector operation to a single lane (it
+    does so in large kernels, e.g. when only one element is demanded), the x86
+    backend (LLVM 18–23) aborts the whole process with "Cannot select: f32 =
+    fmaximum". A compare + select computes the same values (NaN inputs aside)
+    with the same derivatives and never hits that path. Python-level Dr.Jit
+    helpers (``dr.clip``, ``dr.safe_sqrt``, ...) call these functions too, so
+    the patch covers them.
+    """
+    global _ORIGINAL_MINMAX
+    if _ORIGINAL_MINMAX:
+        return
+    orig_min, orig_max = dr.minimum, dr.maximum
+    _ORIGINAL_MINMAX = (orig_min, orig_max)
+
+    def _is_llvm_float(x: object) -> bool:
+        return (isinstance(x, dr.ArrayBase) and dr.is_float_v(x)
+                and dr.backend_v(x) == dr.JitBackend.LLVM)
+
+    def minimum(a, b, /):  # type: ignore[no-untyped-def]
+        if _is_llvm_float(a) or _is_llvm_float(b):
+            return dr.select(a < b, a, b)
+        return orig_min(a, b)
+
+    def maximum(a, b, /):  # type: ignore[no-untyped-def]
+        if _is_llvm_float(a) or _is_llvm_float(b):
+            return dr.select(a > b, a, b)
+        return orig_max(a, b)
+
+    minimum.__doc__, maximum.__doc__ = orig_min.__doc__, orig_max.__doc__
+    dr.minimum, dr.maximum = minimum, maximum
 
 
 def set_variant(name: str) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import drjit as dr
 
 from .frame import Frame
+from .math import hmax
 
 
 @dataclass
@@ -43,7 +44,7 @@ class SurfaceInteraction:
     def spawn_origin(self, d: Any) -> Any:
         """Offset the origin off the surface along the geometric normal (towards ``d``)
         to avoid self-intersection."""
-        eps = (1.0 + dr.max(dr.abs(self.p))) * 1e-4
+        eps = (1.0 + hmax(dr.abs(self.p))) * 1e-4
         side = dr.mulsign(bk_one(self.p), dr.dot(self.n, d))
         return dr.fma(self.n, side * eps, self.p)
 

@@ -1,0 +1,184 @@
+"""Shared machinery of the sampling integrators: sample generation, passes, films.
+
+An integrator's :meth:`SamplingIntegrator.sample` estimates the radiance of a
+batch of camera rays; :meth:`render` turns it into an image:
+
+* one Monte Carlo sample per lane: ``W·H·spp`` lanes per pass, split into
+  several passes when that exceeds :data:`MAX_LANES` (so very high sample
+  counts never run out of memory);
+* the film position of a sample is its pixel centre plus an offset drawn from
+  the reconstruction filter (filter importance sampling, see
+  ``sensors/rfilter.py``); each pixel is the mean of its samples
+  (``dr.block_sum``), so no atomics are needed;
+* random numbers come from one PCG32 stream per lane. The seed and the pass
+  index enter as *opaque* values so the compiled kernel is reused across
+  seeds, passes and sample counts.
+
+Three modes share one code path (so their random decisions are identical):
+``'primal'`` (no derivatives), ``'forward'`` (the loop runs with AD enabled and
+Dr.Jit propagates tangents through it) and ``'backward'`` (path replay
+backpropagation: a second pass replays each path and back-propagates local
+contributions, Vicini et al. 2021, "Path Replay Backpropagation: Differentiating
+Light Paths using Constant Memory and Linear Time", ACM TOG 40(4)).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from typing import Any, Callable, Optional
+
+import drjit as dr
+
+from .. import backend as bk
+
+#: Lanes (samples) per pass; larger sample counts are split into several passes.
+MAX_LANES = 1 << 23
+
+
+def mix_seed(*values: int) -> int:
+    """A 64-bit hash of integers (seed, pass, ...): decorrelates PCG32 streams."""
+    h = hashlib.blake2b(digest_size=8)
+    for v in values:
+        h.update(int(v).to_bytes(8, "little", signed=True))
+    return int.from_bytes(h.digest(), "little") & 0x7FFFFFFFFFFFFFFF
+
+
+def grad_seed(seed: int) -> int:
+    """The default seed of the differentiation pass derived from the primal seed.
+
+    It differs from ``seed`` so that the primal image and its derivative use
+    independent samples (correlated samples bias gradients of non-linear losses
+    such as L2; see Vicini et al. 2021, §3.2, and Mitsuba's ``seed_grad``).
+    """
+    return mix_seed(seed, 0x6C756D69) & 0x7FFFFFFF
+
+
+class SamplingIntegrator:
+    """Base class of ``path``, ``direct`` and ``aov``."""
+
+    #: number of output channels of the image
+    channels: int = 3
+
+    def __init__(self, id: Optional[str] = None) -> None:
+        self.id = id
+
+    # -- to implement ----------------------------------------------------------
+    def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
+               mode: str = "primal", delta_L: Any = None, L_primal: Any = None) -> Any:
+        """Radiance (Array3f, or an ArrayXf of ``channels``) along each ray."""
+        raise NotImplementedError
+
+    # -- rendering ---------------------------------------------------------------
+    def _passes(self, scene: Any, sensor: Any, spp: int) -> list[int]:
+        w, h = sensor.resolution
+        per_pass = max(1, min(spp, MAX_LANES // max(1, w * h)))
+        out = [per_pass] * (spp // per_pass)
+        if spp % per_pass:
+            out.append(spp % per_pass)
+        return out
+
+    def _camera_rays(self, scene: Any, sensor: Any, seed: int, pass_index: int,
+                     spp_pass: int) -> tuple:
+        """Per-lane RNG, pixel index and primary ray for one pass."""
+        w, h = sensor.resolution
+        n = w * h * spp_pass
+        lane = dr.arange(bk.UInt32, n)
+        spp_o = dr.opaque(bk.UInt32, spp_pass)
+        pixel = lane // spp_o
+        state = dr.opaque(bk.UInt64, mix_seed(seed, pass_index))
+        rng = bk.PCG32(size=n, initstate=state)
+        px = bk.Float(pixel % w)
+        py = bk.Float(pixel // w)
+        rf = sensor.film.rfilter
+        ox = rf.sample(rng.next_float32())
+        oy = rf.sample(rng.next_float32())
+        pos = bk.Array2f((px + 0.5 + ox) / w, (py + 0.5 + oy) / h)
+        o, d, tmax = sensor.sample_ray(pos)
+        return rng, pixel, o, d, tmax
+
+    def _to_image(self, L: Any, spp_pass: int, w: int, h: int) -> Any:
+        """Per-pixel sums of per-sample values, as a flat interleaved array."""
+        chans = [dr.block_sum(L[c], spp_pass) for c in range(len(L))]
+        flat = dr.zeros(bk.Float, w * h * len(chans))
+        idx = dr.arange(bk.UInt32, w * h) * len(chans)
+        for c, v in enumerate(chans):
+            dr.scatter(flat, v, idx + c)
+        return flat
+
+    def render(self, scene: Any, sensor: Any, seed: int = 0, spp: int = 16,
+               mode: str = "primal", progress: Optional[Callable[[int, int], None]] = None) -> Any:
+        """Render an image ``TensorXf(H, W, channels)``.
+
+        ``mode='forward'``: call with grad-enabled parameters under
+        ``dr.resume_grad()``; the returned image is attached to them.
+        """
+        if spp < 1:
+            raise ValueError(f"spp must be at least 1, got {spp}")
+        w, h = sensor.resolution
+        total = None
+        passes = self._passes(scene, sensor, spp)
+        for i, spp_pass in enumerate(passes):
+            rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+            L = self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(pixel)),
+                            mode=mode)
+            img = self._to_image(L, spp_pass, w, h)
+            if mode == "primal":
+                dr.eval(img)
+            total = img if total is None else total + img
+            if progress is not None:
+                dr.sync_thread()
+                progress(i + 1, len(passes))
+        return bk.TensorXf(total * (1.0 / spp), shape=(h, w, self.channels))
+
+    def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
+                        spp: int) -> None:
+        """Path replay backpropagation of ``grad_image`` (dLoss/dImage) into the
+        gradients of every grad-enabled scene parameter (accumulated)."""
+        w, h = sensor.resolution
+        g = dr.detach(grad_image).array if hasattr(grad_image, "array") else grad_image
+        for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
+            # 1) primal pass: per-sample radiance (detached)
+            with dr.suspend_grad():
+                rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+                act = dr.full(bk.Bool, True, dr.width(pixel))
+                L = self.sample(scene, rng, o, d, tmax, act, mode="primal")
+                dr.eval(L)
+            # 2) adjoint pass: same random numbers, replay and back-propagate
+            with dr.suspend_grad():
+                rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+            delta_L = bk.Array3f(*[dr.gather(bk.Float, g, pixel * self.channels + c)
+                                   for c in range(3)]) * (1.0 / spp)
+            act = dr.full(bk.Bool, True, dr.width(pixel))
+            self.sample(scene, rng, o, d, tmax, act, mode="backward",
+                        delta_L=delta_L, L_primal=L)
+            dr.eval()
+
+
+def mis_weight(pdf_a: Any, pdf_b: Any) -> Any:
+    """Power heuristic (β = 2) of Veach & Guibas 1995, "Optimally Combining
+    Sampling Techniques for Monte Carlo Rendering"; detached."""
+    a2 = dr.square(dr.detach(pdf_a))
+    b2 = dr.square(dr.detach(pdf_b))
+    return dr.select(a2 > 0, a2 / dr.maximum(a2 + b2, 1e-38), 0.0)
+
+
+class Timer:
+    """Wall clock around Dr.Jit work (syncs the device first)."""
+
+    def __enter__(self) -> "Timer":
+        dr.sync_thread()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        dr.sync_thread()
+        self.seconds = time.perf_counter() - self.t0
+
+
+def isfinite_all(x: Any) -> bool:
+    return bool(dr.all(dr.isfinite(x), axis=None))
+
+
+__all__ = ["SamplingIntegrator", "mis_weight", "mix_seed", "grad_seed", "MAX_LANES", "Timer",
+           "isfinite_all", "math"]

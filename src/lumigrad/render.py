@@ -1,0 +1,181 @@
+"""``render``: a differentiable rendering operation (a ``dr.CustomOp``).
+
+``render(scene, params)`` returns an image attached to every grad-enabled
+scene parameter. Dr.Jit's plain calls then work as in Mitsuba:
+
+* ``dr.forward(param)`` / ``dr.forward_to(image)`` call :meth:`_RenderOp.forward`,
+  which renders once more with tangents on the parameters and propagates them
+  through the integrator's loop (constant memory);
+* ``dr.backward(loss)`` calls :meth:`_RenderOp.backward`, which runs path replay
+  backpropagation (``SamplingIntegrator.render_backward``).
+
+Both derivative passes use their own samples: ``spp_grad`` (default ``spp``)
+and ``seed_grad`` (default :func:`~lumigrad.integrators.base.grad_seed`
+``(seed)``, which differs from ``seed``), so that the derivative of a
+non-linear loss is not biased by correlation with the primal image.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional, Union
+
+import drjit as dr
+
+from . import backend as bk
+from .geometry.transform import Transform4f
+from .integrators.base import SamplingIntegrator, grad_seed
+from .scene.params import GEOMETRY_SUFFIXES, SceneParameters, traverse
+
+
+def _resolve_sensor(scene: Any, sensor: Union[int, Any]) -> Any:
+    if isinstance(sensor, int):
+        if not scene.sensors:
+            raise ValueError("the scene has no sensor to render from")
+        if not 0 <= sensor < len(scene.sensors):
+            raise IndexError(f"sensor index {sensor} out of range: the scene has "
+                             f"{len(scene.sensors)} sensor(s)")
+        return scene.sensors[sensor]
+    return sensor
+
+
+def _default_integrator(scene: Any) -> SamplingIntegrator:
+    if scene.integrator is not None:
+        return scene.integrator
+    from .integrators.path import PathIntegrator
+    return PathIntegrator()
+
+
+def _raw(value: Any) -> Any:
+    """The Dr.Jit array behind a parameter value (a Transform4f's matrix)."""
+    return value.matrix if isinstance(value, Transform4f) else value
+
+
+_WARNED: set = set()
+
+
+def _warn_boundary(keys: list[str]) -> None:
+    geo = [k for k in keys if k.rsplit(".", 1)[-1] in GEOMETRY_SUFFIXES]
+    new = [k for k in geo if k not in _WARNED]
+    if new:
+        _WARNED.update(new)
+        warnings.warn(
+            "derivatives with respect to " + ", ".join(new) + " move geometry or the "
+            "camera: lumigrad does not yet add the boundary (silhouette/visibility) terms "
+            "these need, so the result contains only the interior (shading) part and is "
+            "incomplete wherever edges move.", stacklevel=3)
+
+
+class _RenderOp(dr.CustomOp):
+    """Primal render + integrator-driven forward and reverse derivatives."""
+
+    def eval(self, scene: Any, params: SceneParameters, inputs: dict, sensor: Any,
+             integrator: SamplingIntegrator, seed: int, spp: int, seed_grad: int,
+             spp_grad: int) -> Any:
+        self.scene, self.params, self.keys = scene, params, list(inputs)
+        self.sensor, self.integrator = sensor, integrator
+        self.seed_grad, self.spp_grad = seed_grad, spp_grad
+        with dr.suspend_grad():
+            return integrator.render(scene, sensor, seed, spp)
+
+    def _swap_in(self, tangents: Optional[dict]) -> dict:
+        """Replace each differentiated parameter by a fresh leaf (with tangent)."""
+        saved = {}
+        fresh = {}
+        for key in self.keys:
+            value = self.params[key]
+            saved[key] = value
+            if isinstance(value, Transform4f):
+                m = dr.detach(value.matrix)
+                m = bk.Matrix4f(m)
+                dr.enable_grad(m)
+                if tangents is not None:
+                    dr.set_grad(m, tangents[key])
+                new_value = Transform4f(m)
+                fresh[key] = m
+            else:
+                new_value = type(value)(dr.detach(value))
+                dr.enable_grad(new_value)
+                if tangents is not None:
+                    dr.set_grad(new_value, tangents[key])
+                fresh[key] = new_value
+            self.params._entries[self.params._resolve(key)].setter(new_value)
+        self._after_swap()
+        return saved, fresh
+
+    def _after_swap(self) -> None:
+        if any(self.params._entries[self.params._resolve(k)].owner in self.scene.shapes
+               for k in self.keys):
+            self.scene.update()
+
+    def _restore(self, saved: dict) -> None:
+        for key, value in saved.items():
+            self.params._entries[self.params._resolve(key)].setter(value)
+        self._after_swap()
+
+    def forward(self) -> None:
+        grads = self.grad_in("inputs")
+        tangents = {k: grads[k] for k in self.keys}
+        saved, fresh = self._swap_in(tangents)
+        try:
+            with dr.isolate_grad(), dr.resume_grad():
+                image = self.integrator.render(self.scene, self.sensor, self.seed_grad,
+                                               self.spp_grad, mode="forward")
+                dr.forward_to(image)
+                grad = dr.grad(image)
+        finally:
+            self._restore(saved)
+        self.set_grad_out(grad)
+
+    def backward(self) -> None:
+        grad_image = self.grad_out()
+        saved, fresh = self._swap_in(None)
+        try:
+            with dr.isolate_grad(), dr.resume_grad():
+                self.integrator.render_backward(self.scene, self.sensor, grad_image,
+                                                self.seed_grad, self.spp_grad)
+                grads = {k: dr.grad(v) for k, v in fresh.items()}
+        finally:
+            self._restore(saved)
+        self.set_grad_in("inputs", grads)
+
+    def name(self) -> str:
+        return "lumigrad.render"
+
+
+def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[int, Any] = 0,
+           spp: Optional[int] = None, seed: int = 0, integrator: Optional[Any] = None,
+           spp_grad: Optional[int] = None, seed_grad: Optional[int] = None) -> Any:
+    """Render ``scene`` from ``sensor``; returns ``TensorXf(height, width, 3)``.
+
+    Args:
+        params: the scene's parameters (``traverse(scene)``). When given (or
+            when omitted and some parameter has gradients enabled), the image is
+            differentiable in every grad-enabled parameter.
+        spp: samples per pixel (default: the sensor's sampler ``sample_count``).
+        seed: seed of the primal samples.
+        integrator: overrides the scene's integrator.
+        spp_grad, seed_grad: samples and seed of the derivative passes
+            (defaults: ``spp`` and a seed derived from ``seed`` that differs from it).
+    """
+    sensor_obj = _resolve_sensor(scene, sensor)
+    integrator = integrator if integrator is not None else _default_integrator(scene)
+    if spp is None:
+        spp = sensor_obj.sampler.sample_count
+    spp = int(spp)
+    if spp < 1:
+        raise ValueError(f"spp must be at least 1, got {spp}")
+    seed = int(seed)
+    spp_grad = int(spp_grad) if spp_grad is not None else spp
+    seed_grad = int(seed_grad) if seed_grad is not None else grad_seed(seed)
+    if spp_grad < 1:
+        raise ValueError(f"spp_grad must be at least 1, got {spp_grad}")
+
+    if params is None:
+        params = traverse(scene)
+    inputs = {k: _raw(v) for k, v in params.grad_enabled_items().items()}
+    if not inputs:
+        with dr.suspend_grad():
+            return integrator.render(scene, sensor_obj, seed, spp)
+    _warn_boundary(list(inputs))
+    return dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed, spp,
+                     seed_grad, spp_grad)

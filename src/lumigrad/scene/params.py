@@ -1,0 +1,310 @@
+"""Scene parameters: Mitsuba-style keys, differentiable assignment, ``update()``.
+
+``traverse(scene)`` returns a :class:`SceneParameters` mapping such as::
+
+    green.reflectance.value        Color3f   (a BSDF with id 'green')
+    light.emitter.radiance.value   Color3f   (the area emitter of shape 'light')
+    small-box.vertex_positions     Float     (flat, world space)
+    small-box.to_world             Transform4f (identity, applied on top)
+    sensor.to_world, sensor.x_fov
+
+plus PSDR-style aliases ``Mesh[i]``, ``BSDF[i]``, ``Emitter[i]``, ``Sensor[i]``
+(``params['Mesh[0].vertex_positions']``; ``params['Mesh[0]']`` is the mesh
+object itself, as PSDR's ``param_map``).
+
+Assigning stores the new value (after checking its type, shape and
+finiteness); ``update()`` pushes every assigned value into the scene and
+rebuilds the derived buffers. Both are differentiable: assign a grad-enabled
+value (or a function of one) and gradients flow to it through ``render``.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+
+import drjit as dr
+import numpy as np
+
+from .. import backend as bk
+from ..geometry.mesh import Mesh
+from ..geometry.transform import Transform4f
+
+#: Suffixes whose derivatives need boundary (visibility) terms.
+GEOMETRY_SUFFIXES = ("vertex_positions", "vertex_normals", "to_world", "x_fov")
+
+
+class _Entry:
+    __slots__ = ("owner", "suffix", "getter", "setter", "kind")
+
+    def __init__(self, owner: Any, suffix: str, getter: Callable[[], Any],
+                 setter: Optional[Callable[[Any], None]], kind: str) -> None:
+        self.owner, self.suffix, self.getter, self.setter, self.kind = (
+            owner, suffix, getter, setter, kind)
+
+
+def _is_differentiable(value: Any) -> bool:
+    if isinstance(value, Transform4f):
+        return True
+    return isinstance(value, dr.ArrayBase) and dr.is_float_v(value) and dr.is_diff_v(value)
+
+
+def _grad_enabled(value: Any) -> bool:
+    if isinstance(value, Transform4f):
+        return bool(dr.grad_enabled(value.matrix))
+    return isinstance(value, dr.ArrayBase) and bool(dr.grad_enabled(value))
+
+
+class SceneParameters(Mapping):
+    """A mapping from parameter keys to the scene's current values."""
+
+    def __init__(self, scene: Any) -> None:
+        self.scene = scene
+        self._entries: dict[str, _Entry] = {}
+        self._aliases: dict[str, str] = {}
+        self._objects: dict[str, Any] = {}
+        self._pending: dict[str, Any] = {}
+        self._walk()
+
+    # -- construction ---------------------------------------------------------
+    def _add(self, prefix: str, obj: Any, owner: Any = None) -> None:
+        for suffix, value, setter in obj.parameters():
+            key = f"{prefix}.{suffix}"
+            # Read the live value at access time (setters may replace it).
+            getter = self._make_getter(obj, suffix, value)
+            self._entries[key] = _Entry(owner or obj, suffix, getter, setter,
+                                        type(value).__name__)
+
+    @staticmethod
+    def _make_getter(obj: Any, suffix: str, initial: Any) -> Callable[[], Any]:
+        def get() -> Any:
+            for s, v, _ in obj.parameters():
+                if s == suffix:
+                    return v
+            return initial
+        return get
+
+    def _walk(self) -> None:
+        scene = self.scene
+        seen_bsdfs: dict[int, str] = {}
+        for i, shape in enumerate(scene.shapes):
+            sid = shape.id or f"shape_{i}"
+            self._add(sid, shape)
+            self._objects[sid] = shape
+            self._alias(f"Mesh[{i}]", sid)
+            b = shape.bsdf
+            if b is not None and id(b) not in seen_bsdfs:
+                bid = b.id or f"{sid}.bsdf"
+                seen_bsdfs[id(b)] = bid
+                self._add(bid, b)
+                self._objects[bid] = b
+            if shape.emitter is not None:
+                self._add(f"{sid}.emitter", shape.emitter)
+                self._objects[f"{sid}.emitter"] = shape.emitter
+        for j, b in enumerate(scene.bsdfs):
+            if id(b) in seen_bsdfs:
+                self._alias(f"BSDF[{j}]", seen_bsdfs[id(b)])
+        n_other = 0
+        for k, e in enumerate(scene.emitters):
+            if getattr(e, "is_area", False):
+                sid = e.shape.id or f"shape_{scene.shapes.index(e.shape)}"
+                self._alias(f"Emitter[{k}]", f"{sid}.emitter")
+                continue
+            eid = e.id or ("emitter" if n_other == 0 else f"emitter_{n_other}")
+            n_other += 1
+            self._add(eid, e)
+            self._objects[eid] = e
+            self._alias(f"Emitter[{k}]", eid)
+        for k, s in enumerate(scene.sensors):
+            sid = s.id or ("sensor" if k == 0 else f"sensor_{k}")
+            self._add(sid, s)
+            self._objects[sid] = s
+            self._alias(f"Sensor[{k}]", sid)
+
+    def _alias(self, alias: str, prefix: str) -> None:
+        self._aliases[alias] = prefix
+
+    # -- key resolution ---------------------------------------------------------
+    def _resolve(self, key: str) -> str:
+        if key in self._entries:
+            return key
+        m = re.match(r"^((?:Mesh|BSDF|Emitter|Sensor)\[\d+\])(\.(.*))?$", key)
+        if m and m.group(1) in self._aliases:
+            full = self._aliases[m.group(1)] + (m.group(2) or "")
+            if full in self._entries:
+                return full
+        raise KeyError(self._unknown(key))
+
+    def _unknown(self, key: str) -> str:
+        close = difflib.get_close_matches(key, list(self._entries), n=5, cutoff=0.5)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        return f"unknown scene parameter {key!r}{hint} (see traverse(scene).keys())"
+
+    # -- Mapping interface --------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        m = re.match(r"^((?:Mesh|BSDF|Emitter|Sensor)\[\d+\])$", key)
+        if m and key in self._aliases:
+            return self._objects[self._aliases[key]]
+        if key in self._objects and key not in self._entries:
+            return self._objects[key]
+        full = self._resolve(key)
+        if full in self._pending:
+            return self._pending[full]
+        return self._entries[full].getter()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self._resolve(str(key))
+            return True
+        except KeyError:
+            return False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        full = self._resolve(key)
+        entry = self._entries[full]
+        if entry.setter is None:
+            raise KeyError(f"scene parameter {full!r} is read-only")
+        current = entry.getter()
+        self._pending[full] = _conform(full, current, value)
+
+    # -- queries ----------------------------------------------------------------
+    def is_differentiable(self, key: str) -> bool:
+        full = self._resolve(key)
+        e = self._entries[full]
+        return e.setter is not None and _is_differentiable(e.getter())
+
+    def differentiable_keys(self) -> list[str]:
+        return [k for k in self._entries if self.is_differentiable(k)]
+
+    def keep(self, *keys: str | Iterable[str]) -> "SceneParameters":
+        """Keep only the given keys (exact names, aliases or regular expressions)."""
+        flat: list[str] = []
+        for k in keys:
+            flat += [k] if isinstance(k, str) else list(k)
+        keep: set[str] = set()
+        for k in flat:
+            try:
+                keep.add(self._resolve(k))
+            except KeyError:
+                rx = re.compile(k)
+                hits = [e for e in self._entries if rx.search(e)]
+                if not hits:
+                    raise KeyError(self._unknown(k)) from None
+                keep.update(hits)
+        self._entries = {k: v for k, v in self._entries.items() if k in keep}
+        self._pending = {k: v for k, v in self._pending.items() if k in keep}
+        return self
+
+    def grad_enabled_items(self) -> dict[str, Any]:
+        """Parameters whose current value has gradients enabled."""
+        out = {}
+        for k in self._entries:
+            v = self[k]
+            if self._entries[k].setter is not None and _grad_enabled(v):
+                out[k] = v
+        return out
+
+    def set_dirty(self, key: str) -> None:
+        full = self._resolve(key)
+        self._pending[full] = self[full]
+
+    # -- update -------------------------------------------------------------------
+    def update(self, values: Optional[Mapping[str, Any]] = None) -> list[str]:
+        """Push assigned values into the scene; returns the keys updated."""
+        if values:
+            for k, v in values.items():
+                self[k] = v
+        updated = list(self._pending)
+        geometry = False
+        for key, value in self._pending.items():
+            entry = self._entries[key]
+            entry.setter(value)
+            if isinstance(entry.owner, Mesh):
+                geometry = True
+        self._pending.clear()
+        if geometry:
+            self.scene.update()
+        return updated
+
+    def __repr__(self) -> str:
+        lines = ["SceneParameters["]
+        for k, e in self._entries.items():
+            v = self[k]
+            flag = "∂" if e.setter is not None and _is_differentiable(v) else " "
+            lines.append(f"  {flag} {k:<42} {type(v).__name__}")
+        lines.append("]")
+        return "\n".join(lines)
+
+
+def _conform(key: str, current: Any, value: Any) -> Any:
+    """Check ``value`` against the parameter's current value; convert if needed."""
+    if isinstance(current, Transform4f):
+        if isinstance(value, Transform4f):
+            out = value
+        elif isinstance(value, (bk.Matrix4f, list, tuple, np.ndarray)):
+            out = Transform4f(value)
+        else:
+            raise TypeError(f"{key}: expected a Transform4f or a 4x4 matrix, got "
+                            f"{type(value).__name__}")
+        _check_finite(key, out.matrix)
+        return out
+    if isinstance(current, (int, float, str, bool)) and not isinstance(current, dr.ArrayBase):
+        if type(value) is not type(current) and not (
+                isinstance(current, float) and isinstance(value, int)):
+            raise TypeError(f"{key}: expected {type(current).__name__}, got {type(value).__name__}")
+        return value
+    if isinstance(current, dr.ArrayBase):
+        tp = type(current)
+        if isinstance(value, (int, float)):
+            value = tp(value)
+        elif isinstance(value, (list, tuple, np.ndarray)):
+            arr = np.asarray(value, dtype=np.float32)
+            if dr.is_tensor_v(current):
+                value = tp(arr)
+            elif dr.depth_v(current) > 1 and arr.ndim == 1:
+                value = tp(*arr.tolist())
+            else:
+                value = tp(arr)
+        elif not isinstance(value, dr.ArrayBase):
+            raise TypeError(f"{key}: expected {tp.__name__}, got {type(value).__name__}")
+        if dr.is_tensor_v(current):
+            if not dr.is_tensor_v(value):
+                raise TypeError(f"{key}: expected a tensor of shape {current.shape}, got "
+                                f"{type(value).__name__}")
+            if tuple(value.shape) != tuple(current.shape):
+                raise ValueError(f"{key}: expected shape {tuple(current.shape)}, got "
+                                 f"{tuple(value.shape)}")
+        else:
+            if dr.depth_v(value) != dr.depth_v(current) or \
+                    (dr.depth_v(current) > 1 and len(value) != len(current)):
+                try:
+                    value = tp(value)
+                except Exception as e:
+                    raise TypeError(f"{key}: expected {tp.__name__}, got "
+                                    f"{type(value).__name__}") from e
+            wc, wv = dr.width(current), dr.width(value)
+            if wc != wv and wv != 1:
+                raise ValueError(f"{key}: expected {wc} entries, got {wv}")
+            if wv == 1 and wc != 1:
+                raise ValueError(f"{key}: expected {wc} entries, got 1")
+        if not isinstance(value, tp):
+            value = tp(value)
+        _check_finite(key, value)
+        return value
+    return value
+
+
+def _check_finite(key: str, value: Any) -> None:
+    if not bool(dr.all(dr.isfinite(dr.detach(value)), axis=None)):
+        raise ValueError(f"{key}: the new value contains NaN or inf")
+
+
+def traverse(scene: Any) -> SceneParameters:
+    """All parameters of ``scene`` (see :class:`SceneParameters`)."""
+    return SceneParameters(scene)

@@ -1,0 +1,413 @@
+"""The :class:`Scene`: flat, differentiable buffers that the integrators read.
+
+Plugins (meshes, BSDFs, emitters, sensors) keep their own parameters; the scene
+concatenates all meshes into one triangle buffer, builds the BVH over it, and
+tabulates what emitter sampling needs. :meth:`Scene.update` recomputes those
+buffers from the plugins' current values *differentiably* (so gradients reach
+whatever the user assigned to a parameter) and rebuilds the BVH when geometry
+moved.
+
+Ray intersection is not differentiated: the BVH returns a triangle id, and
+:meth:`Scene.compute_interaction` re-intersects the same (detached) ray with
+that triangle's *attached* vertices, so the hit point slides along the ray as
+the geometry moves (DESIGN.md, "Differentiation principles").
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional, Sequence
+
+import drjit as dr
+import numpy as np
+
+from .. import backend as bk
+from ..core.frame import Frame
+from ..core.interaction import SurfaceInteraction
+from ..core.warp import square_to_uniform_triangle
+
+INVALID = 0xFFFFFFFF
+
+
+class Scene:
+    """A loaded scene: shapes, emitters, sensors and the default integrator."""
+
+    def __init__(self, shapes: Sequence[Any], emitters: Sequence[Any] = (),
+                 sensors: Sequence[Any] = (), integrator: Any = None,
+                 ids: Optional[dict] = None) -> None:
+        if len(shapes) == 0:
+            raise ValueError("a scene needs at least one shape")
+        self.shapes = list(shapes)
+        self.sensors = list(sensors)
+        self.integrator = integrator
+        self.ids = dict(ids or {})
+
+        # BSDF table (by identity, in first-use order) and per-shape indices.
+        self.bsdfs: list[Any] = []
+        for s in self.shapes:
+            if s.bsdf is None:
+                from ..bsdfs.diffuse import Diffuse  # Mitsuba's default material
+                s.bsdf = Diffuse()
+            if not any(s.bsdf is b for b in self.bsdfs):
+                self.bsdfs.append(s.bsdf)
+        self.shape_bsdf = [next(i for i, b in enumerate(self.bsdfs) if b is s.bsdf)
+                           for s in self.shapes]
+
+        # Emitters: area emitters first (one per emissive shape), then the others.
+        self.area_emitters = []
+        self.shape_area_emitter = []
+        for s in self.shapes:
+            if s.emitter is not None:
+                s.emitter.shape = s
+                self.shape_area_emitter.append(len(self.area_emitters))
+                self.area_emitters.append(s.emitter)
+            else:
+                self.shape_area_emitter.append(INVALID)
+        others = [e for e in emitters if not getattr(e, "is_area", False)]
+        self.emitters = self.area_emitters + others
+        envs = [e for e in others if e.is_infinite and not e.is_delta]
+        if len(envs) > 1:
+            raise ValueError("a scene may hold at most one environment emitter "
+                             f"(constant/envmap); found {len(envs)}")
+        self.environment = envs[0] if envs else None
+        self._positions_np: Optional[np.ndarray] = None
+        self.accel: Any = None
+        self.update()
+
+    # ------------------------------------------------------------------
+    # buffers
+    # ------------------------------------------------------------------
+    def update(self) -> None:
+        """Recompute the flat buffers from the plugins (differentiably)."""
+        shapes = self.shapes
+        counts_v = [s.vertex_count for s in shapes]
+        counts_f = [s.face_count for s in shapes]
+        self.vertex_offsets = np.concatenate([[0], np.cumsum(counts_v)]).astype(np.int64)
+        self.face_offsets = np.concatenate([[0], np.cumsum(counts_f)]).astype(np.int64)
+        n_faces = int(self.face_offsets[-1])
+
+        self.positions = dr.concat([s.world_positions() for s in shapes]) \
+            if len(shapes) > 1 else shapes[0].world_positions()
+        faces_np = np.concatenate([s.faces_numpy().astype(np.int64) + off
+                                   for s, off in zip(shapes, self.vertex_offsets[:-1])])
+        self.faces_np = faces_np.astype(np.uint32)
+        self.faces = bk.UInt32(self.faces_np.ravel())
+        self.prim_shape = bk.UInt32(np.repeat(np.arange(len(shapes), dtype=np.uint32),
+                                              counts_f))
+        self.prim_shape_np = np.repeat(np.arange(len(shapes), dtype=np.uint32), counts_f)
+
+        # Optional vertex attributes, padded with zeros for shapes that lack them.
+        self.has_normals = any(s.vertex_normals is not None for s in shapes)
+        self.shape_smooth = bk.Bool(np.array([s.vertex_normals is not None for s in shapes]))
+        if self.has_normals:
+            parts = [s.world_normals() if s.vertex_normals is not None
+                     else dr.zeros(bk.Float, 3 * s.vertex_count) for s in shapes]
+            self.normals = dr.concat(parts) if len(parts) > 1 else parts[0]
+        self.has_texcoords = any(s.vertex_texcoords is not None for s in shapes)
+        if self.has_texcoords:
+            parts = [s.vertex_texcoords if s.vertex_texcoords is not None
+                     else dr.zeros(bk.Float, 2 * s.vertex_count) for s in shapes]
+            self.texcoords = dr.concat(parts) if len(parts) > 1 else parts[0]
+
+        # Per-shape material and area-emitter indices, gathered per triangle.
+        self.prim_bsdf = dr.gather(bk.UInt32, bk.UInt32(np.array(self.shape_bsdf, np.uint32)),
+                                   self.prim_shape)
+        self.prim_emitter = dr.gather(
+            bk.UInt32, bk.UInt32(np.array(self.shape_area_emitter, np.uint32)), self.prim_shape)
+
+        # Acceleration structure over detached positions; rebuilt when geometry moved.
+        pos_np = np.array(dr.detach(self.positions), dtype=np.float32).reshape(-1, 3)
+        if not np.all(np.isfinite(pos_np)):
+            bad = int(np.argmax(~np.isfinite(pos_np).all(1)))
+            shape_i = int(np.searchsorted(self.vertex_offsets, bad, side="right") - 1)
+            raise ValueError(f"shape {shapes[shape_i].id!r}: vertex positions contain NaN or "
+                             "inf after the update")
+        if self.accel is None or self._positions_np is None or \
+                self._positions_np.shape != pos_np.shape:
+            self.accel = _build_accel(pos_np, self.faces_np)
+        elif not np.array_equal(self._positions_np, pos_np):
+            self.accel.refit(pos_np)
+        self._positions_np = pos_np
+
+        # Scene bounds, for infinite emitters.
+        lo, hi = pos_np.min(0), pos_np.max(0)
+        self.bbox = (lo, hi)
+        center = 0.5 * (lo + hi)
+        radius = float(np.linalg.norm(hi - lo) * 0.5) or 1.0
+        self.bsphere = (center, radius)
+        for e in self.emitters:
+            e.set_scene_bounds(bk.Array3f(*center.tolist()), radius)
+
+        # Area-emitter sampling tables (triangle CDF per emissive shape).
+        self._area_tables = []
+        f = faces_np
+        for e in self.area_emitters:
+            si = next(i for i, s in enumerate(shapes) if s is e.shape)
+            lo_f, hi_f = int(self.face_offsets[si]), int(self.face_offsets[si + 1])
+            ff = f[lo_f:hi_f]
+            p = pos_np.astype(np.float64)
+            area = 0.5 * np.linalg.norm(np.cross(p[ff[:, 1]] - p[ff[:, 0]],
+                                                 p[ff[:, 2]] - p[ff[:, 0]]), axis=1)
+            total = float(area.sum())
+            if total <= 0:
+                raise ValueError(f"emissive shape {e.shape.id!r} has zero surface area")
+            cdf = np.concatenate([[0.0], np.cumsum(area)]) / total
+            self._area_tables.append((lo_f, hi_f - lo_f, bk.Float(cdf.astype(np.float32)), total))
+        self._n_faces = n_faces
+
+    @property
+    def sensor(self) -> Any:
+        return self.sensors[0]
+
+    def bbox_numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.bbox
+
+    # ------------------------------------------------------------------
+    # ray queries
+    # ------------------------------------------------------------------
+    def ray_intersect_preliminary(self, o: Any, d: Any, tmax: Any, active: Any) -> tuple:
+        """(t, prim, u, v, hit) of the closest hit; not differentiable."""
+        return self.accel.ray_intersect(dr.detach(o), dr.detach(d), dr.detach(tmax), active)
+
+    def ray_test(self, o: Any, d: Any, tmax: Any, active: Any) -> Any:
+        """True where the segment ``o + t d``, t in (0, tmax), hits anything."""
+        return self.accel.ray_test(dr.detach(o), dr.detach(d), dr.detach(tmax), active)
+
+    def ray_intersect(self, o: Any, d: Any, tmax: Any, active: Any) -> SurfaceInteraction:
+        _, prim, _, _, hit = self.ray_intersect_preliminary(o, d, tmax, active)
+        return self.compute_interaction(o, d, prim, hit & active)
+
+    def _triangle(self, prim: Any, active: Any) -> tuple:
+        idx = [dr.gather(bk.UInt32, self.faces, prim * 3 + k, active) for k in range(3)]
+        pts = [dr.gather(bk.Array3f, self.positions, i, active) for i in idx]
+        return idx, pts
+
+    def compute_interaction(self, o: Any, d: Any, prim: Any, hit: Any) -> SurfaceInteraction:
+        """Differentiable surface interaction of ray (o, d) with triangle ``prim``.
+
+        Re-solves the Möller–Trumbore system (Möller & Trumbore 1997, "Fast,
+        Minimum Storage Ray-Triangle Intersection") with attached vertices, so
+        t, the barycentrics and thus the position, normals and uv are
+        differentiable in the geometry while the ray stays fixed.
+        """
+        prim = dr.select(hit, prim, 0)
+        (i0, i1, i2), (p0, p1, p2) = self._triangle(prim, hit)
+        e1, e2 = p1 - p0, p2 - p0
+        pvec = dr.cross(d, e2)
+        det = dr.dot(e1, pvec)
+        inv_det = dr.select(dr.abs(det) > 1e-20, dr.rcp(det), 0.0)
+        tvec = o - p0
+        u = dr.dot(tvec, pvec) * inv_det
+        qvec = dr.cross(tvec, e1)
+        v = dr.dot(d, qvec) * inv_det
+        t = dr.dot(e2, qvec) * inv_det
+        p = dr.fma(d, t, o)
+        n_geo = dr.cross(e1, e2)
+        n_len = dr.norm(n_geo)
+        n = dr.select(n_len > 0, n_geo / dr.maximum(n_len, 1e-30), bk.Array3f(0, 0, 1))
+        b0 = 1.0 - u - v
+        sh_n = n
+        shape = dr.gather(bk.UInt32, self.prim_shape, prim, hit)
+        if self.has_normals:
+            smooth = dr.gather(bk.Bool, self.shape_smooth, shape, hit)
+            n0, n1, n2 = [dr.gather(bk.Array3f, self.normals, i, hit & smooth)
+                          for i in (i0, i1, i2)]
+            ns = n0 * b0 + n1 * u + n2 * v
+            ns_len = dr.norm(ns)
+            sh_n = dr.select(smooth & (ns_len > 1e-12), ns / dr.maximum(ns_len, 1e-30), n)
+        if self.has_texcoords:
+            t0, t1, t2 = [dr.gather(bk.Array2f, self.texcoords, i, hit) for i in (i0, i1, i2)]
+            uv = t0 * b0 + t1 * u + t2 * v
+        else:
+            uv = bk.Array2f(u, v)
+        frame = Frame(sh_n)
+        wi = frame.to_local(-d)
+        t = dr.select(hit, t, dr.inf)
+        return SurfaceInteraction(t=t, p=p, n=n, sh_n=sh_n, uv=uv, wi=wi, prim=prim,
+                                  shape=shape, valid=bk.Bool(hit))
+
+    # ------------------------------------------------------------------
+    # emitters
+    # ------------------------------------------------------------------
+    def emitter_index(self, si: SurfaceInteraction, active: Any) -> Any:
+        return dr.gather(bk.UInt32, self.prim_emitter, si.prim, active & si.valid)
+
+    def eval_area_emitter(self, si: SurfaceInteraction, active: Any) -> Any:
+        """Radiance emitted by the surface at ``si`` towards ``si.wi`` (zero if not emissive)."""
+        if not self.area_emitters:
+            return dr.zeros(bk.Array3f, dr.width(si.p))
+        idx = self.emitter_index(si, active)
+        is_em = active & si.valid & (idx != INVALID)
+        if len(self.area_emitters) == 1:
+            return dr.select(is_em, self.area_emitters[0].eval(si, is_em), 0.0)
+        value = dr.switch(dr.select(is_em, idx, 0), [e.eval for e in self.area_emitters],
+                          si, is_em)
+        return dr.select(is_em, value, 0.0)
+
+    def eval_environment(self, d: Any, active: Any) -> Any:
+        if self.environment is None:
+            return dr.zeros(bk.Array3f, dr.width(d))
+        return self.environment.eval_direction(d, active)
+
+    def _area_sample(self, k: int, p_ref: Any, s2: Any, active: Any) -> tuple:
+        """Sample a point on area emitter ``k`` uniformly by area; return a direction sample."""
+        off, count, cdf, total = self._area_tables[k]
+        u = s2[0]
+        local = dr.binary_search(0, count, lambda i: dr.gather(bk.Float, cdf, i + 1) <= u)
+        local = dr.minimum(local, count - 1)
+        c0 = dr.gather(bk.Float, cdf, local)
+        c1 = dr.gather(bk.Float, cdf, local + 1)
+        u_re = dr.clip((u - c0) / dr.maximum(c1 - c0, 1e-12), 0.0, 1.0 - 1e-7)
+        prim = local + off
+        b = square_to_uniform_triangle(bk.Array2f(u_re, s2[1]))
+        (i0, i1, i2), (p0, p1, p2) = self._triangle(prim, active)
+        p = p0 * (1.0 - b[0] - b[1]) + p1 * b[0] + p2 * b[1]
+        n_geo = dr.cross(p1 - p0, p2 - p0)
+        area2 = dr.norm(n_geo)
+        n = n_geo / dr.maximum(area2, 1e-30)
+        # pdf (area measure) = P(triangle) / area(triangle): detached choice, attached
+        # area, so that the area-change Jacobian is part of the estimator.
+        tri_area = 0.5 * area2
+        pdf_area = dr.detach(tri_area) / total / dr.maximum(tri_area, 1e-30)
+        dvec = p - p_ref
+        dist2 = dr.squared_norm(dvec)
+        dist = dr.sqrt(dist2)
+        d = dvec / dr.maximum(dist, 1e-30)
+        cos_l = -dr.dot(n, d)
+        uv = bk.Array2f(b[0], b[1])
+        if self.has_texcoords:
+            t0, t1, t2 = [dr.gather(bk.Array2f, self.texcoords, i, active) for i in (i0, i1, i2)]
+            uv = t0 * (1.0 - b[0] - b[1]) + t1 * b[0] + t2 * b[1]
+        shape = dr.gather(bk.UInt32, self.prim_shape, prim, active)
+        si_l = SurfaceInteraction(t=dist, p=p, n=n, sh_n=n, uv=uv, wi=Frame(n).to_local(-d),
+                                  prim=prim, shape=shape, valid=active)
+        radiance = self.area_emitters[k].eval(si_l, active)
+        ok = active & (cos_l > 1e-7) & (dist > 1e-7)
+        pdf = dr.select(ok, pdf_area * dist2 / dr.maximum(cos_l, 1e-12), 0.0)
+        weight = dr.select(ok, radiance / dr.maximum(pdf, 1e-30), 0.0)
+        return d, dist, pdf, weight
+
+    def sample_emitter_direction(self, p_ref: Any, s1: Any, s2: Any, active: Any) -> tuple:
+        """Sample a direction towards an emitter from ``p_ref``.
+
+        Picks an emitter uniformly (probability 1/N, as Mitsuba) with ``s1``,
+        then samples it with ``s2``. Returns ``(d, dist, pdf, weight, delta)``:
+        unit direction, distance (inf for emitters at infinity), solid-angle pdf
+        including the selection probability (1/N for delta emitters), the
+        weight radiance/pdf, and whether the emitter is a delta light.
+        Visibility is *not* tested here.
+        """
+        n = len(self.emitters)
+        if n == 0:
+            z = dr.zeros(bk.Float, dr.width(s1))
+            return (dr.zeros(bk.Array3f, dr.width(s1)), z, z, dr.zeros(bk.Array3f, dr.width(s1)),
+                    dr.full(bk.Bool, False, dr.width(s1)))
+        idx = dr.minimum(bk.UInt32(s1 * n), n - 1)
+
+        funcs = []
+        for k, e in enumerate(self.emitters):
+            if k < len(self.area_emitters):
+                def f(p, s, act, k=k):
+                    d, dist, pdf, w = self._area_sample(k, p, s, act)
+                    return d, dist, pdf, w, dr.full(bk.Bool, False, dr.width(p))
+            else:
+                def f(p, s, act, e=e):
+                    ds = e.sample_direction(p, s, act)
+                    return (ds.d, ds.dist, ds.pdf, ds.weight,
+                            dr.full(bk.Bool, bool(e.is_delta), dr.width(p)) & act)
+            funcs.append(f)
+        if n == 1:
+            d, dist, pdf, w, delta = funcs[0](p_ref, s2, active)
+        else:
+            d, dist, pdf, w, delta = dr.switch(idx, funcs, p_ref, s2, active)
+        # Selection probability 1/n.
+        pdf = pdf * (1.0 / n)
+        w = w * float(n)
+        return d, dist, pdf, w, delta
+
+    def pdf_area_emitter(self, p_ref: Any, si: SurfaceInteraction, active: Any) -> Any:
+        """Solid-angle pdf with which ``sample_emitter_direction`` from ``p_ref``
+        would have produced the emissive hit ``si`` (for MIS)."""
+        if not self.area_emitters:
+            return dr.zeros(bk.Float, dr.width(si.t))
+        idx = self.emitter_index(si, active)
+        is_em = active & si.valid & (idx != INVALID)
+        totals = bk.Float(np.array([t[3] for t in self._area_tables], np.float32))
+        total = dr.gather(bk.Float, totals, dr.select(is_em, idx, 0), is_em)
+        dist2 = dr.squared_norm(si.p - p_ref)
+        cos_l = dr.abs(si.wi[2])
+        pdf = dist2 / dr.maximum(cos_l * total, 1e-30) / len(self.emitters)
+        return dr.detach(dr.select(is_em & (cos_l > 1e-7), pdf, 0.0))
+
+    def pdf_environment(self, p_ref: Any, d: Any, active: Any) -> Any:
+        if self.environment is None:
+            return dr.zeros(bk.Float, dr.width(d))
+        return dr.detach(self.environment.pdf_direction(p_ref, d, active)) / len(self.emitters)
+
+    def __repr__(self) -> str:
+        return (f"Scene(shapes={len(self.shapes)}, triangles={self._n_faces}, "
+                f"bsdfs={len(self.bsdfs)}, emitters={len(self.emitters)}, "
+                f"sensors={len(self.sensors)})")
+
+
+def _build_accel(positions: np.ndarray, faces: np.ndarray) -> Any:
+    try:
+        from ..geometry.bvh import BVH
+    except ImportError:  # pragma: no cover - only during early development
+        warnings.warn("lumigrad.geometry.bvh unavailable: using brute-force intersection")
+        return _BruteForce(positions, faces)
+    return BVH.build(positions, faces)
+
+
+class _BruteForce:
+    """Tests every triangle (only for tiny scenes; a development fallback)."""
+
+    def __init__(self, positions: np.ndarray, faces: np.ndarray) -> None:
+        self.refit(positions, faces)
+
+    def refit(self, positions: np.ndarray, faces: Optional[np.ndarray] = None) -> None:
+        if faces is not None:
+            self.faces = faces
+        tri = positions[self.faces]
+        self.n = tri.shape[0]
+        self.p0 = bk.Float(tri[:, 0].ravel().copy())
+        self.e1 = bk.Float((tri[:, 1] - tri[:, 0]).ravel().copy())
+        self.e2 = bk.Float((tri[:, 2] - tri[:, 0]).ravel().copy())
+
+    def _loop(self, o: Any, d: Any, tmax: Any, active: Any, any_hit: bool) -> tuple:
+        n = self.n
+        w = dr.width(o)
+
+        def cond(i, t, prim, u, v):
+            return i < n
+
+        def body(i, t, prim, u, v):
+            p0 = dr.gather(bk.Array3f, self.p0, i)
+            e1 = dr.gather(bk.Array3f, self.e1, i)
+            e2 = dr.gather(bk.Array3f, self.e2, i)
+            pvec = dr.cross(d, e2)
+            det = dr.dot(e1, pvec)
+            inv = dr.rcp(det)
+            tv = o - p0
+            uu = dr.dot(tv, pvec) * inv
+            qv = dr.cross(tv, e1)
+            vv = dr.dot(d, qv) * inv
+            tt = dr.dot(e2, qv) * inv
+            ok = active & (dr.abs(det) > 1e-20) & (uu >= 0) & (vv >= 0) & (uu + vv <= 1) & \
+                (tt > 0) & (tt < t)
+            t = dr.select(ok, tt, t)
+            prim = dr.select(ok, i, prim)
+            u = dr.select(ok, uu, u)
+            v = dr.select(ok, vv, v)
+            return i + 1, t, prim, u, v
+
+        state = (dr.zeros(bk.UInt32, w), bk.Float(tmax) + dr.zeros(bk.Float, w),
+                 dr.full(bk.UInt32, INVALID, w), dr.zeros(bk.Float, w), dr.zeros(bk.Float, w))
+        _, t, prim, u, v = dr.while_loop(state, cond, body)
+        hit = active & (prim != INVALID)
+        return dr.select(hit, t, dr.inf), prim, u, v, hit
+
+    def ray_intersect(self, o: Any, d: Any, tmax: Any, active: Any) -> tuple:
+        return self._loop(o, d, tmax, active, False)
+
+    def ray_test(self, o: Any, d: Any, tmax: Any, active: Any) -> Any:
+        return self._loop(o, d, tmax, active, True)[4]

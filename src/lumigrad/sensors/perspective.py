@@ -1,0 +1,127 @@
+"""The ``perspective`` pinhole camera (Mitsuba 3's conventions).
+
+The camera looks along its local +Z axis; ``to_world`` places it in the world
+(usually built with a ``lookat``). Image right is local −X and image up local
++Y, which is what ``Transform4f.looking_at`` produces for an unmirrored view.
+
+A film position ``(sx, sy)`` in [0,1]² (x to the right, y downwards) maps to
+the local direction ``((1 − 2 sx) tan(x_fov/2), (1 − 2 sy) tan(x_fov/2) H/W, 1)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator, Optional
+
+import drjit as dr
+
+from .. import backend as bk
+from ..geometry.transform import Transform4f
+from ..scene.schema import Param, register
+from .film import HDRFilm
+from .sampler import IndependentSampler
+
+
+def x_fov_from(fov: float, fov_axis: str, width: int, height: int) -> float:
+    """Horizontal field of view (degrees) from ``fov`` measured along ``fov_axis``."""
+    aspect = width / height
+    axis = fov_axis
+    if axis == "smaller":
+        axis = "y" if aspect > 1 else "x"
+    elif axis == "larger":
+        axis = "x" if aspect > 1 else "y"
+    t = math.tan(math.radians(fov) / 2)
+    if axis == "x":
+        return fov
+    if axis == "y":
+        return math.degrees(2 * math.atan(t * aspect))
+    if axis == "diagonal":
+        return math.degrees(2 * math.atan(t * width / math.hypot(width, height)))
+    raise ValueError(f"fov_axis must be one of x, y, diagonal, smaller, larger; got {fov_axis!r}")
+
+
+@register
+class PerspectiveSensor:
+    """A pinhole camera with a field of view and near/far clip planes."""
+
+    PLUGIN = ("sensor", "perspective")
+    PARAMS = {
+        "fov": Param("float", None, min_exclusive=0.0, max_exclusive=180.0),
+        "fov_axis": Param("string", "x", choices=("x", "y", "diagonal", "smaller", "larger")),
+        "focal_length": Param("string", None),
+        "near_clip": Param("float", 0.01, min_exclusive=0.0),
+        "far_clip": Param("float", 10000.0, min_exclusive=0.0),
+        "to_world": Param("transform", None),
+        "film": Param("object", category="film"),
+        "sampler": Param("object", category="sampler"),
+        "principal_point_offset_x": Param("float", 0.0),
+        "principal_point_offset_y": Param("float", 0.0),
+    }
+
+    def __init__(self, fov: Optional[float] = None, fov_axis: str = "x",
+                 focal_length: Optional[str] = None, near_clip: float = 0.01,
+                 far_clip: float = 10000.0, to_world: Optional[Transform4f] = None,
+                 film: Optional[HDRFilm] = None, sampler: Optional[IndependentSampler] = None,
+                 principal_point_offset_x: float = 0.0, principal_point_offset_y: float = 0.0,
+                 id: Optional[str] = None) -> None:
+        self.id = id
+        self.film = film if film is not None else HDRFilm()
+        self.sampler = sampler if sampler is not None else IndependentSampler()
+        if fov is None:
+            fov = self._fov_from_focal_length(focal_length or "50mm")
+        if not (0.0 < float(fov) < 180.0):
+            raise ValueError(f"sensor {id!r}: fov must be in (0, 180) degrees, got {fov}")
+        if not (0.0 < near_clip < far_clip):
+            raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
+                             f"near_clip={near_clip}, far_clip={far_clip}")
+        w, h = self.film.width, self.film.height
+        x_fov = x_fov_from(float(fov), fov_axis, w, h)
+        if not (0.0 < x_fov < 180.0):
+            raise ValueError(f"sensor {id!r}: the horizontal field of view {x_fov:.3f}° "
+                             "implied by fov/fov_axis is outside (0, 180)")
+        self.x_fov = bk.Float(x_fov)
+        self.near_clip = float(near_clip)
+        self.far_clip = float(far_clip)
+        self.to_world = to_world if to_world is not None else Transform4f()
+        self.principal_point = (float(principal_point_offset_x), float(principal_point_offset_y))
+
+    @staticmethod
+    def _fov_from_focal_length(text: str) -> float:
+        # 35 mm film equivalent, measured along the diagonal (36 x 24 mm).
+        try:
+            f = float(str(text).strip().removesuffix("mm"))
+        except ValueError as e:
+            raise ValueError(f"focal_length must look like '50mm', got {text!r}") from e
+        if f <= 0:
+            raise ValueError(f"focal_length must be positive, got {text!r}")
+        return math.degrees(2 * math.atan(math.hypot(36, 24) / (2 * f)))
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.film.width, self.film.height
+
+    def sample_ray(self, film_pos: Any) -> tuple[Any, Any, Any]:
+        """World-space ray ``(origin, unit direction, max distance)`` through
+        ``film_pos`` in [0,1]², clipped to the near and far planes.
+
+        Differentiable in ``to_world`` and ``x_fov``.
+        """
+        w, h = self.film.width, self.film.height
+        tan_x = dr.tan(dr.deg2rad(self.x_fov) * 0.5)
+        sx = film_pos[0] + self.principal_point[0]
+        sy = film_pos[1] + self.principal_point[1]
+        d_local = bk.Array3f((1.0 - 2.0 * sx) * tan_x, (1.0 - 2.0 * sy) * tan_x * (h / w), 1.0)
+        d_local = dr.normalize(d_local)
+        m = self.to_world.matrix
+        o = bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
+        d = dr.normalize(self.to_world.transform_vector(d_local))
+        # Start at the near plane (measured along the optical axis, as Mitsuba).
+        inv_z = dr.rcp(dr.detach(d_local[2]))
+        o = o + d * (self.near_clip * inv_z)
+        return o, d, (self.far_clip - self.near_clip) * inv_z
+
+    def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
+        yield "to_world", self.to_world, lambda v: setattr(self, "to_world", v)
+        yield "x_fov", self.x_fov, lambda v: setattr(self, "x_fov", v)
+        yield "near_clip", self.near_clip, None
+        yield "far_clip", self.far_clip, None
