@@ -381,7 +381,7 @@ class _Builder:
         elif kind == "texture":
             if tag in ("rgb", "srgb", "spectrum", "float", "integer", "triple"):
                 raw = float(v) if _is_number(v) else triple(v)
-                p.check_range(raw, loc)
+                self.check_range(p, raw, loc)
                 return self.constant_texture(raw, loc)
             if tag == "instance":
                 return v
@@ -403,8 +403,15 @@ class _Builder:
         else:
             raise SceneLoadError(f"{loc}: the plugin declares an unknown parameter kind {kind!r}")
         if kind in ("float", "int", "color", "point", "vector"):
-            p.check_range(out, loc)
+            self.check_range(p, out, loc)
         return out
+
+    @staticmethod
+    def check_range(p: Param, value: Any, loc: str) -> None:
+        try:
+            p.check_range(value, loc)
+        except ValueError as e:
+            raise SceneLoadError(str(e)) from None
 
     def resolve_filename(self, fn: str) -> str:
         """Relative file names are looked up next to the scene file first, then
