@@ -114,3 +114,26 @@ def as_mask(active: Any, n: int) -> Any:
     if isinstance(active, bool):
         return dr.full(bk.Bool, active, n)
     return bk.Bool(active)
+
+
+def atan2(y: Any, x: Any) -> Any:
+    """``atan2(y, x)`` in (-π, π] from ``asin``/``acos`` of the normalised
+    coordinates, each used only where its argument is at most 1/√2 in size (so
+    both value and derivative stay accurate); 0 at the origin, with finite
+    derivatives everywhere.
+
+    Why not ``dr.atan2``: in Dr.Jit 1.5 it emits ``llvm.maximum``/``llvm.minimum``,
+    which LLVM 20's x86 backend sometimes fails to compile on AVX2 machines
+    ("LLVM ERROR: Cannot select: f32 = fmaximum", aborting the process).
+    """
+    r2 = dr.square(x) + dr.square(y)
+    ok = r2 > 0
+    inv = dr.select(ok, dr.rsqrt(dr.select(ok, r2, 1.0)), 0.0)
+    s, c = y * inv, x * inv
+    use_asin = dr.abs(y) <= dr.abs(x)
+    a = dr.asin(dr.select(use_asin, s, 0.0))   # |s| <= 1/√2 here
+    b = dr.acos(dr.select(use_asin, 0.0, c))   # |c| < 1/√2 here
+    pi_signed = dr.select(y < 0, -dr.pi, dr.pi)
+    angle_asin = dr.select(c < 0, pi_signed - a, a)
+    angle_acos = dr.select(s < 0, -b, b)
+    return dr.select(use_asin, angle_asin, angle_acos)

@@ -59,7 +59,7 @@ from .. import backend as bk
 from .. import io
 from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
-from ._util import LUMINANCE_WEIGHTS, as_mask, lane_count
+from ._util import LUMINANCE_WEIGHTS, as_mask, atan2, lane_count
 from .base import DirectionSample, Emitter
 from .distr2d import PiecewiseConstant2D
 
@@ -72,6 +72,7 @@ def direction_to_uv(d: Any) -> tuple[Any, Any, Any]:
     Differentiable with finite derivatives everywhere (the poles included):
     ``θ = atan2(sqrt(x² + z²), y)`` with a safe square root, and the azimuth
     is evaluated on a fixed direction at the poles, where it is undefined.
+    (``atan2`` is :func:`._util.atan2`, not ``dr.atan2``: see there why.)
     """
     x, y, z = d[0], d[1], d[2]
     r2 = dr.square(x) + dr.square(z)
@@ -79,9 +80,9 @@ def direction_to_uv(d: Any) -> tuple[Any, Any, Any]:
     pole = r2 <= 0.0
     xs = dr.select(pole, 0.0, x)
     zs = dr.select(pole, -1.0, z)
-    u = dr.atan2(xs, -zs) * dr.inv_two_pi
+    u = atan2(xs, -zs) * dr.inv_two_pi
     u = u - dr.floor(u)
-    v = dr.atan2(sin_theta, y) * dr.inv_pi
+    v = atan2(sin_theta, y) * dr.inv_pi
     return u, v, sin_theta
 
 
