@@ -1,1 +1,39 @@
-"""lumigrad.raster"""
+"""lumigrad.raster: a differentiable rasterization pipeline of small stages.
+
+The design of the TinyDiffRast course: each stage is an object that owns its
+output buffers and has a ``forward()``, and stages are wired together by
+passing buffers — but every buffer holds an attached Dr.Jit array, so the
+whole pipeline is differentiable in forward and reverse mode without any
+hand-written backward pass.
+
+Stages: :class:`PerspectiveCamera`, :class:`OrthographicCamera`,
+:class:`TriangleMesh`, :class:`TriangleRasterizer` (triangle-id, barycentric
+and depth buffers; exact near-plane handling; optional back-face culling),
+:class:`TriangleAttributeInterpolator`, :class:`NormalsEstimator`,
+:class:`DirectionalLightArray`, :class:`BlinnPhongShader`,
+:class:`SilhouetteShader`, :class:`TextureSampler`, :class:`Resolve`,
+:class:`ImageLoss`; silhouette gradients by :class:`AnalyticAntialias`
+(Laine et al. 2020) or :class:`RasterizeThenSplat` (Cole et al. 2021);
+:class:`Pipeline` composes them. :func:`jacobian_image` computes derivative
+images by forward mode, per-pixel reverse mode and batched reverse mode.
+"""
+from __future__ import annotations
+
+from .buffers import Buffer
+from .camera import Camera, OrthographicCamera, PerspectiveCamera
+from .discontinuity import AnalyticAntialias, RasterizeThenSplat
+from .jacobian import LaneDependenceError, finite_difference_image, jacobian_image
+from .mesh import EXAMPLE_MESHES, TriangleMesh
+from .pipeline import ParamRenderFn, Pipeline, RasterParameters
+from .rasterizer import BACKGROUND, SilhouetteGradientWarning, TriangleRasterizer
+from .stages import (BlinnPhongShader, DirectionalLightArray, ImageLoss, NormalsEstimator,
+                     Resolve, SilhouetteShader, TextureSampler, TriangleAttributeInterpolator)
+
+__all__ = [
+    "Buffer", "Camera", "PerspectiveCamera", "OrthographicCamera", "TriangleMesh",
+    "EXAMPLE_MESHES", "TriangleRasterizer", "BACKGROUND", "SilhouetteGradientWarning",
+    "TriangleAttributeInterpolator", "NormalsEstimator", "DirectionalLightArray",
+    "BlinnPhongShader", "SilhouetteShader", "TextureSampler", "Resolve", "ImageLoss",
+    "AnalyticAntialias", "RasterizeThenSplat", "Pipeline", "RasterParameters",
+    "ParamRenderFn", "jacobian_image", "finite_difference_image", "LaneDependenceError",
+]

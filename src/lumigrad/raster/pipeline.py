@@ -1,0 +1,382 @@
+"""``Pipeline``: the course's rasterization pipeline, composed from the stages.
+
+Order (as in the course's lesson): camera -> rasterizer -> world-position
+interpolator -> normals estimator -> normals interpolator -> albedo (vertex
+colours or a texture) -> lights -> Blinn-Phong (or silhouette) shader ->
+optional discontinuity stage (``'antialias'`` / ``'splat'``) -> resolve of the
+sample grid to pixels. ``forward()`` runs them and returns the image, a
+``TensorXf`` (height, width, channels); there is no ``backward()`` to write:
+``dr.backward(loss)`` / ``dr.forward_to(image)`` differentiate it.
+
+:meth:`Pipeline.parameters` exposes the differentiable inputs under
+Mitsuba-like keys (``'light.0.direction'``, ``'lights.colors'``,
+``'vertex_albedos'``, ``'camera.position'``, ``'mesh.vertex_positions'``, ...)
+with ``update(optimizer)`` so that a ``drjit.opt`` optimizer drives them the
+way ``params.update(opt)`` does in Mitsuba.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional
+
+import drjit as dr
+import numpy as np
+
+from .. import backend as bk
+from . import discontinuity as disc
+from .buffers import Buffer
+from .camera import Camera, OrthographicCamera, PerspectiveCamera
+from .mesh import TriangleMesh
+from .rasterizer import TriangleRasterizer, parse_resolution
+from .stages import (BlinnPhongShader, DirectionalLightArray, NormalsEstimator, Resolve,
+                     SilhouetteShader, TextureSampler, TriangleAttributeInterpolator)
+
+
+class RasterParameters:
+    """Differentiable inputs of a pipeline by key (a small ``SceneParameters``).
+
+    ``params[key]`` reads the current value, ``params[key] = v`` sets it,
+    ``params.update(opt)`` copies every key the optimizer holds."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[Callable[[], Any], Callable[[Any], None]]] = {}
+
+    def add(self, key: str, getter: Callable[[], Any], setter: Callable[[Any], None]) -> None:
+        self._items[key] = (getter, setter)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._lookup(key)[0]()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._lookup(key)[1](value)
+
+    def _lookup(self, key: str) -> tuple:
+        if key not in self._items:
+            raise KeyError(f"unknown pipeline parameter {key!r}; known: {', '.join(self._items)}")
+        return self._items[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def update(self, values: Any = None) -> None:
+        """Set every key of ``values`` (a dict or a ``drjit.opt`` optimizer) that names
+        a parameter here; other keys are ignored, as in Mitsuba."""
+        if values is None:
+            return
+        for k in list(values.keys()):
+            if k in self._items:
+                self._items[k][1](values[k])
+
+    def __repr__(self) -> str:
+        return "RasterParameters(" + ", ".join(self._items) + ")"
+
+
+class Pipeline:
+    """The rasterization pipeline of the course, differentiable end to end.
+
+    Args:
+        resolution: ``(width, height)`` or one int.
+        mesh: a :class:`TriangleMesh` or the name of an example mesh
+            (``'icosphere'``, ``'uv_sphere'``, ``'torus'``, ``'cube'``, ``'plane'``);
+            ``mesh_kwargs`` go to its generator.
+        camera: a :class:`PerspectiveCamera` / :class:`OrthographicCamera`
+            (default: perspective at (0, 0, 3) looking at the origin, 45°).
+        n_lights: number of directional lights (white, travelling along (1, -1, -1)
+            by default, as in the course).
+        samples_per_pixel: perfect square; samples are box-filtered to pixels.
+        cull_backfaces: see :class:`TriangleRasterizer`.
+        discontinuity: ``None`` (interior derivatives only), ``'antialias'``
+            (Laine et al. 2020) or ``'splat'`` (Cole et al. 2021); see
+            :mod:`lumigrad.raster.discontinuity`.
+        shading: ``'blinn_phong'`` or ``'silhouette'``.
+        vertex_albedos: (N, 3) per-vertex albedo (default 0.8 grey), ignored when
+            ``texture`` is given.
+        texture: (h, w, 3) albedo texture looked up at the mesh's uvs.
+        ambient_constant, diffuse_constant, specular_constant, shine_coefficient:
+            Blinn-Phong constants (the course's defaults 0.1, 0.3, 0.2, 30).
+        background: colour of uncovered samples.
+    """
+
+    def __init__(self, resolution: Any = (64, 64), mesh: Any = "icosphere",
+                 camera: Optional[Camera] = None, n_lights: int = 1,
+                 samples_per_pixel: int = 1, cull_backfaces: bool = False,
+                 discontinuity: Optional[str] = None, shading: str = "blinn_phong",
+                 vertex_albedos: Any = None, texture: Any = None,
+                 ambient_constant: Any = 0.1, diffuse_constant: Any = 0.3,
+                 specular_constant: Any = 0.2, shine_coefficient: Any = 30.0,
+                 background: Any = (0.0, 0.0, 0.0), mesh_kwargs: Optional[dict] = None,
+                 mesh_type: Optional[str] = None) -> None:
+        if shading not in ("blinn_phong", "silhouette"):
+            raise ValueError(f"Pipeline: shading must be 'blinn_phong' or 'silhouette', "
+                             f"got {shading!r}")
+        if discontinuity not in (None, "antialias", "splat"):
+            raise ValueError(f"Pipeline: discontinuity must be None, 'antialias' or 'splat', "
+                             f"got {discontinuity!r}")
+        self.width, self.height = parse_resolution(resolution)
+        if mesh_type is not None:  # the course's keyword
+            mesh = mesh_type
+        if isinstance(mesh, str):
+            mesh = TriangleMesh.example(mesh, **(mesh_kwargs or {}))
+        if not isinstance(mesh, TriangleMesh):
+            raise TypeError(f"Pipeline: mesh must be a TriangleMesh or an example name, got "
+                            f"{type(mesh).__name__}")
+        self.mesh = mesh
+        self.camera = camera if camera is not None else PerspectiveCamera()
+        self.shading = shading
+        self.discontinuity = discontinuity
+
+        self.rasterizer = TriangleRasterizer((self.width, self.height), self.camera, mesh,
+                                             samples_per_pixel=samples_per_pixel,
+                                             cull_backfaces=cull_backfaces)
+        rz = self.rasterizer
+        ids, bary = rz.triangle_id_buffer, rz.barycentric_buffer
+        self.stages: list[Any] = []
+        self.light_array = DirectionalLightArray(n_lights)
+        for i in range(n_lights):
+            self.light_array.set_light_direction(i, (1.0, -1.0, -1.0))
+        self.vertex_albedos = Buffer("vertex_albedos", channels=3)
+        self.texture: Optional[Buffer] = None
+        self.background = background
+        if shading == "silhouette":
+            self.shader: Any = SilhouetteShader(ids)
+            self.stages = [self.camera, rz, self.shader]
+        else:
+            self.world_position_interpolator = TriangleAttributeInterpolator(
+                mesh, mesh, ids, bary, name="world_position")
+            self.normals_estimator = NormalsEstimator(mesh)
+            self.normals_interpolator = TriangleAttributeInterpolator(
+                self.normals_estimator.normals, mesh, ids, bary, normalize=True, name="normals")
+            if texture is not None:
+                if mesh.uvs is None:
+                    raise ValueError(f"Pipeline: a texture needs uvs, and mesh {mesh.name!r} has "
+                                     "none")
+                self.texture = Buffer("texture")
+                tex = texture if isinstance(texture, dr.ArrayBase) else bk.TensorXf(
+                    np.asarray(texture, dtype=np.float32).copy())
+                self.texture.value = tex
+                self.uv_interpolator = TriangleAttributeInterpolator(
+                    lambda: mesh.uvs, mesh, ids, bary, name="uv")
+                self.albedo_stage: Any = TextureSampler(self.texture, self.uv_interpolator.
+                                                        attribute_buffer, ids)
+                albedo_stages = [self.uv_interpolator, self.albedo_stage]
+            else:
+                va = (np.full((mesh.n_vertices, 3), 0.8, np.float32) if vertex_albedos is None
+                      else vertex_albedos)
+                self.set_vertex_albedos(va)
+                self.albedo_stage = TriangleAttributeInterpolator(
+                    self.vertex_albedos, mesh, ids, bary, name="albedo")
+                albedo_stages = [self.albedo_stage]
+            self.shader = BlinnPhongShader(
+                self.camera, self.light_array, ids,
+                self.world_position_interpolator.attribute_buffer,
+                self.normals_interpolator.attribute_buffer,
+                self.albedo_stage.output_buffer,
+                ambient_constant=ambient_constant, specular_constant=specular_constant,
+                diffuse_constant=diffuse_constant, shine_coefficient=shine_coefficient,
+                background=background)
+            self.stages = [self.camera, rz, self.world_position_interpolator,
+                           self.normals_estimator, self.normals_interpolator, *albedo_stages,
+                           self.light_array, self.shader]
+        # the course's name for the Blinn-Phong stage
+        self.phong_shader = self.shader
+        color = self.shader.output_buffer
+        self.discontinuity_stage: Any = None
+        if discontinuity is not None:
+            bg = background if shading == "blinn_phong" else 0.0
+            self.discontinuity_stage = disc.make(discontinuity, color, rz, background=bg)
+            self.stages.append(self.discontinuity_stage)
+            color = self.discontinuity_stage.output_buffer
+        self.resolve = Resolve(color)
+        self.stages.append(self.resolve)
+        self.output_buffer = self.resolve.output_buffer
+
+    # -- running ------------------------------------------------------------------
+    def forward(self) -> Any:
+        """Run every stage; return the image ``TensorXf`` (height, width, channels)."""
+        for st in self.stages:
+            st.forward()
+        return self.output_buffer.tensor
+
+    __call__ = forward
+
+    @property
+    def image(self) -> Any:
+        return self.output_buffer.tensor
+
+    # -- parameters --------------------------------------------------------------
+    def set_vertex_albedos(self, albedos: Any) -> None:
+        if isinstance(albedos, dr.ArrayBase):
+            a = bk.Array3f(albedos)
+            if dr.width(a) not in (1, self.mesh.n_vertices):
+                raise ValueError(f"vertex_albedos: {dr.width(a)} lanes for "
+                                 f"{self.mesh.n_vertices} vertices")
+        else:
+            arr = np.asarray(albedos, dtype=np.float32)
+            if arr.shape == (3,):
+                arr = np.tile(arr, (self.mesh.n_vertices, 1))
+            if arr.shape != (self.mesh.n_vertices, 3) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"vertex_albedos: expected a finite ({self.mesh.n_vertices}, 3) "
+                                 f"array, got shape {arr.shape}")
+            a = bk.Array3f(*[arr[:, c].copy() for c in range(3)])
+        if dr.width(a) == 1 and self.mesh.n_vertices > 1:
+            a = a + bk.Array3f(dr.zeros(bk.Float, self.mesh.n_vertices))
+        self.vertex_albedos.value = a
+
+    def parameters(self) -> RasterParameters:
+        """The differentiable inputs by key (see the module documentation)."""
+        p = RasterParameters()
+        cam, la = self.camera, self.light_array
+
+        def attr(obj: Any, name: str) -> tuple:
+            return (lambda: getattr(obj, name), lambda v: setattr(obj, name, v))
+
+        for name in ("position", "target", "up", "near", "far"):
+            p.add(f"camera.{name}", *attr(cam, name))
+        if isinstance(cam, PerspectiveCamera):
+            p.add("camera.fov", *attr(cam, "fov"))
+        if isinstance(cam, OrthographicCamera):
+            p.add("camera.extent", *attr(cam, "extent"))
+        p.add("mesh.vertex_positions", *attr(self.mesh, "vertex_positions"))
+        if self.shading == "blinn_phong":
+            p.add("lights.colors", *attr(la, "colors"))
+            p.add("lights.directions", *attr(la, "directions"))
+            for i in range(la.n_lights):
+                p.add(f"light.{i}.color", (lambda i=i: la.light_color(i)),
+                      (lambda v, i=i: la.set_light_color(i, v)))
+                p.add(f"light.{i}.direction", (lambda i=i: la.light_direction(i)),
+                      (lambda v, i=i: la.set_light_direction(i, v)))
+            sh = self.shader
+            for name in ("ambient_constant", "diffuse_constant", "specular_constant",
+                         "shine_coefficient"):
+                p.add(f"shader.{name}",
+                      (lambda n=name: _as_param(getattr(sh, n))),
+                      (lambda v, n=name: setattr(sh, n, v)))
+            if self.texture is not None:
+                tex = self.texture
+                p.add("texture", lambda: tex.value, lambda v: setattr(tex, "value", v))
+            else:
+                p.add("vertex_albedos", lambda: self.vertex_albedos.value,
+                      self.set_vertex_albedos)
+        return p
+
+    def render_fn(self, key: str, component: Optional[int] = None) -> "ParamRenderFn":
+        """A function ``θ -> image`` that sets parameter ``key`` (its ``component``
+        for vector parameters) to ``θ`` and renders: the input of
+        :func:`~lumigrad.raster.jacobian.jacobian_image`. ``.value`` is the current
+        value; ``.restore()`` puts the original parameter back."""
+        return ParamRenderFn(self, key, component)
+
+    def gradient_status(self) -> dict:
+        """What the derivatives of this pipeline's image are, per group of parameters.
+
+        Shading parameters (lights, albedo, texture, shader constants) always get
+        exact derivatives of the image as rendered. Camera and geometry
+        parameters get exact interior derivatives; silhouette terms are missing
+        without a discontinuity method and *approximate* with either method."""
+        if self.discontinuity_stage is not None:
+            return dict(self.discontinuity_stage.GRADIENTS)
+        return {
+            "shading (lights, materials, albedo, texture)": "exact",
+            "geometry and camera, interior of triangles": "exact (moving surface points "
+                                                          "along fixed rays)",
+            "geometry and camera, silhouettes": "MISSING (no discontinuity method: use "
+                                               "'antialias' or 'splat')",
+        }
+
+    # -- scenes -------------------------------------------------------------------
+    @classmethod
+    def from_scene(cls, scene: Any, resolution: Any = None, sensor: int = 0,
+                   **kwargs: Any) -> "Pipeline":
+        """Rasterize a loaded scene (XML or dict): all its shapes (sharing their vertex
+        arrays), seen by its sensor; albedo from each shape's BSDF reflectance
+        where it is a constant (0.5 grey otherwise); emitters are not rasterized:
+        one white directional light shines along the camera's view direction.
+        Returns the pipeline; ``pipeline.mesh.triangle_shape_ids`` maps triangle
+        ids to ``scene.shapes``."""
+        shapes = list(scene.shapes)
+        sens = scene.sensors[sensor]
+        cam = PerspectiveCamera.from_sensor(sens)
+        if resolution is None:
+            resolution = cam.film_size or (64, 64)
+        mesh = TriangleMesh.from_shapes(shapes)
+        alb = []
+        for s in shapes:
+            nv = dr.width(s.vertex_positions) // 3
+            alb.append(np.tile(_constant_reflectance(s.bsdf), (nv, 1)))
+        kwargs.setdefault("diffuse_constant", 0.8)
+        kwargs.setdefault("ambient_constant", 0.2)
+        kwargs.setdefault("specular_constant", 0.0)
+        pipe = cls(resolution, mesh=mesh, camera=cam, vertex_albedos=np.concatenate(alb),
+                   **kwargs)
+        cam.forward()
+        fwd = np.array(dr.detach(cam.forward_direction)).reshape(-1)[:3]
+        for i in range(pipe.light_array.n_lights):
+            pipe.light_array.set_light_direction(i, fwd)
+        return pipe
+
+
+class ParamRenderFn:
+    """``θ -> image`` for one scalar of one pipeline parameter (see
+    :meth:`Pipeline.render_fn`)."""
+
+    def __init__(self, pipeline: Pipeline, key: str, component: Optional[int]) -> None:
+        self.pipeline = pipeline
+        self.params = pipeline.parameters()
+        self.key = key
+        self.component = component
+        self.original = self.params[key]
+        orig = self.original
+        if component is None:
+            if dr.depth_v(orig) != 1 or dr.width(orig) != 1:
+                raise ValueError(f"render_fn: parameter {key!r} is not a scalar; give a "
+                                 "component index")
+            self.value = float(dr.detach(orig)[0])
+        else:
+            if dr.depth_v(orig) != 2 or not 0 <= component < len(orig) or dr.width(orig) != 1:
+                raise ValueError(f"render_fn: parameter {key!r} has no scalar component "
+                                 f"{component}")
+            self.value = float(dr.detach(orig[component])[0])
+
+    def __call__(self, theta: Any) -> Any:
+        orig = self.original
+        if self.component is None:
+            new = theta
+        else:
+            comps = [orig[i] for i in range(len(orig))]
+            comps[self.component] = theta
+            new = type(orig)(*comps)
+        self.params[self.key] = new
+        return self.pipeline.forward()
+
+    def restore(self) -> None:
+        self.params[self.key] = self.original
+
+
+def _as_param(v: Any) -> Any:
+    return v if isinstance(v, dr.ArrayBase) else bk.Float(float(v))
+
+
+def _constant_reflectance(bsdf: Any) -> np.ndarray:
+    """RGB of a BSDF's constant reflectance (or 0.5 grey if it has none)."""
+    if bsdf is None or not hasattr(bsdf, "parameters"):
+        return np.full(3, 0.5, np.float32)
+    for key, value, _ in bsdf.parameters():
+        if key.endswith("reflectance.value") or key.endswith("base_color.value"):
+            try:
+                a = np.array(dr.detach(value), dtype=np.float32).reshape(-1)
+            except Exception:
+                continue
+            if a.size == 1:
+                return np.full(3, float(a[0]), np.float32)
+            if a.size >= 3:
+                return a[:3].astype(np.float32)
+    return np.full(3, 0.5, np.float32)
+
