@@ -91,7 +91,7 @@ def test_defaults_and_overrides(plugins):
     assert r["sensors"][0].film.width == 128
     assert r["sensors"][0].sampler.sample_count == 16
     assert r["integrator"].max_depth == 3
-    with pytest.raises(SceneLoadError, match=r"'sp' \(did you mean spp\?\) are not used"):
+    with pytest.warns(UserWarning, match=r"'sp' \(did you mean spp\?\) are not used"):
         loader.instantiate_file(CBOX, sp=16)
 
 
@@ -291,6 +291,8 @@ ERRORS = [
      r"does not accept a nested <texture>"),
     ('<shape type="cube">\n<bsdf type="kinds"/>\n<bsdf type="kinds"/></shape>', 3,
      r"more than one nested bsdf"),
+    ('<bsdf type="diffuse">\n<texture type="constant"/></bsdf>', 2,
+     r"a nested <texture> needs a name attribute .*one of: reflectance"),
     ('<emitter type="area"/>', 1, r"area emitter must be nested inside a <shape>"),
     ('<shape type="obj">\n<string name="filename" value="/nonexistent/x.obj"/></shape>', 1,
      r"cannot create shape of type 'obj': mesh file '/nonexistent/x.obj' does not exist"),

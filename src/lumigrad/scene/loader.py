@@ -63,6 +63,7 @@ def ensure_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
+    importlib.import_module("lumigrad.geometry.shapes")  # ours: always registered
     try:
         importlib.import_module("lumigrad.plugins")
         return
@@ -71,7 +72,6 @@ def ensure_plugins() -> None:
             _PLUGIN_IMPORT_ERRORS["lumigrad.plugins"] = repr(e)
     except Exception as e:  # noqa: BLE001 - reported later, with context
         _PLUGIN_IMPORT_ERRORS["lumigrad.plugins"] = repr(e)
-    importlib.import_module("lumigrad.geometry.shapes")
     for pkg in ("bsdfs", "textures", "emitters", "sensors", "integrators"):
         name = f"lumigrad.{pkg}"
         try:
@@ -247,6 +247,11 @@ class _Builder:
                         raise SceneLoadError(f"{where}: {owner}: more than one nested {c} "
                                              f"(parameter '{matches[0]}' is already given at "
                                              f"{given[matches[0]]})")
+                tex_params = [n for n, p in params.items() if p.kind == "texture"]
+                if pname is None and ccat == "texture" and tex_params:
+                    raise SceneLoadError(f"{where}: {owner}: a nested <texture> needs a name "
+                                         f"attribute saying which parameter it sets (one of: "
+                                         f"{', '.join(tex_params)})")
                 if pname is None:
                     what = f"<{ccat}>" if ccat else f"object of type '{child.type}'"
                     acc = ", ".join(f"{n} ({p.category})" for n, p in object_params)
@@ -487,7 +492,7 @@ def load_file(path: PathLike, **overrides: Any) -> Any:
     """Load a Mitsuba-format XML scene file into a :class:`~lumigrad.scene.scene.Scene`.
 
     Keyword arguments override ``<default>`` values (``load_file('cbox.xml',
-    spp=16, res=128)``); an override that the scene never uses is an error.
+    spp=16, res=128)``); an override that the scene never uses gives a warning.
     """
     return _scene_from(instantiate_file(path, **overrides), os.fspath(path))
 

@@ -12,7 +12,8 @@ What this module handles itself, with an error naming the file and line:
 
 * XML syntax (expat's line and column);
 * ``<default name value>`` and ``$name`` substitution in every attribute, with
-  keyword overrides (an undefined ``$x`` is an error);
+  keyword overrides (an undefined ``$x`` is an error; an override the scene
+  never uses gives a warning with close matches);
 * value tags: ``float``, ``integer``, ``boolean``, ``string``, ``rgb``,
   ``srgb`` (converted to linear with the sRGB transfer curve, IEC 61966-2-1),
   ``spectrum`` (one value: grey; or 3 values), ``point``, ``vector``,
@@ -511,8 +512,12 @@ def parse_xml(source: Union[str, bytes], overrides: Optional[dict] = None,
         for k in unused:
             close = difflib.get_close_matches(k, known, n=3)
             hints.append(f"{k!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        raise SceneLoadError(f"{file}: parameter override(s) {', '.join(hints)} are not used by "
-                             f"this scene; it declares: {', '.join(known) or 'nothing'}")
+        # A warning, not an error: Mitsuba code passes overrides such as
+        # integrator='prb' that a given scene may not declare.
+        import warnings
+
+        warnings.warn(f"{file}: parameter override(s) {', '.join(hints)} are not used by "
+                      f"this scene; it declares: {', '.join(known) or 'nothing'}", stacklevel=4)
     merged = dict(p.defaults)
     merged.update(p.overrides)
     return descs, {"file": file, "defaults": merged, "used": p.used}
