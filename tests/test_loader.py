@@ -353,3 +353,20 @@ def test_relative_filenames_resolve_next_to_the_scene(plugins, tmp_path, monkeyp
     monkeypatch.chdir("/")
     r = loader.instantiate_file(path)
     assert r["ids"]["m"].face_count == 12
+
+
+def test_textures_nested_and_referenced(plugins):
+    if ("texture", "checkerboard") not in plugins:
+        pytest.skip("no checkerboard texture plugin")
+    r = loader.instantiate_string(scene("""
+        <texture type="checkerboard" id="checks"/>
+        <bsdf type="diffuse" id="a"><texture type="checkerboard" name="reflectance"/></bsdf>
+        <bsdf type="diffuse" id="b"><ref name="reflectance" id="checks"/></bsdf>
+    """))
+    ids = r["ids"]
+    assert type(ids["a"].reflectance).PLUGIN == ("texture", "checkerboard")
+    assert ids["b"].reflectance is ids["checks"]
+    with pytest.raises(SceneLoadError, match=r"<string>:3: .*parameter 'reflectance' expects a "
+                                             r"texture, but 'a' is a bsdf"):
+        loader.instantiate_string(scene('<bsdf type="diffuse" id="a"/>\n'
+                                        '<bsdf type="diffuse"><ref name="reflectance" id="a"/></bsdf>'))
