@@ -257,6 +257,62 @@ def _direction_image(h: int, w: int) -> np.ndarray:
     return ((d + 1) / 2).astype(np.float32)
 
 
+# Radiance that Mitsuba 3.9.1 (scalar_rgb) returns for the image
+# default_rng(1).random((5, 8, 3)) as an 'envmap' bitmap, looked up along the
+# directions of _mitsuba_dirs(), without and with to_world = rotate([1, 1, 0]/√2, 40°)
+# (Mitsuba's Python rotate() does not normalise the axis, so it was given a unit one).
+_MITSUBA_ENVMAP = np.array([
+    [0.790140, 0.452174, 0.585048], [0.219675, 0.673068, 0.697789],
+    [0.177011, 0.526431, 0.575564], [0.482987, 0.297361, 0.815674],
+    [0.652453, 0.175262, 0.616984], [0.648603, 0.556365, 0.679341],
+    [0.430393, 0.547055, 0.396038], [0.777237, 0.638441, 0.822712],
+    [0.197647, 0.268861, 0.563787], [0.411566, 0.248575, 0.447625],
+    [0.396115, 0.717827, 0.562448], [0.263421, 0.649072, 0.418177]])
+_MITSUBA_ENVMAP_ROTATED = np.array([
+    [0.605401, 0.722432, 0.715668], [0.504081, 0.351815, 0.829660],
+    [0.444688, 0.361008, 0.818674], [0.645711, 0.485913, 0.667369],
+    [0.484922, 0.287394, 0.526886], [0.433942, 0.742482, 0.633300],
+    [0.511693, 0.097772, 0.689528], [0.342915, 0.656042, 0.612555],
+    [0.154948, 0.663794, 0.763133], [0.361451, 0.293130, 0.414637],
+    [0.725527, 0.754710, 0.471449], [0.783938, 0.230006, 0.538010]])
+
+
+def _mitsuba_dirs() -> np.ndarray:
+    d = np.random.default_rng(2).normal(size=(10, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return np.concatenate([d, [[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]])
+
+
+def test_envmap_matches_mitsuba_orientation():
+    img = np.random.default_rng(1).random((5, 8, 3)).astype(np.float32)
+    d = _mitsuba_dirs().astype(np.float32)
+    dirs = bk.Array3f(*[bk.Float(d[:, k]) for k in range(3)])
+    em = EnvironmentMapEmitter(bitmap=img)
+    np.testing.assert_allclose(np3(em.eval_direction(dirs)), _MITSUBA_ENVMAP, atol=2e-5)
+    em = EnvironmentMapEmitter(bitmap=img, to_world=Transform4f().rotate((1.0, 1.0, 0.0), 40.0))
+    np.testing.assert_allclose(np3(em.eval_direction(dirs)), _MITSUBA_ENVMAP_ROTATED,
+                               atol=2e-5)
+
+
+def test_other_emitters_match_mitsuba_samples():
+    """sample_direction from p = (0.5, -0.25, 1) with sample (0.3, 0.6), as
+    Mitsuba 3.9.1 returns it (d, dist, pdf, weight)."""
+    p = bk.Array3f(0.5, -0.25, 1.0)
+    s = bk.Array2f(0.3, 0.6)
+    ds = PointEmitter(position=(1, 2, 3), intensity=(1, 2, 3)).sample_direction(p, s, True)
+    np.testing.assert_allclose(np3(ds.d)[0], [0.163846, 0.737309, 0.655386], atol=1e-6)
+    assert np.array(ds.dist)[0] == pytest.approx(3.0516388, rel=1e-6)
+    np.testing.assert_allclose(np3(ds.weight)[0], [0.107383, 0.214765, 0.322148], rtol=1e-5)
+    ds = DirectionalEmitter(direction=(1, -2, 0.5), irradiance=(1, 2, 3)).sample_direction(
+        p, s, True)
+    np.testing.assert_allclose(np3(ds.d)[0], [-0.436436, 0.872872, -0.218218], atol=1e-6)
+    np.testing.assert_allclose(np3(ds.weight)[0], [1, 2, 3])
+    ds = ConstantEmitter(radiance=(1, 2, 3)).sample_direction(p, s, True)
+    np.testing.assert_allclose(np3(ds.d)[0], [-0.302774, 0.931841, -0.2], atol=1e-5)
+    assert np.array(ds.pdf)[0] == pytest.approx(0.0795774683, rel=1e-6)
+    np.testing.assert_allclose(np3(ds.weight)[0], [12.5664, 25.1327, 37.6991], rtol=1e-5)
+
+
 def test_envmap_texel_placement_and_lookup():
     h, w = 32, 64
     img = _direction_image(h, w)

@@ -77,6 +77,8 @@ def direction_to_uv(d: Any) -> tuple[Any, Any, Any]:
     x, y, z = d[0], d[1], d[2]
     r2 = dr.square(x) + dr.square(z)
     sin_theta = dr.safe_sqrt(r2)
+    # At the poles the azimuth is undefined; use u = 0, as Mitsuba 3 does (its
+    # lookup at (0, ±1, 0) blends the first and last texel of the pole row).
     pole = r2 <= 0.0
     xs = dr.select(pole, 0.0, x)
     zs = dr.select(pole, -1.0, z)
