@@ -8,7 +8,6 @@ import pytest
 from lumigrad.geometry.transform import Transform4f
 from lumigrad.scene import cornell, loader
 from lumigrad.scene.loader import SceneLoadError
-from lumigrad.scene.schema import REGISTRY
 
 from test_loader_support import plugins  # noqa: F401 (fixture)
 

@@ -141,7 +141,7 @@ def _quad_ply(bo, st_names=("s", "t"), extra_element=True):
     """Binary PLY with a quad and a triangle (list lengths differ), uchar list
     counts, uint indices, an extra double property and an extra element."""
     v = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [2, 0, 0]], dtype=np.float64)
-    hdr = [f"ply", f"format {'binary_little_endian' if bo == '<' else 'binary_big_endian'} 1.0",
+    hdr = ["ply", f"format {'binary_little_endian' if bo == '<' else 'binary_big_endian'} 1.0",
            "comment test", "element vertex 5", "property float x", "property float y",
            "property float z", "property double quality",
            f"property float {st_names[0]}", f"property float {st_names[1]}"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
