@@ -24,8 +24,12 @@ a *silhouette* edge (a boundary edge or one whose neighbour faces the other
 way), the sample whose half of the segment contains the crossing is blended
 with the other's colour by the covered fraction: ``0.5 - t`` of the other
 colour into ``O``'s sample when ``t < 0.5``, ``t - 0.5`` of ``O``'s colour
-into the other sample when ``t > 0.5``. The primal image is antialiased along
-silhouettes only; its derivative has a term ``(C_O - C_X) dt/dθ`` at each
+into the other sample when ``t > 0.5``. When the occluder's exit edge is
+not a silhouette (the surface continues into a triangle that is thinner than
+a sample), the walk continues into the next triangle along the segment, up
+to ``max_walk`` triangles, until it leaves through a silhouette edge (or
+reaches the triangle seen at the other sample: then there is no silhouette
+between them). The primal image is antialiased along silhouettes only; its derivative has a term ``(C_O - C_X) dt/dθ`` at each
 silhouette crossing: the motion of the edge along the pixel axis, which is
 the first-order change of the box-filtered coverage for a locally straight
 edge. *Approximate*: coverage is measured along one axis per pair (edges at
@@ -103,31 +107,39 @@ class AnalyticAntialias:
     Args:
         color_buffer: the shaded sample buffer (any channel count up to 4).
         rasterizer: the rasterizer that produced the sample grid.
+        max_walk: how many triangles to follow along a sample pair before giving
+            up on finding the silhouette edge (rim triangles of a finely
+            tessellated surface are often thinner than a sample, so the edge
+            that crosses the pair may belong to a triangle no sample sees).
     """
 
     GRADIENTS = _AA_GRADIENTS
     approximate = True
 
-    def __init__(self, color_buffer: Buffer, rasterizer: TriangleRasterizer) -> None:
+    def __init__(self, color_buffer: Buffer, rasterizer: TriangleRasterizer,
+                 max_walk: int = 16) -> None:
         self.color_buffer = color_buffer
         self.rasterizer = rasterizer
+        self.max_walk = max(1, int(max_walk))
         rasterizer.discontinuity_handled = True
-        nb = rasterizer.mesh.edge_neighbors()
-        self._nb = [bk.UInt32(np.maximum(nb[:, k], 0).astype(np.uint32)) for k in range(3)]
-        self._has_nb = [bk.Bool(nb[:, k] >= 0) for k in range(3)]
+        nb = rasterizer.mesh.edge_neighbors()  # (F, 3): across local edge k (corners k, k+1)
+        self._nb_flat = bk.UInt32(np.where(nb >= 0, nb, 0xFFFFFFFF).astype(np.uint32).ravel())
         self.output_buffer = Buffer(color_buffer.name + "_aa", channels=color_buffer.channels,
                                     **color_buffer.like)
 
-    def silhouette_edges(self) -> list:
-        """Per triangle and local edge ``k`` (corners k -> k+1): ``Bool``, the edge is a
-        silhouette for the current camera (boundary, or neighbour faces the other way)."""
+    def silhouette_edges(self) -> Any:
+        """``Bool`` per (triangle, local edge ``k``) at index ``3 f + k`` (edge from corner
+        ``k`` to ``k+1``): a silhouette for the current camera (a boundary edge, or
+        the neighbour across it faces the other way)."""
         front = self.rasterizer.front_facing
-        out = []
-        for k in range(3):
-            nf = dr.gather(bk.Bool, front, self._nb[k])
-            out.append(~self._has_nb[k] | (nf != front))
-        dr.eval(out)
-        return out
+        F = self.rasterizer.mesh.n_triangles
+        j = dr.arange(bk.UInt32, 3 * F)
+        nb = self._nb_flat
+        has = nb != 0xFFFFFFFF
+        nf = dr.gather(bk.Bool, front, nb, has)
+        sil = ~has | (nf != dr.gather(bk.Bool, front, j // 3))
+        dr.eval(sil)
+        return sil
 
     def forward(self) -> None:
         r = self.rasterizer
@@ -141,6 +153,7 @@ class AnalyticAntialias:
         q = r.sample_positions()
         idx = dr.arange(bk.UInt32, r.n_samples)
         gx, gy = idx % W, idx // W
+        n = r.n_samples
         out = color
         for dx, dy in _OFFSETS4:
             nidx, inb = _neighbor(gx, gy, dx, dy, W, H)
@@ -148,39 +161,89 @@ class AnalyticAntialias:
             valid_n = dr.gather(bk.Bool, valid, nidx, inb)
             depth_n = dr.gather(bk.Float, depth, nidx, inb)
             differ = inb & ((valid != valid_n) | (valid & (tri != tri_n)))
+            # the occluder: the nearer of the two samples' surfaces
             p_occ = differ & valid & (~valid_n | (depth < depth_n) |
                                       ((depth == depth_n) & (tri < tri_n)))
             n_occ = differ & ~p_occ & valid_n
-            act = p_occ | n_occ
-            tri_o = dr.select(p_occ, tri, tri_n)
-            q_n = q + bk.Array3f(dx / r.spp_side, dy / r.spp_side, 0.0)
-            q_from = dr.select(p_occ, q, q_n)
-            q_to = dr.select(p_occ, q_n, q)
-            hs, _ = r.triangle_homogeneous(tri_o, act)
+            # only pairs across an id change matter (O(perimeter) of them): compact
+            sel = dr.compress(p_occ | n_occ)
+            m = dr.width(sel)
+            if m == 0:
+                continue
+            po = dr.gather(bk.Bool, p_occ, sel)
+            tp = dr.gather(bk.UInt32, tri, sel)
+            tn = dr.gather(bk.UInt32, tri_n, sel)
+            vp = dr.gather(bk.Bool, valid, sel)
+            vn = dr.gather(bk.Bool, valid_n, sel)
+            qp = dr.gather(bk.Array3f, q, sel)
+            qn = qp + bk.Array3f(dx / r.spp_side, dy / r.spp_side, 0.0)
+            q_from = dr.select(po, qp, qn)
+            q_to = dr.select(po, qn, qp)
+            # the triangle seen at the far end (none if background)
+            far_tri = dr.select(po, dr.select(vn, tn, 0xFFFFFFFF), dr.select(vp, tp, 0xFFFFFFFF))
+            t_fin, found, axis_x = self._find_silhouette(
+                r, sil, dr.select(po, tp, tn), dr.full(bk.Bool, True, m), q_from, q_to, far_tri)
+            # each edge is handled by the pairs across its dominant axis only (mostly
+            # vertical edges by horizontal pairs, and vice versa), as in nvdiffrast:
+            # then every silhouette crossing is counted once
+            found &= axis_x if dx != 0 else ~axis_x
+            tb = dr.detach(t_fin)
+            use = found & dr.select(po, tb < 0.5, tb > 0.5)
+            w = dr.select(use, dr.select(po, 0.5 - t_fin, t_fin - 0.5), 0.0)
+            w_dense = dr.zeros(bk.Float, n)
+            dr.scatter_add(w_dense, w, sel)
+            c_n = dr.gather(T, color, nidx, inb)
+            out = out + w_dense * (c_n - color)
+        self.output_buffer.value = out
+
+    def _find_silhouette(self, r: TriangleRasterizer, sil: Any, start: Any, active: Any,
+                         q_from: Any, q_to: Any, far_tri: Any) -> tuple[Any, Any]:
+        """Walk from triangle ``start`` along ``q_from -> q_to`` across non-silhouette
+        edges until leaving through a silhouette edge. Returns the (attached)
+        crossing parameter ``t``, whether one was found, and whether the edge is
+        closer to vertical than to horizontal on screen."""
+        n = dr.width(start)
+        cur = start
+        alive = active
+        t_fin = dr.zeros(bk.Float, n)
+        found = dr.full(bk.Bool, False, n)
+        axis_x = dr.full(bk.Bool, False, n)
+        for _ in range(self.max_walk):
+            hs, _ = r.triangle_homogeneous(cur, alive)
             E = _cross_rows(hs[0], hs[1], hs[2])
-            # exit of the occluder along q_from -> q_to: first edge whose function
-            # turns negative (signs relative to the triangle's orientation)
+            # edge functions oriented so that the inside is >= 0 (in front of the eye)
             sgn = dr.select(dr.detach(dr.dot(hs[0], E[0])) < 0, -1.0, 1.0)
-            t_best = dr.full(bk.Float, 2.0, r.n_samples)
-            sil_best = dr.full(bk.Bool, False, r.n_samples)
+            t_best = dr.full(bk.Float, 2.0, n)
+            k_best = dr.zeros(bk.UInt32, n)
+            xdom = dr.full(bk.Bool, False, n)
             for k in range(3):
                 a = dr.dot(E[k], q_from) * sgn
                 b = dr.dot(E[k], q_to) * sgn
-                crossing = act & (b < 0) & (dr.detach(a) >= 0)
-                t_k = a / dr.select(crossing, a - b, 1.0)
-                better = crossing & (dr.detach(t_k) < dr.detach(t_best))
+                dec = alive & (dr.detach(b) < dr.detach(a))
+                t_k = a / dr.select(dec, a - b, 1.0)
+                better = dec & (dr.detach(t_k) < dr.detach(t_best))
                 t_best = dr.select(better, t_k, t_best)
-                # edge k of the rasterizer's convention (E_k opposite corner k) is the
-                # side from corner k+1 to k+2, i.e. local edge (k + 1) % 3
-                sil_k = dr.gather(bk.Bool, sil[(k + 1) % 3], tri_o, act)
-                sil_best = dr.select(better, sil_k, sil_best)
-            found = act & sil_best & (dr.detach(t_best) <= 1.0)
+                # E_k vanishes on the side opposite corner k: local edge (k + 1) % 3
+                k_best = dr.select(better, (k + 1) % 3, k_best)
+                # the edge's screen-space normal is (E_k.x, E_k.y)
+                xdom = dr.select(better, dr.abs(dr.detach(E[k][0])) >= dr.abs(dr.detach(E[k][1])),
+                                 xdom)
             tb = dr.detach(t_best)
-            w = dr.select(p_occ, 0.5 - t_best, t_best - 0.5)
-            use = found & dr.select(p_occ, tb < 0.5, tb > 0.5)
-            c_n = dr.gather(T, color, nidx, inb)
-            out = out + dr.select(use, w, 0.0) * (c_n - color)
-        self.output_buffer.value = out
+            exits = alive & (tb <= 1.0) & (tb >= -1e-4)
+            slot = cur * 3 + k_best
+            is_sil = dr.gather(bk.Bool, sil, slot, exits)
+            hit = exits & is_sil & ~found
+            t_fin = dr.select(hit, t_best, t_fin)
+            axis_x = dr.select(hit, xdom, axis_x)
+            found |= hit
+            nxt = dr.gather(bk.UInt32, self._nb_flat, slot, exits)
+            # keep walking over the same surface, unless it reaches the far sample's
+            # triangle (then the surface is continuous there: no silhouette)
+            alive = exits & ~is_sil & (nxt != 0xFFFFFFFF) & (nxt != far_tri)
+            cur = dr.select(alive, nxt, 0)
+            if not dr.any(alive):
+                break
+        return t_fin, found, axis_x
 
 
 class RasterizeThenSplat:
