@@ -99,6 +99,9 @@ class SamplingIntegrator:
 
     def _to_image(self, L: Any, spp_pass: int, w: int, h: int) -> Any:
         """Per-pixel sums of per-sample values, as a flat interleaved array."""
+        # One kernel computes every channel; block sums then read the results
+        # (without this each channel's reduction would re-run the megakernel).
+        dr.eval(L)
         chans = [dr.block_sum(L[c], spp_pass) for c in range(len(L))]
         flat = dr.zeros(bk.Float, w * h * len(chans))
         idx = dr.arange(bk.UInt32, w * h) * len(chans)

@@ -29,6 +29,7 @@ import numpy as np
 from .. import backend as bk
 from ..geometry.mesh import Mesh
 from ..geometry.transform import Transform4f
+from .scene import make_opaque
 
 #: Suffixes whose derivatives need boundary (visibility) terms.
 GEOMETRY_SUFFIXES = ("vertex_positions", "vertex_normals", "to_world", "x_fov")
@@ -224,6 +225,7 @@ class SceneParameters(Mapping):
         geometry = False
         for key, value in self._pending.items():
             entry = self._entries[key]
+            make_opaque(value)  # a new value must not trigger a recompilation
             entry.setter(value)
             if isinstance(entry.owner, Mesh):
                 geometry = True

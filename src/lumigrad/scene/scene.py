@@ -72,6 +72,20 @@ class Scene:
         self._positions_np: Optional[np.ndarray] = None
         self.accel: Any = None
         self.update()
+        self.make_parameters_opaque()
+
+    def plugins(self) -> list:
+        """Every plugin object of the scene (shapes, BSDFs, emitters, sensors)."""
+        out: list = list(self.shapes) + list(self.bsdfs) + list(self.emitters) + list(self.sensors)
+        return out
+
+    def make_parameters_opaque(self) -> None:
+        """Evaluate every parameter value so kernels take them as inputs, not
+        constants: changing a value (an optimizer step) then reuses the compiled
+        kernels instead of recompiling them."""
+        for obj in self.plugins():
+            for _, value, _ in obj.parameters():
+                make_opaque(value)
 
     # ------------------------------------------------------------------
     # buffers
@@ -153,6 +167,12 @@ class Scene:
             cdf = np.concatenate([[0.0], np.cumsum(area)]) / total
             self._area_tables.append((lo_f, hi_f - lo_f, bk.Float(cdf.astype(np.float32)), total))
         self._n_faces = n_faces
+        dr.make_opaque(self.positions, self.faces, self.prim_shape, self.prim_bsdf,
+                       self.prim_emitter, self.shape_smooth)
+        if self.has_normals:
+            dr.make_opaque(self.normals)
+        if self.has_texcoords:
+            dr.make_opaque(self.texcoords)
 
     @property
     def sensor(self) -> Any:
@@ -347,6 +367,15 @@ class Scene:
         return (f"Scene(shapes={len(self.shapes)}, triangles={self._n_faces}, "
                 f"bsdfs={len(self.bsdfs)}, emitters={len(self.emitters)}, "
                 f"sensors={len(self.sensors)})")
+
+
+def make_opaque(value: Any) -> None:
+    """``dr.make_opaque`` for parameter values (Transform4f included)."""
+    from ..geometry.transform import Transform4f
+    if isinstance(value, Transform4f):
+        dr.make_opaque(value.matrix, value.inverse)
+    elif isinstance(value, dr.ArrayBase):
+        dr.make_opaque(value)
 
 
 def _build_accel(positions: np.ndarray, faces: np.ndarray) -> Any:
