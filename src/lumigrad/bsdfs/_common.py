@@ -14,11 +14,18 @@ def width(*xs: Any) -> int:
 
 
 def mask(active: Any, n: int) -> Any:
-    """``active`` as a ``Bool`` array of ``n`` lanes."""
-    if isinstance(active, bool):
-        return dr.full(bk.Bool, active, n)
+    """``active`` as a ``Bool`` array of ``n`` lanes.
+
+    A Python ``bool`` becomes an *evaluated* array, not a literal: in Dr.Jit 1.5.0
+    ``dr.select`` with a constant-folded (literal) mask and a width-1 AD operand
+    drops the broadcast in reverse mode (the adjoint of a width-1 parameter is
+    then one lane's instead of the sum over lanes) and resizes a literal operand
+    in place. Masks derived from an evaluated one are never literal.
+    """
+    if isinstance(active, (bool, int)) and not isinstance(active, dr.ArrayBase):
+        return dr.opaque(bk.Bool, bool(active), n)
     m = bk.Bool(active)
-    return m if dr.width(m) == n else m & dr.full(bk.Bool, True, n)
+    return m if dr.width(m) == n else m & dr.opaque(bk.Bool, True, n)
 
 
 def full_bool(value: bool, n: int) -> Any:
@@ -57,4 +64,5 @@ def to_scalar_float(value: Any, where: str, positive: bool = False) -> Any:
     if not math.isfinite(v) or (positive and v <= 0):
         raise ValueError(f"{where}: expected a {'positive ' if positive else ''}finite number, "
                          f"got {v!r}")
+    dr.make_opaque(f)   # never store a literal (see ``mask``)
     return f

@@ -42,12 +42,12 @@ class Diffuse(BSDF):
                           delta=full_bool(False, n), eta=full_float(1.0, n))
 
     def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
-        ok = bk.Bool(active) & (si.wi[2] > 0) & (wo[2] > 0)
+        ok = mask(active, width(si.wi, wo)) & (si.wi[2] > 0) & (wo[2] > 0)
         value = self.reflectance.eval(si, ok) * (dr.inv_pi * wo[2])
         return dr.select(ok, value, 0.0)
 
     def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
-        ok = bk.Bool(active) & (si.wi[2] > 0) & (wo[2] > 0)
+        ok = mask(active, width(si.wi, wo)) & (si.wi[2] > 0) & (wo[2] > 0)
         return dr.select(ok, dr.inv_pi * wo[2], 0.0)
 
     def albedo(self, si: Any, active: Any = True) -> Any:

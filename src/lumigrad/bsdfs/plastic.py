@@ -129,12 +129,12 @@ class SmoothPlastic(BSDF):
                           eta=full_float(1.0, n))
 
     def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
-        ok = bk.Bool(active) & (si.wi[2] > 0) & (wo[2] > 0)
+        ok = mask(active, width(si.wi, wo)) & (si.wi[2] > 0) & (wo[2] > 0)
         f_i = fresnel_dielectric(si.wi[2], self.eta)[0]
         return dr.select(ok, self._diffuse(si, f_i, wo, ok), 0.0)
 
     def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
-        ok = bk.Bool(active) & (si.wi[2] > 0) & (wo[2] > 0)
+        ok = mask(active, width(si.wi, wo)) & (si.wi[2] > 0) & (wo[2] > 0)
         f_i = fresnel_dielectric(si.wi[2], self.eta)[0]
         return dr.select(ok, (1.0 - self._p_spec(f_i)) * wo[2] * dr.inv_pi, 0.0)
 

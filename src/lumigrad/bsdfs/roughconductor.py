@@ -118,7 +118,7 @@ class RoughConductor(RoughnessMixin, BSDF):
                   ) -> tuple[Any, Any]:
         wi = si.wi
         ci, co = wi[2], wo[2]
-        ok = bk.Bool(active) & (ci > 0) & (co > 0)
+        ok = mask(active, width(si.wi, wo)) & (ci > 0) & (co > 0)
         # Replace wi + wo before normalising where it may vanish (keeps AD finite).
         h = dr.normalize(dr.select(ok, wi + wo, bk.Array3f(0.0, 0.0, 1.0)))
         distr = self._distr(si, ok)

@@ -99,7 +99,7 @@ class RoughDielectric(RoughnessMixin, EtaMixin, BSDF):
                   ) -> tuple[Any, Any]:
         wi = si.wi
         ci, co = wi[2], wo[2]
-        active = bk.Bool(active) & (ci != 0) & (co != 0)
+        active = mask(active, width(si.wi, wo)) & (ci != 0) & (co != 0)
         is_r = ci * co > 0
         eta_p = dr.select(ci > 0, self.eta, dr.rcp(self.eta))      # η' = η_wo / η_wi
         hv = dr.select(is_r, wi + wo, wi + wo * eta_p)

@@ -20,8 +20,6 @@ from .plastic import PLASTIC_PARAMS, diffuse_base, specular_probability
 
 #: Resolution of the external-reflectance table over cos θ in [0, 1].
 TABLE_RES = 32
-#: Gauss-Legendre nodes of the internal hemispherical reflectance integral.
-INTERNAL_NODES = 32
 
 
 @register
@@ -35,14 +33,17 @@ class RoughPlastic(BSDF):
 
     where ``t(μ) = 1 - R_ext(μ)`` and ``R_ext(μ)`` is the directional albedo of
     the specular lobe (energy not reflected enters the layer), and ``ρ'`` =
-    :func:`~lumigrad.bsdfs.plastic.diffuse_base` with ``F_dr,int = 2∫ R_int(μ) μ dμ``,
-    ``R_int`` the same albedo seen from inside (relative index ``1/η``, total
-    internal reflection included). Both are integrated numerically at
+    :func:`~lumigrad.bsdfs.plastic.diffuse_base` with the internal diffuse
+    reflectance ``F_dr,int = 1 - (2∫ t(μ) μ dμ) / η²``: by reciprocity the
+    hemispherical transmittance of an interface seen from inside is ``1/η²``
+    times the one seen from outside (for a smooth interface this is exactly
+    ``1 - F_dr,ext = η² (1 - F_dr,int)``). ``R_ext`` is integrated numerically at
     construction with :func:`~lumigrad.core.microfacet.rough_reflectance_np`
-    (stratified Monte Carlo, error ~1e-3), ``R_ext`` tabulated at
-    ``TABLE_RES`` cosines and interpolated linearly. These are the usual
-    single-scattering approximations of a layered material (energy lost by the
-    microfacet model counts as transmitted).
+    (stratified Monte Carlo, error ~1e-3), tabulated at ``TABLE_RES`` cosines and
+    interpolated linearly. Consequences: for ``alpha -> 0`` this is the smooth
+    ``plastic``; a white base (ρ = 1) with ``nonlinear`` reflects exactly all
+    energy (the microfacet model's single-scattering loss is counted as light
+    entering the layer, the usual approximation of layered models).
 
     Sampling: the specular lobe with :func:`~lumigrad.bsdfs.plastic.specular_probability`
     at ``R_ext(cos θ_i)``, else cosine-weighted; ``pdf`` is the mixture and the
@@ -83,11 +84,14 @@ class RoughPlastic(BSDF):
         alpha = float(dr.detach(self.alpha)[0])
         eta = float(dr.detach(self.eta)[0])
         mu = np.linspace(0.0, 1.0, TABLE_RES)
-        r_ext = rough_reflectance_np(self.distribution, alpha, eta, mu)
-        x, w = np.polynomial.legendre.leggauss(INTERNAL_NODES)
-        mu_g = 0.5 * (x + 1.0)
-        r_int = rough_reflectance_np(self.distribution, alpha, 1.0 / eta, mu_g)
-        fdr_int = float(np.sum(w * r_int * mu_g))    # 2 ∫ R μ dμ with the 1/2 Jacobian
+        r_ext = np.clip(rough_reflectance_np(self.distribution, alpha, eta, mu), 0.0, 1.0)
+        # Hemispherical transmittance into the layer, 2 ∫ t(μ) μ dμ, of the same
+        # piecewise-linear t = 1 - R_ext that eval interpolates (fine quadrature).
+        fine = (np.arange(20000) + 0.5) / 20000
+        t_hemi = float(2.0 * np.mean((1.0 - np.interp(fine, mu, r_ext)) * fine))
+        # Reciprocity of the interface: the hemispherical transmittance from inside
+        # is 1/η² times the one from outside, so F_dr,int = 1 - t_hemi / η².
+        fdr_int = 1.0 - t_hemi / (eta * eta)
         self.r_ext_np = r_ext
         self.r_ext = bk.Float(np.ascontiguousarray(r_ext, dtype=np.float32))
         self.fdr_int = dr.opaque(bk.Float, fdr_int)
@@ -125,7 +129,7 @@ class RoughPlastic(BSDF):
                   ) -> tuple[Any, Any]:
         wi = si.wi
         ci, co = wi[2], wo[2]
-        ok = bk.Bool(active) & (ci > 0) & (co > 0)
+        ok = mask(active, width(si.wi, wo)) & (ci > 0) & (co > 0)
         h = dr.normalize(dr.select(ok, wi + wo, bk.Array3f(0.0, 0.0, 1.0)))
         distr = self._distr()
         r_i = self._r_ext(ci, ok)

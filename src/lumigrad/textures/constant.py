@@ -17,7 +17,7 @@ def to_color(value: Any, where: str) -> Any:
 
     Dr.Jit inputs are kept attached (no copy, no detach), so a grad-enabled
     value or a function of a latent variable stays differentiable. A scalar
-    ``Float`` is broadcast to grey.
+    ``Float`` is broadcast to grey. The result is evaluated (``dr.make_opaque``).
     """
     if isinstance(value, bk.Array3f):
         arr = value
@@ -53,6 +53,11 @@ def to_color(value: Any, where: str) -> Any:
     if dr.width(arr) != 1:
         raise ValueError(f"{where}: expected a single colour (width 1), got an array of "
                          f"width {dr.width(arr)}")
+    # Store an evaluated variable, never a literal: Dr.Jit 1.5.0's dr.select with a
+    # constant-folded mask resizes a width-1 *literal* operand in place (the stored
+    # parameter would then have the width of the last call). Kernels also do not
+    # recompile when the value changes.
+    dr.make_opaque(arr)
     return arr
 
 
