@@ -1,30 +1,28 @@
 """Bounding volume hierarchy over all triangles of a scene.
 
-Build (CPU, vectorised numpy, no per-node or per-triangle Python loop)
+Build (CPU, vectorised numpy: no per-triangle or per-node Python loop)
 ----------------------------------------------------------------------
-The triangles are sorted along a Morton (Z-order) curve of their box centroids,
-quantised to 21 bits per axis on a cube that encloses the scene (63-bit codes).
-After the sort every node of the tree is a *contiguous range* of the sorted
-triangles, so the tree is built top-down one level at a time, processing all
-nodes of a level with array operations:
+A two-level build in the spirit of HLBVH (Pantaleoni & Luebke 2010; Garanzha,
+Pantaleoni & McAllister 2011, "Simpler and faster HLBVH with work queues"):
 
-* **Large nodes** (more than ``_SAH_MIN`` triangles) choose their split by the
-  surface area heuristic (SAH; Goldsmith & Salmon 1987, MacDonald & Booth 1990)
-  among candidate positions along the curve: the boundaries between the 2^k
-  Morton sub-cells below the node's common code prefix (an octree of depth
-  ``k/3`` inside the node's cell). The bounds of the sub-cells come from one
-  ``reduceat`` over the level's triangles and the SAH of every candidate from
-  prefix/suffix unions over the sub-cells. This is the "SAH on top, Morton
-  below" idea of HLBVH (Pantaleoni & Luebke 2010; Garanzha et al. 2011).
-* **Small nodes** split where the highest differing Morton bit changes, as an
-  LBVH does (Lauterbach et al. 2009; Karras 2012), found by one
-  ``searchsorted`` per level.
-* **Leaves**: a node of at most ``leaf_size`` triangles becomes a leaf unless
-  splitting it once more lowers its SAH cost (SAH-aware leaf collapsing, as
-  suggested by Karras 2012, evaluated with one level of look-ahead).
+1. **Morton clusters.** Triangles are sorted along a 63-bit Morton curve of
+   their box centroids (quantised on a cube around the scene). Ranges of the
+   sorted order are split where their highest differing code bit changes (the
+   LBVH rule: Lauterbach et al. 2009; Karras 2012) until each range holds at
+   most ``_CLUSTER`` triangles: these ranges are compact *clusters*.
+2. **SAH top tree over the clusters.** A top-down sweep build that minimises
+   the surface area heuristic (Goldsmith & Salmon 1987; MacDonald & Booth
+   1990) ``A_L N_L + A_R N_R`` over every split position of the clusters
+   sorted by centroid along each axis (three pre-sorted orders kept sorted by
+   stable partitioning, as in Wald 2007). All nodes of a level are processed at
+   once: segmented prefix/suffix box unions with ``ufunc.accumulate``.
+3. **Bottom trees.** Inside every cluster (a Morton-sorted range) LBVH splits,
+   again one whole level at a time. A range of at most ``leaf_size`` triangles
+   becomes a leaf unless one more split lowers its SAH cost (SAH-aware leaf
+   collapsing, one level of look-ahead).
 
-A depth guard switches to median splits so that no leaf is deeper than
-``_MAX_DEPTH``; this bounds the traversal stack.
+A depth guard falls back to median splits so that no leaf is deeper than
+``_MAX_DEPTH``, which bounds the traversal stack.
 
 Layout (flat Dr.Jit arrays)
 ---------------------------
@@ -35,9 +33,9 @@ node fetch tests both children)::
     [L.lo.xyz, L.hi.xyz, R.lo.xyz, R.hi.xyz, bits(L.ref), bits(R.ref), 0, 0]
 
 A reference is an interior node index, or ``0x80000000 | start << 4 | (count-1)``
-for a leaf covering sorted triangles ``[start, start + count)``. Per sorted
-triangle we store 12 floats ``[p0, e1 = p1 - p0, e2 = p2 - p0, bits(prim), 0, 0]``
-for the intersection test; both arrays are read with 4-wide packet gathers.
+for a leaf covering the reordered triangles ``[start, start + count)``. Per
+reordered triangle we store 12 floats ``[p0, e1 = p1 - p0, e2 = p2 - p0,
+bits(prim), 0, 0]``. Both arrays are read with 4-wide packet gathers.
 
 Traversal (Dr.Jit kernel, LLVM and CUDA alike)
 ----------------------------------------------
@@ -45,14 +43,15 @@ One symbolic ``dr.while_loop`` per ray with a per-lane stack in local memory
 (``dr.alloc_local``). Each iteration may (1) start a pending leaf, (2) test one
 triangle of the current leaf and (3) test the two children of the current
 interior node, pushing the farther hit child and descending into the nearer,
-in the spirit of the "if-if" traversal of Aila & Laine 2009, which keeps the
-SIMD lanes busy. Closest-hit queries shrink ``t_max`` as hits are found, so
-farther boxes are culled; any-hit queries stop at the first hit.
+in the spirit of the "if-if" traversal of Aila & Laine 2009 ("Understanding
+the efficiency of ray traversal on GPUs"), which keeps SIMD lanes busy.
+Closest-hit queries shrink ``t_max`` as hits are found, so farther boxes are
+culled; any-hit queries stop at the first hit.
 
 Ray-box tests are slab tests (Kay & Kajiya 1986) with the near/far plane
-chosen by the sign of ``1/d``; ``dr.rcp`` gives ``inf`` for ``d = 0`` and it is
-clamped to a huge finite value so that ``0 * inf`` can never produce a NaN; the
-far distance is enlarged by ``1 + 2 gamma_3`` (Ize 2013, "Robust BVH ray
+chosen by the sign of ``1/d``; ``dr.rcp`` gives ``inf`` for ``d = 0``, which is
+clamped to a huge finite value so that ``0 * (1/d)`` is never NaN; the far
+distance is enlarged by ``1 + 2 gamma_3`` (Ize 2013, "Robust BVH ray
 traversal") so that rounding never culls a box the ray touches. Ray-triangle
 tests are Möller & Trumbore 1997 ("Fast, minimum storage ray/triangle
 intersection"), two-sided. Triangles of (numerically) zero area are stored with
@@ -63,7 +62,7 @@ plain arrays; the integrator recomputes a differentiable hit from ``prim``.
 """
 from __future__ import annotations
 
-import math
+import time
 from typing import Any
 
 import drjit as dr
@@ -74,18 +73,18 @@ from .. import backend as bk
 __all__ = ["BVH"]
 
 _LEAF_FLAG = 0x80000000
-_SENTINEL = 0xFFFFFFFF          # "no node": stack empty / lane inactive
+_SENTINEL = 0xFFFFFFFF          # "no node": stack empty / lane done
 _MAX_LEAF_SIZE = 16             # leaf counts are stored in 4 bits
 _MAX_TRIANGLES = (1 << 27) - 1  # leaf starts are stored in 27 bits
 _STACK_SIZE = 64                # per-lane traversal stack (entries)
 _MAX_DEPTH = 60                 # leaves never deeper; the stack holds <= depth entries
-_SAH_MIN = 64                   # nodes larger than this use the SAH split search
-_SAH_BITS = 6                   # Morton sub-cells per SAH node: 2**_SAH_BITS
-_C_TRAV = 1.0                   # SAH cost of visiting a node (two box tests)
+_CLUSTER = 64                   # max triangles per Morton cluster (SAH top-tree unit)
+_LEAF_SAH = True                # SAH-aware leaf collapsing
+_C_TRAV = 1.5                   # SAH cost of visiting a node (two box tests)
 _C_ISECT = 1.0                  # SAH cost of one ray-triangle test
 _BIG = 1e30                     # clamp for 1/d (keeps 0 * (1/d) finite)
 _ROBUST = 1.0 + 2.0 * (3 * 2.0**-24) / (1 - 3 * 2.0**-24)  # Ize 2013: 1 + 2 gamma_3
-_DEGENERATE_EPS = 1e-7          # |e1 x e2| <= eps * (longest edge)^2  -> zero area
+_DEGENERATE_EPS = 1e-6          # zero area: |e1 x e2| <= eps * (longest edge)^2
 
 
 # ----------------------------------------------------------------------------
@@ -103,11 +102,7 @@ def _spread_bits(v: np.ndarray) -> np.ndarray:
 
 
 def _morton_codes(c: np.ndarray) -> np.ndarray:
-    """63-bit Morton codes of points ``c`` (F,3), quantised on a bounding cube.
-
-    A cube (not a per-axis box) keeps the implied split planes near the middle
-    of the longest axis, which is what SAH prefers for elongated scenes.
-    """
+    """63-bit Morton codes of points ``c`` (F,3), quantised on a bounding cube."""
     lo = c.min(axis=0)
     extent = float((c.max(axis=0) - lo).max())
     scale = (2**21 - 1) / extent if extent > 0 else 0.0
@@ -119,9 +114,47 @@ def _morton_codes(c: np.ndarray) -> np.ndarray:
 def _highest_bit(x: np.ndarray) -> np.ndarray:
     """Index of the highest set bit of nonzero uint64 values (int64)."""
     b = np.frexp(x.astype(np.float64))[1].astype(np.int64) - 1
-    # float64 rounding may have bumped x up to the next power of two.
-    over = (x >> b.astype(np.uint64)) == 0
+    over = (x >> b.astype(np.uint64)) == 0   # float rounding bumped x to 2^(b+1)
     return b - over
+
+
+def _bit_split(codes: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """LBVH split of Morton-sorted ranges ``[s, e)`` (``e - s >= 2``).
+
+    The split is the first position whose code has the range's highest
+    differing bit set (a vectorised binary search inside each range); ranges
+    of identical codes split at the median.
+    """
+    c0 = codes[s]
+    x = c0 ^ codes[e - 1]
+    same = x == 0
+    b = _highest_bit(np.where(same, np.uint64(1), x)).astype(np.uint64)
+    q = ((c0 >> b) | np.uint64(1)) << b
+    lo, hi = s + 1, e - 1                      # codes[e-1] >= q > codes[s]
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            break
+        mid = (lo + hi) >> 1
+        go = codes[mid] < q
+        lo = np.where(open_ & go, mid + 1, lo)
+        hi = np.where(open_ & ~go, mid, hi)
+    return np.where(same, s + (e - s) // 2, lo)
+
+
+def _ranges_to_index(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(start[i], start[i] + count[i])`` for all i."""
+    total = int(count.sum())
+    off = np.cumsum(count) - count
+    return np.arange(total, dtype=np.int64) + np.repeat(start - off, count)
+
+
+def _range_boxes(lohi: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``min`` of rows ``[s_i, e_i)`` of ``lohi`` (nonempty ranges), i.e. boxes in
+    the ``[lo, -hi]`` representation."""
+    cnt = e - s
+    idx = _ranges_to_index(s, cnt)
+    return np.minimum.reduceat(lohi[idx], np.cumsum(cnt) - cnt, axis=0)
 
 
 def _half_area(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -130,10 +163,14 @@ def _half_area(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return e[..., 0] * e[..., 1] + e[..., 1] * e[..., 2] + e[..., 2] * e[..., 0]
 
 
+def _ceil_log2(x: np.ndarray) -> np.ndarray:
+    return np.ceil(np.log2(np.maximum(x, 1))).astype(np.int64)
+
+
 # Kernel min/max as compare + select: dr.minimum/dr.maximum lower to LLVM's
-# NaN-propagating fminimum/fmaximum, which the x86 backend of some LLVM
-# versions cannot select once a value is scalarised ("Cannot select:
-# fminimum"); our operands are never NaN, so a select is equivalent.
+# NaN-propagating fminimum/fmaximum, which the x86 backend of the bundled LLVM
+# cannot always select ("LLVM ERROR: Cannot select: fminimum", a crash) once
+# a value is scalarised; our operands are never NaN, so a select is equivalent.
 def _min(a: Any, b: Any) -> Any:
     return dr.select(a < b, a, b)
 
@@ -155,7 +192,7 @@ def _validate(positions: Any, faces: Any, where: str) -> tuple[np.ndarray, np.nd
         raise ValueError(f"{where}: positions must have shape (N, 3), got {p.shape}")
     if p.shape[0] == 0:
         raise ValueError(f"{where}: no vertex positions (empty array)")
-    if not np.issubdtype(p.dtype, np.number):
+    if not (np.issubdtype(p.dtype, np.floating) or np.issubdtype(p.dtype, np.integer)):
         raise ValueError(f"{where}: positions must be numeric, got dtype {p.dtype}")
     p = np.ascontiguousarray(p, dtype=np.float32)
     if not np.all(np.isfinite(p)):
@@ -186,7 +223,8 @@ class BVH:
     """A binary BVH over triangles with Dr.Jit traversal kernels.
 
     Build with :meth:`BVH.build`; query with :meth:`ray_intersect` (closest hit)
-    and :meth:`ray_test` (any hit, for shadow rays).
+    and :meth:`ray_test` (any hit, for shadow rays); :meth:`refit` after moving
+    vertices without changing the triangles.
     """
 
     def __init__(self) -> None:  # use BVH.build()
@@ -195,6 +233,7 @@ class BVH:
         self.leaf_size = 0
         self.depth = 0
         self.build_time = 0.0
+        self.degenerate_count = 0
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -202,10 +241,9 @@ class BVH:
         """Build a BVH over triangles ``faces`` (F,3) of vertices ``positions`` (N,3).
 
         ``positions`` are world-space float32 coordinates, ``faces`` vertex
-        indices of all meshes concatenated; prim ``i`` of the queries is row
-        ``i`` of ``faces``. ``leaf_size`` (1..16) is the largest leaf.
+        indices (all meshes concatenated); ``prim`` in the query results is a
+        row of ``faces``. ``leaf_size`` (1..16) is the largest leaf.
         """
-        import time
         t0 = time.perf_counter()
         if not isinstance(leaf_size, (int, np.integer)) or isinstance(leaf_size, bool) \
                 or not 1 <= int(leaf_size) <= _MAX_LEAF_SIZE:
@@ -216,278 +254,335 @@ class BVH:
         self.leaf_size = int(leaf_size)
         self._faces = f
         self._n_vertices = p.shape[0]
-        tri = p[f]                                   # (F, 3 vertices, 3)
-        lo, hi = tri.min(axis=1), tri.max(axis=1)
-        codes = _morton_codes(0.5 * (lo + hi))
-        order = np.argsort(codes, kind="stable")
-        self._order = order
-        self._topology(codes[order], lo[order], hi[order])
-        self._upload(tri[order], lo[order], hi[order])
+
+        v0, v1, v2 = p[f[:, 0]], p[f[:, 1]], p[f[:, 2]]
+        lohi = np.concatenate([np.minimum(np.minimum(v0, v1), v2),
+                               -np.maximum(np.maximum(v0, v1), v2)], axis=1)
+        codes = _morton_codes(0.5 * (lohi[:, :3] - lohi[:, 3:]))
+        order = np.argsort(codes)
+        codes = codes[order]
+        lohi = lohi[order]          # boxes as [lo, -hi]: unions are plain minima
+
+        cs, ce = self._clusters(codes)
+        top = self._sah_top(lohi, cs, ce)
+        # Final triangle order: clusters in top-tree order, Morton order inside.
+        corder = top["corder"]
+        ccnt = (ce - cs)[corder]
+        idx = _ranges_to_index(cs[corder], ccnt)
+        self._order = order[idx]
+        lohi = lohi[idx]
+        self._bottom(codes[idx], lohi, ccnt, top)
+        self._upload(p, lohi)
         self.build_time = time.perf_counter() - t0
         return self
 
-    def _topology(self, codes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        """Level-synchronous top-down split of contiguous ranges of sorted triangles.
-
-        Produces, per interior node (numbered level by level), the two child
-        references and, for the refit, which children are leaves.
-        """
+    @staticmethod
+    def _clusters(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Morton-sorted ranges of at most ``_CLUSTER`` triangles (LBVH splits)."""
         F = codes.shape[0]
-        leaf_size = self.leaf_size
-        levels: list[tuple[int, int]] = []          # [first node, end) per level
-        child_ref: list[np.ndarray] = []            # (n, 2) uint32 per level
-        child_leaf: list[np.ndarray] = []           # (n, 2) leaf id or -1 per level
-        leaf_s: list[np.ndarray] = []
-        leaf_c: list[np.ndarray] = []
-        n_leaves = 0
+        s, e = np.array([0], np.int64), np.array([F], np.int64)
+        out_s, out_e = [], []
+        while s.size:
+            small = e - s <= _CLUSTER
+            out_s.append(s[small])
+            out_e.append(e[small])
+            s, e = s[~small], e[~small]
+            if s.size:
+                m = _bit_split(codes, s, e)
+                s, e = np.stack([s, m], 1).ravel(), np.stack([m, e], 1).ravel()
+        cs, ce = np.concatenate(out_s), np.concatenate(out_e)
+        srt = np.argsort(cs, kind="stable")
+        return cs[srt], ce[srt]
 
-        # Flattened per-triangle bounds for the SAH sub-cell reductions: min of
-        # [lo, -hi] gives lo and -hi in one reduceat.
-        # One extra +inf row so that reduceat may use index F as a range end.
-        lohi = np.concatenate([np.concatenate([lo, -hi], axis=1),
-                               np.full((1, 6), np.inf, np.float32)])
+    @staticmethod
+    def _sah_top(lohi: np.ndarray, cs: np.ndarray, ce: np.ndarray) -> dict:
+        """SAH sweep build over clusters, all nodes of a level at once.
 
-        if F <= leaf_size:
-            # Root with one leaf child and one empty child (never hit).
-            levels.append((0, 1))
-            child_ref.append(np.array([[_LEAF_FLAG | (F - 1), _LEAF_FLAG]], np.uint32))
-            child_leaf.append(np.array([[0, -1]], np.int64))
-            leaf_s.append(np.array([0], np.int64))
-            leaf_c.append(np.array([F], np.int64))
-            self._finish_topology(levels, child_ref, child_leaf, leaf_s, leaf_c, depth=1)
-            return
-
-        s = np.array([0], np.int64)
-        e = np.array([F], np.int64)
-        first = 0
+        Each node is a segment of three orderings of its clusters (sorted by
+        centroid x, y, z). For every split position of every ordering, the
+        prefix and suffix box unions come from segmented ``accumulate`` (a
+        per-segment offset makes the scan restart at segment starts); the
+        cheapest ``A_L N_L + A_R N_R`` over the three axes wins, and all three
+        orderings are stably partitioned so they stay sorted.
+        """
+        K = cs.size
+        cnt = (ce - cs).astype(np.float64)
+        box = np.minimum.reduceat(lohi, cs, axis=0).astype(np.float64)
+        if K == 1:
+            return {"corder": np.zeros(1, np.int64), "cdepth": np.zeros(1, np.int64),
+                    "levels": []}
+        base = box[:, :3].min(axis=0)
+        ext = max(float((-box[:, 3:].min(axis=0) - base).max()), 1e-30)
+        # Normalised to the scene box: [lo, -hi] in [-1, 1], so offsets of 4 per
+        # segment keep the segmented scans apart (float64 keeps ~1e-10 precision).
+        lh = (box - np.concatenate([base, -base])) / ext
+        cen = lh[:, :3] - lh[:, 3:]
+        ords = [np.argsort(cen[:, a], kind="stable") for a in range(3)]
+        corder = np.empty(K, np.int64)
+        cdepth = np.empty(K, np.int64)
+        st = np.array([0], np.int64)        # segment starts (in the compacted orderings)
+        ln = np.array([K], np.int64)        # segment lengths (clusters)
+        gpos = np.array([0], np.int64)      # segment start in the final cluster order
+        levels = []                          # per level: (is_cluster (n,2), value (n,2))
+        extra = int(np.ceil(np.log2(_CLUSTER))) + 2
         depth = 0
+        while st.size:
+            n, Kl = st.size, ords[0].size
+            segid = np.repeat(np.arange(n), ln)
+            pos = np.arange(Kl) - st[segid]
+            seg_last = st + ln - 1
+            best_cost = np.full(n, np.inf)
+            best_axis = np.zeros(n, np.int64)
+            best_i = st.copy()               # last element of the left part
+            off_f = (4.0 * (n - segid))[:, None]
+            off_b = (4.0 * segid)[:, None]
+            ar = np.arange(Kl)
+            for a in range(3):
+                ids = ords[a]
+                x, c = lh[ids], cnt[ids]
+                pre = np.minimum.accumulate(x + off_f, axis=0) - off_f
+                suf = np.minimum.accumulate((x + off_b)[::-1], axis=0)[::-1] - off_b
+                cc = np.cumsum(c)
+                seg_base = (cc - c)[st]
+                n_pre = cc - seg_base[segid]
+                n_tot = (cc[seg_last] - seg_base)[segid]
+                a_suf = np.zeros(Kl)
+                a_suf[:-1] = _half_area(suf[1:, :3], -suf[1:, 3:])
+                cost = _half_area(pre[:, :3], -pre[:, 3:]) * n_pre + a_suf * (n_tot - n_pre)
+                cost[seg_last] = np.inf                    # right part would be empty
+                seg_min = np.minimum.reduceat(cost, st)
+                arg = np.minimum.reduceat(np.where(cost == seg_min[segid], ar, Kl), st)
+                better = seg_min < best_cost
+                best_cost = np.where(better, seg_min, best_cost)
+                best_axis = np.where(better, a, best_axis)
+                best_i = np.where(better, arg, best_i)
+            # Depth guard: median split (by count) when the depth budget runs out.
+            forced = depth + _ceil_log2(ln) + extra >= _MAX_DEPTH
+            forced |= ~np.isfinite(best_cost)
+            best_axis = np.where(forced, 0, best_axis)
+            best_i = np.where(forced, st + ln // 2 - 1, best_i)
+            n_left = best_i - st + 1
+            # Mark the left clusters, then stably partition all three orderings.
+            left = np.zeros(K, bool)
+            in_left = pos < n_left[segid]
+            for a in range(3):
+                sel = in_left & (best_axis[segid] == a)
+                left[ords[a][sel]] = True
+            for a in range(3):
+                f = left[ords[a]]
+                cf = np.cumsum(f)
+                incl = cf - (cf - f)[st][segid]
+                new = np.where(f, st[segid] + incl - 1,
+                               st[segid] + n_left[segid] + pos - incl)
+                o2 = np.empty_like(ords[a])
+                o2[new] = ords[a]
+                ords[a] = o2
+            c_st = np.stack([st, st + n_left], 1)
+            c_ln = np.stack([n_left, ln - n_left], 1)
+            c_gp = np.stack([gpos, gpos + n_left], 1)
+            term = c_ln == 1
+            tid = ords[0][c_st[term]]
+            corder[c_gp[term]] = tid
+            cdepth[tid] = depth + 1
+            val = np.empty((n, 2), np.int64)
+            val[term] = tid
+            inner = ~term
+            val[inner] = np.arange(int(inner.sum()))
+            levels.append((term, val))
+            # Drop finished (single-cluster) children from the orderings.
+            side = (pos >= n_left[segid]).astype(np.int64)
+            keep = ~term[segid, side]
+            for a in range(3):
+                ords[a] = ords[a][keep]
+            ln = c_ln[inner]
+            st = np.cumsum(ln) - ln
+            gpos = c_gp[inner]
+            depth += 1
+        return {"corder": corder, "cdepth": cdepth, "levels": levels}
+
+    def _split_pays(self, lohi: np.ndarray, s: np.ndarray, e: np.ndarray,
+                    m: np.ndarray) -> np.ndarray:
+        """Whether splitting ``[s, e)`` at ``m`` once lowers the SAH cost of a leaf:
+        ``C_t + C_i (A_L N_L + A_R N_R) / A < C_i N``."""
+        if s.size == 0 or not _LEAF_SAH:
+            return np.zeros(s.shape, bool)
+        # Boxes of [s, m) and [m, e) from one gather of the rows [s, e).
+        cnt = e - s
+        off = np.cumsum(cnt) - cnt
+        rows = lohi[_ranges_to_index(s, cnt)]
+        bounds = np.stack([off, off + (m - s)], axis=1).ravel()
+        lr = np.minimum.reduceat(rows, bounds, axis=0)
+        bl, br = lr[0::2], lr[1::2]
+        b = np.minimum(bl, br)
+        a = _half_area(b[:, :3], -b[:, 3:])
+        al = _half_area(bl[:, :3], -bl[:, 3:])
+        ar = _half_area(br[:, :3], -br[:, 3:])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            split = _C_TRAV + _C_ISECT * (al * (m - s) + ar * (e - m)) / a
+        return (a > 0) & (split < _C_ISECT * (e - s))
+
+    def _leaf_or_split(self, codes, lohi, s, e, depth):
+        """Leaf decision for ranges ``[s, e)`` at ``depth``: (leaf mask, split m)."""
+        cnt = e - s
+        m = np.where(cnt >= 2, s + cnt // 2, s)
+        many = cnt >= 2
+        if many.any():
+            m[many] = _bit_split(codes, s[many], e[many])
+        # Depth guard: medians from here on keep every leaf at depth <= _MAX_DEPTH.
+        forced = many & (depth + _ceil_log2(cnt / self.leaf_size) + 1 >= _MAX_DEPTH)
+        m = np.where(forced, s + cnt // 2, m)
+        leaf = cnt <= self.leaf_size
+        cand = np.nonzero(leaf & many & (depth + _ceil_log2(cnt) + 1 < _MAX_DEPTH))[0]
+        if cand.size:
+            leaf[cand] &= ~self._split_pays(lohi, s[cand], e[cand], m[cand])
+        return leaf, m
+
+    def _bottom(self, codes: np.ndarray, lohi: np.ndarray, ccnt: np.ndarray, top: dict) -> None:
+        """Assemble the node table: SAH top levels, then LBVH levels inside clusters.
+
+        Nodes are numbered level by level (top tree first), so every child has
+        a larger index than its parent: bottom-up passes run levels in reverse.
+        """
+        K = ccnt.size
+        cstart = np.cumsum(ccnt) - ccnt           # cluster starts, final order
+        corder = top["corder"]
+        cdepth = top["cdepth"][corder]
+        top_levels = top["levels"]
+        T = sum(v.shape[0] for _, v in top_levels)
+
+        leaf_k, m_k = self._leaf_or_split(codes, lohi, cstart, cstart + ccnt, cdepth)
+        # Reference of every cluster (by final position): leaf or bottom root node.
+        inner_k = ~leaf_k
+        cref = np.empty(K, np.int64)
+        cref[leaf_k] = _LEAF_FLAG | (cstart[leaf_k] << 4) | (ccnt[leaf_k] - 1)
+        cref[inner_k] = T + np.arange(int(inner_k.sum()))
+        ref_by_id = np.empty(K, np.int64)
+        ref_by_id[corder] = cref
+
+        refs: list[np.ndarray] = []
+        empty: list[np.ndarray] = []
+        levels: list[tuple[int, int]] = []
+        first = 0
+        for term, val in top_levels:
+            n = val.shape[0]
+            r = np.where(term, ref_by_id[np.where(term, val, 0)], first + n + val)
+            refs.append(r)
+            empty.append(np.zeros((n, 2), bool))
+            levels.append((first, first + n))
+            first += n
+        max_depth = int(cdepth.max()) if K else 0
+        if K == 1 and leaf_k[0]:
+            # A single leaf: root with the leaf and an empty child (never hit).
+            refs.append(np.array([[cref[0], _LEAF_FLAG]], np.int64))
+            empty.append(np.array([[False, True]]))
+            levels.append((0, 1))
+            max_depth = 1
+        s, e = cstart[inner_k], cstart[inner_k] + ccnt[inner_k]
+        m, dep = m_k[inner_k], cdepth[inner_k]
         while s.size:
             n = s.size
             levels.append((first, first + n))
-            m = self._split(codes, lohi, s, e, depth)
-            cs = np.stack([s, m], axis=1)            # (n, 2) child starts
-            ce = np.stack([m, e], axis=1)
-            cc = ce - cs
-            leaf = cc <= leaf_size
-            if leaf.any() and leaf_size > 1:
-                leaf &= ~self._split_pays(codes, lo, hi, cs, ce, leaf, depth + 1)
-            ref = np.empty((n, 2), np.uint32)
-            lid = np.full((n, 2), -1, np.int64)
-            nl = int(leaf.sum())
-            lid[leaf] = n_leaves + np.arange(nl)
-            n_leaves += nl
-            ref[leaf] = (_LEAF_FLAG | (cs[leaf] << 4) | (cc[leaf] - 1)).astype(np.uint32)
-            leaf_s.append(cs[leaf])
-            leaf_c.append(cc[leaf])
+            c_s = np.stack([s, m], 1).ravel()
+            c_e = np.stack([m, e], 1).ravel()
+            c_d = np.repeat(dep + 1, 2)
+            leaf, c_m = self._leaf_or_split(codes, lohi, c_s, c_e, c_d)
+            r = np.empty(2 * n, np.int64)
+            r[leaf] = _LEAF_FLAG | (c_s[leaf] << 4) | (c_e[leaf] - c_s[leaf] - 1)
             inner = ~leaf
-            ni = int(inner.sum())
-            ref[inner] = (first + n + np.arange(ni)).astype(np.uint32)
-            child_ref.append(ref)
-            child_leaf.append(lid)
+            r[inner] = first + n + np.arange(int(inner.sum()))
+            refs.append(r.reshape(n, 2))
+            empty.append(np.zeros((n, 2), bool))
+            if leaf.any():
+                max_depth = max(max_depth, int(c_d[leaf].max()))
             first += n
-            s, e = cs[inner], ce[inner]            # row-major: children stay sorted by start
-            depth += 1
-        self._finish_topology(levels, child_ref, child_leaf, leaf_s, leaf_c, depth=depth)
+            s, e, m, dep = c_s[inner], c_e[inner], c_m[inner], c_d[inner]
 
-    def _finish_topology(self, levels, child_ref, child_leaf, leaf_s, leaf_c, depth) -> None:
         self._levels = levels
-        self._child_ref = np.concatenate(child_ref)
-        self._child_leaf = np.concatenate(child_leaf)
-        ls = np.concatenate(leaf_s)
-        lc = np.concatenate(leaf_c)
-        # Leaves partition [0, F): sorted by start, one reduceat gives their boxes.
-        srt = np.argsort(ls, kind="stable")
-        self._leaf_sorted_starts = ls[srt]
-        self._leaf_rank = np.empty_like(srt)
-        self._leaf_rank[srt] = np.arange(srt.size)
-        self._leaf_count = lc
-        self.depth = depth
-
-    def _split(self, codes, lohi, s, e, depth) -> np.ndarray:
-        """Split position ``m`` (s < m < e) for every node ``[s, e)`` of a level."""
-        cnt = e - s
-        c0, c1 = codes[s], codes[e - 1]
-        x = c0 ^ c1
-        same = x == 0
-        b = _highest_bit(np.where(same, np.uint64(1), x))
-        query = ((c0 >> b.astype(np.uint64)) | np.uint64(1)) << b.astype(np.uint64)
-        m = np.searchsorted(codes, query).astype(np.int64)
-        # Depth guard: median splits keep every leaf at depth <= _MAX_DEPTH.
-        need = np.ceil(np.log2(np.maximum(cnt, 1) / max(self.leaf_size, 1)))
-        median = same | (depth + need + 1 >= _MAX_DEPTH)
-        m = np.where(median, s + cnt // 2, m)
-        big = (cnt > _SAH_MIN) & ~median
-        if big.any():
-            idx = np.nonzero(big)[0]
-            m[idx] = self._sah_split(codes, lohi, s[idx], e[idx], b[idx], m[idx])
-        return m
-
-    @staticmethod
-    def _sah_split(codes, lohi, s, e, b, m_lbvh) -> np.ndarray:
-        """SAH split among the Morton sub-cell boundaries of each node.
-
-        Below the highest differing bit ``b`` of a node, the next ``k`` bits cut
-        its cell into 2^k sub-cells, each a contiguous run of the sorted
-        triangles. The SAH cost of splitting between sub-cell ``j-1`` and ``j``
-        is ``A(prefix) N(prefix) + A(suffix) N(suffix)`` with the boxes of the
-        unions of sub-cells; the cheapest boundary wins.
-        """
-        n = s.size
-        k = np.minimum(_SAH_BITS, b + 1)           # cannot go below bit 0
-        K = 1 << _SAH_BITS
-        j = np.arange(K, dtype=np.uint64)
-        shift = (b + 1 - k).astype(np.uint64)       # bit position of sub-cell index
-        prefix = (codes[s] >> (b + 1).astype(np.uint64)) << (b + 1).astype(np.uint64)
-        # Boundary codes of sub-cells j = 0..K-1 (sub-cells beyond 2^k collapse to the end).
-        jj = np.minimum(j[None, :], ((np.uint64(1) << k.astype(np.uint64)) - np.uint64(1))[:, None])
-        bound = prefix[:, None] | (jj << shift[:, None])
-        pos = np.searchsorted(codes, bound.ravel()).reshape(n, K).astype(np.int64)
-        pos = np.clip(pos, s[:, None], e[:, None])
-        pos[:, 0] = s
-        # Boxes of sub-cells [pos_j, pos_{j+1}): reduceat over all boundaries at once.
-        starts = pos.ravel()
-        ends = np.concatenate([pos[:, 1:], e[:, None]], axis=1).ravel()
-        nonempty = ends > starts
-        box = np.full((n * K, 6), np.inf, np.float32)
-        st = starts[nonempty]
-        # reduceat reduces [idx_i, idx_{i+1}); interleaved (start, end) pairs give
-        # exactly the sub-cell runs (lohi has a padding row at index F).
-        pairs = np.stack([st, ends[nonempty]], axis=1).ravel()
-        red = np.minimum.reduceat(lohi, pairs, axis=0)[::2]
-        box[nonempty] = red
-        box = box.reshape(n, K, 6)
-        cntc = (ends - starts).reshape(n, K)
-        # Prefix unions (cells < j) and suffix unions (cells >= j).
-        pre = np.minimum.accumulate(box, axis=1)
-        suf = np.minimum.accumulate(box[:, ::-1], axis=1)[:, ::-1]
-        npre = np.cumsum(cntc, axis=1)
-        ntot = npre[:, -1:]
-        # Candidate j (1..K-1) splits between cell j-1 and j.
-        a_l = _half_area(pre[:, :-1, :3], -pre[:, :-1, 3:])
-        a_r = _half_area(suf[:, 1:, :3], -suf[:, 1:, 3:])
-        n_l = npre[:, :-1]
-        n_r = ntot - n_l
-        cost = a_l * n_l + a_r * n_r
-        valid = (n_l > 0) & (n_r > 0)
-        cost = np.where(valid, cost, np.inf)
-        best = np.argmin(cost, axis=1)
-        ok = np.isfinite(cost[np.arange(n), best])
-        m = pos[np.arange(n), best + 1]
-        return np.where(ok, m, m_lbvh)
-
-    @staticmethod
-    def _split_pays(codes, lo, hi, cs, ce, leaf, depth) -> np.ndarray:
-        """For candidate leaves (mask ``leaf``), whether one more split lowers the SAH.
-
-        Leaf cost ``N C_i`` versus ``C_t + (A_L N_L + A_R N_R) / A C_i`` with the
-        LBVH split of the range (one level of look-ahead). Nodes of one triangle
-        never split.
-        """
-        out = np.zeros_like(leaf)
-        idx = np.nonzero(leaf & (ce - cs > 1))
-        if idx[0].size == 0 or depth + 2 >= _MAX_DEPTH:
-            return out
-        s, e = cs[idx], ce[idx]
-        c0, c1 = codes[s], codes[e - 1]
-        x = c0 ^ c1
-        same = x == 0
-        b = _highest_bit(np.where(same, np.uint64(1), x))
-        query = ((c0 >> b.astype(np.uint64)) | np.uint64(1)) << b.astype(np.uint64)
-        m = np.where(same, (s + e) // 2, np.searchsorted(codes, query))
-        L = e.max() - s.min()
-        width = int((e - s).max())
-        off = np.arange(width)
-        g = s[:, None] + off[None, :]
-        valid = g < e[:, None]
-        g = np.minimum(g, codes.shape[0] - 1)
-        glo, ghi = lo[g], hi[g]                     # (n, width, 3)
-        inl = valid & (g < m[:, None])
-        inr = valid & ~(g < m[:, None])
-        inf = np.float32(np.inf)
-
-        def box(mask):
-            blo = np.where(mask[..., None], glo, inf).min(axis=1)
-            bhi = np.where(mask[..., None], ghi, -inf).max(axis=1)
-            return _half_area(blo, bhi)
-        a = box(valid)
-        al, ar = box(inl), box(inr)
-        nl, nr = inl.sum(1), inr.sum(1)
-        ntot = nl + nr
-        del L
-        with np.errstate(invalid="ignore", divide="ignore"):
-            split_cost = _C_TRAV + _C_ISECT * (al * nl + ar * nr) / a
-        pays = (a > 0) & (split_cost < _C_ISECT * ntot)
-        out[idx] = pays
-        return out
+        ref = np.concatenate(refs).astype(np.uint32)
+        emp = np.concatenate(empty)
+        self._child_ref = ref
+        self.depth = max_depth
+        # Box sources for every child slot: node table, leaf table or the empty box.
+        n_nodes = ref.shape[0]
+        is_leaf = ((ref & _LEAF_FLAG) != 0) & ~emp
+        starts = ((ref >> 4) & 0x7FFFFFF).astype(np.int64)
+        self._leaf_starts = np.sort(starts[is_leaf])
+        n_leaves = self._leaf_starts.size
+        src = ref.astype(np.int64)
+        src[is_leaf] = n_nodes + np.searchsorted(self._leaf_starts, starts[is_leaf])
+        src[emp] = n_nodes + n_leaves
+        self._box_src = src
 
     # ------------------------------------------------------------ bounds/upload
-    def _node_boxes(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Child boxes (n_nodes, 2, 6) of every node, bottom-up (also for refit)."""
-        lohi = np.concatenate([lo, -hi], axis=1)
-        leaf_box = np.minimum.reduceat(lohi, self._leaf_sorted_starts, axis=0)[self._leaf_rank]
+    def _child_boxes(self, lohi: np.ndarray) -> np.ndarray:
+        """Boxes ``[lo, -hi]`` (n_nodes, 2, 6) of both children of every node, bottom-up."""
         n_nodes = self._child_ref.shape[0]
-        node_box = np.empty((n_nodes, 6), np.float32)     # union of both children
-        child_box = np.empty((n_nodes, 2, 6), np.float32)
-        empty = np.array([np.inf] * 6, np.float32)        # lo = +inf, -hi = +inf
+        n_leaves = self._leaf_starts.size
+        table = np.empty((n_nodes + n_leaves + 1, 6), np.float32)
+        table[n_nodes:n_nodes + n_leaves] = np.minimum.reduceat(lohi, self._leaf_starts, axis=0)
+        table[-1] = np.inf                              # empty box: lo = +inf, hi = -inf
+        src = self._box_src
         for a, b in reversed(self._levels):
-            ref = self._child_ref[a:b]
-            lid = self._child_leaf[a:b]
-            is_leaf = (ref & _LEAF_FLAG) != 0
-            cb = np.empty((b - a, 2, 6), np.float32)
-            real_leaf = lid >= 0
-            cb[real_leaf] = leaf_box[lid[real_leaf]]
-            cb[is_leaf & ~real_leaf] = empty
-            inner = ~is_leaf
-            cb[inner] = node_box[ref[inner].astype(np.int64)]
-            child_box[a:b] = cb
-            node_box[a:b] = np.minimum(cb[:, 0], cb[:, 1])
-        return child_box
+            cb = table[src[a:b]]
+            table[a:b] = np.minimum(cb[:, 0], cb[:, 1])
+        return table[src]
 
-    def _upload(self, tri: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
-        """Pack node records and triangle records into Dr.Jit arrays."""
-        child_box = self._node_boxes(lo, hi)
-        n_nodes = child_box.shape[0]
-        rec = np.zeros((n_nodes, 16), np.float32)
-        rec[:, 0:3] = child_box[:, 0, :3]
-        rec[:, 3:6] = -child_box[:, 0, 3:]
-        rec[:, 6:9] = child_box[:, 1, :3]
-        rec[:, 9:12] = -child_box[:, 1, 3:]
+    def _upload(self, p: np.ndarray, lohi: np.ndarray) -> None:
+        """Pack node records and triangle records into Dr.Jit arrays.
+
+        ``p``: vertex positions; ``lohi``: triangle boxes in BVH order.
+        """
+        cb = self._child_boxes(lohi)
+        n_nodes = cb.shape[0]
+        rec = np.empty((n_nodes, 16), np.float32)
+        # [lo, -hi] per child -> [lo, hi]: one pass into the record view.
+        sign = np.array([1, 1, 1, -1, -1, -1], np.float32)
+        np.multiply(cb, sign, out=rec[:, :12].reshape(n_nodes, 2, 6))
+        rec[:, 14:16] = 0
         rec.view(np.uint32)[:, 12:14] = self._child_ref
-        F = tri.shape[0]
-        p0 = tri[:, 0]
-        e1 = tri[:, 1] - p0
-        e2 = tri[:, 2] - p0
-        # Zero-area triangles get zero edges: their determinant is exactly 0.
-        e1d, e2d = e1.astype(np.float64), e2.astype(np.float64)
-        n2 = np.einsum("ij,ij->i", *(np.cross(e1d, e2d),) * 2)
-        e3d = e2d - e1d
-        longest = np.maximum(np.maximum((e1d * e1d).sum(1), (e2d * e2d).sum(1)),
-                             (e3d * e3d).sum(1))
-        degenerate = n2 <= (_DEGENERATE_EPS**2) * longest * longest
-        trec = np.zeros((F, 12), np.float32)
+        fo = self._faces[self._order]
+        F = fo.shape[0]
+        trec = np.empty((F, 12), np.float32)
+        p0 = p[fo[:, 0]]
         trec[:, 0:3] = p0
-        trec[:, 3:6] = np.where(degenerate[:, None], 0, e1)
-        trec[:, 6:9] = np.where(degenerate[:, None], 0, e2)
-        trec.view(np.uint32)[:, 9] = self._order.astype(np.uint32)
+        trec[:, 10:12] = 0
+        e1 = np.subtract(p[fo[:, 1]], p0, out=trec[:, 3:6])
+        e2 = np.subtract(p[fo[:, 2]], p0, out=trec[:, 6:9])
+        # Zero area: |e1 x e2|^2 <= eps^2 * (longest edge)^4. In float32 the cross
+        # product of a degenerate triangle is at most ~5e-14 |e1|^2 |e2|^2 (rounding),
+        # safely below eps^2 = 1e-12; such triangles get zero edges (det = 0 exactly).
+        x1, y1, z1 = e1[:, 0], e1[:, 1], e1[:, 2]
+        x2, y2, z2 = e2[:, 0], e2[:, 1], e2[:, 2]
+        n2 = np.square(y1 * z2 - z1 * y2) + np.square(z1 * x2 - x1 * z2) \
+            + np.square(x1 * y2 - y1 * x2)
+        longest = np.maximum(np.maximum(x1 * x1 + y1 * y1 + z1 * z1, x2 * x2 + y2 * y2 + z2 * z2),
+                             np.square(x2 - x1) + np.square(y2 - y1) + np.square(z2 - z1))
+        degenerate = n2 <= np.float32(_DEGENERATE_EPS ** 2) * np.square(longest)
+        if degenerate.any():
+            trec[degenerate, 3:9] = 0
+        trec.view(np.uint32)[:, 9] = self._order
         self.degenerate_count = int(degenerate.sum())
-        # Copies: Float(np_array) may share memory with numpy.
+        # Float(ndarray) may share memory with numpy on LLVM: keep both alive, unchanged.
         self._nodes = bk.Float(rec.ravel())
         self._tris = bk.Float(trec.ravel())
-        self._rec_np = rec
+        self._rec_np, self._trec_np = rec, trec
         dr.eval(self._nodes, self._tris)
 
     # ------------------------------------------------------------------ refit
     def refit(self, positions: np.ndarray) -> None:
-        """Recompute all boxes and triangle records for moved vertices (same topology).
+        """Recompute all boxes and triangle records for moved vertices.
 
-        Tree quality degrades if the motion is large; rebuild then.
+        The triangles (``faces``) and the tree topology stay; tree quality
+        degrades if the motion is large (rebuild then).
         """
         p, _ = _validate(positions, None, "BVH.refit")
         if p.shape[0] != self._n_vertices:
             raise ValueError(f"BVH.refit: got {p.shape[0]} vertex positions, the BVH was "
                              f"built over {self._n_vertices}")
-        tri = p[self._faces[self._order]]
-        self._upload(tri, tri.min(axis=1), tri.max(axis=1))
+        fo = self._faces[self._order]
+        v0, v1, v2 = p[fo[:, 0]], p[fo[:, 1]], p[fo[:, 2]]
+        self._upload(p, np.concatenate([np.minimum(np.minimum(v0, v1), v2),
+                                        -np.maximum(np.maximum(v0, v1), v2)], axis=1))
 
     # ---------------------------------------------------------------- queries
     def triangle_count(self) -> int:
@@ -499,7 +594,8 @@ class BVH:
         return int(self._child_ref.shape[0])
 
     def leaf_count(self) -> int:
-        return int(self._leaf_count.size)
+        """Number of leaves."""
+        return int(self._leaf_starts.size)
 
     def sah_cost(self) -> float:
         """SAH cost of the tree (``C_t`` per interior node, ``C_i`` per triangle),
@@ -534,7 +630,14 @@ class BVH:
         return self._trace(o, d, tmax, active, any_hit=True)
 
     # --------------------------------------------------------------- kernels
-    def _trace(self, o: Any, d: Any, tmax: Any, active: Any, any_hit: bool) -> Any:
+    def traversal_stats(self, o: Any, d: Any, tmax: Any, active: Any,
+                        any_hit: bool = False) -> tuple[Any, Any, Any]:
+        """Per-ray counts ``(iterations, node visits, triangle tests)`` of a query
+        (diagnostics for benchmarks; compiles a separate kernel)."""
+        return self._trace(o, d, tmax, active, any_hit, stats=True)
+
+    def _trace(self, o: Any, d: Any, tmax: Any, active: Any, any_hit: bool,
+               stats: bool = False) -> Any:
         UInt32, Float, Bool = bk.UInt32, bk.Float, bk.Bool
         o = bk.Array3f(dr.detach(o))
         d = bk.Array3f(dr.detach(d))
@@ -574,7 +677,7 @@ class BVH:
             node = dr.select(mask, dr.select(has, val, UInt32(_SENTINEL)), node)
             return node, sp
 
-        def step(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found):
+        def step(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
             # (1) No triangles pending and the current reference is a leaf: start it.
             is_leaf = (node & _LEAF_FLAG) != 0
             fetch = (tri_cur >= tri_end) & is_leaf & (node != _SENTINEL)
@@ -628,9 +731,12 @@ class BVH:
             descend = do_node & (hit_l | hit_r)
             node = dr.select(descend, near, node)
             node, sp = pop(stack, node, sp, do_node & ~(hit_l | hit_r))
-            return stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found
+            if stats:
+                cnt = (cnt[0] + 1, dr.select(do_node, cnt[1] + 1, cnt[1]),
+                       dr.select(do_tri, cnt[2] + 1, cnt[2]))
+            return stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt
 
-        def cond(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found):
+        def cond(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
             return ((node != _SENTINEL) | (tri_cur < tri_end)) & ~found
 
         zero_u = dr.zeros(UInt32, n)    # full width: LLVM needs it for the stack index
@@ -647,10 +753,13 @@ class BVH:
             dr.zeros(Float, n),                              # u
             dr.zeros(Float, n),                              # v
             dr.zeros(Bool, n),                               # found (any-hit)
+            tuple(dr.zeros(UInt32, n) for _ in range(3)) if stats else (),
         )
         label = "lumigrad.bvh.ray_test" if any_hit else "lumigrad.bvh.ray_intersect"
-        _, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found = dr.while_loop(
+        _, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt = dr.while_loop(
             state, cond, step, label=label, mode="symbolic")
+        if stats:
+            return cnt
         if any_hit:
             return found
         hit = prim != _SENTINEL
