@@ -87,16 +87,22 @@ class _RenderOp(dr.CustomOp):
             if isinstance(value, Transform4f):
                 m = dr.detach(value.matrix)
                 m = bk.Matrix4f(m)
+                dr.make_opaque(m)
                 dr.enable_grad(m)
                 if tangents is not None:
-                    dr.set_grad(m, tangents[key])
+                    t = bk.Matrix4f(tangents[key])
+                    dr.make_opaque(t)
+                    dr.set_grad(m, t)
                 new_value = Transform4f(m)
                 fresh[key] = m
             else:
                 new_value = type(value)(dr.detach(value))
+                dr.make_opaque(new_value)
                 dr.enable_grad(new_value)
                 if tangents is not None:
-                    dr.set_grad(new_value, tangents[key])
+                    t = type(value)(tangents[key])
+                    dr.make_opaque(t)  # a literal tangent would be baked into the kernel
+                    dr.set_grad(new_value, t)
                 fresh[key] = new_value
             self.params._entries[self.params._resolve(key)].setter(new_value)
         self._after_swap()
@@ -118,10 +124,8 @@ class _RenderOp(dr.CustomOp):
         saved, fresh = self._swap_in(tangents)
         try:
             with dr.isolate_grad(), dr.resume_grad():
-                image = self.integrator.render(self.scene, self.sensor, self.seed_grad,
-                                               self.spp_grad, mode="forward")
-                dr.forward_to(image)
-                grad = dr.grad(image)
+                grad = self.integrator.render_forward(self.scene, self.sensor,
+                                                      self.seed_grad, self.spp_grad)
         finally:
             self._restore(saved)
         self.set_grad_out(grad)

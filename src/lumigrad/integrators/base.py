@@ -134,6 +134,28 @@ class SamplingIntegrator:
                 progress(i + 1, len(passes))
         return bk.TensorXf(total * (1.0 / spp), shape=(h, w, self.channels))
 
+    def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int) -> Any:
+        """Forward-mode derivative image (``TensorXf``): propagates the tangents
+        currently set on grad-enabled scene parameters through the integrator.
+
+        Each pass evaluates only the per-sample tangents (one kernel; the primal
+        values the loop needs are recomputed inside it), then block-sums them.
+        """
+        w, h = sensor.resolution
+        total = None
+        for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
+            with dr.suspend_grad():
+                rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+            with dr.resume_grad():
+                L = self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(pixel)),
+                                mode="forward")
+                # Keep the graph's edges: later passes propagate through it again.
+                dr.forward_to(L, flags=dr.ADFlag.ClearInterior)
+                grad_L = dr.grad(L)
+            img = self._to_image(dr.detach(grad_L), spp_pass, w, h)
+            total = img if total is None else total + img
+        return bk.TensorXf(total * (1.0 / spp), shape=(h, w, self.channels))
+
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
                         spp: int) -> None:
         """Path replay backpropagation of ``grad_image`` (dLoss/dImage) into the

@@ -1,0 +1,184 @@
+"""Render / forward-derivative / reverse-gradient timings and throughput.
+
+    python benchmarks/bench_render.py                  # Cornell box, 256² × 64 spp and 512² × 128
+    python benchmarks/bench_render.py --quick          # 128² × 16 only
+    python benchmarks/bench_render.py --memory         # peak memory against max_depth (subprocesses)
+
+Each figure is the median of ``--repeats`` runs after a warm-up run (so kernel
+compilation is excluded; it is reported separately). ``dr.sync_thread()``
+brackets every timing because launches are asynchronous. When Mitsuba 3 is
+installed (optional, ``pip install mitsuba``) the same scene is timed with it
+in the same process, so the ratio is measured side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import drjit as dr
+import numpy as np
+
+import lumigrad as lg
+
+HERE = Path(__file__).resolve().parent
+CBOX = HERE.parent.parent / "shared" / "scenes" / "cbox.xml"
+
+
+def _scene(res: int, max_depth: int = 8):
+    if CBOX.exists():
+        return lg.load_file(CBOX, res=res, max_depth=max_depth)
+    return lg.cornell_box(res=res, max_depth=max_depth)
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(first-call seconds incl. compilation, median of the following runs)."""
+    dr.sync_thread()
+    t0 = time.perf_counter()
+    fn(0)
+    dr.sync_thread()
+    first = time.perf_counter() - t0
+    times = []
+    for i in range(repeats):
+        dr.sync_thread()
+        t0 = time.perf_counter()
+        fn(i + 1)
+        dr.sync_thread()
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def bench_lumigrad(res: int, spp: int, repeats: int) -> dict:
+    scene = _scene(res)
+    params = lg.traverse(scene)
+    key = "green.reflectance.value"
+
+    def render(i: int) -> None:
+        dr.eval(lg.render(scene, spp=spp, seed=i))
+
+    def forward(i: int) -> None:
+        dr.eval(lg.derivative_image(scene, key, spp=spp, seed=i))
+
+    ref = np.array(lg.render(scene, spp=spp, seed=12345))
+    target = lg.TensorXf(ref * 0.9)
+
+    def backward(i: int) -> None:
+        value = params[key]
+        dr.enable_grad(value)
+        params.update()
+        image = lg.render(scene, params, spp=spp, seed=i)
+        loss = lg.l2(image, target)
+        dr.backward(loss)
+        dr.eval(dr.grad(value))
+        dr.disable_grad(value)
+        params.update()
+
+    out = {}
+    for name, fn in (("render", render), ("forward", forward), ("reverse", backward)):
+        first, med = timed(fn, repeats)
+        out[name] = med
+        out[name + "_first"] = first
+    out["samples_per_s"] = res * res * spp / out["render"]
+    return out
+
+
+def bench_mitsuba(res: int, spp: int, repeats: int) -> dict | None:
+    try:
+        import mitsuba as mi
+    except ImportError:
+        return None
+    mi.set_variant("cuda_ad_rgb" if lg.variant() == "cuda" else "llvm_ad_rgb")
+    scene = mi.load_file(str(CBOX), res=res, integrator="prb") if CBOX.exists() else None
+    if scene is None:
+        return None
+    params = mi.traverse(scene)
+    key = "green.reflectance.value"
+
+    def render(i: int) -> None:
+        dr.eval(mi.render(scene, spp=spp, seed=i))
+
+    def forward(i: int) -> None:
+        dr.enable_grad(params[key])
+        params.update()
+        img = mi.render(scene, params, spp=spp, seed=i)
+        dr.forward(params[key])
+        dr.eval(dr.grad(img))
+        dr.disable_grad(params[key])
+        params.update()
+
+    out = {}
+    for name, fn in (("render", render), ("forward", forward)):
+        out[name] = timed(fn, repeats)[1]
+    return out
+
+
+def memory_child(max_depth: int, res: int, spp: int) -> None:
+    """Runs in a subprocess: one reverse-mode gradient, then reports the peak RSS."""
+    import resource
+    scene = _scene(res, max_depth=max_depth)
+    params = lg.traverse(scene)
+    key = "green.reflectance.value"
+    dr.enable_grad(params[key])
+    params.update()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    image = lg.render(scene, params, spp=spp)
+    dr.backward(dr.mean(image, axis=None))
+    dr.eval(dr.grad(params[key]))
+    dr.sync_thread()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"max_depth": max_depth, "peak_mib": peak / 1024,
+                      "delta_mib": (peak - base) / 1024}))
+
+
+def bench_memory(res: int, spp: int) -> list[dict]:
+    rows = []
+    for depth in (4, 16, 64):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(depth),
+                              "--res", str(res), "--spp", str(spp)],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--memory", action="store_true")
+    p.add_argument("--memory-child", type=int, default=None)
+    p.add_argument("--res", type=int, default=128)
+    p.add_argument("--spp", type=int, default=16)
+    args = p.parse_args(argv)
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.res, args.spp)
+        return
+    print(f"lumigrad {lg.__version__} on {lg.variant()} ({os.cpu_count()} CPUs)")
+    if args.memory:
+        print(f"peak memory of one reverse-mode gradient, {args.res}² × {args.spp} spp:")
+        rows = bench_memory(args.res, args.spp)
+        for r in rows:
+            print(f"  max_depth {r['max_depth']:>3}: peak RSS {r['peak_mib']:8.1f} MiB "
+                  f"(+{r['delta_mib']:.1f} MiB during the gradient)")
+        print(f"  ratio max_depth 64 / 4 (peak RSS): {rows[-1]['peak_mib'] / rows[0]['peak_mib']:.3f}")
+        return
+    configs = [(128, 16)] if args.quick else [(256, 64), (512, 128)]
+    print(f"{'size':>8} {'spp':>4} | {'render':>8} {'forward':>8} {'reverse':>8} | "
+          f"{'fwd/r':>6} {'rev/r':>6} | {'Msamples/s':>10} | first render (compile)")
+    for res, spp in configs:
+        r = bench_lumigrad(res, spp, args.repeats)
+        print(f"{res:>6}² {spp:>4} | {r['render']:8.3f} {r['forward']:8.3f} {r['reverse']:8.3f} | "
+              f"{r['forward'] / r['render']:6.2f} {r['reverse'] / r['render']:6.2f} | "
+              f"{r['samples_per_s'] / 1e6:10.2f} | {r['render_first']:.2f} s")
+        m = bench_mitsuba(res, spp, args.repeats)
+        if m:
+            print(f"{'mitsuba':>8} {spp:>4} | {m['render']:8.3f} {m['forward']:8.3f} {'':>8} | "
+                  f"ratio lumigrad/mitsuba render {r['render'] / m['render']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
