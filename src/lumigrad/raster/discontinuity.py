@@ -88,9 +88,6 @@ _SPLAT_GRADIENTS = {
                                        "Cole et al. 2021)",
 }
 
-_OFFSETS4 = ((1, 0), (-1, 0), (0, 1), (0, -1))
-
-
 def _neighbor(gx: Any, gy: Any, dx: int, dy: int, W: int, H: int) -> tuple[Any, Any]:
     """Index and in-bounds mask of the sample at offset (dx, dy)."""
     nx = bk.Int32(gx) + dx
@@ -146,104 +143,143 @@ class AnalyticAntialias:
         color = self.color_buffer.value
         T = type(color)
         W, H = r.sample_width, r.sample_height
+        n = r.n_samples
         sil = self.silhouette_edges()
         tri = r.triangle_ids
         valid = r.coverage
         depth = dr.detach(r.depth_buffer.value)
-        q = r.sample_positions()
-        idx = dr.arange(bk.UInt32, r.n_samples)
-        gx, gy = idx % W, idx // W
-        n = r.n_samples
+
+        # ---- all (sample, direction) pairs at once: lane L = dir * n + sample ----------
+        L = dr.arange(bk.UInt32, 4 * n)
+        d, smp = L // n, L % n
+        one, zero = bk.Int32(1), bk.Int32(0)
+        dx = dr.select(d == 0, one, dr.select(d == 1, -one, zero))  # directions +x, -x,
+        dy = dr.select(d == 2, one, dr.select(d == 3, -one, zero))  # +y, -y
+        gx, gy = bk.Int32(smp % W), bk.Int32(smp // W)
+        nx, ny = gx + dx, gy + dy
+        inb = (nx >= 0) & (nx < W) & (ny >= 0) & (ny < H)
+        nidx = bk.UInt32(dr.select(inb, ny * W + nx, 0))
+        tp = dr.gather(bk.UInt32, tri, smp)
+        vp = dr.gather(bk.Bool, valid, smp)
+        zp = dr.gather(bk.Float, depth, smp)
+        tn = dr.gather(bk.UInt32, tri, nidx, inb)
+        vn = dr.gather(bk.Bool, valid, nidx, inb)
+        zn = dr.gather(bk.Float, depth, nidx, inb)
+        differ = inb & ((vp != vn) | (vp & (tp != tn)))
+        # the occluder: the nearer of the two samples' surfaces
+        p_occ = differ & vp & (~vn | (zp < zn) | ((zp == zn) & (tp < tn)))
+        n_occ = differ & ~p_occ & vn
+        # only pairs across an id change matter (O(perimeter) of them): compact
+        sel = dr.compress(p_occ | n_occ)
+        m = dr.width(sel)
         out = color
-        for dx, dy in _OFFSETS4:
-            nidx, inb = _neighbor(gx, gy, dx, dy, W, H)
-            tri_n = dr.gather(bk.UInt32, tri, nidx, inb)
-            valid_n = dr.gather(bk.Bool, valid, nidx, inb)
-            depth_n = dr.gather(bk.Float, depth, nidx, inb)
-            differ = inb & ((valid != valid_n) | (valid & (tri != tri_n)))
-            # the occluder: the nearer of the two samples' surfaces
-            p_occ = differ & valid & (~valid_n | (depth < depth_n) |
-                                      ((depth == depth_n) & (tri < tri_n)))
-            n_occ = differ & ~p_occ & valid_n
-            # only pairs across an id change matter (O(perimeter) of them): compact
-            sel = dr.compress(p_occ | n_occ)
-            m = dr.width(sel)
-            if m == 0:
-                continue
-            po = dr.gather(bk.Bool, p_occ, sel)
-            tp = dr.gather(bk.UInt32, tri, sel)
-            tn = dr.gather(bk.UInt32, tri_n, sel)
-            vp = dr.gather(bk.Bool, valid, sel)
-            vn = dr.gather(bk.Bool, valid_n, sel)
-            qp = dr.gather(bk.Array3f, q, sel)
-            qn = qp + bk.Array3f(dx / r.spp_side, dy / r.spp_side, 0.0)
-            q_from = dr.select(po, qp, qn)
-            q_to = dr.select(po, qn, qp)
-            # the triangle seen at the far end (none if background)
-            far_tri = dr.select(po, dr.select(vn, tn, 0xFFFFFFFF), dr.select(vp, tp, 0xFFFFFFFF))
-            t_fin, found, axis_x = self._find_silhouette(
-                r, sil, dr.select(po, tp, tn), dr.full(bk.Bool, True, m), q_from, q_to, far_tri)
-            # each edge is handled by the pairs across its dominant axis only (mostly
-            # vertical edges by horizontal pairs, and vice versa), as in nvdiffrast:
-            # then every silhouette crossing is counted once
-            found &= axis_x if dx != 0 else ~axis_x
-            tb = dr.detach(t_fin)
-            use = found & dr.select(po, tb < 0.5, tb > 0.5)
-            w = dr.select(use, dr.select(po, 0.5 - t_fin, t_fin - 0.5), 0.0)
-            w_dense = dr.zeros(bk.Float, n)
-            dr.scatter_add(w_dense, w, sel)
-            c_n = dr.gather(T, color, nidx, inb)
-            out = out + w_dense * (c_n - color)
+        if m == 0:
+            self.output_buffer.value = out
+            return
+        po = dr.gather(bk.Bool, p_occ, sel)
+        dsel = sel // n
+        ssel = sel % n
+        tps, tns = dr.gather(bk.UInt32, tp, sel), dr.gather(bk.UInt32, tn, sel)
+        vps, vns = dr.gather(bk.Bool, vp, sel), dr.gather(bk.Bool, vn, sel)
+        qp = dr.gather(bk.Array3f, r.sample_positions(), ssel)
+        step = 1.0 / r.spp_side
+        qn = qp + bk.Array3f(bk.Float(dr.gather(bk.Int32, dx, sel)) * step,
+                             bk.Float(dr.gather(bk.Int32, dy, sel)) * step, 0.0)
+        q_from = dr.select(po, qp, qn)
+        q_to = dr.select(po, qn, qp)
+        # the triangle seen at the far end (none if background)
+        far_tri = dr.select(po, dr.select(vns, tns, 0xFFFFFFFF), dr.select(vps, tps, 0xFFFFFFFF))
+        start = dr.select(po, tps, tns)
+        fin_tri, fin_k, found, axis_x = self._walk(r, sil, start, q_from, q_to, far_tri)
+        # each edge is handled by the pairs across its dominant axis only (mostly
+        # vertical edges by horizontal pairs, and vice versa), as in nvdiffrast:
+        # then every silhouette crossing is counted once
+        found &= dr.select(dsel < 2, axis_x, ~axis_x)
+
+        # ---- the differentiable part: the crossing of the chosen edge ------------------
+        t = self._crossing(r, fin_tri, fin_k, found, q_from, q_to)
+        tb = dr.detach(t)
+        use = found & dr.select(po, tb < 0.5, tb > 0.5)
+        w = dr.select(use, dr.select(po, 0.5 - t, t - 0.5), 0.0)
+        w_all = dr.zeros(bk.Float, 4 * n)
+        dr.scatter_add(w_all, w, sel)
+        idx = dr.arange(bk.UInt32, n)
+        for k in range(4):
+            w_k = dr.gather(bk.Float, w_all, idx + k * n)
+            nid = dr.gather(bk.UInt32, nidx, idx + k * n)
+            ok = dr.gather(bk.Bool, inb, idx + k * n)
+            out = out + w_k * (dr.gather(T, color, nid, ok) - color)
         self.output_buffer.value = out
 
-    def _find_silhouette(self, r: TriangleRasterizer, sil: Any, start: Any, active: Any,
-                         q_from: Any, q_to: Any, far_tri: Any) -> tuple[Any, Any]:
-        """Walk from triangle ``start`` along ``q_from -> q_to`` across non-silhouette
-        edges until leaving through a silhouette edge. Returns the (attached)
-        crossing parameter ``t``, whether one was found, and whether the edge is
-        closer to vertical than to horizontal on screen."""
-        n = dr.width(start)
-        cur = start
-        alive = active
-        t_fin = dr.zeros(bk.Float, n)
-        found = dr.full(bk.Bool, False, n)
-        axis_x = dr.full(bk.Bool, False, n)
-        for _ in range(self.max_walk):
-            hs, _ = r.triangle_homogeneous(cur, alive)
-            E = _cross_rows(hs[0], hs[1], hs[2])
-            # edge functions oriented so that the inside is >= 0 (in front of the eye)
-            sgn = dr.select(dr.detach(dr.dot(hs[0], E[0])) < 0, -1.0, 1.0)
-            t_best = dr.full(bk.Float, 2.0, n)
-            k_best = dr.zeros(bk.UInt32, n)
-            xdom = dr.full(bk.Bool, False, n)
-            for k in range(3):
-                a = dr.dot(E[k], q_from) * sgn
-                b = dr.dot(E[k], q_to) * sgn
-                dec = alive & (dr.detach(b) < dr.detach(a))
+    def _walk(self, r: TriangleRasterizer, sil: Any, start: Any, q_from: Any, q_to: Any,
+              far_tri: Any) -> tuple[Any, Any, Any, Any]:
+        """Detached search: from triangle ``start`` along ``q_from -> q_to``, cross
+        non-silhouette edges (at most ``max_walk`` triangles) until leaving through a
+        silhouette edge. Returns that triangle, the index ``k`` of its edge-function
+        row (the edge opposite corner ``k``), whether one was found, and whether the
+        edge is closer to vertical than to horizontal on screen. One symbolic loop."""
+        E0, E1, E2 = (dr.detach(e) for e in r.triangle_edges)
+        det = dr.detach(r.triangle_det)
+        nb = self._nb_flat
+        q_from, q_to = dr.detach(q_from), dr.detach(q_to)
+        m = dr.width(start)
+        max_walk = dr.opaque(bk.UInt32, self.max_walk)
+
+        def cond(i, cur, alive, found, fin_tri, fin_k, axis):
+            return alive & (i < max_walk)
+
+        def body(i, cur, alive, found, fin_tri, fin_k, axis):
+            sgn = dr.select(dr.gather(bk.Float, det, cur, alive) < 0, -1.0, 1.0)
+            t_best = dr.full(bk.Float, 2.0, m)
+            k_best = dr.zeros(bk.UInt32, m)
+            xdom = dr.full(bk.Bool, False, m)
+            for k, Ek in enumerate((E0, E1, E2)):
+                e = dr.gather(bk.Array3f, Ek, cur, alive)
+                a = dr.dot(e, q_from) * sgn
+                b = dr.dot(e, q_to) * sgn
+                dec = alive & (b < a)
                 t_k = a / dr.select(dec, a - b, 1.0)
-                better = dec & (dr.detach(t_k) < dr.detach(t_best))
+                better = dec & (t_k < t_best)
                 t_best = dr.select(better, t_k, t_best)
-                # E_k vanishes on the side opposite corner k: local edge (k + 1) % 3
-                k_best = dr.select(better, (k + 1) % 3, k_best)
-                # the edge's screen-space normal is (E_k.x, E_k.y)
-                xdom = dr.select(better, dr.abs(dr.detach(E[k][0])) >= dr.abs(dr.detach(E[k][1])),
-                                 xdom)
-            tb = dr.detach(t_best)
-            exits = alive & (tb <= 1.0) & (tb >= -1e-4)
-            slot = cur * 3 + k_best
+                k_best = dr.select(better, k, k_best)
+                # the edge's screen-space normal is (e.x, e.y)
+                xdom = dr.select(better, dr.abs(e[0]) >= dr.abs(e[1]), xdom)
+            exits = alive & (t_best <= 1.0) & (t_best >= -1e-4)
+            # E_k vanishes on the side opposite corner k: local edge (k + 1) % 3
+            slot = cur * 3 + (k_best + 1) % 3
             is_sil = dr.gather(bk.Bool, sil, slot, exits)
-            hit = exits & is_sil & ~found
-            t_fin = dr.select(hit, t_best, t_fin)
-            axis_x = dr.select(hit, xdom, axis_x)
-            found |= hit
-            nxt = dr.gather(bk.UInt32, self._nb_flat, slot, exits)
+            hit = exits & is_sil
+            found = found | hit
+            fin_tri = dr.select(hit, cur, fin_tri)
+            fin_k = dr.select(hit, k_best, fin_k)
+            axis = dr.select(hit, xdom, axis)
+            nxt = dr.gather(bk.UInt32, nb, slot, exits)
             # keep walking over the same surface, unless it reaches the far sample's
             # triangle (then the surface is continuous there: no silhouette)
             alive = exits & ~is_sil & (nxt != 0xFFFFFFFF) & (nxt != far_tri)
-            cur = dr.select(alive, nxt, 0)
-            if not dr.any(alive):
-                break
-        return t_fin, found, axis_x
+            cur = dr.select(alive, nxt, cur)
+            return i + 1, cur, alive, found, fin_tri, fin_k, axis
+
+        state = (dr.zeros(bk.UInt32, m), bk.UInt32(start), dr.full(bk.Bool, True, m),
+                 dr.full(bk.Bool, False, m), dr.zeros(bk.UInt32, m), dr.zeros(bk.UInt32, m),
+                 dr.full(bk.Bool, False, m))
+        _, _, _, found, fin_tri, fin_k, axis = dr.while_loop(state, cond, body,
+                                                             label="aa_silhouette_walk")
+        return fin_tri, fin_k, found, axis
+
+    @staticmethod
+    def _crossing(r: TriangleRasterizer, tri: Any, k: Any, active: Any, q_from: Any,
+                  q_to: Any) -> Any:
+        """Attached crossing parameter ``t`` of edge row ``k`` of triangle ``tri`` along
+        ``q_from -> q_to``: ``t = e(q_from) / (e(q_from) - e(q_to))``."""
+        hs, _ = r.triangle_homogeneous(tri, active)
+        E = _cross_rows(hs[0], hs[1], hs[2])
+        e = dr.select(k == 0, E[0], dr.select(k == 1, E[1], E[2]))
+        a = dr.dot(e, q_from)
+        b = dr.dot(e, q_to)
+        den = a - b
+        ok = active & (dr.detach(den) != 0)
+        return dr.select(ok, a / dr.select(ok, den, 1.0), 0.0)
 
 
 class RasterizeThenSplat:

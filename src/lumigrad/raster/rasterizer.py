@@ -215,6 +215,9 @@ class TriangleRasterizer:
         det = dr.dot(h[0], E[0])
         front = det * cam.handedness < 0
         self.front_facing = front
+        #: detached per-triangle edge-function rows and determinant (for later stages)
+        self.triangle_edges = E
+        self.triangle_det = det
 
         # bounding box of the part of the triangle in front of the near plane
         inf = float("inf")
