@@ -398,9 +398,11 @@ def test_derivatives_match_finite_differences():
     _fd_check(lambda: RoughDielectric(alpha=0.3), "eta", 1.5, lambda b: ev(b, wo_t))
     _fd_check(lambda: RoughDielectric(alpha=0.3), "alpha.value", 0.3, lambda b: ev(b, wo_t))
     _fd_check(lambda: SmoothPlastic(), "diffuse_reflectance.value", 0.5, ev)
-    # (diffuse base off: the tables that depend on alpha are detached by design)
-    _fd_check(lambda: RoughPlastic(alpha=0.3, diffuse_reflectance=0.0), "alpha", 0.3,
-              lambda b: dr.sum(b.eval(make_si(wi), wo)[0]), eps=2e-3, rtol=0.05)
+    _fd_check(lambda: SmoothPlastic(), "eta", 1.49, ev)                 # F_dr,int(η) included
+    _fd_check(lambda: SmoothPlastic(nonlinear=True), "eta", 1.49, ev)
+    # rough plastic: the precomputed tables are attached to first order in alpha, eta
+    _fd_check(lambda: RoughPlastic(alpha=0.3), "alpha", 0.3, ev, eps=5e-3, rtol=0.03)
+    _fd_check(lambda: RoughPlastic(alpha=0.3), "eta", 1.49, ev, eps=1e-2, rtol=0.03)
 
     # delta lobes: the sample weight is differentiable in the Fresnel parameters
     def weight(b):
@@ -408,6 +410,48 @@ def test_derivatives_match_finite_differences():
         return dr.sum(bs.weight[0])
     _fd_check(lambda: SmoothConductor(eta=0.3, k=2.5), "k.value", 2.5, weight)
     _fd_check(lambda: SmoothConductor(eta=0.3, k=2.5), "specular_reflectance.value", 1.0, weight)
+
+
+def _mean_weight_derivative(make, key, x0, thetas, n=100000):
+    """AD derivative of the mean sample weight (red) with respect to a parameter,
+    per incident angle: an unbiased estimate of d/dθ ∫ f cos dωo."""
+    b = make()
+    setter = {k: s for k, _, s in b.parameters()}[key]
+    p = bk.Float(x0)
+    dr.enable_grad(p)
+    setter(p)
+    _, wi = dirs(thetas, n)
+    bs = draw(b, wi, seed=21)
+    w = bs.weight[0]
+    dr.forward(p)
+    g = F(dr.grad(w)).reshape(len(thetas), n)
+    return g.mean(1), g.std(1) / math.sqrt(n)
+
+
+def test_delta_lobe_choice_derivative():
+    """The lobe choice uses a detached probability and the weight F/F̂, so the
+    derivative of the expected weight includes dF/dη (it would be 0 otherwise)."""
+    thetas = [0.0, 45.0, 75.0]
+    cos = np.cos(np.radians(thetas))
+
+    def diel_albedo(eta):        # E[weight] = F + (1 - F) / eta^2 (radiance scaling)
+        f = F(fresnel_dielectric(bk.Float(cos.astype(np.float32)), bk.Float(eta))[0])
+        return f + (1 - f) / eta ** 2
+
+    g, se = _mean_weight_derivative(lambda: SmoothDielectric(int_ior=1.5, ext_ior=1.0),
+                                    "eta", 1.5, thetas)
+    ref = (diel_albedo(1.5 + 1e-3) - diel_albedo(1.5 - 1e-3)) / 2e-3
+    assert np.allclose(g, ref, atol=5 * se + 2e-3), (g, ref)
+
+    def plastic_albedo(eta):     # F_i + (1 - F_i) rho (1 - F_dr,ext) / (eta^2 (1 - F_dr,int))
+        f = F(fresnel_dielectric(bk.Float(cos.astype(np.float32)), bk.Float(eta))[0])
+        rho = 0.5 / (1 - fresnel_diffuse_reflectance(1 / eta))
+        return f + (1 - f) * rho * (1 - fresnel_diffuse_reflectance(eta)) / eta ** 2
+
+    g, se = _mean_weight_derivative(lambda: SmoothPlastic(int_ior=1.5, ext_ior=1.0),
+                                    "eta", 1.5, thetas)
+    ref = (plastic_albedo(1.5 + 1e-3) - plastic_albedo(1.5 - 1e-3)) / 2e-3
+    assert np.allclose(g, ref, atol=5 * se + 2e-3), (g, ref)
 
 
 def test_diffuse_reflectance_gradient_reverse_mode():

@@ -10,7 +10,7 @@ from ..core.frame import reflect
 from ..core.fresnel import IOR_TABLE, fresnel_dielectric, refract, resolve_ior
 from ..scene.schema import Param, register
 from ..textures.constant import as_texture, texture_parameters
-from ._common import full_bool, mask, to_scalar_float, width, where_prefix
+from ._common import full_bool, mask, safe, to_scalar_float, width, where_prefix
 from .base import BSDF, BSDFSample
 
 #: ``int_ior``/``ext_ior`` accept a number or a name of the IOR table. Their
@@ -55,7 +55,10 @@ class SmoothDielectric(EtaMixin, BSDF):
       ``L / η²`` is conserved.
 
     ``BSDFSample.eta`` is the relative index crossed, ``η_wo / η_wi`` (1 for
-    reflection). Both sides are handled (``cos θ_i < 0`` is inside); total
+    reflection). The choice uses the detached ``F``; the weights are written
+    ``R F / F̂`` and ``T (1-F) / (1-F̂) (η_wi/η_wo)²`` (``F̂`` detached) so that
+    their derivative includes ``dF/dη``, the derivative of the expected value of
+    the discrete choice. Both sides are handled (``cos θ_i < 0`` is inside); total
     internal reflection gives ``F = 1``. Keys: ``eta`` (differentiable),
     ``specular_reflectance.value``, ``specular_transmittance.value``.
     """
@@ -87,12 +90,19 @@ class SmoothDielectric(EtaMixin, BSDF):
         wi = si.wi
         active = mask(active, n) & (wi[2] != 0)
         f, cos_t, eta_it, eta_ti = fresnel_dielectric(wi[2], self.eta)
-        sel_r = sample1 <= f
+        # Lobe choice with the detached F; the weights F/p and (1-F)/(1-p) are 1 in
+        # value but carry dF/dη, the derivative of the discrete choice's expectation.
+        p = dr.detach(f)
+        sel_r = sample1 <= p
         wo = dr.select(sel_r, reflect(wi), refract(wi, cos_t, eta_ti))
-        pdf = dr.select(sel_r, f, 1.0 - f)
-        weight = dr.select(sel_r, self.specular_reflectance.eval(si, active & sel_r),
-                           self.specular_transmittance.eval(si, active & ~sel_r)
-                           * dr.square(eta_ti))
+        pdf = dr.select(sel_r, p, 1.0 - p)
+        ok_r = active & sel_r & (p > 0)
+        ok_t = active & ~sel_r & (p < 1)
+        w_r = self.specular_reflectance.eval(si, ok_r) * (f / safe(p, ok_r))
+        w_t = self.specular_transmittance.eval(si, ok_t) * (
+            (1.0 - f) / safe(1.0 - p, ok_t) * dr.square(eta_ti))
+        active = ok_r | ok_t
+        weight = dr.select(sel_r, w_r, w_t)
         return BSDFSample(wo=wo, pdf=dr.select(active, pdf, 0.0),
                           weight=dr.select(active, weight, 0.0), delta=full_bool(True, n),
                           eta=dr.select(sel_r, 1.0, eta_it))

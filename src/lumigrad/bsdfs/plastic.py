@@ -10,7 +10,7 @@ from ..core import warp
 from ..core.frame import reflect
 from ..core.fresnel import fresnel_diffuse_reflectance, fresnel_dielectric
 from ..scene.schema import Param, register
-from ..textures.constant import as_texture, texture_mean, texture_parameters
+from ..textures.constant import as_texture, texture_parameters
 from ._common import full_bool, full_float, mask, safe, to_scalar_float, width, where_prefix
 from .base import BSDF, BSDFSample
 from .dielectric import IOR_PARAMS, relative_eta
@@ -42,13 +42,27 @@ def diffuse_base(rho: Any, fdr_int: Any, nonlinear: bool) -> Any:
     return rho / (1.0 - fdr_int)
 
 
-def specular_probability(f_i: Any, s_mean: Any, d_mean: Any) -> Any:
+def specular_probability(f_i: Any, s_mean: float, d_mean: float) -> Any:
     """Probability of sampling the specular lobe: ``F s / (F s + (1 - F) d)``
-    (``s``, ``d``: mean specular and diffuse reflectances), finite everywhere."""
+    (``s``, ``d``: mean specular and diffuse reflectances), detached, clamped to
+    [0.01, 0.99] so that both lobes stay sampled whatever the parameters become."""
+    f_i = dr.detach(f_i)
     a = f_i * s_mean
     b = (1.0 - f_i) * d_mean
     den = a + b
-    return dr.select(den > 0, a / safe(den, den > 0), 0.5)
+    p = dr.select(den > 0, a / safe(den, den > 0), 0.5)
+    return dr.clip(p, 0.01, 0.99)
+
+
+def sampling_means(specular: Any, diffuse: Any) -> tuple[float, float]:
+    """Mean specular and diffuse reflectances used by the lobe-selection heuristic.
+
+    Taken once, at construction: the selection probability then does not depend
+    on the parameters' current values, so a per-sample estimate is a continuous
+    function of them (finite differences with common random numbers agree with
+    AD), and it stays unbiased for any value the parameters take later.
+    """
+    return float(specular.mean()), float(diffuse.mean())
 
 
 @register
@@ -68,10 +82,12 @@ class SmoothPlastic(BSDF):
     ``nonlinear`` the albedo is exactly 1, because ``1 - F_dr,ext = η²(1 - F_dr,int)``.
 
     Sampling picks the specular lobe with :func:`specular_probability` at
-    ``F(cos θ_i)`` (mean reflectances of the textures), else cosine-weighted
-    diffuse. ``eval``/``pdf`` describe the diffuse lobe only.
-    Keys ``diffuse_reflectance.value``, ``specular_reflectance.value``, ``eta``
-    (the derivative with respect to ``eta`` ignores ``F_dr,int``'s dependence).
+    ``F(cos θ_i)`` (mean reflectances of the textures at construction, see
+    :func:`sampling_means`), else cosine-weighted diffuse; the probabilities are
+    detached, so the specular weight ``R_s F / p`` carries the derivative of ``F``.
+    ``eval``/``pdf`` describe the diffuse lobe only. Keys
+    ``diffuse_reflectance.value``, ``specular_reflectance.value``, ``eta`` (all
+    differentiable, ``F_dr,int`` included).
     """
 
     PLUGIN = ("bsdf", "plastic")
@@ -89,19 +105,28 @@ class SmoothPlastic(BSDF):
         self.specular_reflectance = as_texture(specular_reflectance,
                                                f"{self._where}: 'specular_reflectance'")
         self.nonlinear = bool(nonlinear)
+        self._means = sampling_means(self.specular_reflectance, self.diffuse_reflectance)
         self._set_eta(relative_eta(int_ior, ext_ior, self._where))
 
     def _set_eta(self, value: Any) -> None:
         self.eta = to_scalar_float(value, f"{self._where}: 'eta'", positive=True)
-        self._update_tables(float(dr.detach(self.eta)[0]))
+        eta = float(dr.detach(self.eta)[0])
+        # F_dr,int(η) and its derivative (central differences of the quadrature,
+        # which is smooth in η; error ~1e-8).
+        h = 1e-4 * eta
+        f_p = fresnel_diffuse_reflectance(1.0 / (eta + h))
+        f_m = fresnel_diffuse_reflectance(1.0 / (eta - h))
+        self._fdr_int0 = dr.opaque(bk.Float, fresnel_diffuse_reflectance(1.0 / eta))
+        self._dfdr_int = dr.opaque(bk.Float, (f_p - f_m) / (2.0 * h))
 
-    def _update_tables(self, eta: float) -> None:
-        self.fdr_int = dr.opaque(bk.Float, fresnel_diffuse_reflectance(1.0 / eta))
-        self.fdr_ext = dr.opaque(bk.Float, fresnel_diffuse_reflectance(eta))
+    @property
+    def fdr_int(self) -> Any:
+        """``F_dr,int`` at the current ``eta``, differentiable in it (first order:
+        exact value, exact derivative; recomputed when ``eta`` is set)."""
+        return self._fdr_int0 + self._dfdr_int * (self.eta - dr.detach(self.eta))
 
     def _p_spec(self, f_i: Any) -> Any:
-        return specular_probability(f_i, texture_mean(self.specular_reflectance),
-                                    texture_mean(self.diffuse_reflectance))
+        return specular_probability(f_i, *self._means)
 
     def _diffuse(self, si: Any, f_i: Any, wo: Any, ok: Any) -> Any:
         f_o = fresnel_dielectric(wo[2], self.eta)[0]

@@ -9,14 +9,14 @@ import numpy as np
 from .. import backend as bk
 from ..core import warp
 from ..core.fresnel import fresnel_dielectric, reflect_about
-from ..core.microfacet import (DISTRIBUTIONS, MicrofacetDistribution, check_distribution,
-                               rough_reflectance_np)
+from ..core.microfacet import (DISTRIBUTIONS, MIN_ALPHA, MicrofacetDistribution,
+                               check_distribution, rough_reflectance_np)
 from ..scene.schema import Param, register
-from ..textures.constant import as_texture, texture_mean, texture_parameters
+from ..textures.constant import as_texture, texture_parameters
 from ._common import full_bool, full_float, mask, safe, to_scalar_float, width, where_prefix
 from .base import BSDF, BSDFSample
 from .dielectric import relative_eta
-from .plastic import PLASTIC_PARAMS, diffuse_base, specular_probability
+from .plastic import PLASTIC_PARAMS, diffuse_base, sampling_means, specular_probability
 
 #: Resolution of the external-reflectance table over cos θ in [0, 1].
 TABLE_RES = 32
@@ -46,10 +46,12 @@ class RoughPlastic(BSDF):
     entering the layer, the usual approximation of layered models).
 
     Sampling: the specular lobe with :func:`~lumigrad.bsdfs.plastic.specular_probability`
-    at ``R_ext(cos θ_i)``, else cosine-weighted; ``pdf`` is the mixture and the
-    sample weight is ``eval / pdf``. ``alpha`` is a single float as in Mitsuba
-    (key ``alpha``, differentiable in the specular lobe; the tables are
-    recomputed, detached, when it or ``eta`` is set).
+    at ``R_ext(cos θ_i)`` (texture means taken at construction), else
+    cosine-weighted; ``pdf`` is the mixture and the sample weight is
+    ``eval / pdf``. ``alpha`` is a single float as in Mitsuba (key ``alpha``).
+    Derivatives: the tables are recomputed when ``alpha`` or ``eta`` is set,
+    together with their partial derivatives (central differences), and attached
+    to first order, so ``alpha`` and ``eta`` are differentiable everywhere.
     """
 
     PLUGIN = ("bsdf", "roughplastic")
@@ -73,6 +75,7 @@ class RoughPlastic(BSDF):
         self.specular_reflectance = as_texture(specular_reflectance,
                                                f"{self._where}: 'specular_reflectance'")
         self.nonlinear = bool(nonlinear)
+        self._means = sampling_means(self.specular_reflectance, self.diffuse_reflectance)
         self.alpha = to_scalar_float(alpha, f"{self._where}: 'alpha'")
         if float(dr.detach(self.alpha)[0]) < 0:
             raise ValueError(f"{self._where}: 'alpha' must be non-negative")
@@ -80,9 +83,8 @@ class RoughPlastic(BSDF):
         self._update_tables()
 
     # -- precomputation ------------------------------------------------------
-    def _update_tables(self) -> None:
-        alpha = float(dr.detach(self.alpha)[0])
-        eta = float(dr.detach(self.eta)[0])
+    def _tables(self, alpha: float, eta: float) -> tuple[np.ndarray, float]:
+        """``R_ext`` at the table cosines and ``F_dr,int`` for one (alpha, eta)."""
         mu = np.linspace(0.0, 1.0, TABLE_RES)
         r_ext = np.clip(rough_reflectance_np(self.distribution, alpha, eta, mu), 0.0, 1.0)
         # Hemispherical transmittance into the layer, 2 ∫ t(μ) μ dμ, of the same
@@ -91,10 +93,54 @@ class RoughPlastic(BSDF):
         t_hemi = float(2.0 * np.mean((1.0 - np.interp(fine, mu, r_ext)) * fine))
         # Reciprocity of the interface: the hemispherical transmittance from inside
         # is 1/η² times the one from outside, so F_dr,int = 1 - t_hemi / η².
-        fdr_int = 1.0 - t_hemi / (eta * eta)
-        self.r_ext_np = r_ext
-        self.r_ext = bk.Float(np.ascontiguousarray(r_ext, dtype=np.float32))
-        self.fdr_int = dr.opaque(bk.Float, fdr_int)
+        return r_ext, 1.0 - t_hemi / (eta * eta)
+
+    def _update_tables(self) -> None:
+        """Tables at the current (alpha, eta); their derivatives are computed lazily."""
+        alpha = max(float(dr.detach(self.alpha)[0]), MIN_ALPHA)
+        eta = float(dr.detach(self.eta)[0])
+        r0, f0 = self._tables(alpha, eta)
+        self.r_ext_np = r0
+        self._r0 = bk.Float(np.ascontiguousarray(r0, dtype=np.float32))
+        self._f0 = dr.opaque(bk.Float, f0)
+        self._alpha0 = dr.opaque(bk.Float, alpha)
+        self._eta0 = dr.opaque(bk.Float, eta)
+        self._derivs: tuple | None = None
+
+    def _derivatives(self) -> tuple:
+        """Partial derivatives of the tables in alpha and eta, by central
+        differences (the quadrature uses fixed samples, so it is smooth in both)."""
+        if self._derivs is None:
+            alpha = float(self._alpha0[0])
+            eta = float(self._eta0[0])
+            ha = 0.02 * max(alpha, 0.05)
+            lo = max(alpha - ha, MIN_ALPHA)
+            (rp, fp), (rm, fm) = self._tables(alpha + ha, eta), self._tables(lo, eta)
+            dr_da, df_da = (rp - rm) / (alpha + ha - lo), (fp - fm) / (alpha + ha - lo)
+            he = 0.01 * eta
+            (rp, fp), (rm, fm) = self._tables(alpha, eta + he), self._tables(alpha, eta - he)
+            dr_de, df_de = (rp - rm) / (2 * he), (fp - fm) / (2 * he)
+            as_f = lambda a: bk.Float(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+            self._derivs = (as_f(dr_da), as_f(dr_de), dr.opaque(bk.Float, df_da),
+                            dr.opaque(bk.Float, df_de))
+        return self._derivs
+
+    def _attached(self) -> bool:
+        return bool(dr.grad_enabled(self.alpha) or dr.grad_enabled(self.eta))
+
+    def _offsets(self) -> tuple[Any, Any]:
+        """``(alpha - alpha0, eta - eta0)``: zero in value, the parameters' tangents
+        in derivatives (first-order attachment of the precomputed tables)."""
+        return self.alpha - self._alpha0, self.eta - self._eta0
+
+    @property
+    def fdr_int(self) -> Any:
+        """``F_dr,int``, differentiable in ``alpha`` and ``eta`` (first order)."""
+        if not self._attached():
+            return self._f0
+        da, de = self._offsets()
+        _, _, fa, fe = self._derivatives()
+        return self._f0 + fa * da + fe * de
 
     def _set_alpha(self, value: Any) -> None:
         a = to_scalar_float(value, f"{self._where}: 'alpha'")
@@ -107,14 +153,20 @@ class RoughPlastic(BSDF):
         self.eta = to_scalar_float(value, f"{self._where}: 'eta'", positive=True)
         self._update_tables()
 
-    def _r_ext(self, mu: Any, active: Any) -> Any:
+    def _r_ext(self, mu: Any, active: Any, attached: bool = True) -> Any:
         """Linear interpolation of the external specular albedo table at ``mu``."""
         x = dr.clip(mu, 0.0, 1.0) * (TABLE_RES - 1)
         i0 = dr.minimum(bk.UInt32(dr.floor(x)), TABLE_RES - 2)
         fx = x - bk.Float(i0)
-        a = dr.gather(bk.Float, self.r_ext, i0, active)
-        b = dr.gather(bk.Float, self.r_ext, i0 + 1, active)
-        return dr.lerp(a, b, fx)
+
+        def lookup(tab: Any) -> Any:
+            return dr.lerp(dr.gather(bk.Float, tab, i0, active),
+                           dr.gather(bk.Float, tab, i0 + 1, active), fx)
+        if not (attached and self._attached()):
+            return lookup(self._r0)
+        ra, re, _, _ = self._derivatives()
+        da, de = self._offsets()
+        return lookup(self._r0) + lookup(ra) * da + lookup(re) * de
 
     # -- BSDF ------------------------------------------------------------------
     def _distr(self) -> MicrofacetDistribution:
@@ -122,8 +174,7 @@ class RoughPlastic(BSDF):
                                       self.sample_visible)
 
     def _p_spec(self, r_i: Any) -> Any:
-        return specular_probability(r_i, texture_mean(self.specular_reflectance),
-                                    texture_mean(self.diffuse_reflectance))
+        return specular_probability(r_i, *self._means)
 
     def _eval_pdf(self, si: Any, wo: Any, active: Any, want_eval: bool, want_pdf: bool
                   ) -> tuple[Any, Any]:
@@ -144,7 +195,7 @@ class RoughPlastic(BSDF):
             diff = rho * (t * co * dr.inv_pi / dr.square(self.eta))
             value = dr.select(ok, spec + diff, 0.0)
         if want_pdf:
-            p_s = self._p_spec(r_i)
+            p_s = self._p_spec(dr.detach(r_i))
             wo_h = dr.dot(wo, h)
             ok_h = ok & (wo_h > 0)
             pdf_s = dr.select(ok_h, distr.pdf(wi, h) / (4.0 * safe(wo_h, ok_h)), 0.0)
@@ -155,13 +206,13 @@ class RoughPlastic(BSDF):
         n = width(sample1, sample2, si.wi)
         wi = si.wi
         active = mask(active, n) & (wi[2] > 0)
-        p_s = self._p_spec(self._r_ext(wi[2], active))
+        p_s = self._p_spec(self._r_ext(wi[2], active, attached=False))
         sel_s = sample1 < p_s
         m, _ = self._distr().sample(wi, sample2)
         wo = dr.select(sel_s, reflect_about(wi, m), warp.square_to_cosine_hemisphere(sample2))
         value, pdf = self._eval_pdf(si, wo, active, True, True)
         ok = active & (pdf > 0) & (wo[2] > 0)
-        weight = dr.select(ok, value / safe(pdf, ok), 0.0)
+        weight = dr.select(ok, value / safe(dr.detach(pdf), ok), 0.0)
         return BSDFSample(wo=wo, pdf=dr.select(ok, pdf, 0.0), weight=weight,
                           delta=full_bool(False, n), eta=full_float(1.0, n))
 

@@ -203,7 +203,7 @@ def _g1_np(kind: str, alpha: float, v: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def rough_reflectance_np(kind: str, alpha: float, eta: float, mu: np.ndarray,
-                         n: int = 192, seed: int = 0) -> np.ndarray:
+                         n: int = 96, seed: int = 0) -> np.ndarray:
     """Directional albedo of a rough dielectric interface's *reflection* lobe,
 
         R(μ_i) = ∫ F(wi·m, η) D(m) G(wi, wo, m) / (4 μ_i) dωo   (wo_z > 0),
@@ -231,15 +231,16 @@ def rough_reflectance_np(kind: str, alpha: float, eta: float, mu: np.ndarray,
     m = np.stack([-alpha * r * np.cos(phi), -alpha * r * np.sin(phi), np.ones_like(r)], axis=-1)
     m /= np.linalg.norm(m, axis=-1, keepdims=True)
 
-    out = np.empty(len(np.atleast_1d(mu)))
-    for idx, c in enumerate(np.atleast_1d(np.asarray(mu, dtype=np.float64))):
-        c = float(np.clip(c, 1e-4, 1.0))
-        wi = np.array([math.sqrt(max(0.0, 1.0 - c * c)), 0.0, c])
-        wim = m @ wi
-        wo = 2.0 * wim[:, None] * m - wi[None, :]
-        ok = (wo[:, 2] > 0) & (wim > 0)
-        g = _g1_np(kind, alpha, np.broadcast_to(wi, m.shape), m) * _g1_np(kind, alpha, wo, m)
-        f = fresnel_dielectric_np(wim, eta)
-        w = np.where(ok, f * g * wim / (c * m[:, 2]), 0.0)
-        out[idx] = w.mean()
-    return out
+    c = np.clip(np.atleast_1d(np.asarray(mu, dtype=np.float64)), 1e-4, 1.0)[:, None]
+    s = np.sqrt(np.maximum(0.0, 1.0 - c * c))
+    # wi = (s, 0, c) for each cosine (rows) against every microfacet normal (columns)
+    wim = s * m[None, :, 0] + c * m[None, :, 2]
+    wi1 = np.concatenate([s, np.zeros_like(s), c], axis=1)            # (k, 3)
+    wo = 2.0 * wim[..., None] * m[None] - wi1[:, None, :]
+    ok = (wo[..., 2] > 0) & (wim > 0)
+    wi = np.broadcast_to(wi1[:, None, :], wo.shape)
+    g = _g1_np(kind, alpha, wi, np.broadcast_to(m[None], wo.shape)) * \
+        _g1_np(kind, alpha, wo, np.broadcast_to(m[None], wo.shape))
+    f = fresnel_dielectric_np(wim, eta)
+    w = np.where(ok, f * g * wim / (c * m[None, :, 2]), 0.0)
+    return w.mean(axis=1)
