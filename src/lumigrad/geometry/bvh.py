@@ -49,10 +49,12 @@ Closest-hit queries shrink ``t_max`` as hits are found, so farther boxes are
 culled; any-hit queries stop at the first hit.
 
 Ray-box tests are slab tests (Kay & Kajiya 1986) with the near/far plane
-chosen by the sign of ``1/d``; ``dr.rcp`` gives ``inf`` for ``d = 0``, which is
-clamped to a huge finite value so that ``0 * (1/d)`` is never NaN; the far
-distance is enlarged by ``1 + 2 gamma_3`` (Ize 2013, "Robust BVH ray
-traversal") so that rounding never culls a box the ray touches. Ray-triangle
+chosen by the sign of ``1/d``; ``dr.rcp`` gives ``+-inf`` for ``d = +-0``, so a
+parallel axis contributes ``(-inf, inf)``, or NaN when the origin lies exactly
+on a face plane (``0 * inf``): such NaNs are dropped by the min/max order, so the
+ray counts as inside that slab. The far distance is enlarged by ``1 + 2 gamma_3``
+(Ize 2013, "Robust BVH ray traversal") so that rounding never culls a box the
+ray touches. Ray-triangle
 tests are Möller & Trumbore 1997 ("Fast, minimum storage ray/triangle
 intersection"), two-sided. Triangles of (numerically) zero area are stored with
 zero edges, whose determinant is exactly 0, so they never hit and never make NaNs.
@@ -82,7 +84,6 @@ _CLUSTER = 64                   # max triangles per Morton cluster (SAH top-tree
 _LEAF_SAH = True                # SAH-aware leaf collapsing
 _C_TRAV = 1.5                   # SAH cost of visiting a node (two box tests)
 _C_ISECT = 1.0                  # SAH cost of one ray-triangle test
-_BIG = 1e30                     # clamp for 1/d (keeps 0 * (1/d) finite)
 _ROBUST = 1.0 + 2.0 * (3 * 2.0**-24) / (1 - 3 * 2.0**-24)  # Ize 2013: 1 + 2 gamma_3
 _DEGENERATE_EPS = 1e-6          # zero area: |e1 x e2| <= eps * (longest edge)^2
 
@@ -158,8 +159,9 @@ def _range_boxes(lohi: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 def _half_area(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Half the surface area of boxes (..., 3); 0 for empty (inverted) boxes."""
-    e = np.maximum(hi - lo, 0)
+    """Half the surface area of boxes (..., 3); 0 for empty (inverted) boxes.
+    Computed in float64: float32 areas overflow for coordinates beyond ~1e19."""
+    e = np.maximum(hi.astype(np.float64) - lo, 0)
     return e[..., 0] * e[..., 1] + e[..., 1] * e[..., 2] + e[..., 2] * e[..., 0]
 
 
@@ -167,20 +169,17 @@ def _ceil_log2(x: np.ndarray) -> np.ndarray:
     return np.ceil(np.log2(np.maximum(x, 1))).astype(np.int64)
 
 
-# Kernel min/max as compare + select: dr.minimum/dr.maximum lower to LLVM's
-# NaN-propagating fminimum/fmaximum, which the x86 backend of the bundled LLVM
-# cannot always select ("LLVM ERROR: Cannot select: fminimum", a crash) once
-# a value is scalarised; our operands are never NaN, so a select is equivalent.
+# Kernel min/max as compare + select, with defined NaN semantics on both
+# backends: a NaN *first* operand is dropped (the result is ``b``). This is what
+# the slab test needs. (dr.minimum/dr.maximum also lower to LLVM's fminimum/
+# fmaximum, which the x86 backend of the bundled LLVM cannot always select:
+# "LLVM ERROR: Cannot select: fminimum", a process abort.)
 def _min(a: Any, b: Any) -> Any:
     return dr.select(a < b, a, b)
 
 
 def _max(a: Any, b: Any) -> Any:
     return dr.select(a > b, a, b)
-
-
-def _clamp_big(x: Any) -> Any:
-    return dr.select(x > _BIG, _BIG, dr.select(x < -_BIG, -_BIG, x))
 
 
 def _validate(positions: Any, faces: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -548,16 +547,16 @@ class BVH:
         trec[:, 10:12] = 0
         e1 = np.subtract(p[fo[:, 1]], p0, out=trec[:, 3:6])
         e2 = np.subtract(p[fo[:, 2]], p0, out=trec[:, 6:9])
-        # Zero area: |e1 x e2|^2 <= eps^2 * (longest edge)^4. In float32 the cross
-        # product of a degenerate triangle is at most ~5e-14 |e1|^2 |e2|^2 (rounding),
-        # safely below eps^2 = 1e-12; such triangles get zero edges (det = 0 exactly).
-        x1, y1, z1 = e1[:, 0], e1[:, 1], e1[:, 2]
-        x2, y2, z2 = e2[:, 0], e2[:, 1], e2[:, 2]
+        # Zero area: |e1 x e2|^2 <= eps^2 (longest edge)^4, in float64 (no overflow;
+        # a float32 cross product of a degenerate triangle is ~5e-14 |e1|^2 |e2|^2
+        # from rounding, well below eps^2 = 1e-12). They get zero edges: det = 0.
+        x1, y1, z1 = (e1[:, k].astype(np.float64) for k in range(3))
+        x2, y2, z2 = (e2[:, k].astype(np.float64) for k in range(3))
         n2 = np.square(y1 * z2 - z1 * y2) + np.square(z1 * x2 - x1 * z2) \
             + np.square(x1 * y2 - y1 * x2)
         longest = np.maximum(np.maximum(x1 * x1 + y1 * y1 + z1 * z1, x2 * x2 + y2 * y2 + z2 * z2),
                              np.square(x2 - x1) + np.square(y2 - y1) + np.square(z2 - z1))
-        degenerate = n2 <= np.float32(_DEGENERATE_EPS ** 2) * np.square(longest)
+        degenerate = n2 <= (_DEGENERATE_EPS ** 2) * np.square(longest)
         if degenerate.any():
             trec[degenerate, 3:9] = 0
         trec.view(np.uint32)[:, 9] = self._order
@@ -649,9 +648,9 @@ class BVH:
         finite = dr.isfinite(o.x) & dr.isfinite(o.y) & dr.isfinite(o.z) \
             & dr.isfinite(d.x) & dr.isfinite(d.y) & dr.isfinite(d.z)
         active = active & finite & (tmax > 0)
-        # 1/d; d = 0 gives inf, clamped to +-BIG so that 0 * (1/d) = 0, never NaN.
+        # 1/d: d = +-0 gives +-inf, so the slab of a parallel axis is (-inf, inf)
+        # unless the origin lies exactly on its plane, where (plane - o) * inf = NaN.
         inv = dr.rcp(d)
-        inv = bk.Array3f(_clamp_big(inv.x), _clamp_big(inv.y), _clamp_big(inv.z))
         neg = [inv.x < 0, inv.y < 0, inv.z < 0]
         ox, oy, oz = o.x, o.y, o.z
 
@@ -666,8 +665,10 @@ class BVH:
             tfy = (dr.select(neg[1], lo_y, hi_y) - oy) * inv.y
             tnz = (dr.select(neg[2], hi_z, lo_z) - oz) * inv.z
             tfz = (dr.select(neg[2], lo_z, hi_z) - oz) * inv.z
-            tn = _max(_max(tnx, tny), _max(tnz, 0.0))
-            tf = _min(_min(tfx, tfy), tfz) * _ROBUST
+            # NaN (ray inside a face plane, parallel to it) must not constrain the
+            # interval: _max/_min drop a NaN first operand (the comparison is false).
+            tn = _max(tnx, _max(tny, _max(tnz, 0.0)))
+            tf = _min(tfx, _min(tfy, _min(tfz, dr.inf))) * _ROBUST
             return (tn <= tf) & (tn <= t_hi), tn
 
         def pop(stack, node, sp, mask):
