@@ -28,8 +28,8 @@ import pytest
 
 import lumigrad as lg
 
-from .test_render_support import Z_MAX, diffuse, look_at, mean_z, rgb, sensor_dict, \
-    sphere_coverage
+from .test_render_support import A_ENC, Z_MAX, diffuse, enclosure_scene, look_at, mean_z, \
+    rgb, sensor_dict, series, sphere_coverage
 
 RES = 32
 FOV = 30.0
@@ -100,29 +100,8 @@ def test_convex_furnace_direct_integrator(coverage: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------
-# Enclosure furnace
+# Enclosure furnace (scene: test_render_support.enclosure_scene)
 # ---------------------------------------------------------------------------------
-A_ENC = 0.7
-
-
-def enclosure_scene(integrator: dict, a: float = A_ENC, res: int = 24) -> lg.Scene:
-    """Camera inside the cube [-1,1]³ whose faces point inwards (flip_normals),
-    diffuse with albedo ``a`` and emitting radiance 1 towards the inside."""
-    return lg.load_dict({
-        "type": "scene",
-        "box": {"type": "cube", "flip_normals": True, "bsdf": diffuse([a, a, a]),
-                "emitter": {"type": "area", "radiance": rgb(1.0)}},
-        "sensor": sensor_dict((0.1, 0.2, 0.3), (1.0, 0.5, -1.0), fov=70, width=res,
-                              height=res),
-        "integrator": integrator,
-    })
-
-
-def series(a: float, d: int) -> float:
-    """Σ_{k=0}^{d-1} a^k, or 1/(1-a) for d = -1."""
-    return 1.0 / (1.0 - a) if d == -1 else sum(a ** k for k in range(d))
-
-
 def test_enclosure_emitters_only_is_exact() -> None:
     """max_depth 1: the camera sees the emitting walls only: exactly 1, no noise."""
     img = _check_grey(np.array(lg.render(enclosure_scene({"type": "path", "max_depth": 1}),

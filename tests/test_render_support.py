@@ -102,6 +102,28 @@ def sphere_coverage(to_world: np.ndarray, fov_x: float, width: int, height: int,
     return ((b * b - c) > 0).mean(-1)
 
 
+# Enclosure furnace (see test_furnace.py): radiance Σ_{k<d} a^k at max_depth d.
+A_ENC = 0.7
+
+
+def enclosure_scene(integrator: dict, a: float = A_ENC, res: int = 24) -> lg.Scene:
+    """Camera inside the cube [-1,1]³ whose faces point inwards (flip_normals),
+    diffuse with albedo ``a`` and emitting radiance 1 towards the inside."""
+    return lg.load_dict({
+        "type": "scene",
+        "box": {"type": "cube", "flip_normals": True, "bsdf": diffuse([a, a, a]),
+                "emitter": {"type": "area", "radiance": rgb(1.0)}},
+        "sensor": sensor_dict((0.1, 0.2, 0.3), (1.0, 0.5, -1.0), fov=70, width=res,
+                              height=res),
+        "integrator": integrator,
+    })
+
+
+def series(a: float, d: int) -> float:
+    """Σ_{k=0}^{d-1} a^k, or 1/(1-a) for d = -1."""
+    return 1.0 / (1.0 - a) if d == -1 else sum(a ** k for k in range(d))
+
+
 def test_camera_model_matches_aov_positions() -> None:
     """The numpy camera model hits a plane where the renderer's ``position`` AOV says."""
     w, h, fov = 12, 8, 50.0
