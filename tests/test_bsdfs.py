@@ -165,6 +165,15 @@ def test_twosided_back_side_equals_front():
     v, wi = dirs([40.0], 16, -1.0)
     bs = draw(rc, wi)
     assert np.all(F(bs.wo)[2][F(bs.weight)[0] > 0] < 0)     # sampled on the back side
+    # two different sides (Mitsuba's two nested BSDFs)
+    two = TwoSided(Diffuse(0.2), Diffuse(0.9))
+    assert np.allclose(albedo(two, thetas=[30.0])[0], 0.2, atol=1e-5)
+    assert np.allclose(albedo(two, thetas=[30.0], sign=-1.0)[0], 0.9, atol=1e-5)
+    _, w2 = dirs([30.0], 4, -1.0)
+    _, wo2 = dirs([50.0], 4, -1.0)
+    assert np.allclose(F(two.eval(make_si(w2), wo2)), 0.9 / np.pi * np.cos(np.radians(50)), atol=1e-6)
+    assert [k for k, _, _ in two.parameters()] == ["brdf_0.reflectance.value",
+                                                   "brdf_1.reflectance.value"]
     # eval on the back side equals the front-side eval with mirrored z
     wo = bk.Array3f(0.3, 0.1, -0.9)
     a = F(rc.eval(make_si(bk.Array3f(0.2, -0.4, -0.8)), wo))
