@@ -121,25 +121,26 @@ class _RenderOp(dr.CustomOp):
     def forward(self) -> None:
         grads = self.grad_in("inputs")
         tangents = {k: grads[k] for k in self.keys}
-        saved, fresh = self._swap_in(tangents)
-        try:
-            with dr.isolate_grad(), dr.resume_grad():
+        # The fresh leaves must live inside the isolated AD scope.
+        with dr.isolate_grad(), dr.resume_grad():
+            saved, fresh = self._swap_in(tangents)
+            try:
                 grad = self.integrator.render_forward(self.scene, self.sensor,
                                                       self.seed_grad, self.spp_grad)
-        finally:
-            self._restore(saved)
+            finally:
+                self._restore(saved)
         self.set_grad_out(grad)
 
     def backward(self) -> None:
         grad_image = self.grad_out()
-        saved, fresh = self._swap_in(None)
-        try:
-            with dr.isolate_grad(), dr.resume_grad():
+        with dr.isolate_grad(), dr.resume_grad():
+            saved, fresh = self._swap_in(None)
+            try:
                 self.integrator.render_backward(self.scene, self.sensor, grad_image,
                                                 self.seed_grad, self.spp_grad)
                 grads = {k: dr.grad(v) for k, v in fresh.items()}
-        finally:
-            self._restore(saved)
+            finally:
+                self._restore(saved)
         self.set_grad_in("inputs", grads)
 
     def name(self) -> str:

@@ -242,6 +242,9 @@ class PathIntegrator(SamplingIntegrator):
             return (out,)
 
         (final,) = dr.while_loop((state,), cond, body, label="lumigrad.path")
+        # Hand the advanced generator back to the caller (several estimates may
+        # be chained on one stream, e.g. by the direct integrator).
+        rng.state, rng.inc = final["rng"].state, final["rng"].inc
         return final["L"]
 
 
@@ -249,7 +252,13 @@ class PathIntegrator(SamplingIntegrator):
 class DirectIntegrator(PathIntegrator):
     """Direct illumination: emitters seen directly plus one bounce of light
     (next-event estimation and BSDF sampling combined with MIS) — the path
-    tracer with ``max_depth = 2`` and no Russian roulette."""
+    tracer with ``max_depth = 2`` and no Russian roulette.
+
+    ``emitter_samples``/``bsdf_samples``: every pixel gets
+    ``max(emitter_samples, bsdf_samples)`` times more camera samples, each with
+    one emitter and one BSDF sample. The expected image is the same as
+    Mitsuba's, which balances unequal counts in its MIS weights instead.
+    """
 
     PLUGIN = ("integrator", "direct")
     PARAMS = {
@@ -263,3 +272,19 @@ class DirectIntegrator(PathIntegrator):
         super().__init__(max_depth=2, rr_depth=1 << 20, hide_emitters=hide_emitters, id=id)
         self.emitter_samples = int(emitter_samples)
         self.bsdf_samples = int(bsdf_samples)
+
+    # Several emitter/BSDF samples per camera sample are realised as more camera
+    # samples (each with one of each): the same expected image and derivatives.
+    def _multiplier(self) -> int:
+        return max(self.emitter_samples, self.bsdf_samples)
+
+    def render(self, scene: Any, sensor: Any, seed: int = 0, spp: int = 16, mode: str = "primal",
+               progress: Any = None) -> Any:
+        return super().render(scene, sensor, seed, spp * self._multiplier(), mode, progress)
+
+    def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int) -> Any:
+        return super().render_forward(scene, sensor, seed, spp * self._multiplier())
+
+    def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
+                        spp: int) -> None:
+        super().render_backward(scene, sensor, grad_image, seed, spp * self._multiplier())
