@@ -87,34 +87,57 @@ def bench_lumigrad(res: int, spp: int, repeats: int) -> dict:
     return out
 
 
-def bench_mitsuba(res: int, spp: int, repeats: int) -> dict | None:
+_MITSUBA_SCRIPT = r"""
+import json, os, statistics, sys, time
+import drjit as dr, mitsuba as mi
+res, spp, repeats, variant, cbox = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+mi.set_variant(variant)
+scene = mi.load_file(cbox, res=res)
+params = mi.traverse(scene)
+key = 'green.reflectance.value'
+target = mi.TensorXf(mi.render(scene, spp=spp, seed=12345) * 0.9)
+integrator = mi.load_dict({'type': 'prb', 'max_depth': 8})
+def render(i): dr.eval(mi.render(scene, spp=spp, seed=i))
+def forward(i):
+    dr.enable_grad(params[key]); params.update()
+    img = mi.render(scene, params, spp=spp, seed=i, integrator=integrator)
+    dr.forward(params[key]); dr.eval(dr.grad(img))
+    dr.disable_grad(params[key]); params.update()
+def reverse(i):
+    dr.enable_grad(params[key]); params.update()
+    img = mi.render(scene, params, spp=spp, seed=i, integrator=integrator)
+    dr.backward(dr.mean(dr.square(img - target), axis=None)); dr.eval(dr.grad(params[key]))
+    dr.disable_grad(params[key]); params.update()
+out = {}
+for name, fn in (('render', render), ('forward', forward), ('reverse', reverse)):
+    fn(0); dr.sync_thread(); ts = []
+    for i in range(repeats):
+        dr.sync_thread(); t0 = time.perf_counter(); fn(i + 1); dr.sync_thread()
+        ts.append(time.perf_counter() - t0)
+    out[name] = statistics.median(ts)
+print(json.dumps(out))
+"""
+
+
+def bench_mitsuba(res: int, spp: int, repeats: int, python: str | None) -> dict | None:
+    """Time Mitsuba 3 on the same scene, in a subprocess of ``python`` (an
+    interpreter where ``mitsuba`` is installed; default: this one)."""
+    if not CBOX.exists():
+        return None
+    exe = python or sys.executable
+    variant = "cuda_ad_rgb" if lg.variant() == "cuda" else "llvm_ad_rgb"
+    env = dict(os.environ)
     try:
-        import mitsuba as mi
-    except ImportError:
+        out = subprocess.run([exe, "-c", _MITSUBA_SCRIPT, str(res), str(spp), str(repeats),
+                              variant, str(CBOX)], capture_output=True, text=True, env=env,
+                             timeout=1800)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    mi.set_variant("cuda_ad_rgb" if lg.variant() == "cuda" else "llvm_ad_rgb")
-    scene = mi.load_file(str(CBOX), res=res, integrator="prb") if CBOX.exists() else None
-    if scene is None:
+    if out.returncode != 0:
+        if "No module named 'mitsuba'" not in out.stderr:
+            print("  (mitsuba run failed: " + out.stderr.strip().splitlines()[-1] + ")")
         return None
-    params = mi.traverse(scene)
-    key = "green.reflectance.value"
-
-    def render(i: int) -> None:
-        dr.eval(mi.render(scene, spp=spp, seed=i))
-
-    def forward(i: int) -> None:
-        dr.enable_grad(params[key])
-        params.update()
-        img = mi.render(scene, params, spp=spp, seed=i)
-        dr.forward(params[key])
-        dr.eval(dr.grad(img))
-        dr.disable_grad(params[key])
-        params.update()
-
-    out = {}
-    for name, fn in (("render", render), ("forward", forward)):
-        out[name] = timed(fn, repeats)[1]
-    return out
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def memory_child(max_depth: int, res: int, spp: int) -> None:
@@ -153,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--memory-child", type=int, default=None)
     p.add_argument("--res", type=int, default=128)
     p.add_argument("--spp", type=int, default=16)
+    p.add_argument("--mitsuba-python", default=None,
+                   help="Python interpreter with Mitsuba 3 installed, for side-by-side figures")
     args = p.parse_args(argv)
     if args.memory_child is not None:
         memory_child(args.memory_child, args.res, args.spp)
@@ -174,10 +199,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{res:>6}² {spp:>4} | {r['render']:8.3f} {r['forward']:8.3f} {r['reverse']:8.3f} | "
               f"{r['forward'] / r['render']:6.2f} {r['reverse'] / r['render']:6.2f} | "
               f"{r['samples_per_s'] / 1e6:10.2f} | {r['render_first']:.2f} s")
-        m = bench_mitsuba(res, spp, args.repeats)
+        m = bench_mitsuba(res, spp, args.repeats, args.mitsuba_python)
         if m:
-            print(f"{'mitsuba':>8} {spp:>4} | {m['render']:8.3f} {m['forward']:8.3f} {'':>8} | "
-                  f"ratio lumigrad/mitsuba render {r['render'] / m['render']:.2f}")
+            print(f"{'mitsuba':>7} {spp:>4} | {m['render']:8.3f} {m['forward']:8.3f} "
+                  f"{m['reverse']:8.3f} | {m['forward'] / m['render']:6.2f} "
+                  f"{m['reverse'] / m['render']:6.2f} | {res * res * spp / m['render'] / 1e6:10.2f} |")
+            print(f"{'':>13} ratio lumigrad / Mitsuba: render {r['render'] / m['render']:.2f}, "
+                  f"forward {r['forward'] / m['forward']:.2f}, reverse {r['reverse'] / m['reverse']:.2f}")
 
 
 if __name__ == "__main__":

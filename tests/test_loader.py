@@ -11,7 +11,7 @@ from lumigrad.scene import loader
 from lumigrad.scene.loader import SceneLoadError
 from lumigrad.scene.xml import srgb_to_linear
 
-from test_loader_support import plugins  # noqa: F401 (fixture)
+from .test_loader_support import plugins  # noqa: F401 (fixture)
 
 CBOX = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "scenes", "cbox.xml")
 if not os.path.exists(CBOX):

@@ -9,7 +9,7 @@ from lumigrad.geometry.transform import Transform4f
 from lumigrad.scene import cornell, loader
 from lumigrad.scene.loader import SceneLoadError
 
-from test_loader_support import plugins  # noqa: F401 (fixture)
+from .test_loader_support import plugins  # noqa: F401 (fixture)
 
 CBOX = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "scenes", "cbox.xml")
 if not os.path.exists(CBOX):

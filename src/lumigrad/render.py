@@ -24,7 +24,7 @@ import drjit as dr
 from . import backend as bk
 from .geometry.transform import Transform4f
 from .integrators.base import SamplingIntegrator, grad_seed
-from .scene.params import GEOMETRY_SUFFIXES, SceneParameters, traverse
+from .scene.params import SceneParameters, traverse
 
 
 def _resolve_sensor(scene: Any, sensor: Union[int, Any]) -> Any:
@@ -50,16 +50,12 @@ def _raw(value: Any) -> Any:
     return value.matrix if isinstance(value, Transform4f) else value
 
 
-_WARNED: set = set()
-
-
-def _warn_boundary(keys: list[str]) -> None:
-    geo = [k for k in keys if k.rsplit(".", 1)[-1] in GEOMETRY_SUFFIXES]
-    new = [k for k in geo if k not in _WARNED]
-    if new:
-        _WARNED.update(new)
+def _warn_boundary(params: SceneParameters, keys: list[str]) -> None:
+    geo = [k for k in keys if params.needs_boundary_terms(k)]
+    if geo:
+        # (Python's warning filters show it once per call site by default.)
         warnings.warn(
-            "derivatives with respect to " + ", ".join(new) + " move geometry or the "
+            "derivatives with respect to " + ", ".join(geo) + " move geometry or the "
             "camera: lumigrad does not yet add the boundary (silhouette/visibility) terms "
             "these need, so the result contains only the interior (shading) part and is "
             "incomplete wherever edges move.", stacklevel=3)
@@ -181,6 +177,6 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
     if not inputs:
         with dr.suspend_grad():
             return integrator.render(scene, sensor_obj, seed, spp)
-    _warn_boundary(list(inputs))
+    _warn_boundary(params, list(inputs))
     return dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed, spp,
                      seed_grad, spp_grad)

@@ -31,8 +31,10 @@ from ..geometry.mesh import Mesh
 from ..geometry.transform import Transform4f
 from .scene import make_opaque
 
-#: Suffixes whose derivatives need boundary (visibility) terms.
-GEOMETRY_SUFFIXES = ("vertex_positions", "vertex_normals", "to_world", "x_fov")
+#: Parameters whose derivatives need boundary (visibility) terms: those that
+#: move geometry (shapes) or the camera (sensors).
+SHAPE_BOUNDARY_SUFFIXES = ("vertex_positions", "to_world")
+SENSOR_BOUNDARY_SUFFIXES = ("to_world", "x_fov")
 
 
 class _Entry:
@@ -179,6 +181,16 @@ class SceneParameters(Mapping):
         full = self._resolve(key)
         e = self._entries[full]
         return e.setter is not None and _is_differentiable(e.getter())
+
+    def needs_boundary_terms(self, key: str) -> bool:
+        """True when the derivative w.r.t. ``key`` moves silhouettes or shadows
+        (geometry or camera parameters)."""
+        entry = self._entries[self._resolve(key)]
+        if isinstance(entry.owner, Mesh):
+            return entry.suffix in SHAPE_BOUNDARY_SUFFIXES
+        if entry.owner in getattr(self.scene, "sensors", ()):
+            return entry.suffix in SENSOR_BOUNDARY_SUFFIXES
+        return False
 
     def differentiable_keys(self) -> list[str]:
         return [k for k in self._entries if self.is_differentiable(k)]
