@@ -211,3 +211,20 @@ def test_render_from_a_second_sensor() -> None:
     img0 = np.array(lg.render(both, sensor=0, spp=4, seed=45))
     assert img0.shape == (H, W, 3)
     assert np.isfinite(img0).all() and np.isfinite(img1).all()
+
+
+# ---------------------------------------------------------------------------------
+# A scene without any emitter
+# ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("integrator", [{"type": "path", "max_depth": 3},
+                                        {"type": "path", "max_depth": -1}, {"type": "direct"}])
+def test_scene_without_emitters_renders_black(integrator: dict) -> None:
+    """No light, no image (Mitsuba renders such scenes black, e.g. while a user
+    builds a scene step by step): the path tracer must return zeros, not fail."""
+    scene = lg.load_dict({
+        "type": "scene",
+        "plane": {"type": "rectangle", "bsdf": diffuse(0.5)},
+        "sensor": sensor_dict((0, 0, 3), (0, 0, 0), fov=40, width=8, height=8),
+        "integrator": integrator,
+    })
+    np.testing.assert_array_equal(np.array(lg.render(scene, spp=2)), 0.0)
