@@ -561,9 +561,11 @@ class BVH:
             trec[degenerate, 3:9] = 0
         trec.view(np.uint32)[:, 9] = self._order
         self.degenerate_count = int(degenerate.sum())
-        # Float(ndarray) may share memory with numpy on LLVM: keep both alive, unchanged.
-        self._nodes = bk.Float(rec.ravel())
-        self._tris = bk.Float(trec.ravel())
+        # Dr.Jit-owned copies: Float(ndarray) may share numpy's memory, which Dr.Jit
+        # flags as unaligned unless it happens to be 64-byte aligned, and then
+        # silently replaces the 4-wide packet gathers by scalar gathers (~2x slower).
+        self._nodes = dr.copy(bk.Float(rec.ravel()))
+        self._tris = dr.copy(bk.Float(trec.ravel()))
         self._rec_np, self._trec_np = rec, trec
         dr.eval(self._nodes, self._tris)
 
@@ -678,20 +680,11 @@ class BVH:
             node = dr.select(mask, dr.select(has, val, UInt32(_SENTINEL)), node)
             return node, sp
 
-        def step(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
-            # (1) No triangles pending and the current reference is a leaf: start it.
-            is_leaf = (node & _LEAF_FLAG) != 0
-            fetch = (tri_cur >= tri_end) & is_leaf & (node != _SENTINEL)
-            start = (node >> 4) & 0x7FFFFFF
-            tri_cur = dr.select(fetch, start, tri_cur)
-            tri_end = dr.select(fetch, start + (node & 15) + 1, tri_end)
-            node, sp = pop(stack, node, sp, fetch)
-
-            # (2) One Möller-Trumbore test.
-            do_tri = tri_cur < tri_end
-            r0 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 0, do_tri)
-            r1 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 1, do_tri)
-            r2 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 2, do_tri)
+        def tri_step(tri_cur, t_best, prim, bu, bv, found):
+            """One Möller-Trumbore test of triangle ``tri_cur`` (where pending)."""
+            r0 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 0)
+            r1 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 1)
+            r2 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 2)
             e1 = bk.Array3f(r0.w, r1.x, r1.y)
             e2 = bk.Array3f(r1.z, r1.w, r2.x)
             pvec = dr.cross(d, e2)
@@ -702,9 +695,7 @@ class BVH:
             qvec = dr.cross(tvec, e1)
             v = dr.dot(d, qvec) * inv_det
             t = dr.dot(e2, qvec) * inv_det
-            hit = do_tri & (det != 0) & (u >= 0) & (v >= 0) & (u + v <= 1) \
-                & (t > 0) & (t < t_best)
-            tri_cur = dr.select(do_tri, tri_cur + 1, tri_cur)
+            hit = (det != 0) & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0) & (t < t_best)
             if any_hit:
                 found = found | hit
             else:
@@ -712,13 +703,14 @@ class BVH:
                 prim = dr.select(hit, dr.reinterpret_array(UInt32, r2.y), prim)
                 bu = dr.select(hit, u, bu)
                 bv = dr.select(hit, v, bv)
+            return tri_cur + 1, t_best, prim, bu, bv, found
 
-            # (3) Interior node: test both child boxes, descend into the nearer.
-            do_node = ((node & _LEAF_FLAG) == 0) & ~found
-            q0 = dr.gather(bk.Array4f, nodes, node * 4 + 0, do_node)
-            q1 = dr.gather(bk.Array4f, nodes, node * 4 + 1, do_node)
-            q2 = dr.gather(bk.Array4f, nodes, node * 4 + 2, do_node)
-            q3 = dr.gather(bk.Array4f, nodes, node * 4 + 3, do_node)
+        def node_step(stack, node, sp, t_best):
+            """Test both child boxes of interior ``node``; descend into the nearer hit."""
+            q0 = dr.gather(bk.Array4f, nodes, node * 4 + 0)
+            q1 = dr.gather(bk.Array4f, nodes, node * 4 + 1)
+            q2 = dr.gather(bk.Array4f, nodes, node * 4 + 2)
+            q3 = dr.gather(bk.Array4f, nodes, node * 4 + 3)
             hit_l, tn_l = slab(q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, t_best)
             hit_r, tn_r = slab(q1.z, q1.w, q2.x, q2.y, q2.z, q2.w, t_best)
             ref_l = dr.reinterpret_array(UInt32, q3.x)
@@ -726,12 +718,32 @@ class BVH:
             swap = hit_r & (~hit_l | (tn_r < tn_l))
             near = dr.select(swap, ref_r, ref_l)
             far = dr.select(swap, ref_l, ref_r)
-            push = do_node & hit_l & hit_r
+            push = hit_l & hit_r
             stack.write(far, sp, push)
             sp = dr.select(push, sp + 1, sp)
-            descend = do_node & (hit_l | hit_r)
-            node = dr.select(descend, near, node)
-            node, sp = pop(stack, node, sp, do_node & ~(hit_l | hit_r))
+            node = dr.select(hit_l | hit_r, near, node)
+            node, sp = pop(stack, node, sp, ~(hit_l | hit_r))
+            return stack, node, sp
+
+        def step(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
+            # (1) No triangles pending and the current reference is a leaf: start it.
+            is_leaf = (node & _LEAF_FLAG) != 0
+            fetch = (tri_cur >= tri_end) & is_leaf & (node != _SENTINEL)
+            start = (node >> 4) & 0x7FFFFFF
+            tri_cur = dr.select(fetch, start, tri_cur)
+            tri_end = dr.select(fetch, start + (node & 15) + 1, tri_end)
+            node, sp = pop(stack, node, sp, fetch)
+
+            # (2) One triangle test, (3) one interior node. Symbolic conditionals
+            # compile to branches that a SIMD packet skips when no lane needs them.
+            do_tri = tri_cur < tri_end
+            tri_cur, t_best, prim, bu, bv, found = dr.if_stmt(
+                (tri_cur, t_best, prim, bu, bv, found), do_tri, tri_step,
+                lambda *args: args, label="bvh.triangle")
+            do_node = ((node & _LEAF_FLAG) == 0) & ~found
+            stack, node, sp = dr.if_stmt(
+                (stack, node, sp, t_best), do_node, node_step,
+                lambda stack, node, sp, t_best: (stack, node, sp), label="bvh.node")
             if stats:
                 cnt = (cnt[0] + 1, dr.select(do_node, cnt[1] + 1, cnt[1]),
                        dr.select(do_tri, cnt[2] + 1, cnt[2]))
