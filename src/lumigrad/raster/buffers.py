@@ -149,6 +149,21 @@ def width_of(value: Any) -> int:
     return 1
 
 
+def broadcast(x: Any, n: int) -> Any:
+    """Spread an attached one-lane value over ``n`` lanes with a gather.
+
+    Arithmetic between a one-lane and an ``n``-lane array broadcasts implicitly,
+    but reverse-mode AD then needs a horizontal reduction at *every* such use,
+    each a separate kernel (a camera parameter is used dozens of times per
+    frame). The reverse of a gather is a scatter-add that fuses into the
+    backward kernel, so routing every use through one gather keeps the backward
+    pass to a few kernels. Values without gradients are returned unchanged."""
+    if (n <= 1 or not isinstance(x, dr.ArrayBase) or dr.width(x) != 1
+            or not dr.grad_enabled(x)):
+        return x
+    return dr.gather(type(x), x, dr.zeros(bk.UInt32, n))
+
+
 def as_array3f(v: Any, what: str) -> Any:
     """Convert a 3-sequence / numpy vector / Dr.Jit array to ``Array3f`` (keeps AD)."""
     if isinstance(v, dr.ArrayBase):

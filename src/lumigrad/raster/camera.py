@@ -38,7 +38,7 @@ import drjit as dr
 import numpy as np
 
 from .. import backend as bk
-from .buffers import as_array3f, as_float
+from .buffers import as_array3f, as_float, broadcast
 
 
 class Camera:
@@ -158,6 +158,9 @@ class Camera:
     def to_camera(self, p: Any) -> Any:
         """World point(s) ``Array3f`` -> camera space (attached)."""
         rows, trans, _, _, _ = self._frame_or_build()
+        n = dr.width(p)
+        rows = [broadcast(r, n) for r in rows]
+        trans = broadcast(trans, n)
         return bk.Array3f(dr.dot(rows[0], p) + trans[0], dr.dot(rows[1], p) + trans[1],
                           dr.dot(rows[2], p) + trans[2])
 
@@ -273,13 +276,15 @@ class PerspectiveCamera(Camera):
 
     def homogeneous(self, pc: Any, width: int, height: int) -> tuple[Any, Any, Any]:
         tx, ty = self.tan_half(width, height)
+        n = dr.width(pc)
+        tx, ty = broadcast(tx, n), broadcast(ty, n)
         z = pc[2]
         u = (0.5 * width) * (z - pc[0] / tx)
         v = (0.5 * height) * (z - pc[1] / ty)
         return u, v, z
 
     def direction_to_camera(self, p: Any) -> Any:
-        return dr.normalize(self.eye - p)
+        return dr.normalize(broadcast(self.eye, dr.width(p)) - p)
 
     def primary_rays(self, width: int, height: int, spp_side: int = 1) -> tuple[Any, Any]:
         x, y = self._sample_positions(width, height, spp_side)
@@ -319,12 +324,14 @@ class OrthographicCamera(Camera):
 
     def homogeneous(self, pc: Any, width: int, height: int) -> tuple[Any, Any, Any]:
         hx, hy = self.half_extents(width, height)
+        n = dr.width(pc)
+        hx, hy = broadcast(hx, n), broadcast(hy, n)
         u = (0.5 * width) * (1.0 - pc[0] / hx)
         v = (0.5 * height) * (1.0 - pc[1] / hy)
         return u, v, dr.full(bk.Float, 1.0, dr.width(u))
 
     def direction_to_camera(self, p: Any) -> Any:
-        return -self.forward_direction + bk.Array3f(0.0 * p[0])
+        return broadcast(-self.forward_direction, dr.width(p)) + bk.Array3f(0.0 * p[0])
 
     def primary_rays(self, width: int, height: int, spp_side: int = 1) -> tuple[Any, Any]:
         x, y = self._sample_positions(width, height, spp_side)

@@ -20,7 +20,8 @@ import drjit as dr
 import numpy as np
 
 from .. import backend as bk
-from .buffers import Buffer, array_type, as_array3f, as_float, channel_count, read, width_of
+from .buffers import (Buffer, array_type, as_array3f, as_float, broadcast, channel_count, read,
+                      width_of)
 from .camera import Camera
 from .mesh import TriangleMesh
 from .rasterizer import fclip, fmax
@@ -37,7 +38,9 @@ def per_sample(value: Any, like: Buffer, what: str) -> Any:
     lane per sample (kept) or one lane per pixel (gathered per sample)."""
     n = width_of(value)
     n_samples = like.height * like.width  # type: ignore[operator]
-    if n == 1 or n == n_samples:
+    if n == 1:
+        return broadcast(value, n_samples)
+    if n == n_samples:
         return value
     s = like.spp_side
     n_pixels = n_samples // (s * s)
