@@ -66,3 +66,63 @@ def to_scalar_float(value: Any, where: str, positive: bool = False) -> Any:
                          f"got {v!r}")
     dr.make_opaque(f)   # never store a literal (see ``mask``)
     return f
+
+
+def detached_clone(obj: Any) -> Any:
+    """A shallow copy of a plugin whose nested textures/BSDFs are cloned too and
+    whose parameters are set (through the clone's own setters) to detached
+    copies of the current values."""
+    import copy
+
+    from ..textures.base import Texture
+    from .base import BSDF
+
+    clone = copy.copy(obj)
+    for name, val in vars(obj).items():
+        if isinstance(val, (Texture, BSDF)):
+            setattr(clone, name, detached_clone(val))
+    for _key, value, setter in list(clone.parameters()):
+        if setter is not None and isinstance(value, dr.ArrayBase):
+            setter(dr.detach(value))
+    return clone
+
+
+class FreezableSampling:
+    """Sampling with a frozen, detached snapshot of the parameters.
+
+    Subclasses implement ``_sample``, ``_pdf`` and ``eval``. Normally ``sample``
+    and ``pdf`` are those. While frozen, directions, lobe choices and the pdf
+    come from the snapshot and the weight is ``eval(wo) / pdf_snapshot(wo)`` with
+    the *current* parameters: an unbiased estimator whose per-sample value is a
+    continuous function of the parameters, so finite differences with common
+    random numbers agree with forward/reverse mode (whose derivative is
+    ``(∂f/∂θ) / pdf`` for a detached direction in either case).
+    """
+
+    _frozen: Any = None
+
+    def freeze_sampling(self) -> None:
+        snap = detached_clone(self)
+        snap._frozen = None
+        self._frozen = snap
+
+    def unfreeze_sampling(self) -> None:
+        self._frozen = None
+
+    def sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> Any:
+        snap = self._frozen
+        if snap is None:
+            return self._sample(si, sample1, sample2, active)
+        bs = snap._sample(si, sample1, sample2, active)
+        ok = (bs.pdf > 0) & ~bk.Bool(bs.delta)
+        value = self.eval(si, bs.wo, ok)
+        bs.weight = dr.select(ok, value / safe(bs.pdf, ok), 0.0)
+        return bs
+
+    def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
+        return (self._frozen or self)._pdf(si, wo, active)
+
+    def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
+        if self._frozen is None:
+            return self._eval_pdf(si, wo, active, True, True)
+        return self.eval(si, wo, active), self._frozen._pdf(si, wo, active)

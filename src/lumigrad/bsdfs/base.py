@@ -60,6 +60,14 @@ class BSDF:
         """Diffuse-like albedo for the ``aov`` integrator (Color3f)."""
         raise NotImplementedError
 
+    def freeze_sampling(self) -> None:
+        """Sample with a detached snapshot of the current parameters until
+        :meth:`unfreeze_sampling` (see ``lumigrad.bsdfs.frozen_sampling``).
+        No-op for BSDFs whose sampling does not depend on their parameters."""
+
+    def unfreeze_sampling(self) -> None:
+        """Undo :meth:`freeze_sampling`."""
+
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         """Yield ``(key_suffix, value, setter)`` for each scene parameter.
 

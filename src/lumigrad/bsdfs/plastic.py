@@ -57,8 +57,9 @@ def specular_probability(f_i: Any, s_mean: float, d_mean: float) -> Any:
 def sampling_means(specular: Any, diffuse: Any) -> tuple[float, float]:
     """Mean specular and diffuse reflectances used by the lobe-selection heuristic.
 
-    Taken once, at construction: the selection probability then does not depend
-    on the parameters' current values, so a per-sample estimate is a continuous
+    Taken once, at construction (as is the index of refraction the heuristic
+    uses): the selection probability then does not depend on the parameters'
+    current values, so a per-sample estimate is a continuous
     function of them (finite differences with common random numbers agree with
     AD), and it stays unbiased for any value the parameters take later.
     """
@@ -107,6 +108,8 @@ class SmoothPlastic(BSDF):
         self.nonlinear = bool(nonlinear)
         self._means = sampling_means(self.specular_reflectance, self.diffuse_reflectance)
         self._set_eta(relative_eta(int_ior, ext_ior, self._where))
+        # The lobe choice uses the index of refraction of construction (see sampling_means).
+        self._eta_sampling = dr.opaque(bk.Float, float(dr.detach(self.eta)[0]))
 
     def _set_eta(self, value: Any) -> None:
         self.eta = to_scalar_float(value, f"{self._where}: 'eta'", positive=True)
@@ -125,8 +128,9 @@ class SmoothPlastic(BSDF):
         exact value, exact derivative; recomputed when ``eta`` is set)."""
         return self._fdr_int0 + self._dfdr_int * (self.eta - dr.detach(self.eta))
 
-    def _p_spec(self, f_i: Any) -> Any:
-        return specular_probability(f_i, *self._means)
+    def _p_spec(self, cos_theta_i: Any) -> Any:
+        f = fresnel_dielectric(cos_theta_i, self._eta_sampling)[0]
+        return specular_probability(f, *self._means)
 
     def _diffuse(self, si: Any, f_i: Any, wo: Any, ok: Any) -> Any:
         f_o = fresnel_dielectric(wo[2], self.eta)[0]
@@ -139,7 +143,7 @@ class SmoothPlastic(BSDF):
         wi = si.wi
         active = mask(active, n) & (wi[2] > 0)
         f_i = fresnel_dielectric(wi[2], self.eta)[0]
-        p_s = self._p_spec(f_i)
+        p_s = self._p_spec(wi[2])
         sel_s = sample1 < p_s
         wo_d = warp.square_to_cosine_hemisphere(sample2)
         wo = dr.select(sel_s, reflect(wi), wo_d)
@@ -161,7 +165,7 @@ class SmoothPlastic(BSDF):
     def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
         ok = mask(active, width(si.wi, wo)) & (si.wi[2] > 0) & (wo[2] > 0)
         f_i = fresnel_dielectric(si.wi[2], self.eta)[0]
-        return dr.select(ok, (1.0 - self._p_spec(f_i)) * wo[2] * dr.inv_pi, 0.0)
+        return dr.select(ok, (1.0 - self._p_spec(si.wi[2])) * wo[2] * dr.inv_pi, 0.0)
 
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.diffuse_reflectance.eval(si, active)

@@ -10,7 +10,7 @@ from ..core.fresnel import fresnel_conductor, reflect_about
 from ..core.microfacet import DISTRIBUTIONS, MicrofacetDistribution, check_distribution
 from ..scene.schema import Param, register
 from ..textures.constant import as_texture, texture_parameters
-from ._common import full_bool, full_float, mask, safe, width, where_prefix
+from ._common import FreezableSampling, full_bool, full_float, mask, safe, width, where_prefix
 from .base import BSDF, BSDFSample
 from .conductor import CONDUCTOR_PARAMS, conductor_parameters, conductor_textures
 
@@ -64,7 +64,7 @@ class RoughnessMixin:
 
 
 @register
-class RoughConductor(RoughnessMixin, BSDF):
+class RoughConductor(FreezableSampling, RoughnessMixin, BSDF):
     """Microfacet reflection from a rough metal (Walter et al. 2007):
 
         f(wi, wo) cos θ_o = R F(wi·h; η + ik) D(h) G(wi, wo, h) / (4 cos θ_i),
@@ -97,7 +97,7 @@ class RoughConductor(RoughnessMixin, BSDF):
         f = fresnel_conductor(cos_theta, self.eta.eval(si, active), self.k.eval(si, active))
         return self.specular_reflectance.eval(si, active) * f
 
-    def sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
+    def _sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
         n = width(sample1, sample2, si.wi)
         wi = si.wi
         ci = wi[2]
@@ -136,11 +136,8 @@ class RoughConductor(RoughnessMixin, BSDF):
     def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
         return self._eval_pdf(si, wo, active, True, False)[0]
 
-    def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
+    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
         return self._eval_pdf(si, wo, active, False, True)[1]
-
-    def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
-        return self._eval_pdf(si, wo, active, True, True)
 
     def albedo(self, si: Any, active: Any = True) -> Any:
         """Normal-incidence reflectance times ``specular_reflectance``."""

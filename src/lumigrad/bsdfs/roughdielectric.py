@@ -9,14 +9,14 @@ from .. import backend as bk
 from ..core.fresnel import fresnel_dielectric, reflect_about, refract
 from ..scene.schema import Param, register
 from ..textures.constant import as_texture, texture_parameters
-from ._common import full_bool, mask, safe, width, where_prefix
+from ._common import FreezableSampling, full_bool, mask, safe, width, where_prefix
 from .base import BSDF, BSDFSample
 from .dielectric import IOR_PARAMS, EtaMixin, relative_eta
 from .roughconductor import ROUGHNESS_PARAMS, RoughnessMixin
 
 
 @register
-class RoughDielectric(RoughnessMixin, EtaMixin, BSDF):
+class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
     """A rough interface between two dielectrics (Walter et al. 2007, eqs. 20-21).
 
     Let ``η' = η_wo / η_wi`` be the relative index crossed by a refraction
@@ -37,6 +37,11 @@ class RoughDielectric(RoughnessMixin, EtaMixin, BSDF):
     ``(1-F) p(h) η'² |wo·h| / (wi·h + η' wo·h)²``. ``BSDFSample.eta`` = ``η'`` for
     refraction. Keys ``eta``, ``alpha.value`` (or ``alpha_u``/``alpha_v``),
     ``specular_reflectance.value``, ``specular_transmittance.value``.
+
+    Known limitation of the model's derivatives: the refraction term is
+    discontinuous where the generalised half vector crosses the horizon
+    (``D`` is cut at ``h_z = 0``); that set moves with ``eta`` (and ``alpha``
+    does not move it), and its boundary term is not part of the AD derivative.
     """
 
     PLUGIN = ("bsdf", "roughdielectric")
@@ -60,7 +65,7 @@ class RoughDielectric(RoughnessMixin, EtaMixin, BSDF):
         self.specular_transmittance = as_texture(
             specular_transmittance, f"{self._where}: 'specular_transmittance'")
 
-    def sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
+    def _sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
         n = width(sample1, sample2, si.wi)
         wi = si.wi
         ci = wi[2]
@@ -133,11 +138,8 @@ class RoughDielectric(RoughnessMixin, EtaMixin, BSDF):
     def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
         return self._eval_pdf(si, wo, active, True, False)[0]
 
-    def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
+    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
         return self._eval_pdf(si, wo, active, False, True)[1]
-
-    def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
-        return self._eval_pdf(si, wo, active, True, True)
 
     def albedo(self, si: Any, active: Any = True) -> Any:
         """The transmittance multiplier (glass has no diffuse colour)."""

@@ -13,7 +13,7 @@ from ..core.microfacet import (DISTRIBUTIONS, MIN_ALPHA, MicrofacetDistribution,
                                check_distribution, rough_reflectance_np)
 from ..scene.schema import Param, register
 from ..textures.constant import as_texture, texture_parameters
-from ._common import full_bool, full_float, mask, safe, to_scalar_float, width, where_prefix
+from ._common import FreezableSampling, full_bool, full_float, mask, safe, to_scalar_float, width, where_prefix
 from .base import BSDF, BSDFSample
 from .dielectric import relative_eta
 from .plastic import PLASTIC_PARAMS, diffuse_base, sampling_means, specular_probability
@@ -23,7 +23,7 @@ TABLE_RES = 32
 
 
 @register
-class RoughPlastic(BSDF):
+class RoughPlastic(FreezableSampling, BSDF):
     """A diffuse base under a rough dielectric coating (cf. Mitsuba's ``roughplastic``).
 
     * specular: the microfacet reflection of the interface,
@@ -46,7 +46,7 @@ class RoughPlastic(BSDF):
     entering the layer, the usual approximation of layered models).
 
     Sampling: the specular lobe with :func:`~lumigrad.bsdfs.plastic.specular_probability`
-    at ``R_ext(cos θ_i)`` (texture means taken at construction), else
+    at ``R_ext(cos θ_i)`` (texture means and table of construction), else
     cosine-weighted; ``pdf`` is the mixture and the sample weight is
     ``eval / pdf``. ``alpha`` is a single float as in Mitsuba (key ``alpha``).
     Derivatives: the tables are recomputed when ``alpha`` or ``eta`` is set,
@@ -81,6 +81,8 @@ class RoughPlastic(BSDF):
             raise ValueError(f"{self._where}: 'alpha' must be non-negative")
         self.eta = relative_eta(int_ior, ext_ior, self._where)
         self._update_tables()
+        # The lobe choice uses the tables of construction (see plastic.sampling_means).
+        self._r_sampling = self._r0
 
     # -- precomputation ------------------------------------------------------
     def _tables(self, alpha: float, eta: float) -> tuple[np.ndarray, float]:
@@ -153,7 +155,7 @@ class RoughPlastic(BSDF):
         self.eta = to_scalar_float(value, f"{self._where}: 'eta'", positive=True)
         self._update_tables()
 
-    def _r_ext(self, mu: Any, active: Any, attached: bool = True) -> Any:
+    def _r_ext(self, mu: Any, active: Any, attached: bool = True, table: Any = None) -> Any:
         """Linear interpolation of the external specular albedo table at ``mu``."""
         x = dr.clip(mu, 0.0, 1.0) * (TABLE_RES - 1)
         i0 = dr.minimum(bk.UInt32(dr.floor(x)), TABLE_RES - 2)
@@ -162,6 +164,8 @@ class RoughPlastic(BSDF):
         def lookup(tab: Any) -> Any:
             return dr.lerp(dr.gather(bk.Float, tab, i0, active),
                            dr.gather(bk.Float, tab, i0 + 1, active), fx)
+        if table is not None:
+            return lookup(table)
         if not (attached and self._attached()):
             return lookup(self._r0)
         ra, re, _, _ = self._derivatives()
@@ -173,8 +177,9 @@ class RoughPlastic(BSDF):
         return MicrofacetDistribution(self.distribution, self.alpha, self.alpha,
                                       self.sample_visible)
 
-    def _p_spec(self, r_i: Any) -> Any:
-        return specular_probability(r_i, *self._means)
+    def _p_spec(self, cos_theta_i: Any, active: Any) -> Any:
+        r = self._r_ext(cos_theta_i, active, table=self._r_sampling)
+        return specular_probability(r, *self._means)
 
     def _eval_pdf(self, si: Any, wo: Any, active: Any, want_eval: bool, want_pdf: bool
                   ) -> tuple[Any, Any]:
@@ -195,18 +200,18 @@ class RoughPlastic(BSDF):
             diff = rho * (t * co * dr.inv_pi / dr.square(self.eta))
             value = dr.select(ok, spec + diff, 0.0)
         if want_pdf:
-            p_s = self._p_spec(dr.detach(r_i))
+            p_s = self._p_spec(ci, ok)
             wo_h = dr.dot(wo, h)
             ok_h = ok & (wo_h > 0)
             pdf_s = dr.select(ok_h, distr.pdf(wi, h) / (4.0 * safe(wo_h, ok_h)), 0.0)
             pdf = dr.select(ok, p_s * pdf_s + (1.0 - p_s) * co * dr.inv_pi, 0.0)
         return value, pdf
 
-    def sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
+    def _sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
         n = width(sample1, sample2, si.wi)
         wi = si.wi
         active = mask(active, n) & (wi[2] > 0)
-        p_s = self._p_spec(self._r_ext(wi[2], active, attached=False))
+        p_s = self._p_spec(wi[2], active)
         sel_s = sample1 < p_s
         m, _ = self._distr().sample(wi, sample2)
         wo = dr.select(sel_s, reflect_about(wi, m), warp.square_to_cosine_hemisphere(sample2))
@@ -219,11 +224,8 @@ class RoughPlastic(BSDF):
     def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
         return self._eval_pdf(si, wo, active, True, False)[0]
 
-    def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
+    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
         return self._eval_pdf(si, wo, active, False, True)[1]
-
-    def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
-        return self._eval_pdf(si, wo, active, True, True)
 
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.diffuse_reflectance.eval(si, active)

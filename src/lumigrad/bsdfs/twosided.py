@@ -94,6 +94,16 @@ class TwoSided(BSDF):
         return dr.select(si.wi[2] < 0, self.back.albedo(si, active),
                          self.nested.albedo(si, active))
 
+    def freeze_sampling(self) -> None:
+        for b in (self.nested, self.back):
+            if b is not None:
+                b.freeze_sampling()
+
+    def unfreeze_sampling(self) -> None:
+        for b in (self.nested, self.back):
+            if b is not None:
+                b.unfreeze_sampling()
+
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         for key, value, setter in self.nested.parameters():
             yield f"brdf_0.{key}", value, setter
