@@ -257,65 +257,88 @@ class SceneParameters(Mapping):
 
 
 def _conform(key: str, current: Any, value: Any) -> Any:
-    """Check ``value`` against the parameter's current value; convert if needed."""
+    """Check ``value`` against the parameter's current value; convert if needed.
+
+    Raises ``TypeError``/``ValueError`` naming ``key`` and what was expected.
+    """
+    try:
+        out = _convert(key, current, value)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        if not msg.startswith(key):
+            msg = f"{key}: {msg}"
+        raise type(e)(msg) from None
+    except RuntimeError as e:  # Dr.Jit's own conversion errors
+        raise TypeError(f"{key}: cannot use a value of type {type(value).__name__} here "
+                        f"({e})") from None
+    return out
+
+
+def _convert(key: str, current: Any, value: Any) -> Any:
     if isinstance(current, Transform4f):
         if isinstance(value, Transform4f):
             out = value
         elif isinstance(value, (bk.Matrix4f, list, tuple, np.ndarray)):
             out = Transform4f(value)
         else:
-            raise TypeError(f"{key}: expected a Transform4f or a 4x4 matrix, got "
-                            f"{type(value).__name__}")
+            raise TypeError(f"expected a Transform4f or a 4x4 matrix, got {type(value).__name__}")
         _check_finite(key, out.matrix)
         return out
     if isinstance(current, (int, float, str, bool)) and not isinstance(current, dr.ArrayBase):
         if type(value) is not type(current) and not (
                 isinstance(current, float) and isinstance(value, int)):
-            raise TypeError(f"{key}: expected {type(current).__name__}, got {type(value).__name__}")
+            raise TypeError(f"expected {type(current).__name__}, got {type(value).__name__}")
         return value
-    if isinstance(current, dr.ArrayBase):
-        tp = type(current)
-        if isinstance(value, (int, float)):
+    if not isinstance(current, dr.ArrayBase):
+        return value
+    tp = type(current)
+    if dr.is_tensor_v(current):
+        if isinstance(value, (list, tuple, np.ndarray)):
+            value = tp(np.asarray(value, dtype=np.float32))
+        if not (isinstance(value, dr.ArrayBase) and dr.is_tensor_v(value)):
+            raise TypeError(f"expected a tensor of shape {tuple(current.shape)}, got "
+                            f"{type(value).__name__}")
+        if tuple(value.shape) != tuple(current.shape):
+            raise ValueError(f"expected shape {tuple(current.shape)}, got {tuple(value.shape)}")
+        value = tp(value)
+    else:
+        depth = dr.depth_v(current)
+        n_comp = len(current) if depth > 1 else 1
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = tp(value)
         elif isinstance(value, (list, tuple, np.ndarray)):
             arr = np.asarray(value, dtype=np.float32)
-            if dr.is_tensor_v(current):
-                value = tp(arr)
-            elif dr.depth_v(current) > 1 and arr.ndim == 1:
+            if depth > 1:
+                if arr.ndim != 1 or arr.size != n_comp:
+                    raise ValueError(f"expected {n_comp} components, got shape {arr.shape}")
                 value = tp(*arr.tolist())
             else:
-                value = tp(arr)
+                if arr.ndim != 1:
+                    raise ValueError(f"expected a flat array of {dr.width(current)} values, "
+                                     f"got shape {arr.shape}")
+                value = tp(np.ascontiguousarray(arr))
         elif not isinstance(value, dr.ArrayBase):
-            raise TypeError(f"{key}: expected {tp.__name__}, got {type(value).__name__}")
-        if dr.is_tensor_v(current):
-            if not dr.is_tensor_v(value):
-                raise TypeError(f"{key}: expected a tensor of shape {current.shape}, got "
-                                f"{type(value).__name__}")
-            if tuple(value.shape) != tuple(current.shape):
-                raise ValueError(f"{key}: expected shape {tuple(current.shape)}, got "
-                                 f"{tuple(value.shape)}")
-        else:
-            if dr.depth_v(value) != dr.depth_v(current) or \
-                    (dr.depth_v(current) > 1 and len(value) != len(current)):
-                try:
-                    value = tp(value)
-                except Exception as e:
-                    raise TypeError(f"{key}: expected {tp.__name__}, got "
-                                    f"{type(value).__name__}") from e
-            wc, wv = dr.width(current), dr.width(value)
-            if wc != wv and wv != 1:
-                raise ValueError(f"{key}: expected {wc} entries, got {wv}")
-            if wv == 1 and wc != 1:
-                raise ValueError(f"{key}: expected {wc} entries, got 1")
+            raise TypeError(f"expected {tp.__name__}, got {type(value).__name__}")
+        if depth > 1 and dr.depth_v(value) > 1 and len(value) != n_comp:
+            raise ValueError(f"expected {n_comp} components, got {len(value)}")
+        if dr.depth_v(value) != depth:
+            raise TypeError(f"expected {tp.__name__}, got {type(value).__name__}")
+        wc, wv = dr.width(current), dr.width(value)
+        if wc != wv and not (wc == 1 and wv == 1):
+            raise ValueError(f"expected {wc} entries, got {wv}")
         if not isinstance(value, tp):
             value = tp(value)
-        _check_finite(key, value)
-        return value
+    _check_finite(key, value)
     return value
 
 
 def _check_finite(key: str, value: Any) -> None:
-    if not bool(dr.all(dr.isfinite(dr.detach(value)), axis=None)):
+    v = dr.detach(value)
+    if dr.is_matrix_v(v):
+        ok = bool(np.isfinite(np.array(v)).all())
+    else:
+        ok = bool(dr.all(dr.isfinite(v), axis=None))
+    if not ok:
         raise ValueError(f"{key}: the new value contains NaN or inf")
 
 
