@@ -32,7 +32,8 @@ def scene() -> lg.Scene:
 
 @pytest.mark.parametrize("spp", [0, -4, 0.5])
 def test_spp_must_be_positive(scene: lg.Scene, spp: float) -> None:
-    with pytest.raises(ValueError, match="spp"):
+    # (a non-integer is a TypeError, a non-positive integer a ValueError)
+    with pytest.raises((ValueError, TypeError), match="spp"):
         lg.render(scene, spp=spp)
 
 

@@ -20,6 +20,7 @@ import warnings
 from typing import Any, Optional, Union
 
 import drjit as dr
+import numpy as np
 
 from . import backend as bk
 from .geometry.transform import Transform4f
@@ -158,7 +159,30 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
         spp_grad, seed_grad: samples and seed of the derivative passes
             (defaults: ``spp`` and a seed derived from ``seed`` that differs from it).
     """
-    sensor_obj = _resolve_sensor(scene, sensor)
+    from .scene.scene import Scene
+    if not isinstance(scene, Scene):
+        raise TypeError(f"render(): 'scene' must be a lumigrad Scene (from load_file, "
+                        f"load_dict or cornell_box), got {type(scene).__name__}")
+    if params is not None and not isinstance(params, SceneParameters):
+        raise TypeError("render(): 'params' must be the SceneParameters of traverse(scene), "
+                        f"got {type(params).__name__}")
+    if params is not None and params.scene is not scene:
+        raise ValueError("render(): 'params' belongs to a different scene")
+    if not isinstance(sensor, (int, np.integer)) and sensor not in scene.sensors:
+        raise TypeError("render(): 'sensor' must be an index into scene.sensors or one of "
+                        f"its sensors, got {sensor!r}")
+    if integrator is not None and not isinstance(integrator, SamplingIntegrator):
+        raise TypeError("render(): 'integrator' must be an integrator object (e.g. "
+                        "lumigrad.load_dict({'type': 'path'})), got "
+                        f"{type(integrator).__name__}")
+    for name, value in (("spp", spp), ("seed", seed), ("spp_grad", spp_grad),
+                        ("seed_grad", seed_grad)):
+        if value is not None and not isinstance(value, (int, np.integer)):
+            raise TypeError(f"render(): '{name}' must be an integer, got {type(value).__name__}")
+    for name, value in (("seed", seed), ("seed_grad", seed_grad)):
+        if value is not None and not (0 <= int(value) < 2 ** 63):
+            raise ValueError(f"render(): '{name}' must be in [0, 2^63), got {value}")
+    sensor_obj = _resolve_sensor(scene, int(sensor) if isinstance(sensor, np.integer) else sensor)
     integrator = integrator if integrator is not None else _default_integrator(scene)
     if spp is None:
         spp = sensor_obj.sampler.sample_count

@@ -35,12 +35,18 @@ class Transform4f:
     """A 4x4 homogeneous transform with its inverse, both differentiable."""
 
     def __init__(self, matrix: Any = None, inverse: Any = None) -> None:
+        #: float64 copy of a constant matrix (built from numbers, not from
+        #: Dr.Jit variables): compositions of constants are done in float64 and
+        #: rounded once, so a transform gives the same float32 matrix whether it
+        #: comes from an XML file or from a chain of calls in Python.
+        self._np: np.ndarray | None = None
         if matrix is None:
             self.matrix = dr.identity(bk.Matrix4f)
             self.inverse = dr.identity(bk.Matrix4f)
+            self._np = np.eye(4)
             return
         if isinstance(matrix, Transform4f):
-            self.matrix, self.inverse = matrix.matrix, matrix.inverse
+            self.matrix, self.inverse, self._np = matrix.matrix, matrix.inverse, matrix._np
             return
         if isinstance(matrix, (list, tuple, np.ndarray)):
             arr = np.asarray(matrix, dtype=np.float64)
@@ -52,12 +58,30 @@ class Transform4f:
                 raise ValueError(f"a transform matrix must be 4x4 (or 3x3), got shape {arr.shape}")
             if not np.all(np.isfinite(arr)):
                 raise ValueError("a transform matrix contains NaN or inf")
-            matrix = bk.Matrix4f(arr.astype(np.float32))
+            self._set_constant(arr)
+            return
         self.matrix = bk.Matrix4f(matrix)
         self.inverse = bk.Matrix4f(inverse) if inverse is not None else dr.rcp(self.matrix)
 
+    def _set_constant(self, arr: np.ndarray) -> None:
+        self._np = arr
+        self.matrix = bk.Matrix4f(arr.astype(np.float32))
+        try:
+            inv = np.linalg.inv(arr)
+        except np.linalg.LinAlgError:
+            inv = np.full((4, 4), np.inf)
+        self.inverse = bk.Matrix4f(inv.astype(np.float32))
+
+    @classmethod
+    def _constant(cls, arr: np.ndarray) -> "Transform4f":
+        t = cls.__new__(cls)
+        t._set_constant(arr)
+        return t
+
     # -- composition ------------------------------------------------------
     def __matmul__(self, other: "Transform4f") -> "Transform4f":
+        if self._np is not None and other._np is not None:
+            return Transform4f._constant(self._np @ other._np)
         return Transform4f(self.matrix @ other.matrix, other.inverse @ self.inverse)
 
     def inverse_transform(self) -> "Transform4f":
@@ -78,6 +102,11 @@ class Transform4f:
     # -- elementary transforms (differentiable in their arguments) ---------
     @staticmethod
     def translation(v: Any) -> "Transform4f":
+        c = _const3(v)
+        if c is not None:
+            m = np.eye(4)
+            m[:3, 3] = c
+            return Transform4f._constant(m)
         v = _vec3(v)
         m = dr.identity(bk.Matrix4f)
         mi = dr.identity(bk.Matrix4f)
@@ -88,6 +117,9 @@ class Transform4f:
 
     @staticmethod
     def scaling(v: Any) -> "Transform4f":
+        c = _const3(v)
+        if c is not None:
+            return Transform4f._constant(np.diag([c[0], c[1], c[2], 1.0]))
         v = _vec3(v)
         m = dr.identity(bk.Matrix4f)
         mi = dr.identity(bk.Matrix4f)
@@ -99,6 +131,9 @@ class Transform4f:
     @staticmethod
     def rotation(axis: Any, angle_deg: Any) -> "Transform4f":
         """Rotation by ``angle_deg`` degrees about ``axis`` (right-handed)."""
+        c = _const3(axis)
+        if c is not None and isinstance(angle_deg, (int, float)):
+            return Transform4f._constant(_rotation_np(c, float(angle_deg)))
         m = rotation_matrix(axis, angle_deg)
         return Transform4f(m, m.T)
 
@@ -109,6 +144,9 @@ class Transform4f:
         Follows Mitsuba: the camera's local +X is ``cross(up, dir)`` (so images
         are not mirrored), +Y is ``cross(dir, left)``.
         """
+        co, ct, cu = _const3(origin), _const3(target), _const3(up)
+        if co is not None and ct is not None and cu is not None:
+            return Transform4f._constant(_look_at_np(co, ct, cu))
         o, t, u = _vec3(origin), _vec3(target), _vec3(up)
         d = t - o
         if dr.all(dr.norm(d) < 1e-12, axis=None):
@@ -167,11 +205,58 @@ class Transform4f:
         return f"Transform4f({self.matrix})"
 
     def numpy(self) -> np.ndarray:
-        """The matrix as a (4, 4) numpy array (detached)."""
+        """The matrix as a (4, 4) numpy array (detached; float64 for constants)."""
+        if self._np is not None:
+            return self._np.copy()
         return np.array(dr.detach(self.matrix), dtype=np.float64).reshape(4, 4)
 
     def is_identity(self) -> bool:
+        if self._np is not None:
+            return bool(np.array_equal(self._np, np.eye(4)))
         return bool(np.allclose(self.numpy(), np.eye(4)))
+
+
+def _const3(v: Any) -> np.ndarray | None:
+    """``v`` as a float64 3-vector if it is made of plain numbers, else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return np.array([v, v, v], dtype=np.float64)
+    if isinstance(v, (list, tuple, np.ndarray)) and len(v) == 3 and \
+            all(isinstance(x, (int, float, np.floating, np.integer)) for x in v):
+        return np.asarray(v, dtype=np.float64)
+    return None
+
+
+def _rotation_np(axis: np.ndarray, angle_deg: float) -> np.ndarray:
+    n = np.linalg.norm(axis)
+    if n == 0:
+        raise ValueError("rotation axis is the zero vector")
+    x, y, z = axis / n
+    s, c = np.sin(np.radians(angle_deg)), np.cos(np.radians(angle_deg))
+    omc = 1.0 - c
+    m = np.eye(4)
+    m[:3, :3] = [[c + x * x * omc, x * y * omc - z * s, x * z * omc + y * s],
+                 [y * x * omc + z * s, c + y * y * omc, y * z * omc - x * s],
+                 [z * x * omc - y * s, z * y * omc + x * s, c + z * z * omc]]
+    return m
+
+
+def _look_at_np(o: np.ndarray, t: np.ndarray, up: np.ndarray) -> np.ndarray:
+    d = t - o
+    if np.linalg.norm(d) < 1e-12:
+        raise ValueError("degenerate look-at: origin and target coincide")
+    d = d / np.linalg.norm(d)
+    if np.linalg.norm(up) == 0:
+        raise ValueError("degenerate look-at: 'up' is the zero vector")
+    left = np.cross(up / np.linalg.norm(up), d)
+    if np.linalg.norm(left) < 1e-7:
+        raise ValueError("degenerate look-at: 'up' is parallel to the viewing direction")
+    left = left / np.linalg.norm(left)
+    new_up = np.cross(d, left)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = left, new_up, d, o
+    return m
 
 
 def rotation_matrix(axis: Any, angle_deg: Any) -> Any:

@@ -108,7 +108,9 @@ class PathIntegrator(SamplingIntegrator):
 
         state = dict(
             depth=dr.zeros(bk.UInt32, n),
-            L=dr.zeros(bk.Array3f, n),
+            # Opaque: with no emitter every contribution is a literal zero, and a
+            # literal loop variable would be folded differently on re-recording.
+            L=dr.opaque(bk.Array3f, 0.0, n),
             beta=dr.ones(bk.Array3f, n),
             eta=dr.ones(bk.Float, n),
             o=o, d=d, tmax=tmax,
