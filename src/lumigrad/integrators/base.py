@@ -88,12 +88,15 @@ class SamplingIntegrator:
         pixel = lane // spp_o
         state = dr.opaque(bk.UInt64, mix_seed(seed, pass_index))
         rng = bk.PCG32(size=n, initstate=state)
-        px = bk.Float(pixel % w)
-        py = bk.Float(pixel // w)
+        # Film size as opaque values: one compiled kernel serves every resolution.
+        w_o = dr.opaque(bk.UInt32, w)
+        px = bk.Float(pixel % w_o)
+        py = bk.Float(pixel // w_o)
         rf = sensor.film.rfilter
         ox = rf.sample(rng.next_float32())
         oy = rf.sample(rng.next_float32())
-        pos = bk.Array2f((px + 0.5 + ox) / w, (py + 0.5 + oy) / h)
+        pos = bk.Array2f((px + 0.5 + ox) * dr.opaque(bk.Float, 1.0 / w),
+                         (py + 0.5 + oy) * dr.opaque(bk.Float, 1.0 / h))
         o, d, tmax = sensor.sample_ray(pos)
         return rng, pixel, o, d, tmax
 

@@ -110,15 +110,19 @@ class PerspectiveSensor:
         tan_x = dr.tan(dr.deg2rad(self.x_fov) * 0.5)
         sx = film_pos[0] + self.principal_point[0]
         sy = film_pos[1] + self.principal_point[1]
-        d_local = bk.Array3f((1.0 - 2.0 * sx) * tan_x, (1.0 - 2.0 * sy) * tan_x * (h / w), 1.0)
+        # (opaque scalars: the kernel does not depend on the film size or clip planes)
+        aspect = dr.opaque(bk.Float, h / w)
+        d_local = bk.Array3f((1.0 - 2.0 * sx) * tan_x, (1.0 - 2.0 * sy) * tan_x * aspect, 1.0)
         d_local = dr.normalize(d_local)
         m = self.to_world.matrix
         o = bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
         d = dr.normalize(self.to_world.transform_vector(d_local))
         # Start at the near plane (measured along the optical axis, as Mitsuba).
         inv_z = dr.rcp(dr.detach(d_local[2]))
-        o = o + d * (self.near_clip * inv_z)
-        return o, d, (self.far_clip - self.near_clip) * inv_z
+        near = dr.opaque(bk.Float, self.near_clip)
+        far = dr.opaque(bk.Float, self.far_clip)
+        o = o + d * (near * inv_z)
+        return o, d, (far - near) * inv_z
 
     def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
         yield "to_world", self.to_world, lambda v: setattr(self, "to_world", v)
