@@ -140,6 +140,31 @@ def bench_mitsuba(res: int, spp: int, repeats: int, python: str | None) -> dict 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def bench_large_mesh(res: int, spp: int, repeats: int, triangles: int = 100_000) -> dict:
+    """The Cornell box with a ~100k-triangle torus in it: the BVH dominates."""
+    import tempfile
+
+    from lumigrad.geometry import meshio, primitives
+    n_minor = 64
+    n_major = max(8, triangles // (2 * n_minor))
+    v, f = primitives.torus(R=0.45, r=0.18, n_major=n_major, n_minor=n_minor)[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "torus.ply")
+        meshio.write_ply(path, v, f)
+        d = lg.cornell_box_dict(res=res, spp=spp)
+        d["torus"] = {"type": "ply", "filename": path,
+                      "to_world": lg.Transform4f().translate([0, 0.2, 0]).rotate([1, 0, 0], 60),
+                      "bsdf": {"type": "ref", "id": "white"}}
+        scene = lg.load_dict(d)
+    tris = scene._n_faces
+
+    def render(i: int) -> None:
+        dr.eval(lg.render(scene, spp=spp, seed=i))
+
+    first, med = timed(render, repeats)
+    return {"triangles": tris, "render": med, "samples_per_s": res * res * spp / med}
+
+
 def memory_child(max_depth: int, res: int, spp: int) -> None:
     """Runs in a subprocess: one reverse-mode gradient, then reports the peak RSS."""
     import resource
@@ -199,6 +224,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{res:>6}² {spp:>4} | {r['render']:8.3f} {r['forward']:8.3f} {r['reverse']:8.3f} | "
               f"{r['forward'] / r['render']:6.2f} {r['reverse'] / r['render']:6.2f} | "
               f"{r['samples_per_s'] / 1e6:10.2f} | {r['render_first']:.2f} s")
+        if res == configs[0][0]:
+            big = bench_large_mesh(res, spp, args.repeats)
+            print(f"{'':>13} Cornell box + torus ({big['triangles']} triangles): render "
+                  f"{big['render']:.3f} s, {big['samples_per_s'] / 1e6:.2f} M samples/s")
         m = bench_mitsuba(res, spp, args.repeats, args.mitsuba_python)
         if m:
             print(f"{'mitsuba':>7} {spp:>4} | {m['render']:8.3f} {m['forward']:8.3f} "
