@@ -22,7 +22,10 @@ Pantaleoni & McAllister 2011, "Simpler and faster HLBVH with work queues"):
    collapsing, one level of look-ahead).
 
 A depth guard falls back to median splits so that no leaf is deeper than
-``_MAX_DEPTH``, which bounds the traversal stack.
+``_MAX_DEPTH``, which bounds the traversal stack. The triangle records are
+packed by a small Dr.Jit kernel that runs asynchronously on the worker threads
+while numpy builds the bottom trees. :meth:`BVH.refit` keeps the topology and
+recomputes every box bottom-up (one vectorised pass per level).
 
 Layout (flat Dr.Jit arrays)
 ---------------------------
@@ -40,11 +43,13 @@ bits(prim), 0, 0]``. Both arrays are read with 4-wide packet gathers.
 Traversal (Dr.Jit kernel, LLVM and CUDA alike)
 ----------------------------------------------
 One symbolic ``dr.while_loop`` per ray with a per-lane stack in local memory
-(``dr.alloc_local``). Each iteration may (1) start a pending leaf, (2) test one
-triangle of the current leaf and (3) test the two children of the current
-interior node, pushing the farther hit child and descending into the nearer,
-in the spirit of the "if-if" traversal of Aila & Laine 2009 ("Understanding
-the efficiency of ray traversal on GPUs"), which keeps SIMD lanes busy.
+(``dr.alloc_local``, part of the loop state). Each iteration may (1) start a
+pending leaf, (2) test one triangle of the current leaf and (3) test the two
+children of the current interior node, pushing the farther hit child and
+descending into the nearer, in the spirit of the "if-if" traversal of Aila &
+Laine 2009 ("Understanding the efficiency of ray traversal on GPUs"), which
+keeps SIMD lanes busy; (2) and (3) are symbolic conditionals, i.e. branches
+that a SIMD packet (or GPU warp) skips when none of its lanes needs them.
 Closest-hit queries shrink ``t_max`` as hits are found, so farther boxes are
 culled; any-hit queries stop at the first hit.
 
@@ -104,8 +109,9 @@ def _spread_bits(v: np.ndarray) -> np.ndarray:
 
 def _morton_codes(c: np.ndarray) -> np.ndarray:
     """63-bit Morton codes of points ``c`` (F,3), quantised on a bounding cube."""
-    lo = c.min(axis=0)
-    extent = float((c.max(axis=0) - lo).max())
+    # Per-column reductions: numpy's axis-0 reduction of an (F, 3) array is slow.
+    lo = np.array([c[:, k].min() for k in range(3)])
+    extent = float(max(c[:, k].max() - lo[k] for k in range(3)))
     scale = (2**21 - 1) / extent if extent > 0 else 0.0
     q = np.clip((c - lo) * scale, 0, 2**21 - 1).astype(np.uint64)
     return (_spread_bits(q[:, 0]) << np.uint64(2)) | (_spread_bits(q[:, 1]) << np.uint64(1)) \
@@ -232,7 +238,6 @@ class BVH:
         self.leaf_size = 0
         self.depth = 0
         self.build_time = 0.0
-        self.degenerate_count = 0
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -252,6 +257,7 @@ class BVH:
         self = cls()
         self.leaf_size = int(leaf_size)
         self._faces = f
+        self._faces_dr = bk.UInt32(f.astype(np.uint32).ravel())
         self._n_vertices = p.shape[0]
 
         v0, v1, v2 = p[f[:, 0]], p[f[:, 1]], p[f[:, 2]]
@@ -269,9 +275,12 @@ class BVH:
         ccnt = (ce - cs)[corder]
         idx = _ranges_to_index(cs[corder], ccnt)
         self._order = order[idx]
+        # Triangle records: a Dr.Jit kernel, launched asynchronously, so that it
+        # runs on the worker threads while numpy builds the bottom trees.
+        self._pack_triangles(p)
         lohi = lohi[idx]
         self._bottom(codes[idx], lohi, ccnt, top)
-        self._upload(p, lohi)
+        self._upload_nodes(lohi)
         self.build_time = time.perf_counter() - t0
         return self
 
@@ -526,48 +535,64 @@ class BVH:
             table[a:b] = np.minimum(cb[:, 0], cb[:, 1])
         return table[src]
 
-    def _upload(self, p: np.ndarray, lohi: np.ndarray) -> None:
-        """Pack node records and triangle records into Dr.Jit arrays.
-
-        ``p``: vertex positions; ``lohi``: triangle boxes in BVH order.
-        """
+    def _upload_nodes(self, lohi: np.ndarray) -> None:
+        """Pack the node records (child boxes from ``lohi``, triangle boxes in BVH
+        order) into a Dr.Jit array."""
         cb = self._child_boxes(lohi)
         n_nodes = cb.shape[0]
         rec = np.empty((n_nodes, 16), np.float32)
         # [lo, -hi] per child -> [lo, hi]: one pass into the record view.
         sign = np.array([1, 1, 1, -1, -1, -1], np.float32)
         np.multiply(cb, sign, out=rec[:, :12].reshape(n_nodes, 2, 6))
-        rec[:, 14:16] = 0
         rec.view(np.uint32)[:, 12:14] = self._child_ref
-        fo = self._faces[self._order]
-        F = fo.shape[0]
-        trec = np.empty((F, 12), np.float32)
-        p0 = p[fo[:, 0]]
-        trec[:, 0:3] = p0
-        trec[:, 10:12] = 0
-        e1 = np.subtract(p[fo[:, 1]], p0, out=trec[:, 3:6])
-        e2 = np.subtract(p[fo[:, 2]], p0, out=trec[:, 6:9])
-        # Zero area: |e1 x e2|^2 <= eps^2 (longest edge)^4, in float64 (no overflow;
-        # a float32 cross product of a degenerate triangle is ~5e-14 |e1|^2 |e2|^2
-        # from rounding, well below eps^2 = 1e-12). They get zero edges: det = 0.
-        x1, y1, z1 = (e1[:, k].astype(np.float64) for k in range(3))
-        x2, y2, z2 = (e2[:, k].astype(np.float64) for k in range(3))
-        n2 = np.square(y1 * z2 - z1 * y2) + np.square(z1 * x2 - x1 * z2) \
-            + np.square(x1 * y2 - y1 * x2)
-        longest = np.maximum(np.maximum(x1 * x1 + y1 * y1 + z1 * z1, x2 * x2 + y2 * y2 + z2 * z2),
-                             np.square(x2 - x1) + np.square(y2 - y1) + np.square(z2 - z1))
-        degenerate = n2 <= (_DEGENERATE_EPS ** 2) * np.square(longest)
-        if degenerate.any():
-            trec[degenerate, 3:9] = 0
-        trec.view(np.uint32)[:, 9] = self._order
-        self.degenerate_count = int(degenerate.sum())
-        # Dr.Jit-owned copies: Float(ndarray) may share numpy's memory, which Dr.Jit
-        # flags as unaligned unless it happens to be 64-byte aligned, and then
-        # silently replaces the 4-wide packet gathers by scalar gathers (~2x slower).
+        rec[:, 14:16] = 0
+        # A Dr.Jit-owned copy: Float(ndarray) may share numpy's memory, which
+        # Dr.Jit flags as unaligned unless it is 64-byte aligned, and it then
+        # silently replaces 4-wide packet gathers by scalar gathers.
         self._nodes = dr.copy(bk.Float(rec.ravel()))
-        self._tris = dr.copy(bk.Float(trec.ravel()))
-        self._rec_np, self._trec_np = rec, trec
-        dr.eval(self._nodes, self._tris)
+        dr.eval(self._nodes)
+        self._rec_np = rec
+
+    def _pack_triangles(self, p: np.ndarray) -> None:
+        """Triangle records ``[p0, e1, e2, bits(prim), 0, 0]`` in BVH order (Dr.Jit).
+
+        Zero-area triangles (``|e1 x e2|^2 <= eps^2 (longest edge)^4``, tested in
+        double precision) get zero edges, so their determinant is exactly 0.
+        """
+        UInt32, Float, Float64 = bk.UInt32, bk.Float, bk.Float64
+        F = self._order.size
+        verts = dr.copy(Float(p.ravel()))                # owned: the user may reuse p
+        faces = self._faces_dr
+        prim = UInt32(self._order.astype(np.uint32))
+        v = [dr.gather(bk.Array3f, verts, dr.gather(UInt32, faces, prim * 3 + k))
+             for k in range(3)]
+        e1, e2 = v[1] - v[0], v[2] - v[0]
+        a = [Float64(e1[k]) for k in range(3)]
+        b = [Float64(e2[k]) for k in range(3)]
+        cx = a[1] * b[2] - a[2] * b[1]
+        cy = a[2] * b[0] - a[0] * b[2]
+        cz = a[0] * b[1] - a[1] * b[0]
+        n2 = cx * cx + cy * cy + cz * cz
+        la = a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+        lb = b[0] * b[0] + b[1] * b[1] + b[2] * b[2]
+        lc = dr.square(b[0] - a[0]) + dr.square(b[1] - a[1]) + dr.square(b[2] - a[2])
+        longest = _max(_max(la, lb), lc)
+        degenerate = n2 <= (_DEGENERATE_EPS ** 2) * longest * longest
+        e1 = dr.select(degenerate, 0.0, e1)
+        e2 = dr.select(degenerate, 0.0, e2)
+        rec = dr.zeros(Float, 12 * F)
+        idx = dr.arange(UInt32, F) * 3
+        dr.scatter(rec, bk.Array4f(v[0].x, v[0].y, v[0].z, e1.x), idx)
+        dr.scatter(rec, bk.Array4f(e1.y, e1.z, e2.x, e2.y), idx + 1)
+        dr.scatter(rec, bk.Array4f(e2.z, dr.reinterpret_array(Float, prim), 0.0, 0.0), idx + 2)
+        self._degenerate = degenerate
+        self._tris = rec
+        dr.eval(self._tris, self._degenerate)    # asynchronous launch on LLVM
+
+    @property
+    def degenerate_count(self) -> int:
+        """Number of zero-area triangles (never hit)."""
+        return int(dr.count(self._degenerate)[0])
 
     # ------------------------------------------------------------------ refit
     def refit(self, positions: np.ndarray) -> None:
@@ -580,10 +605,11 @@ class BVH:
         if p.shape[0] != self._n_vertices:
             raise ValueError(f"BVH.refit: got {p.shape[0]} vertex positions, the BVH was "
                              f"built over {self._n_vertices}")
+        self._pack_triangles(p)
         fo = self._faces[self._order]
         v0, v1, v2 = p[fo[:, 0]], p[fo[:, 1]], p[fo[:, 2]]
-        self._upload(p, np.concatenate([np.minimum(np.minimum(v0, v1), v2),
-                                        -np.maximum(np.maximum(v0, v1), v2)], axis=1))
+        self._upload_nodes(np.concatenate([np.minimum(np.minimum(v0, v1), v2),
+                                           -np.maximum(np.maximum(v0, v1), v2)], axis=1))
 
     # ---------------------------------------------------------------- queries
     def triangle_count(self) -> int:
@@ -599,23 +625,25 @@ class BVH:
         return int(self._leaf_starts.size)
 
     def sah_cost(self) -> float:
-        """SAH cost of the tree (``C_t`` per interior node, ``C_i`` per triangle),
-        relative to the root box area: the expected cost of a random ray through it."""
+        """SAH cost of the tree relative to its root box: ``C_t (1 + sum_n A_n / A)
+        + C_i sum_l N_l A_l / A`` over interior nodes ``n`` and leaves ``l``, the
+        expected cost of a random ray that hits the root box (a quality measure)."""
         rec = self._rec_np
-        lo_l, hi_l, lo_r, hi_r = rec[:, 0:3], rec[:, 3:6], rec[:, 6:9], rec[:, 9:12]
-        al, ar = _half_area(lo_l, hi_l), _half_area(lo_r, hi_r)
-        root = _half_area(np.minimum(lo_l[0], lo_r[0]), np.maximum(hi_l[0], hi_r[0]))
-        node_area = al + ar  # a node is visited when its parent's child box is hit
+        al = _half_area(rec[:, 0:3], rec[:, 3:6])
+        ar = _half_area(rec[:, 6:9], rec[:, 9:12])
+        root = _half_area(np.minimum(rec[0, 0:3], rec[0, 6:9]),
+                          np.maximum(rec[0, 3:6], rec[0, 9:12]))
+        if root <= 0:
+            return 0.0
         ref = self._child_ref
+        area = np.stack([al, ar], axis=1)
         leaf = (ref & _LEAF_FLAG) != 0
-        cnt = np.where(leaf, (ref & 15) + 1, 0)
-        cnt = np.where(ref == _LEAF_FLAG, 0, cnt)  # empty child of a tiny root
-        leaf_cost = (al * cnt[:, 0] + ar * cnt[:, 1]).sum()
-        # Interior children: visiting them costs C_t weighted by their box area.
-        inner_area = np.where(~leaf[:, 0], al, 0) + np.where(~leaf[:, 1], ar, 0)
-        total = _C_TRAV * (root + inner_area.sum()) + _C_ISECT * leaf_cost
-        del node_area
-        return float(total / root) if root > 0 else 0.0
+        count = np.where(leaf, (ref & 15) + 1, 0)
+        empty = self._box_src == ref.shape[0] + self._leaf_starts.size
+        count[empty] = 0                                     # the empty child, if any
+        inner = area[~leaf].sum()
+        return float(_C_TRAV * (1.0 + inner / root)
+                     + _C_ISECT * (area * count).sum() / root)
 
     def ray_intersect(self, o: Any, d: Any, tmax: Any, active: Any) -> tuple:
         """Closest hit with ``t`` in ``(0, tmax)`` along ``o + t d``.
