@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import drjit as dr
 
-import lumigrad
 from lumigrad import backend as bk
 from lumigrad.core.fresnel import (CONDUCTOR_TABLE, IOR_TABLE, conductor_ior,
                                    fresnel_conductor, fresnel_dielectric,

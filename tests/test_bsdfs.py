@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import drjit as dr
 
-import lumigrad
 from lumigrad import backend as bk
 from lumigrad.bsdfs import (Diffuse, RoughConductor, RoughDielectric, RoughPlastic,
                             SmoothConductor, SmoothDielectric, SmoothPlastic, TwoSided)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import drjit as dr
 
-import lumigrad
 from lumigrad import backend as bk
 from lumigrad.core.interaction import SurfaceInteraction
 from lumigrad.geometry.transform import Transform4f

@@ -11,7 +11,7 @@ from ..core.frame import reflect
 from ..core.fresnel import fresnel_diffuse_reflectance, fresnel_dielectric
 from ..scene.schema import Param, register
 from ..textures.constant import as_texture, texture_parameters
-from ._common import full_bool, full_float, mask, safe, to_scalar_float, width, where_prefix
+from ._common import full_float, mask, safe, to_scalar_float, width, where_prefix
 from .base import BSDF, BSDFSample
 from .dielectric import IOR_PARAMS, relative_eta
 
@@ -164,7 +164,6 @@ class SmoothPlastic(BSDF):
 
     def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
         ok = mask(active, width(si.wi, wo)) & (si.wi[2] > 0) & (wo[2] > 0)
-        f_i = fresnel_dielectric(si.wi[2], self.eta)[0]
         return dr.select(ok, (1.0 - self._p_spec(si.wi[2])) * wo[2] * dr.inv_pi, 0.0)
 
     def albedo(self, si: Any, active: Any = True) -> Any:
