@@ -117,12 +117,14 @@ def main() -> None:
     for _ in range(3):
         t0 = time.perf_counter()
         bvh = BVH.build(p, f, leaf_size=args.leaf_size)
+        dr.sync_thread()             # the triangle records are packed asynchronously
         builds.append(time.perf_counter() - t0)
     rows.append((f"build, {len(f):,} triangles", f"{np.median(builds) * 1e3:.0f} ms"))
     rows.append(("  interior nodes / leaves / depth",
                  f"{bvh.node_count():,} / {bvh.leaf_count():,} / {bvh.depth}"))
     t0 = time.perf_counter()
     bvh.refit(p * 1.01)
+    dr.sync_thread()
     rows.append(("refit, same mesh", f"{(time.perf_counter() - t0) * 1e3:.0f} ms"))
     del bvh
 
@@ -132,8 +134,8 @@ def main() -> None:
     res = int(round(math.sqrt(args.rays)))
     o, d = camera_rays(res)
     n = res * res
-    tmax = dr.full(bk.Float, dr.inf, n)
-    active = dr.full(bk.Bool, True, n)
+    tmax = dr.opaque(bk.Float, dr.inf, n)     # opaque: not baked into the kernel
+    active = dr.opaque(bk.Bool, True, n)
 
     def closest():
         out = bvh.ray_intersect(o, d, tmax, active)
@@ -158,8 +160,11 @@ def main() -> None:
         rows.append((f"  first call (trace+compile; compile {compile_ms:.0f} ms)",
                      f"{t_first * 1e3:.0f} ms"))
     hit = closest()[4]
-    rows.append(("  fraction of rays that hit", f"{dr.count(hit)[0] / n:.3f}"
-                 if hasattr(dr.count(hit), '__getitem__') else f"{int(dr.count(hit)) / n:.3f}"))
+    rows.append(("  fraction of rays that hit", f"{int(dr.count(hit)[0]) / n:.3f}"))
+    it, nodes, tris = (np.array(x, dtype=np.float64)
+                       for x in bvh.traversal_stats(o, d, tmax, active))
+    rows.append(("  per ray (closest): iterations / nodes / triangles",
+                 f"{it.mean():.1f} / {nodes.mean():.1f} / {tris.mean():.1f}"))
 
     w = max(len(r[0]) for r in rows)
     print("-" * (w + 24))

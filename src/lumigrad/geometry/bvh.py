@@ -199,7 +199,8 @@ def _validate(positions: Any, faces: Any, where: str) -> tuple[np.ndarray, np.nd
         raise ValueError(f"{where}: no vertex positions (empty array)")
     if not (np.issubdtype(p.dtype, np.floating) or np.issubdtype(p.dtype, np.integer)):
         raise ValueError(f"{where}: positions must be numeric, got dtype {p.dtype}")
-    p = np.ascontiguousarray(p, dtype=np.float32)
+    # A private copy: Dr.Jit maps it without copying and reads it asynchronously.
+    p = np.array(p, dtype=np.float32, order="C", copy=True)
     if not np.all(np.isfinite(p)):
         bad = int(np.argmax(~np.isfinite(p).all(axis=1)))
         raise ValueError(f"{where}: vertex {bad} has a NaN or infinite coordinate "
@@ -432,15 +433,19 @@ class BVH:
     def _leaf_or_split(self, codes, lohi, s, e, depth):
         """Leaf decision for ranges ``[s, e)`` at ``depth``: (leaf mask, split m)."""
         cnt = e - s
-        m = np.where(cnt >= 2, s + cnt // 2, s)
         many = cnt >= 2
+        m = s + cnt // 2
         if many.any():
             m[many] = _bit_split(codes, s[many], e[many])
-        # Depth guard: medians from here on keep every leaf at depth <= _MAX_DEPTH.
-        forced = many & (depth + _ceil_log2(cnt / self.leaf_size) + 1 >= _MAX_DEPTH)
-        m = np.where(forced, s + cnt // 2, m)
         leaf = cnt <= self.leaf_size
-        cand = np.nonzero(leaf & many & (depth + _ceil_log2(cnt) + 1 < _MAX_DEPTH))[0]
+        cand = leaf & many
+        if int(np.max(depth)) + int(np.ceil(np.log2(max(int(cnt.max()), 1)))) + 1 >= _MAX_DEPTH:
+            # Depth guard: medians from here on keep every leaf at depth <= _MAX_DEPTH,
+            # and no look-ahead split where it could go deeper.
+            forced = many & (depth + _ceil_log2(cnt / self.leaf_size) + 1 >= _MAX_DEPTH)
+            m = np.where(forced, s + cnt // 2, m)
+            cand &= depth + _ceil_log2(cnt) + 1 < _MAX_DEPTH
+        cand = np.nonzero(cand)[0]
         if cand.size:
             leaf[cand] &= ~self._split_pays(lohi, s[cand], e[cand], m[cand])
         return leaf, m
@@ -561,7 +566,7 @@ class BVH:
         """
         UInt32, Float, Float64 = bk.UInt32, bk.Float, bk.Float64
         F = self._order.size
-        verts = dr.copy(Float(p.ravel()))                # owned: the user may reuse p
+        verts = Float(p.ravel())                         # p is a private copy
         faces = self._faces_dr
         prim = UInt32(self._order.astype(np.uint32))
         v = [dr.gather(bk.Array3f, verts, dr.gather(UInt32, faces, prim * 3 + k))
