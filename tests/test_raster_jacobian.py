@@ -201,3 +201,16 @@ def test_image_loss_gradient_matches_finite_difference():
         assert abs(fd - g[k]) < 1e-3 * abs(fd) + 1e-6
     with pytest.raises(ValueError, match="shape"):
         ImageLoss(pipe.output_buffer, np.zeros((3, 3, 3))).forward()
+
+
+def test_batched_mode_with_several_samples_per_pixel():
+    """Per-pixel parameter copies are gathered by each sample of their pixel."""
+    pipe = Pipeline(8, mesh="icosphere", mesh_kwargs={"subdivisions": 2},
+                    camera=PerspectiveCamera(position=(0.0, 0.0, 3.0)), samples_per_pixel=4)
+    pipe.light_array.set_light_direction(0, (1.0, -1.0, -1.0))
+    fn = pipe.render_fn("light.0.color", 1)
+    j_fwd = jacobian_image(fn, fn.value, mode="forward", channels="rgb")
+    j_bat = jacobian_image(fn, fn.value, mode="reverse_batched", channels="rgb")
+    assert j_fwd.shape == (8, 8, 3)
+    assert np.abs(j_fwd[..., 1]).max() > 0.05 and np.all(j_fwd[..., 0] == 0)
+    assert np.abs(j_fwd - j_bat).max() <= 1e-5 * np.abs(j_fwd).max()

@@ -6,9 +6,10 @@ Two steps, on purpose:
    sample is a discrete decision. It runs as a Dr.Jit array program on
    *detached* values: per triangle, a screen bounding box; the (triangle,
    sample) candidate pairs are enumerated with an exclusive prefix sum of the
-   box sizes and a binary search (pair ``k`` belongs to the triangle whose
-   offset range contains ``k``); each pair is tested and the nearest triangle
-   per sample is kept with one atomic ``scatter_reduce(Min)`` on a 64-bit key
+   box sizes (each triangle's index is written at its first pair and an
+   inclusive prefix maximum gives every pair its triangle); each pair is
+   tested and the nearest triangle per sample is kept with one atomic
+   ``scatter_reduce(Min)`` on a 64-bit key
    ``depth_bits << 32 | triangle_id`` (positive floats order like their bit
    patterns). Candidate pairs are processed in chunks, so large triangles cost
    time, not memory.
@@ -127,7 +128,7 @@ class TriangleRasterizer:
 
     def __init__(self, resolution: Any, camera: Camera, mesh: TriangleMesh,
                  samples_per_pixel: int = 1, cull_backfaces: bool = False,
-                 chunk: int = 1 << 26, subpixel_bits: Any = None) -> None:
+                 chunk: int = 1 << 25, subpixel_bits: Any = None) -> None:
         if not isinstance(camera, Camera):
             raise TypeError(f"TriangleRasterizer: camera must be a raster Camera, got "
                             f"{type(camera).__name__}")
@@ -305,10 +306,17 @@ class TriangleRasterizer:
                       bw: Any, x0: Any, y0: Any, E: tuple, z: list, near: float,
                       far: float) -> None:
         G = end - start
-        offs = bk.UInt32((csum[start:end + 1] - csum[start]).astype(np.uint32))
+        offs_np = (csum[start:end + 1] - csum[start]).astype(np.uint32)
+        offs = bk.UInt32(offs_np)
         k = dr.arange(bk.UInt32, n_pairs)
-        # first local index whose offset exceeds k, minus one = the owning triangle
-        loc = dr.binary_search(0, G, lambda i: dr.gather(bk.UInt32, offs, i) <= k) - 1
+        # the owning triangle of pair k: write each non-empty triangle's local index at
+        # its first pair, then an inclusive prefix maximum fills the rest (cheaper
+        # than a binary search over the offsets per pair)
+        loc_all = dr.arange(bk.UInt32, G)
+        nonempty = dr.gather(bk.UInt32, offs, loc_all + 1) > dr.gather(bk.UInt32, offs, loc_all)
+        owner = dr.zeros(bk.UInt32, n_pairs)
+        dr.scatter(owner, loc_all, dr.gather(bk.UInt32, offs, loc_all), nonempty)
+        loc = dr.prefix_reduce(dr.ReduceOp.Max, owner, exclusive=False)
         t = loc + start
         r = k - dr.gather(bk.UInt32, offs, loc)
         # (guard: lanes of a partially filled SIMD packet read 0 and an integer

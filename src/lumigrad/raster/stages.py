@@ -73,9 +73,10 @@ class TriangleAttributeInterpolator:
     def __init__(self, vertex_attributes: Any, triangle_vertex_ids: Any,
                  triangle_id_buffer: Buffer, barycentric_buffer: Buffer,
                  normalize: bool = False, name: str = "attribute") -> None:
-        if isinstance(vertex_attributes, TriangleMesh):
-            mesh = vertex_attributes
-            vertex_attributes = lambda: mesh.vertices  # noqa: E731
+        # a mesh stands for its positions, gathered straight from the flat array
+        # (unravel + gather would give the backward pass a scatter and a
+        # scatter-add into one gradient array, which Dr.Jit refuses for large ones)
+        self._mesh = vertex_attributes if isinstance(vertex_attributes, TriangleMesh) else None
         self.vertex_attributes = vertex_attributes
         if isinstance(triangle_vertex_ids, TriangleMesh):
             triangle_vertex_ids = triangle_vertex_ids.triangle_vertex_ids
@@ -87,16 +88,23 @@ class TriangleAttributeInterpolator:
         self.attribute_buffer = Buffer(name, channels=0, **triangle_id_buffer.like)
 
     def forward(self) -> None:
+        if self._mesh is not None:
+            self._interpolate(self._mesh.vertex_positions, bk.Array3f, 3)
+            return
         attr = read(self.vertex_attributes)
         if not isinstance(attr, dr.ArrayBase) or dr.depth_v(attr) > 2:
             raise TypeError(f"{self.name} interpolator: vertex attributes must be a Dr.Jit "
                             f"Float/Array2f/Array3f/Array4f, got {type(attr).__name__}")
         ch = channel_count(attr)
+        T = array_type(ch) if ch > 1 else bk.Float
+        self._interpolate(T(attr), T, ch)
+
+    def _interpolate(self, attr: Any, T: type, ch: int) -> None:
+        """``attr``: one lane per vertex of type ``T``, or a flat ``Float`` holding
+        ``ch`` values per vertex (``dr.gather(T, flat, i)`` reads ``ch`` in a row)."""
         self.attribute_buffer.channels = ch
         tri, valid = _tri_and_valid(self.triangle_id_buffer)
         b = self.barycentric_buffer.value
-        T = array_type(ch) if ch > 1 else bk.Float
-        attr = T(attr)
         out = None
         for k in range(3):
             vid = dr.gather(bk.UInt32, self.triangle_vertex_ids, tri * 3 + k, valid)
