@@ -225,6 +225,46 @@ def _validate(positions: Any, faces: Any, where: str) -> tuple[np.ndarray, np.nd
     return p, f
 
 
+def _sah_sweep(lh: np.ndarray, cnt: np.ndarray, ords: list, st: np.ndarray, ln: np.ndarray,
+               segid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best SAH split of every segment ``[st, st + ln)`` of the three orderings.
+
+    ``lh``: cluster boxes ``[lo, -hi]`` normalised to [-1, 1] (float64), ``cnt``:
+    triangles per cluster. Prefix and suffix unions use one ``accumulate`` over
+    all segments: adding ``4 (n - segment)`` (prefix) or ``4 segment`` (suffix)
+    makes every earlier segment compare larger, so the scan restarts at each
+    segment start. Returns (cost, axis, index of the last left element).
+    """
+    n, Kl = st.size, ords[0].size
+    seg_last = st + ln - 1
+    best_cost = np.full(n, np.inf)
+    best_axis = np.zeros(n, np.int64)
+    best_i = st.copy()
+    off_f = (4.0 * (n - segid))[:, None]
+    off_b = (4.0 * segid)[:, None]
+    ar = np.arange(Kl)
+    for a in range(3):
+        ids = ords[a]
+        x, c = lh[ids], cnt[ids]
+        pre = np.minimum.accumulate(x + off_f, axis=0) - off_f
+        suf = np.minimum.accumulate((x + off_b)[::-1], axis=0)[::-1] - off_b
+        cc = np.cumsum(c)
+        seg_base = (cc - c)[st]
+        n_pre = cc - seg_base[segid]
+        n_tot = (cc[seg_last] - seg_base)[segid]
+        a_suf = np.zeros(Kl)
+        a_suf[:-1] = _half_area(suf[1:, :3], -suf[1:, 3:])
+        cost = _half_area(pre[:, :3], -pre[:, 3:]) * n_pre + a_suf * (n_tot - n_pre)
+        cost[seg_last] = np.inf                    # right part would be empty
+        seg_min = np.minimum.reduceat(cost, st)
+        arg = np.minimum.reduceat(np.where(cost == seg_min[segid], ar, Kl), st)
+        better = seg_min < best_cost
+        best_cost = np.where(better, seg_min, best_cost)
+        best_axis = np.where(better, a, best_axis)
+        best_i = np.where(better, arg, best_i)
+    return best_cost, best_axis, best_i
+
+
 class BVH:
     """A binary BVH over triangles with Dr.Jit traversal kernels.
 
@@ -308,11 +348,10 @@ class BVH:
         """SAH sweep build over clusters, all nodes of a level at once.
 
         Each node is a segment of three orderings of its clusters (sorted by
-        centroid x, y, z). For every split position of every ordering, the
-        prefix and suffix box unions come from segmented ``accumulate`` (a
-        per-segment offset makes the scan restart at segment starts); the
-        cheapest ``A_L N_L + A_R N_R`` over the three axes wins, and all three
-        orderings are stably partitioned so they stay sorted.
+        centroid x, y, z). For every split position of every ordering the cost
+        ``A_L N_L + A_R N_R`` is evaluated (:func:`_sah_sweep`); the cheapest
+        wins, and all three orderings are stably partitioned so they stay
+        sorted. Single clusters become the roots of the bottom trees.
         """
         K = cs.size
         cnt = (ce - cs).astype(np.float64)
@@ -339,32 +378,20 @@ class BVH:
             n, Kl = st.size, ords[0].size
             segid = np.repeat(np.arange(n), ln)
             pos = np.arange(Kl) - st[segid]
-            seg_last = st + ln - 1
-            best_cost = np.full(n, np.inf)
+            # Two clusters split one way only: sweep the larger segments alone.
+            best_cost = np.zeros(n)
             best_axis = np.zeros(n, np.int64)
             best_i = st.copy()               # last element of the left part
-            off_f = (4.0 * (n - segid))[:, None]
-            off_b = (4.0 * segid)[:, None]
-            ar = np.arange(Kl)
-            for a in range(3):
-                ids = ords[a]
-                x, c = lh[ids], cnt[ids]
-                pre = np.minimum.accumulate(x + off_f, axis=0) - off_f
-                suf = np.minimum.accumulate((x + off_b)[::-1], axis=0)[::-1] - off_b
-                cc = np.cumsum(c)
-                seg_base = (cc - c)[st]
-                n_pre = cc - seg_base[segid]
-                n_tot = (cc[seg_last] - seg_base)[segid]
-                a_suf = np.zeros(Kl)
-                a_suf[:-1] = _half_area(suf[1:, :3], -suf[1:, 3:])
-                cost = _half_area(pre[:, :3], -pre[:, 3:]) * n_pre + a_suf * (n_tot - n_pre)
-                cost[seg_last] = np.inf                    # right part would be empty
-                seg_min = np.minimum.reduceat(cost, st)
-                arg = np.minimum.reduceat(np.where(cost == seg_min[segid], ar, Kl), st)
-                better = seg_min < best_cost
-                best_cost = np.where(better, seg_min, best_cost)
-                best_axis = np.where(better, a, best_axis)
-                best_i = np.where(better, arg, best_i)
+            big = ln > 2
+            if big.all():
+                best_cost, best_axis, best_i = _sah_sweep(lh, cnt, ords, st, ln, segid)
+            elif big.any():
+                keep_e = big[segid]
+                sub_ln = ln[big]
+                sub_st = np.cumsum(sub_ln) - sub_ln
+                c_, a_, i_ = _sah_sweep(lh, cnt, [o[keep_e] for o in ords], sub_st, sub_ln,
+                                        np.repeat(np.arange(sub_ln.size), sub_ln))
+                best_cost[big], best_axis[big], best_i[big] = c_, a_, st[big] + (i_ - sub_st)
             # Depth guard: median split (by count) when the depth budget runs out.
             forced = depth + _ceil_log2(ln) + extra >= _MAX_DEPTH
             forced |= ~np.isfinite(best_cost)
