@@ -70,12 +70,12 @@ def trace_scene(n_tris: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def camera_rays(res: int, origin=(0.0, -3.5, 0.6), target=(0.0, 0.0, -0.2),
-                fov_deg: float = 55.0):
+                fov_deg: float = 55.0, up=(0.0, 0.0, 1.0)):
     """Pinhole-camera rays (origins, unit directions) as Dr.Jit arrays, res x res."""
     o = np.asarray(origin, np.float64)
     fwd = np.asarray(target, np.float64) - o
     fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, [0, 0, 1.0])
+    right = np.cross(fwd, np.asarray(up, np.float64))
     right /= np.linalg.norm(right)
     up = np.cross(right, fwd)
     s = math.tan(math.radians(fov_deg) / 2)

@@ -320,7 +320,8 @@ def test_structure_invariants():
             cnt = (ref[lk, k] & 15).astype(np.int64) + 1
             assert cnt.max() <= 4
             idx = np.repeat(np.arange(lk.sum()), cnt)
-            g = np.repeat(start, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+            g = np.repeat(start, cnt) + (np.arange(cnt.sum())
+                                         - np.repeat(np.cumsum(cnt) - cnt, cnt))
             np.add.at(covered, g, 1)
             assert np.all(lo[g] >= blo[lk][idx]) and np.all(hi[g] <= bhi[lk][idx])
             child = ref[~lk, k].astype(np.int64)
@@ -430,7 +431,8 @@ def test_outputs_are_detached_and_inputs_may_be_grad_enabled():
     o_np, d_np = random_rays(100, seed=51)
     o = bk.Array3f(o_np.T)
     dr.enable_grad(o)
-    t, prim, u, v, hit = bvh.ray_intersect(o, bk.Array3f(d_np.T), bk.Float(np.full(100, np.inf, np.float32)),
+    t, prim, u, v, hit = bvh.ray_intersect(o, bk.Array3f(d_np.T),
+                                           bk.Float(np.full(100, np.inf, np.float32)),
                                            bk.Bool(True))
     assert not dr.grad_enabled(t) and not dr.grad_enabled(u)
 
