@@ -64,6 +64,11 @@ def test_ids_barycentrics_depth_match_ray_casting():
     bid, t, u, v = brute_force(o, d, mesh.positions_numpy(), mesh.faces_numpy())
     assert (bid.reshape(H, W) == ids).mean() >= 0.999
     assert (ids == BACKGROUND).any() and (ids >= 0).mean() > 0.3
+    # chunks of candidate pairs that split triangles' boxes give the same result
+    small = TriangleRasterizer((W, H), cam, mesh, chunk=97)
+    small.forward()
+    assert small.stats["launches"] > 10
+    assert np.array_equal(small.triangle_id_buffer.numpy()[..., 0], ids)
     same = (bid.reshape(H, W) == ids) & (ids >= 0)
     bary = r.barycentric_buffer.numpy()
     ref = np.stack([1 - u - v, u, v], 1).reshape(H, W, 3)
@@ -110,7 +115,7 @@ def test_near_plane_no_smear(near):
     mesh = ground_plane()
     cam = PerspectiveCamera(position=(0.0, 1.0, 0.0), target=(0.0, 0.8, -1.0), fov=70, near=near)
     W = H = 32
-    r = TriangleRasterizer((W, H), cam, mesh)
+    r = TriangleRasterizer((W, H), cam, mesh, chunk=300)  # each box split over launches
     r.forward()
     ids = r.triangle_id_buffer.numpy()[..., 0]
     o, d = rays_np(cam, W, H)

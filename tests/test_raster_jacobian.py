@@ -132,7 +132,8 @@ def interior_mask(pipe: Pipeline, fn, value: float, eps: float) -> np.ndarray:
     return same & inner
 
 
-@pytest.mark.parametrize("key,axis", [("camera.position", 0), ("camera.fov", None),
+@pytest.mark.parametrize("key,axis", [("camera.position", 0), ("camera.target", 1),
+                                       ("camera.up", 0), ("camera.fov", None),
                                        ("mesh.vertex_positions", "shift")])
 def test_interior_camera_and_geometry_derivatives(key, axis):
     """Inside triangles the rasterizer's barycentrics/depths are attached to the

@@ -277,17 +277,12 @@ class TriangleRasterizer:
 
         keys = dr.full(bk.UInt64, 0xFFFFFFFFFFFFFFFF, self.n_samples)
         bwu = bk.UInt32(bw)
-        start = 0
-        while start < F and total > 0:
-            # largest group of whole triangles with at most ``chunk`` pairs (at least one)
-            end = int(np.searchsorted(csum, csum[start] + self.chunk, side="right")) - 1
-            end = min(max(end, start + 1), F)
-            n_pairs = int(csum[end] - csum[start])
-            if n_pairs > 0:
-                self._raster_group(keys, start, end, csum, n_pairs, bwu, x0, y0, E, z,
-                                   near, far)
-                self.stats["launches"] += 1
-            start = end
+        # consecutive ranges of at most ``chunk`` pairs (a range may start or end
+        # inside one triangle's box, so even a full-screen triangle is split)
+        for p0 in range(0, total, self.chunk):
+            p1 = min(p0 + self.chunk, total)
+            self._raster_chunk(keys, p0, p1, csum, counts, bwu, x0, y0, E, z, near, far)
+            self.stats["launches"] += 1
 
         # ---- 2. differentiable recomputation from the triangle ids ---------------
         bg = keys == 0xFFFFFFFFFFFFFFFF
@@ -302,23 +297,29 @@ class TriangleRasterizer:
         self.barycentric_buffer.value = b
         self.depth_buffer.value = depth
 
-    def _raster_group(self, keys: Any, start: int, end: int, csum: np.ndarray, n_pairs: int,
+    def _raster_chunk(self, keys: Any, p0: int, p1: int, csum: np.ndarray, counts: np.ndarray,
                       bw: Any, x0: Any, y0: Any, E: tuple, z: list, near: float,
                       far: float) -> None:
-        G = end - start
-        offs_np = (csum[start:end + 1] - csum[start]).astype(np.uint32)
-        offs = bk.UInt32(offs_np)
-        k = dr.arange(bk.UInt32, n_pairs)
+        """Test the candidate pairs ``p0 <= k < p1`` of the global enumeration and keep
+        the nearest triangle per sample in ``keys``."""
+        m = p1 - p0
+        # triangles whose pair ranges meet [p0, p1): the first owns pair p0
+        t_first = int(np.searchsorted(csum, p0, side="right")) - 1
+        t_last = int(np.searchsorted(csum, p1 - 1, side="right")) - 1
+        rel_np = csum[t_first:t_last + 1] - p0  # first pair of each, relative (first <= 0)
+        rel = bk.Int32(rel_np.astype(np.int32))
+        starts = np.flatnonzero((rel_np > 0) & (counts[t_first:t_last + 1] > 0))
+        k = dr.arange(bk.UInt32, m)
         # the owning triangle of pair k: write each non-empty triangle's local index at
-        # its first pair, then an inclusive prefix maximum fills the rest (cheaper
-        # than a binary search over the offsets per pair)
-        loc_all = dr.arange(bk.UInt32, G)
-        nonempty = dr.gather(bk.UInt32, offs, loc_all + 1) > dr.gather(bk.UInt32, offs, loc_all)
-        owner = dr.zeros(bk.UInt32, n_pairs)
-        dr.scatter(owner, loc_all, dr.gather(bk.UInt32, offs, loc_all), nonempty)
+        # its first pair, then an inclusive prefix maximum fills the rest (cheaper than
+        # a binary search over the offsets per pair); local 0 owns the leading pairs
+        owner = dr.zeros(bk.UInt32, m)
+        if len(starts):
+            dr.scatter(owner, bk.UInt32(starts.astype(np.uint32)),
+                       bk.UInt32(rel_np[starts].astype(np.uint32)))
         loc = dr.prefix_reduce(dr.ReduceOp.Max, owner, exclusive=False)
-        t = loc + start
-        r = k - dr.gather(bk.UInt32, offs, loc)
+        t = loc + t_first
+        r = bk.UInt32(bk.Int32(k) - dr.gather(bk.Int32, rel, loc))
         # (guard: lanes of a partially filled SIMD packet read 0 and an integer
         # division by 0 traps on the CPU)
         wbox = dr.gather(bk.UInt32, bw, t)
