@@ -178,14 +178,19 @@ class PathIntegrator(SamplingIntegrator):
 
                 # --- next-event estimation (shadow ray)
                 if has_emitters:
-                    origin = si.spawn_origin(d_em)
-                    # The spawned origin moved towards the light: shorten the segment
-                    # by that much, then leave a relative margin before the emitter.
-                    shift = dr.dot(dr.detach(origin - si.p), dr.detach(d_em))
-                    dist_shadow = dr.select(dr.isinf(dist_em), dr.inf,
-                                            (dist_em - shift) * (1.0 - 1e-4))
-                    occluded = scene.ray_test(dr.detach(origin), dr.detach(d_em),
-                                              dr.detach(dist_shadow), act_nee)
+                    # Shadow ray from the offset origin *to the sampled emitter point*
+                    # (re-aimed: the offset moved the origin off the ray), stopping
+                    # a relative margin short of it; emitters at infinity: along d.
+                    p_ref = dr.detach(si.p)
+                    origin = dr.detach(si.spawn_origin(d_em))
+                    finite = ~dr.isinf(dist_em)
+                    target = p_ref + dr.detach(d_em) * dr.select(finite, dr.detach(dist_em), 0.0)
+                    seg = target - origin
+                    seg_len = dr.norm(seg)
+                    d_shadow = dr.select(finite & (seg_len > 0), seg / dr.maximum(seg_len, 1e-30),
+                                         dr.detach(d_em))
+                    dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
+                    occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
                     vis = act_nee & ~occluded
                     w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee))
                     nee = dr.select(vis, beta * f_nee * w_em * w_nee, 0.0)
