@@ -215,3 +215,21 @@ def test_batched_mode_with_several_samples_per_pixel():
     assert j_fwd.shape == (8, 8, 3)
     assert np.abs(j_fwd[..., 1]).max() > 0.05 and np.all(j_fwd[..., 0] == 0)
     assert np.abs(j_fwd - j_bat).max() <= 1e-5 * np.abs(j_fwd).max()
+
+
+def test_pipeline_backward_is_the_course_loop_step():
+    """``pipeline.forward(); seed one pixel; pipeline.backward()`` as in the course."""
+    pipe = sphere_pipeline((1.0, -1.0, -1.0))
+    d = bk.Array3f(1.0, -1.0, -1.0)
+    dr.enable_grad(d)
+    pipe.light_array.set_light_direction(0, d)
+    fn = pipe.render_fn("light.0.direction", 0)
+    j = jacobian_image(fn, fn.value)
+    pipe.light_array.set_light_direction(0, d)
+    for (y, x) in ((8, 8), (5, 10)):
+        dr.clear_grad(d)
+        pipe.forward()
+        seed = np.zeros((RES, RES, 3), np.float32)
+        seed[y, x] = 1.0
+        pipe.backward(seed)
+        assert abs(float(dr.grad(d)[0][0]) - j[y, x]) <= 1e-5 * np.abs(j).max()

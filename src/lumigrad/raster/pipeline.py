@@ -203,9 +203,28 @@ class Pipeline:
         """Run every stage; return the image ``TensorXf`` (height, width, channels)."""
         for st in self.stages:
             st.forward()
-        return self.output_buffer.tensor
+        self._image = self.output_buffer.tensor
+        return self._image
 
     __call__ = forward
+
+    def backward(self, seed: Any = None) -> None:
+        """The course's ``pipeline.backward()``: backpropagate the image gradient
+        ``seed`` (an image-shaped array; all ones by default) from the image of the
+        last ``forward()`` to every grad-enabled parameter (read them with
+        ``dr.grad``). Dr.Jit derives every stage's adjoint: no stage has code here."""
+        img = getattr(self, "_image", None)
+        if img is None:
+            raise RuntimeError("Pipeline.backward(): call forward() first")
+        if seed is None:
+            dr.backward(dr.sum(img.array))
+            return
+        s = seed if isinstance(seed, dr.ArrayBase) else bk.TensorXf(
+            np.asarray(seed, dtype=np.float32).copy())
+        if tuple(s.shape) != tuple(img.shape):
+            raise ValueError(f"Pipeline.backward(): seed shape {tuple(s.shape)} differs from "
+                             f"the image shape {tuple(img.shape)}")
+        dr.backward(dr.sum(img.array * dr.detach(s.array)))
 
     @property
     def image(self) -> Any:
