@@ -16,10 +16,10 @@ from .base import BSDF, BSDFSample
 #: ``int_ior``/``ext_ior`` accept a number or a name of the IOR table. Their
 #: schema kind is ``float``; a loader may pass a string (a material name) too.
 IOR_PARAMS = {
-    "int_ior": Param("float", default="bk7", min_exclusive=0.0,
+    "int_ior": Param("float_or_string", default="bk7", min_exclusive=0.0,
                      doc="interior index of refraction: a number or one of "
                      + ", ".join(sorted(IOR_TABLE))),
-    "ext_ior": Param("float", default="air", min_exclusive=0.0,
+    "ext_ior": Param("float_or_string", default="air", min_exclusive=0.0,
                      doc="exterior index of refraction: a number or a name"),
 }
 

@@ -16,7 +16,7 @@ from .base import BSDF, BSDFSample
 from .dielectric import IOR_PARAMS, relative_eta
 
 PLASTIC_PARAMS = {
-    "int_ior": Param("float", default="polypropylene", min_exclusive=0.0,
+    "int_ior": Param("float_or_string", default="polypropylene", min_exclusive=0.0,
                      doc="interior index of refraction (number or name)"),
     "ext_ior": IOR_PARAMS["ext_ior"],
     "diffuse_reflectance": Param("texture", default=0.5, doc="albedo ρ of the diffuse base"),

@@ -358,6 +358,11 @@ class _Builder:
                 return (float(val),) * 3
             return tuple(float(x) for x in val)
 
+        if kind == "float_or_string":
+            # e.g. an index of refraction: a number, or a name the plugin resolves
+            if tag == "string":
+                return str(v)
+            kind = "float"
         if kind == "float":
             if tag not in ("float", "integer"):
                 raise bad("a <float>")

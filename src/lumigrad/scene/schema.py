@@ -18,6 +18,7 @@ Kinds of value and what the constructor receives:
 
 ============  ===============================================================
 ``float``     Python ``float``
+``float_or_string``  a ``float``, or a ``str`` the plugin resolves (e.g. IOR names)
 ``int``       Python ``int``
 ``bool``      Python ``bool``
 ``string``    Python ``str`` (``choices`` restricts it)
