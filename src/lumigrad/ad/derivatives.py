@@ -14,7 +14,9 @@ With the same samples the three estimate the derivative of the *same*
 per-sample estimator, so they agree far more tightly than Monte Carlo noise:
 forward and reverse to float precision, finite differences up to O(ε²) and
 rounding. Russian roulette makes path lengths depend on θ and breaks this, so
-the check renders with it disabled (and ``max_depth`` bounded).
+the check renders with it disabled (and ``max_depth`` bounded); parameters that
+steer sampling (roughness) would move the sampled directions, so sampling is
+frozen at θ during the check (``bsdfs.frozen_sampling``).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import drjit as dr
 import numpy as np
 
 from .. import backend as bk
+from ..bsdfs import frozen_sampling
 from ..geometry.transform import Transform4f
 from ..render import render
 from ..scene.params import SceneParameters, traverse
@@ -202,6 +205,11 @@ def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Opti
         return np.array(render(scene, params, sensor=sensor, spp=spp, seed=seed,
                                integrator=integ), dtype=np.float64)
 
+    # Sampling decisions come from a snapshot of the parameters at θ (the
+    # weights use the current values), so the renders at θ ± ε use the same
+    # directions and the three estimates differentiate one per-sample estimator.
+    frozen = frozen_sampling(scene)
+    frozen.__enter__()
     try:
         fd = (render_at(flat0 + eps * v) - render_at(flat0 - eps * v)) / (2 * eps)
         # forward mode along v, same samples
@@ -227,6 +235,7 @@ def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Opti
         g_np = np.array(dr.ravel(g) if not dr.is_tensor_v(g) else g.array,
                         dtype=np.float64).ravel()
     finally:
+        frozen.__exit__(None, None, None)
         params[key] = original if isinstance(original, Transform4f) else \
             type(original)(dr.detach(original))
         params.update()
