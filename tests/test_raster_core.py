@@ -292,10 +292,8 @@ def test_geometry_gradients_without_method_warn():
 
 def test_texture_albedo_bilinear_and_differentiable():
     """A textured square seen head-on by an orthographic camera: the albedo stage
-    returns the bilinear texture lookup at the interpolated uvs, and texel
-    gradients match finite differences."""
-    from lumigrad.raster import TextureSampler
-
+    (TextureSampler) returns the bilinear texture lookup at the interpolated
+    uvs, and texel gradients match finite differences."""
     mesh = TriangleMesh.example("plane")  # [-1, 1]^2 at z = 0, uv = (p + 1) / 2
     cam = OrthographicCamera(position=(0.0, 0.0, 2.0), extent=2.0)
     rng = np.random.default_rng(3)

@@ -29,16 +29,21 @@ not a silhouette (the surface continues into a triangle that is thinner than
 a sample), the walk continues into the next triangle along the segment, up
 to ``max_walk`` triangles, until it leaves through a silhouette edge (or
 reaches the triangle seen at the other sample: then there is no silhouette
-between them). The primal image is antialiased along silhouettes only; its derivative has a term ``(C_O - C_X) dt/dθ`` at each
-silhouette crossing: the motion of the edge along the pixel axis, which is
-the first-order change of the box-filtered coverage for a locally straight
-edge. *Approximate*: coverage is measured along one axis per pair (edges at
-45° are under-weighted relative to true area coverage), only silhouette
-edges between two samples of *different* triangles are seen (an edge that
-slips between samples, or a triangle smaller than a sample, produces
-nothing), occluders are chosen by comparing the two samples' depths, and
-interpenetrations are not handled. Gradients of colours/lights/materials are
-the exact derivatives of the antialiased image.
+between them). Each crossing is used only by the pairs across its dominant
+axis (horizontal pairs for edges closer to vertical, and vice versa, as in
+nvdiffrast), so it is counted once. The primal image is antialiased along
+silhouettes only; its derivative has a term ``(C_O - C_X) dt/dθ`` at each
+silhouette crossing: the motion of the edge along the pair's axis. For a
+straight edge that is the first-order change of the box-filtered coverage
+(a pair across the dominant axis sees a shift ``(v.n)/n_x`` on each of the
+``|n_x| ds`` rows the edge element ``ds`` crosses, so the sum is ``∫ v.n ds``);
+the tests find the moment of a moving disk within a few percent of the
+analytic value. *Approximate*: edges curved within a sample, silhouettes that
+slip between samples or triangles smaller than a sample produce no or partial
+terms, occluders are chosen by comparing the two samples' depths,
+interpenetrations are not handled, and the walk gives up after ``max_walk``
+triangles. Gradients of colours, lights and materials are the exact
+derivatives of the antialiased image.
 
 **Rasterize-then-splat** (Cole et al. 2021, "Differentiable Surface Rendering
 via Non-Differentiable Sampling"). Every covered sample ``p`` is shaded at its
@@ -60,7 +65,9 @@ partial weight) and in the interior. *Approximate*: it is the exact
 derivative of the splatted image with the sampling held fixed, which differs
 from the derivative of the splatted image as a whole (re-rasterization
 changes which surface points are sampled); the support of silhouette
-gradients is the kernel's (about one sample on each side).
+gradients is the kernel's (about one sample on each side). In the tests the
+splat derivative of a moving disk's moment is about 15 % below the analytic
+value (the compositing renormalises part of the motion away).
 """
 from __future__ import annotations
 
