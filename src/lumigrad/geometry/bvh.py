@@ -96,26 +96,16 @@ _DEGENERATE_EPS = 1e-6          # zero area: |e1 x e2| <= eps * (longest edge)^2
 # ----------------------------------------------------------------------------
 # numpy helpers (build time)
 # ----------------------------------------------------------------------------
-def _spread_bits(v: np.ndarray) -> np.ndarray:
-    """Insert two zero bits between the low 21 bits of ``v`` (uint64)."""
-    v = v & np.uint64(0x1FFFFF)
-    v = (v | (v << np.uint64(32))) & np.uint64(0x1F00000000FFFF)
-    v = (v | (v << np.uint64(16))) & np.uint64(0x1F0000FF0000FF)
-    v = (v | (v << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
-    v = (v | (v << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
-    v = (v | (v << np.uint64(2))) & np.uint64(0x1249249249249249)
+def _spread_bits_dr(v: Any) -> Any:
+    """Insert two zero bits between the low 21 bits of a Dr.Jit ``UInt64`` array
+    (interleaving three of them gives a 63-bit Morton code)."""
+    v = v & 0x1FFFFF
+    v = (v | (v << 32)) & 0x1F00000000FFFF
+    v = (v | (v << 16)) & 0x1F0000FF0000FF
+    v = (v | (v << 8)) & 0x100F00F00F00F00F
+    v = (v | (v << 4)) & 0x10C30C30C30C30C3
+    v = (v | (v << 2)) & 0x1249249249249249
     return v
-
-
-def _morton_codes(c: np.ndarray) -> np.ndarray:
-    """63-bit Morton codes of points ``c`` (F,3), quantised on a bounding cube."""
-    # Per-column reductions: numpy's axis-0 reduction of an (F, 3) array is slow.
-    lo = np.array([c[:, k].min() for k in range(3)])
-    extent = float(max(c[:, k].max() - lo[k] for k in range(3)))
-    scale = (2**21 - 1) / extent if extent > 0 else 0.0
-    q = np.clip((c - lo) * scale, 0, 2**21 - 1).astype(np.uint64)
-    return (_spread_bits(q[:, 0]) << np.uint64(2)) | (_spread_bits(q[:, 1]) << np.uint64(1)) \
-        | _spread_bits(q[:, 2])
 
 
 def _highest_bit(x: np.ndarray) -> np.ndarray:
@@ -301,10 +291,8 @@ class BVH:
         self._faces_dr = bk.UInt32(f.astype(np.uint32).ravel())
         self._n_vertices = p.shape[0]
 
-        v0, v1, v2 = p[f[:, 0]], p[f[:, 1]], p[f[:, 2]]
-        lohi = np.concatenate([np.minimum(np.minimum(v0, v1), v2),
-                               -np.maximum(np.maximum(v0, v1), v2)], axis=1)
-        codes = _morton_codes(0.5 * (lohi[:, :3] - lohi[:, 3:]))
+        self._verts = bk.Float(p.ravel())          # p is a private copy (zero-copy map)
+        codes, lohi = self._bounds_and_codes(p)
         order = np.argsort(codes)
         codes = codes[order]
         lohi = lohi[order]          # boxes as [lo, -hi]: unions are plain minima
@@ -316,12 +304,12 @@ class BVH:
         ccnt = (ce - cs)[corder]
         idx = _ranges_to_index(cs[corder], ccnt)
         self._order = order[idx]
+        self._order_dr = bk.UInt32(self._order.astype(np.uint32))
         # Triangle records: a Dr.Jit kernel, launched asynchronously, so that it
         # runs on the worker threads while numpy builds the bottom trees.
-        self._pack_triangles(p)
-        lohi = lohi[idx]
-        self._bottom(codes[idx], lohi, ccnt, top)
-        self._upload_nodes(lohi)
+        lo, hi = self._pack_triangles()
+        self._bottom(codes[idx], lohi[idx], ccnt, top)
+        self._node_records(lo, hi)
         self.build_time = time.perf_counter() - t0
         return self
 
@@ -552,51 +540,52 @@ class BVH:
         src[is_leaf] = n_nodes + np.searchsorted(self._leaf_starts, starts[is_leaf])
         src[emp] = n_nodes + n_leaves
         self._box_src = src
+        # Dr.Jit copies of the topology for the box passes (build and refit).
+        leaf_ref = ref[is_leaf]
+        self._leaf_start_dr = bk.UInt32(self._leaf_starts.astype(np.uint32))
+        self._leaf_count_dr = bk.UInt32(
+            ((leaf_ref & 15) + 1)[np.argsort(starts[is_leaf], kind="stable")].astype(np.uint32))
+        self._box_src_dr = bk.UInt32(src.ravel().astype(np.uint32))
+        self._child_ref_dr = bk.UInt32(ref.ravel())
 
     # ------------------------------------------------------------ bounds/upload
-    def _child_boxes(self, lohi: np.ndarray) -> np.ndarray:
-        """Boxes ``[lo, -hi]`` (n_nodes, 2, 6) of both children of every node, bottom-up."""
-        n_nodes = self._child_ref.shape[0]
-        n_leaves = self._leaf_starts.size
-        table = np.empty((n_nodes + n_leaves + 1, 6), np.float32)
-        table[n_nodes:n_nodes + n_leaves] = np.minimum.reduceat(lohi, self._leaf_starts, axis=0)
-        table[-1] = np.inf                              # empty box: lo = +inf, hi = -inf
-        src = self._box_src
-        for a, b in reversed(self._levels):
-            cb = table[src[a:b]]
-            table[a:b] = np.minimum(cb[:, 0], cb[:, 1])
-        return table[src]
+    def _bounds_and_codes(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Triangle boxes ``[lo, -hi]`` (F,6) and 63-bit Morton codes of their
+        centres, quantised on the bounding cube of the vertices (Dr.Jit kernel)."""
+        UInt32, UInt64, Float = bk.UInt32, bk.UInt64, bk.Float
+        F = self._faces.shape[0]
+        base = np.array([p[:, k].min() for k in range(3)], np.float64)
+        extent = float(max(p[:, k].max() - base[k] for k in range(3)))
+        scale = (2**21 - 1) / extent if extent > 0 else 0.0
+        idx = dr.arange(UInt32, F) * 3
+        v = [dr.gather(bk.Array3f, self._verts, dr.gather(UInt32, self._faces_dr, idx + k))
+             for k in range(3)]
+        lo = bk.Array3f(*[_min(v[0][i], _min(v[1][i], v[2][i])) for i in range(3)])
+        hi = bk.Array3f(*[_max(v[0][i], _max(v[1][i], v[2][i])) for i in range(3)])
+        codes = dr.zeros(UInt64, F)
+        for i in range(3):
+            # Scene constants are opaque so that the kernel is reused for every mesh.
+            x = ((lo[i] + hi[i]) * 0.5 - dr.opaque(Float, base[i])) * dr.opaque(Float, scale)
+            q = UInt64(UInt32(_min(_max(x, 0.0), float(2**21 - 1))))
+            codes |= _spread_bits_dr(q) << (2 - i)
+        dr.eval(lo, hi, codes)
+        lohi = np.empty((F, 6), np.float32)
+        for i in range(3):
+            lohi[:, i] = lo[i].numpy()
+            lohi[:, 3 + i] = -hi[i].numpy()
+        return codes.numpy().copy(), lohi
 
-    def _upload_nodes(self, lohi: np.ndarray) -> None:
-        """Pack the node records (child boxes from ``lohi``, triangle boxes in BVH
-        order) into a Dr.Jit array."""
-        cb = self._child_boxes(lohi)
-        n_nodes = cb.shape[0]
-        rec = np.empty((n_nodes, 16), np.float32)
-        # [lo, -hi] per child -> [lo, hi]: one pass into the record view.
-        sign = np.array([1, 1, 1, -1, -1, -1], np.float32)
-        np.multiply(cb, sign, out=rec[:, :12].reshape(n_nodes, 2, 6))
-        rec.view(np.uint32)[:, 12:14] = self._child_ref
-        rec[:, 14:16] = 0
-        # A Dr.Jit-owned copy: Float(ndarray) may share numpy's memory, which
-        # Dr.Jit flags as unaligned unless it is 64-byte aligned, and it then
-        # silently replaces 4-wide packet gathers by scalar gathers.
-        self._nodes = dr.copy(bk.Float(rec.ravel()))
-        dr.eval(self._nodes)
-        self._rec_np = rec
-
-    def _pack_triangles(self, p: np.ndarray) -> None:
-        """Triangle records ``[p0, e1, e2, bits(prim), 0, 0]`` in BVH order (Dr.Jit).
+    def _pack_triangles(self) -> tuple[Any, Any]:
+        """Triangle records ``[p0, e1, e2, bits(prim), 0, 0]`` in BVH order (Dr.Jit);
+        returns the triangle boxes (lo, hi) in BVH order.
 
         Zero-area triangles (``|e1 x e2|^2 <= eps^2 (longest edge)^4``, tested in
         double precision) get zero edges, so their determinant is exactly 0.
         """
         UInt32, Float, Float64 = bk.UInt32, bk.Float, bk.Float64
         F = self._order.size
-        verts = Float(p.ravel())                         # p is a private copy
-        faces = self._faces_dr
-        prim = UInt32(self._order.astype(np.uint32))
-        v = [dr.gather(bk.Array3f, verts, dr.gather(UInt32, faces, prim * 3 + k))
+        prim = self._order_dr
+        v = [dr.gather(bk.Array3f, self._verts, dr.gather(UInt32, self._faces_dr, prim * 3 + k))
              for k in range(3)]
         e1, e2 = v[1] - v[0], v[2] - v[0]
         a = [Float64(e1[k]) for k in range(3)]
@@ -610,6 +599,8 @@ class BVH:
         lc = dr.square(b[0] - a[0]) + dr.square(b[1] - a[1]) + dr.square(b[2] - a[2])
         longest = _max(_max(la, lb), lc)
         degenerate = n2 <= (_DEGENERATE_EPS ** 2) * longest * longest
+        lo = bk.Array3f(*[_min(v[0][i], _min(v[1][i], v[2][i])) for i in range(3)])
+        hi = bk.Array3f(*[_max(v[0][i], _max(v[1][i], v[2][i])) for i in range(3)])
         e1 = dr.select(degenerate, 0.0, e1)
         e2 = dr.select(degenerate, 0.0, e2)
         rec = dr.zeros(Float, 12 * F)
@@ -619,7 +610,75 @@ class BVH:
         dr.scatter(rec, bk.Array4f(e2.z, dr.reinterpret_array(Float, prim), 0.0, 0.0), idx + 2)
         self._degenerate = degenerate
         self._tris = rec
-        dr.eval(self._tris, self._degenerate)    # asynchronous launch on LLVM
+        dr.eval(self._tris, self._degenerate, lo, hi)    # asynchronous launch on LLVM
+        return lo, hi
+
+    def _node_records(self, lo: Any, hi: Any) -> None:
+        """Node records from the triangle boxes (BVH order), bottom-up (Dr.Jit).
+
+        A table holds one box (8 floats: ``lo, hi, 0, 0``) per interior node, per
+        leaf and one empty box; leaves reduce their triangles, then each level
+        (deepest first) unites its children, and the records are scattered last.
+        """
+        UInt32, Float = bk.UInt32, bk.Float
+        n_nodes = self._child_ref.shape[0]
+        n_leaves = self._leaf_starts.size
+        table = dr.zeros(Float, 8 * (n_nodes + n_leaves + 1))
+        inf = dr.inf
+        # Leaves: unrolled over the largest possible leaf.
+        start, count = self._leaf_start_dr, self._leaf_count_dr
+        blo = bk.Array3f(inf, inf, inf)
+        bhi = bk.Array3f(-inf, -inf, -inf)
+        for k in range(max(self.leaf_size, 1)):
+            m = count > k
+            lk = dr.gather(bk.Array3f, lo, start + k, m)
+            hk = dr.gather(bk.Array3f, hi, start + k, m)
+            blo = bk.Array3f(*[dr.select(m, _min(lk[i], blo[i]), blo[i]) for i in range(3)])
+            bhi = bk.Array3f(*[dr.select(m, _max(hk[i], bhi[i]), bhi[i]) for i in range(3)])
+        slot = (dr.arange(UInt32, n_leaves) + dr.opaque(UInt32, n_nodes)) * 2
+        dr.scatter(table, bk.Array4f(blo.x, blo.y, blo.z, bhi.x), slot)
+        dr.scatter(table, bk.Array4f(bhi.y, bhi.z, 0.0, 0.0), slot + 1)
+        empty = dr.opaque(UInt32, n_nodes + n_leaves) * 2
+        dr.scatter(table, bk.Array4f(inf, inf, inf, -inf), empty)
+        dr.scatter(table, bk.Array4f(-inf, -inf, 0.0, 0.0), empty + 1)
+        dr.eval(table)
+
+        src = self._box_src_dr
+
+        def child_boxes(i):
+            out = []
+            for c in range(2):
+                s2 = dr.gather(UInt32, src, i * 2 + c) * 2
+                out.append((dr.gather(bk.Array4f, table, s2), dr.gather(bk.Array4f, table, s2 + 1)))
+            return out
+
+        for a, b in reversed(self._levels):
+            i = dr.arange(UInt32, b - a) + dr.opaque(UInt32, a)
+            (p0, q0), (p1, q1) = child_boxes(i)
+            u0 = bk.Array4f(_min(p0.x, p1.x), _min(p0.y, p1.y), _min(p0.z, p1.z),
+                            _max(p0.w, p1.w))
+            u1 = bk.Array4f(_max(q0.x, q1.x), _max(q0.y, q1.y), 0.0, 0.0)
+            dr.scatter(table, u0, i * 2)
+            dr.scatter(table, u1, i * 2 + 1)
+            dr.eval(table)
+
+        i = dr.arange(UInt32, n_nodes)
+        (p0, q0), (p1, q1) = child_boxes(i)
+        ref = self._child_ref_dr
+        rec = dr.zeros(Float, 16 * n_nodes)
+        dr.scatter(rec, p0, i * 4)
+        dr.scatter(rec, bk.Array4f(q0.x, q0.y, p1.x, p1.y), i * 4 + 1)
+        dr.scatter(rec, bk.Array4f(p1.z, p1.w, q1.x, q1.y), i * 4 + 2)
+        dr.scatter(rec, bk.Array4f(dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2)),
+                                   dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2 + 1)),
+                                   0.0, 0.0), i * 4 + 3)
+        self._nodes = rec
+        dr.eval(self._nodes)
+
+    @property
+    def _rec_np(self) -> np.ndarray:
+        """The node records as a numpy array (n_nodes, 16) (diagnostics, tests)."""
+        return np.array(self._nodes, dtype=np.float32).reshape(-1, 16)
 
     @property
     def degenerate_count(self) -> int:
@@ -637,11 +696,9 @@ class BVH:
         if p.shape[0] != self._n_vertices:
             raise ValueError(f"BVH.refit: got {p.shape[0]} vertex positions, the BVH was "
                              f"built over {self._n_vertices}")
-        self._pack_triangles(p)
-        fo = self._faces[self._order]
-        v0, v1, v2 = p[fo[:, 0]], p[fo[:, 1]], p[fo[:, 2]]
-        self._upload_nodes(np.concatenate([np.minimum(np.minimum(v0, v1), v2),
-                                           -np.maximum(np.maximum(v0, v1), v2)], axis=1))
+        self._verts = bk.Float(p.ravel())          # p is a private copy
+        lo, hi = self._pack_triangles()
+        self._node_records(lo, hi)
 
     # ---------------------------------------------------------------- queries
     def triangle_count(self) -> int:
