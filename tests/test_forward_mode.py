@@ -56,7 +56,8 @@ def test_mitsuba_tutorial_workflow(cbox):
     grad = np.array(dr.grad(image), dtype=np.float64)
     assert grad.shape == (RES, RES, 3) and np.isfinite(grad).all()
     # dr.forward seeds every channel with 1: the FD direction is (1, 1, 1)
-    fd = _fd_colour(cbox, KEY, lambda t: lg.Color3f(*[float(x) for x in c0 + t]), 0.0, 0.01, seed=3, spp=4)
+    fd = _fd_colour(cbox, KEY, lambda t: lg.Color3f(*[float(x) for x in c0 + t]), 0.0, 0.01,
+                    seed=3, spp=4)
     assert np.abs(fd).max() > 0.05
     assert _rel_err(grad, fd) < 1e-3
     # the green wall is to the right: its derivative dominates the right half
