@@ -58,6 +58,8 @@ TYPE_NAMES = (
 
 _variant: str | None = None
 module: ModuleType | None = None  # drjit.llvm.ad or drjit.cuda.ad
+#: callbacks run after a variant is bound (modules that cache array types)
+ON_BIND: list = []
 
 # Placeholders (bound by _bind) so that static analysis sees the names.
 Float = Float64 = UInt32 = Int32 = UInt64 = Bool = None  # type: ignore
@@ -111,6 +113,8 @@ def _bind(variant: str) -> None:
     g["Point2f"] = mod.Array2f
     g["Vector2f"] = mod.Array2f
     _variant = variant
+    for hook in ON_BIND:
+        hook()
     # Re-export at package level (lumigrad.Float, ...), as mi.Float is in Mitsuba.
     pkg = sys.modules.get("lumigrad")
     if pkg is not None:

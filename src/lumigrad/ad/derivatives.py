@@ -137,6 +137,16 @@ class GradientReport:
         return "\n".join(lines)
 
 
+def _flatten(value: Any) -> np.ndarray:
+    """A parameter value as a flat float64 vector (matrices row-major, as
+    ``Matrix4f(array.reshape(4, 4))`` reads them back)."""
+    if dr.is_matrix_v(value):
+        return np.array(value, dtype=np.float64).reshape(4, 4).ravel()
+    if dr.is_tensor_v(value):
+        return np.array(value.array, dtype=np.float64).ravel()
+    return np.array(dr.ravel(value), dtype=np.float64).ravel()
+
+
 def _check_integrator(scene: Any, integrator: Any) -> Any:
     from ..render import _default_integrator
     integ = copy.copy(integrator if integrator is not None else _default_integrator(scene))
@@ -170,8 +180,7 @@ def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Opti
     integ = _check_integrator(scene, integrator)
     original = params[key]
     raw0 = dr.detach(_raw(original))
-    flat0 = np.array(dr.ravel(raw0) if not dr.is_tensor_v(raw0) else raw0.array,
-                     dtype=np.float64).ravel()
+    flat0 = _flatten(raw0)
     gen = np.random.default_rng(rng_seed)
     if direction is None:
         if flat0.size <= 4:
@@ -224,16 +233,17 @@ def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Opti
         dr.set_grad(raw, make(v) if not isinstance(original, Transform4f) else make(v).matrix)
         dr.forward_to(image)
         fwd = np.array(dr.grad(image), dtype=np.float64)
-        # reverse mode of L = sum(w * I), same samples
+        # reverse mode of L = sum(w * I), same samples. (The forward pass consumed
+        # the graph edges from the leaf to derived scene buffers: rebuild them.)
         w_np = gen.uniform(0.0, 1.0, size=fd.shape).astype(np.float32)
         dr.clear_grad(raw)
+        params.set_dirty(key)
+        params.update()
         image = render(scene, params, sensor=sensor, spp=spp, seed=seed, integrator=integ,
                        seed_grad=seed)
         loss = dr.sum(image * bk.TensorXf(w_np), axis=None)
         dr.backward(loss)
-        g = dr.grad(raw)
-        g_np = np.array(dr.ravel(g) if not dr.is_tensor_v(g) else g.array,
-                        dtype=np.float64).ravel()
+        g_np = _flatten(dr.grad(raw))
     finally:
         frozen.__exit__(None, None, None)
         params[key] = original if isinstance(original, Transform4f) else \

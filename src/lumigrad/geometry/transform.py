@@ -32,7 +32,13 @@ def _vec3(v: Any) -> Any:
 
 
 class Transform4f:
-    """A 4x4 homogeneous transform with its inverse, both differentiable."""
+    """A 4x4 homogeneous transform with its inverse, both differentiable.
+
+    A Dr.Jit PyTree over its ``matrix``: ``dr.enable_grad(t)``, ``dr.detach(t)``,
+    ``dr.grad(t)`` work as on the matrix; the inverse is derived from it.
+    """
+
+    DRJIT_STRUCT: dict = {}  # set to {"matrix": Matrix4f} when the variant is bound
 
     def __init__(self, matrix: Any = None, inverse: Any = None) -> None:
         #: float64 copy of a constant matrix (built from numbers, not from
@@ -40,13 +46,14 @@ class Transform4f:
         #: rounded once, so a transform gives the same float32 matrix whether it
         #: comes from an XML file or from a chain of calls in Python.
         self._np: np.ndarray | None = None
+        self._inverse: Any = None
         if matrix is None:
-            self.matrix = dr.identity(bk.Matrix4f)
-            self.inverse = dr.identity(bk.Matrix4f)
+            self._matrix = dr.identity(bk.Matrix4f)
+            self._inverse = dr.identity(bk.Matrix4f)
             self._np = np.eye(4)
             return
         if isinstance(matrix, Transform4f):
-            self.matrix, self.inverse, self._np = matrix.matrix, matrix.inverse, matrix._np
+            self._matrix, self._inverse, self._np = matrix._matrix, matrix._inverse, matrix._np
             return
         if isinstance(matrix, (list, tuple, np.ndarray)):
             arr = np.asarray(matrix, dtype=np.float64)
@@ -60,17 +67,38 @@ class Transform4f:
                 raise ValueError("a transform matrix contains NaN or inf")
             self._set_constant(arr)
             return
-        self.matrix = bk.Matrix4f(matrix)
-        self.inverse = bk.Matrix4f(inverse) if inverse is not None else dr.rcp(self.matrix)
+        self._matrix = bk.Matrix4f(matrix)
+        self._inverse = bk.Matrix4f(inverse) if inverse is not None else None
+
+    @property
+    def matrix(self) -> Any:
+        return self._matrix
+
+    @matrix.setter
+    def matrix(self, value: Any) -> None:
+        self._matrix = value
+        self._inverse = None
+        self._np = None
+
+    @property
+    def inverse(self) -> Any:
+        """The inverse matrix; recomputed (attached) when the matrix has gradients
+        that a cached inverse would not carry."""
+        inv = self._inverse
+        if inv is None or (dr.grad_enabled(self._matrix) and not dr.grad_enabled(inv)):
+            inv = dr.rcp(self._matrix)
+            if not dr.grad_enabled(self._matrix):
+                self._inverse = inv
+        return inv
 
     def _set_constant(self, arr: np.ndarray) -> None:
         self._np = arr
-        self.matrix = bk.Matrix4f(arr.astype(np.float32))
+        self._matrix = bk.Matrix4f(arr.astype(np.float32))
         try:
             inv = np.linalg.inv(arr)
         except np.linalg.LinAlgError:
             inv = np.full((4, 4), np.inf)
-        self.inverse = bk.Matrix4f(inv.astype(np.float32))
+        self._inverse = bk.Matrix4f(inv.astype(np.float32))
 
     @classmethod
     def _constant(cls, arr: np.ndarray) -> "Transform4f":
@@ -80,7 +108,8 @@ class Transform4f:
 
     # -- composition ------------------------------------------------------
     def __matmul__(self, other: "Transform4f") -> "Transform4f":
-        if self._np is not None and other._np is not None:
+        if self._np is not None and other._np is not None and \
+                not dr.grad_enabled(self._matrix) and not dr.grad_enabled(other._matrix):
             return Transform4f._constant(self._np @ other._np)
         return Transform4f(self.matrix @ other.matrix, other.inverse @ self.inverse)
 
@@ -206,11 +235,13 @@ class Transform4f:
 
     def numpy(self) -> np.ndarray:
         """The matrix as a (4, 4) numpy array (detached; float64 for constants)."""
-        if self._np is not None:
+        if self._np is not None and not dr.grad_enabled(self._matrix):
             return self._np.copy()
         return np.array(dr.detach(self.matrix), dtype=np.float64).reshape(4, 4)
 
     def is_identity(self) -> bool:
+        if dr.grad_enabled(self._matrix):
+            return False
         if self._np is not None:
             return bool(np.array_equal(self._np, np.eye(4)))
         return bool(np.allclose(self.numpy(), np.eye(4)))
@@ -287,3 +318,11 @@ def rotation_matrix_rad(axis: Sequence[float], angle_rad: Any) -> Any:
     if isinstance(angle_rad, (int, float)):
         angle_rad = bk.Float(angle_rad)
     return rotation_matrix(axis, angle_rad * (180.0 / math.pi))
+
+
+def _bind_struct() -> None:
+    Transform4f.DRJIT_STRUCT = {"matrix": bk.Matrix4f}
+
+
+_bind_struct()
+bk.ON_BIND.append(_bind_struct)

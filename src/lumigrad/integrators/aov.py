@@ -64,7 +64,8 @@ class AOVIntegrator(SamplingIntegrator):
         self.channel_names = names
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
-               mode: str = "primal", delta_L: Any = None, L_primal: Any = None) -> Any:
+               mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
+               camera: Any = None) -> Any:
         si = scene.ray_intersect(dr.detach(o), dr.detach(d), dr.detach(tmax), active)
         hit = si.valid
         out: list[Any] = []

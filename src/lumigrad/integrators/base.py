@@ -65,8 +65,12 @@ class SamplingIntegrator:
 
     # -- to implement ----------------------------------------------------------
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
-               mode: str = "primal", delta_L: Any = None, L_primal: Any = None) -> Any:
-        """Radiance (Array3f, or an ArrayXf of ``channels``) along each ray."""
+               mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
+               camera: Any = None) -> Any:
+        """Radiance (Array3f, or an ArrayXf of ``channels``) along each ray.
+
+        ``camera = (sensor, film_pos)`` lets derivative passes regenerate the
+        primary ray attached to the sensor's parameters."""
         raise NotImplementedError
 
     # -- rendering ---------------------------------------------------------------
@@ -98,6 +102,7 @@ class SamplingIntegrator:
         pos = bk.Array2f((px + 0.5 + ox) * dr.opaque(bk.Float, 1.0 / w),
                          (py + 0.5 + oy) * dr.opaque(bk.Float, 1.0 / h))
         o, d, tmax = sensor.sample_ray(pos)
+        self._last_film_pos = pos
         return rng, pixel, o, d, tmax
 
     def _to_image(self, L: Any, spp_pass: int, w: int, h: int) -> Any:
@@ -149,11 +154,13 @@ class SamplingIntegrator:
         for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
             with dr.suspend_grad():
                 rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+                pos = self._last_film_pos
             with dr.resume_grad():
                 L = self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(pixel)),
-                                mode="forward")
+                                mode="forward", camera=(sensor, pos))
                 # Keep the graph's edges: later passes propagate through it again.
-                dr.forward_to(L, flags=dr.ADFlag.ClearInterior)
+                # (AllowNoGrad: a parameter may simply not influence this image.)
+                dr.forward_to(L, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
                 grad_L = dr.grad(L)
             img = self._to_image(dr.detach(grad_L), spp_pass, w, h)
             total = img if total is None else total + img
@@ -175,11 +182,12 @@ class SamplingIntegrator:
             # 2) adjoint pass: same random numbers, replay and back-propagate
             with dr.suspend_grad():
                 rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+                pos = self._last_film_pos
             delta_L = bk.Array3f(*[dr.gather(bk.Float, g, pixel * self.channels + c)
                                    for c in range(3)]) * (1.0 / spp)
             act = dr.full(bk.Bool, True, dr.width(pixel))
             self.sample(scene, rng, o, d, tmax, act, mode="backward",
-                        delta_L=delta_L, L_primal=L)
+                        delta_L=delta_L, L_primal=L, camera=(sensor, pos))
             dr.eval()
 
 

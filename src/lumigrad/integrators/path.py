@@ -83,7 +83,8 @@ class PathIntegrator(SamplingIntegrator):
     _UNBOUNDED = 1 << 30
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
-               mode: str = "primal", delta_L: Any = None, L_primal: Any = None) -> Any:
+               mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
+               camera: Any = None) -> Any:
         diff = mode != "primal"
         backward = mode == "backward"
         n = dr.width(active)
@@ -99,6 +100,12 @@ class PathIntegrator(SamplingIntegrator):
         o = dr.detach(o)
         d = dr.detach(d)
         tmax = dr.detach(tmax)
+        # Camera parameters with gradients: the primary ray is regenerated inside
+        # the loop, attached to them (the loop state itself stays detached in
+        # reverse mode), so the first hit slides over its triangle as they change.
+        sensor, film_pos = camera if camera is not None else (None, None)
+        camera_grad = diff and sensor is not None and (
+            dr.grad_enabled(sensor.to_world.matrix) or dr.grad_enabled(sensor.x_fov))
         if backward:
             L_rem = bk.Array3f(dr.detach(L_primal))
             delta_L = bk.Array3f(dr.detach(delta_L))
@@ -131,12 +138,17 @@ class PathIntegrator(SamplingIntegrator):
             beta = st["beta"]
             rng = st["rng"]
             with dr.resume_grad(when=diff):
-                si = scene.ray_intersect(st["o"], st["d"], st["tmax"], act)
+                ray_o, ray_d = st["o"], st["d"]
+                if camera_grad:
+                    o_cam, d_cam, _ = sensor.sample_ray(film_pos)
+                    ray_o = dr.select(depth == 0, o_cam, ray_o)
+                    ray_d = dr.select(depth == 0, d_cam, ray_d)
+                si = scene.ray_intersect(ray_o, ray_d, st["tmax"], act)
 
                 # --- emission found by the previous BSDF sample (or the camera)
                 first = depth == 0
                 Le = scene.eval_area_emitter(si, act)
-                Le_env = scene.eval_environment(st["d"], act & ~si.valid)
+                Le_env = scene.eval_environment(ray_d, act & ~si.valid)
                 if has_emitters:
                     pdf_em = dr.select(si.valid,
                                        scene.pdf_area_emitter(st["prev_p"], si, act),
@@ -161,7 +173,9 @@ class PathIntegrator(SamplingIntegrator):
                     d_em, dist_em, pdf_em_s, w_em, delta_em = scene.sample_emitter_direction(
                         si.p, s_em1, s_em2, act_nee)
                     act_nee = act_nee & (pdf_em_s > 0)
-                    wo_nee = si.to_local(dr.detach(d_em))
+                    # Attached: the direction to the light moves with the shading
+                    # point and with the emitter (position/geometry derivatives).
+                    wo_nee = si.to_local(d_em)
                 else:
                     wo_nee = bk.Array3f(0, 0, 1)
                     w_em = dr.zeros(bk.Array3f, n)
