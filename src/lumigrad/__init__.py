@@ -17,6 +17,8 @@ from .backend import set_variant, variant, variants
 backend.ensure()
 backend._bind(backend.variant())  # re-export the array types (lumigrad.Float, ...)
 
+import drjit.opt  # noqa: E402,F401  (so that dr.opt.Adam/SGD are at hand, as in Mitsuba code)
+
 from . import plugins  # noqa: E402,F401  (registers every plugin)
 from .ad.derivatives import GradientReport, check_gradient, derivative_image  # noqa: E402
 from .ad.losses import l1, l2, mse, rmse  # noqa: E402
