@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lumigrad import backend as bk
-from lumigrad.geometry.bvh import BVH, _LEAF_FLAG, _MAX_DEPTH
+from lumigrad.geometry.bvh import BVH, _LEAF_FLAG, _MAX_DEPTH, _to_dr
 
 MISS = 0xFFFFFFFF
 
@@ -76,23 +76,28 @@ def brute_force(p, f, o, d, tmax):
     return T, P, U, V, M
 
 
-def trace(bvh, o, d, tmax=None, active=None):
+def _rays(o, d, tmax, active):
+    """Dr.Jit ray arrays over 64-byte aligned copies (numpy-mapped arrays of other
+    alignments would compile separate kernel variants)."""
     n = len(o)
+    o = np.asarray(o, np.float32)
+    d = np.asarray(d, np.float32)
     tmax = np.full(n, np.inf, np.float32) if tmax is None else np.asarray(tmax, np.float32)
-    act = bk.Bool(np.ones(n, bool) if active is None else np.asarray(active, bool))
-    res = bvh.ray_intersect(bk.Array3f(np.asarray(o, np.float32).T),
-                            bk.Array3f(np.asarray(d, np.float32).T), bk.Float(tmax), act)
+    active = np.ones(n, bool) if active is None else np.asarray(active, bool)
+    return (bk.Array3f(*[_to_dr(bk.Float, o[:, k]) for k in range(3)]),
+            bk.Array3f(*[_to_dr(bk.Float, d[:, k]) for k in range(3)]),
+            _to_dr(bk.Float, tmax), _to_dr(bk.Bool, active))
+
+
+def trace(bvh, o, d, tmax=None, active=None):
+    res = bvh.ray_intersect(*_rays(o, d, tmax, active))
     dr.eval(res)
     t, prim, u, v, hit = (np.array(x) for x in res)
     return t, prim.astype(np.int64), u, v, hit
 
 
 def shadow(bvh, o, d, tmax=None, active=None):
-    n = len(o)
-    tmax = np.full(n, np.inf, np.float32) if tmax is None else np.asarray(tmax, np.float32)
-    act = bk.Bool(np.ones(n, bool) if active is None else np.asarray(active, bool))
-    return np.array(bvh.ray_test(bk.Array3f(np.asarray(o, np.float32).T),
-                                 bk.Array3f(np.asarray(d, np.float32).T), bk.Float(tmax), act))
+    return np.array(bvh.ray_test(*_rays(o, d, tmax, active)))
 
 
 def check_against_reference(bvh, p, f, o, d, tmax=None, max_marginal=0.01):

@@ -165,6 +165,23 @@ def _ceil_log2(x: np.ndarray) -> np.ndarray:
     return np.ceil(np.log2(np.maximum(x, 1))).astype(np.int64)
 
 
+def _to_dr(dtype: Any, a: np.ndarray) -> Any:
+    """A Dr.Jit array over a 64-byte aligned copy of a numpy array (flattened).
+
+    ``Float(ndarray)`` maps numpy's memory without copying, and Dr.Jit flags it
+    as unaligned unless it is 64-byte aligned (``dr.copy`` keeps the flag); its
+    kernels then compile differently (unaligned loads, scalar instead of packet
+    gathers), so they would be recompiled depending on where numpy happened to
+    allocate. An aligned private copy avoids both (and any aliasing of user data).
+    """
+    a = np.ascontiguousarray(a).ravel()
+    buf = np.empty(a.size + 64 // a.itemsize, a.dtype)
+    off = (-buf.ctypes.data % 64) // a.itemsize
+    view = buf[off:off + a.size]
+    view[...] = a
+    return dtype(view)
+
+
 # Kernel min/max as compare + select, with defined NaN semantics on both
 # backends: a NaN *first* operand is dropped (the result is ``b``). This is what
 # the slab test needs. (dr.minimum/dr.maximum also lower to LLVM's fminimum/
@@ -288,10 +305,10 @@ class BVH:
         self = cls()
         self.leaf_size = int(leaf_size)
         self._faces = f
-        self._faces_dr = bk.UInt32(f.astype(np.uint32).ravel())
+        self._faces_dr = _to_dr(bk.UInt32, f.astype(np.uint32))
         self._n_vertices = p.shape[0]
 
-        self._verts = bk.Float(p.ravel())          # p is a private copy (zero-copy map)
+        self._verts = _to_dr(bk.Float, p)
         codes, lohi = self._bounds_and_codes(p)
         order = np.argsort(codes)
         codes = codes[order]
@@ -304,7 +321,7 @@ class BVH:
         ccnt = (ce - cs)[corder]
         idx = _ranges_to_index(cs[corder], ccnt)
         self._order = order[idx]
-        self._order_dr = bk.UInt32(self._order.astype(np.uint32))
+        self._order_dr = _to_dr(bk.UInt32, self._order.astype(np.uint32))
         # Triangle records: a Dr.Jit kernel, launched asynchronously, so that it
         # runs on the worker threads while numpy builds the bottom trees.
         lo, hi = self._pack_triangles()
@@ -540,13 +557,14 @@ class BVH:
         src[is_leaf] = n_nodes + np.searchsorted(self._leaf_starts, starts[is_leaf])
         src[emp] = n_nodes + n_leaves
         self._box_src = src
-        # Dr.Jit copies of the topology for the box passes (build and refit).
+        # Dr.Jit copies of the topology for the box passes (build and refit); the
+        # leaf table ends with the empty box (a leaf of count 0).
         leaf_ref = ref[is_leaf]
-        self._leaf_start_dr = bk.UInt32(self._leaf_starts.astype(np.uint32))
-        self._leaf_count_dr = bk.UInt32(
-            ((leaf_ref & 15) + 1)[np.argsort(starts[is_leaf], kind="stable")].astype(np.uint32))
-        self._box_src_dr = bk.UInt32(src.ravel().astype(np.uint32))
-        self._child_ref_dr = bk.UInt32(ref.ravel())
+        leaf_cnt = ((leaf_ref & 15) + 1)[np.argsort(starts[is_leaf], kind="stable")]
+        self._leaf_start_dr = _to_dr(bk.UInt32, np.append(self._leaf_starts, 0).astype(np.uint32))
+        self._leaf_count_dr = _to_dr(bk.UInt32, np.append(leaf_cnt, 0).astype(np.uint32))
+        self._box_src_dr = _to_dr(bk.UInt32, src.astype(np.uint32))
+        self._child_ref_dr = _to_dr(bk.UInt32, ref)
 
     # ------------------------------------------------------------ bounds/upload
     def _bounds_and_codes(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -576,7 +594,8 @@ class BVH:
         return codes.numpy().copy(), lohi
 
     def _pack_triangles(self) -> tuple[Any, Any]:
-        """Triangle records ``[p0, e1, e2, bits(prim), 0, 0]`` in BVH order (Dr.Jit);
+        """Triangle records ``[p0, e1, e2, bits(prim), 0 x 6]`` (64 bytes, one cache
+        line) in BVH order (Dr.Jit);
         returns the triangle boxes (lo, hi) in BVH order.
 
         Zero-area triangles (``|e1 x e2|^2 <= eps^2 (longest edge)^4``, tested in
@@ -603,11 +622,13 @@ class BVH:
         hi = bk.Array3f(*[_max(v[0][i], _max(v[1][i], v[2][i])) for i in range(3)])
         e1 = dr.select(degenerate, 0.0, e1)
         e2 = dr.select(degenerate, 0.0, e2)
-        rec = dr.zeros(Float, 12 * F)
-        idx = dr.arange(UInt32, F) * 3
-        dr.scatter(rec, bk.Array4f(v[0].x, v[0].y, v[0].z, e1.x), idx)
-        dr.scatter(rec, bk.Array4f(e1.y, e1.z, e2.x, e2.y), idx + 1)
-        dr.scatter(rec, bk.Array4f(e2.z, dr.reinterpret_array(Float, prim), 0.0, 0.0), idx + 2)
+        # One 16-wide packet scatter (separate scatters into one array would each
+        # become a kernel of their own).
+        rec = dr.zeros(Float, 16 * F)
+        zero = dr.zeros(Float, F)
+        dr.scatter(rec, bk.module.ArrayXf([v[0].x, v[0].y, v[0].z, e1.x, e1.y, e1.z, e2.x, e2.y,
+                                           e2.z, dr.reinterpret_array(Float, prim)] + [zero] * 6),
+                   dr.arange(UInt32, F))
         self._degenerate = degenerate
         self._tris = rec
         dr.eval(self._tris, self._degenerate, lo, hi)    # asynchronous launch on LLVM
@@ -625,53 +646,50 @@ class BVH:
         n_leaves = self._leaf_starts.size
         table = dr.zeros(Float, 8 * (n_nodes + n_leaves + 1))
         inf = dr.inf
-        # Leaves: unrolled over the largest possible leaf.
+        ArrayXf = bk.module.ArrayXf
+
+        def put(lo_, hi_, index):
+            # One 8-wide packet scatter per entry: [lo, hi, 0, 0].
+            zero = dr.zeros(Float, dr.width(index))
+            dr.scatter(table, ArrayXf([lo_[0], lo_[1], lo_[2], hi_[0], hi_[1], hi_[2], zero,
+                                       zero]), index)
+
+        def get(index):
+            q0 = dr.gather(bk.Array4f, table, index * 2)
+            q1 = dr.gather(bk.Array4f, table, index * 2 + 1)
+            return (q0.x, q0.y, q0.z), (q0.w, q1.x, q1.y)
+
+        # Leaves (and the empty box as one more leaf of count 0): unrolled over
+        # the largest possible leaf.
         start, count = self._leaf_start_dr, self._leaf_count_dr
-        blo = bk.Array3f(inf, inf, inf)
-        bhi = bk.Array3f(-inf, -inf, -inf)
+        blo = [dr.full(Float, inf, n_leaves + 1) for _ in range(3)]
+        bhi = [dr.full(Float, -inf, n_leaves + 1) for _ in range(3)]
         for k in range(max(self.leaf_size, 1)):
             m = count > k
             lk = dr.gather(bk.Array3f, lo, start + k, m)
             hk = dr.gather(bk.Array3f, hi, start + k, m)
-            blo = bk.Array3f(*[dr.select(m, _min(lk[i], blo[i]), blo[i]) for i in range(3)])
-            bhi = bk.Array3f(*[dr.select(m, _max(hk[i], bhi[i]), bhi[i]) for i in range(3)])
-        slot = (dr.arange(UInt32, n_leaves) + dr.opaque(UInt32, n_nodes)) * 2
-        dr.scatter(table, bk.Array4f(blo.x, blo.y, blo.z, bhi.x), slot)
-        dr.scatter(table, bk.Array4f(bhi.y, bhi.z, 0.0, 0.0), slot + 1)
-        empty = dr.opaque(UInt32, n_nodes + n_leaves) * 2
-        dr.scatter(table, bk.Array4f(inf, inf, inf, -inf), empty)
-        dr.scatter(table, bk.Array4f(-inf, -inf, 0.0, 0.0), empty + 1)
+            blo = [dr.select(m, _min(lk[i], blo[i]), blo[i]) for i in range(3)]
+            bhi = [dr.select(m, _max(hk[i], bhi[i]), bhi[i]) for i in range(3)]
+        put(blo, bhi, dr.arange(UInt32, n_leaves + 1) + dr.opaque(UInt32, n_nodes))
         dr.eval(table)
 
         src = self._box_src_dr
-
-        def child_boxes(i):
-            out = []
-            for c in range(2):
-                s2 = dr.gather(UInt32, src, i * 2 + c) * 2
-                out.append((dr.gather(bk.Array4f, table, s2), dr.gather(bk.Array4f, table, s2 + 1)))
-            return out
-
         for a, b in reversed(self._levels):
             i = dr.arange(UInt32, b - a) + dr.opaque(UInt32, a)
-            (p0, q0), (p1, q1) = child_boxes(i)
-            u0 = bk.Array4f(_min(p0.x, p1.x), _min(p0.y, p1.y), _min(p0.z, p1.z),
-                            _max(p0.w, p1.w))
-            u1 = bk.Array4f(_max(q0.x, q1.x), _max(q0.y, q1.y), 0.0, 0.0)
-            dr.scatter(table, u0, i * 2)
-            dr.scatter(table, u1, i * 2 + 1)
+            (l0, h0), (l1, h1) = get(dr.gather(UInt32, src, i * 2)), \
+                get(dr.gather(UInt32, src, i * 2 + 1))
+            put([_min(l0[c], l1[c]) for c in range(3)], [_max(h0[c], h1[c]) for c in range(3)], i)
             dr.eval(table)
 
         i = dr.arange(UInt32, n_nodes)
-        (p0, q0), (p1, q1) = child_boxes(i)
+        (l0, h0), (l1, h1) = get(dr.gather(UInt32, src, i * 2)), get(dr.gather(UInt32, src, i * 2 + 1))
         ref = self._child_ref_dr
+        zero = dr.zeros(Float, n_nodes)
         rec = dr.zeros(Float, 16 * n_nodes)
-        dr.scatter(rec, p0, i * 4)
-        dr.scatter(rec, bk.Array4f(q0.x, q0.y, p1.x, p1.y), i * 4 + 1)
-        dr.scatter(rec, bk.Array4f(p1.z, p1.w, q1.x, q1.y), i * 4 + 2)
-        dr.scatter(rec, bk.Array4f(dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2)),
-                                   dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2 + 1)),
-                                   0.0, 0.0), i * 4 + 3)
+        dr.scatter(rec, ArrayXf([*l0, *h0, *l1, *h1,
+                                 dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2)),
+                                 dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2 + 1)),
+                                 zero, zero]), i)
         self._nodes = rec
         dr.eval(self._nodes)
 
@@ -696,7 +714,7 @@ class BVH:
         if p.shape[0] != self._n_vertices:
             raise ValueError(f"BVH.refit: got {p.shape[0]} vertex positions, the BVH was "
                              f"built over {self._n_vertices}")
-        self._verts = bk.Float(p.ravel())          # p is a private copy
+        self._verts = _to_dr(bk.Float, p)
         lo, hi = self._pack_triangles()
         self._node_records(lo, hi)
 
@@ -799,9 +817,9 @@ class BVH:
 
         def tri_step(tri_cur, t_best, prim, bu, bv, found):
             """One Möller-Trumbore test of triangle ``tri_cur`` (where pending)."""
-            r0 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 0)
-            r1 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 1)
-            r2 = dr.gather(bk.Array4f, tris, tri_cur * 3 + 2)
+            r0 = dr.gather(bk.Array4f, tris, tri_cur * 4 + 0)
+            r1 = dr.gather(bk.Array4f, tris, tri_cur * 4 + 1)
+            r2 = dr.gather(bk.Array4f, tris, tri_cur * 4 + 2)
             e1 = bk.Array3f(r0.w, r1.x, r1.y)
             e2 = bk.Array3f(r1.z, r1.w, r2.x)
             pvec = dr.cross(d, e2)
