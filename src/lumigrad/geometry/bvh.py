@@ -6,7 +6,8 @@ A two-level build in the spirit of HLBVH (Pantaleoni & Luebke 2010; Garanzha,
 Pantaleoni & McAllister 2011, "Simpler and faster HLBVH with work queues"):
 
 1. **Morton clusters.** Triangles are sorted along a 63-bit Morton curve of
-   their box centroids (quantised on a cube around the scene). Ranges of the
+   their box centres (quantised on the bounding cube of the vertices; a Dr.Jit
+   kernel computes the boxes and codes, numpy sorts). Ranges of the
    sorted order are split where their highest differing code bit changes (the
    LBVH rule: Lauterbach et al. 2009; Karras 2012) until each range holds at
    most ``_CLUSTER`` triangles: these ranges are compact *clusters*.
@@ -24,8 +25,9 @@ Pantaleoni & McAllister 2011, "Simpler and faster HLBVH with work queues"):
 A depth guard falls back to median splits so that no leaf is deeper than
 ``_MAX_DEPTH``, which bounds the traversal stack. The triangle records are
 packed by a small Dr.Jit kernel that runs asynchronously on the worker threads
-while numpy builds the bottom trees. :meth:`BVH.refit` keeps the topology and
-recomputes every box bottom-up (one vectorised pass per level).
+while numpy builds the bottom trees; the node boxes are then computed bottom-up
+by Dr.Jit, one small kernel launch per tree level. :meth:`BVH.refit` reuses
+those two steps with new vertex positions (same topology).
 
 Layout (flat Dr.Jit arrays)
 ---------------------------
@@ -37,8 +39,9 @@ node fetch tests both children)::
 
 A reference is an interior node index, or ``0x80000000 | start << 4 | (count-1)``
 for a leaf covering the reordered triangles ``[start, start + count)``. Per
-reordered triangle we store 12 floats ``[p0, e1 = p1 - p0, e2 = p2 - p0,
-bits(prim), 0, 0]``. Both arrays are read with 4-wide packet gathers.
+reordered triangle we store 16 floats (one 64-byte cache line) ``[p0, e1 = p1 -
+p0, e2 = p2 - p0, bits(prim), 0...]``. Both arrays are read with 4-wide packet
+gathers.
 
 Traversal (Dr.Jit kernel, LLVM and CUDA alike)
 ----------------------------------------------
@@ -59,9 +62,8 @@ parallel axis contributes ``(-inf, inf)``, or NaN when the origin lies exactly
 on a face plane (``0 * inf``): such NaNs are dropped by the min/max order, so the
 ray counts as inside that slab. The far distance is enlarged by ``1 + 2 gamma_3``
 (Ize 2013, "Robust BVH ray traversal") so that rounding never culls a box the
-ray touches. Ray-triangle
-tests are Möller & Trumbore 1997 ("Fast, minimum storage ray/triangle
-intersection"), two-sided. Triangles of (numerically) zero area are stored with
+ray touches. Ray-triangle tests are Möller & Trumbore 1997 ("Fast, minimum
+storage ray/triangle intersection"), two-sided. Triangles of (numerically) zero area are stored with
 zero edges, whose determinant is exactly 0, so they never hit and never make NaNs.
 
 Ray intersection is not differentiated: the inputs are detached, the outputs are
@@ -206,8 +208,7 @@ def _validate(positions: Any, faces: Any, where: str) -> tuple[np.ndarray, np.nd
         raise ValueError(f"{where}: no vertex positions (empty array)")
     if not (np.issubdtype(p.dtype, np.floating) or np.issubdtype(p.dtype, np.integer)):
         raise ValueError(f"{where}: positions must be numeric, got dtype {p.dtype}")
-    # A private copy: Dr.Jit maps it without copying and reads it asynchronously.
-    p = np.array(p, dtype=np.float32, order="C", copy=True)
+    p = np.ascontiguousarray(p, dtype=np.float32)   # read only; _to_dr copies it
     if not np.all(np.isfinite(p)):
         bad = int(np.argmax(~np.isfinite(p).all(axis=1)))
         raise ValueError(f"{where}: vertex {bad} has a NaN or infinite coordinate "
