@@ -35,6 +35,8 @@ from .scene import make_opaque
 #: move geometry (shapes) or the camera (sensors).
 SHAPE_BOUNDARY_SUFFIXES = ("vertex_positions", "to_world")
 SENSOR_BOUNDARY_SUFFIXES = ("to_world", "x_fov")
+#: emitter parameters that move shadow edges (point/directional lights, envmaps)
+EMITTER_BOUNDARY_SUFFIXES = ("position", "to_world", "direction")
 
 
 class _Entry:
@@ -190,6 +192,8 @@ class SceneParameters(Mapping):
             return entry.suffix in SHAPE_BOUNDARY_SUFFIXES
         if entry.owner in getattr(self.scene, "sensors", ()):
             return entry.suffix in SENSOR_BOUNDARY_SUFFIXES
+        if entry.owner in getattr(self.scene, "emitters", ()):
+            return entry.suffix in EMITTER_BOUNDARY_SUFFIXES
         return False
 
     def differentiable_keys(self) -> list[str]:
