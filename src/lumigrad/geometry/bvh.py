@@ -625,7 +625,7 @@ class BVH:
         e2 = dr.select(degenerate, 0.0, e2)
         # One 16-wide packet scatter (separate scatters into one array would each
         # become a kernel of their own).
-        rec = dr.zeros(Float, 16 * F)
+        rec = dr.empty(Float, 16 * F)        # fully written by the packet scatter
         zero = dr.zeros(Float, F)
         dr.scatter(rec, bk.module.ArrayXf([v[0].x, v[0].y, v[0].z, e1.x, e1.y, e1.z, e2.x, e2.y,
                                            e2.z, dr.reinterpret_array(Float, prim)] + [zero] * 6),
@@ -645,7 +645,7 @@ class BVH:
         UInt32, Float = bk.UInt32, bk.Float
         n_nodes = self._child_ref.shape[0]
         n_leaves = self._leaf_starts.size
-        table = dr.zeros(Float, 8 * (n_nodes + n_leaves + 1))
+        table = dr.empty(Float, 8 * (n_nodes + n_leaves + 1))   # every entry is written
         inf = dr.inf
         ArrayXf = bk.module.ArrayXf
 
@@ -675,18 +675,28 @@ class BVH:
         dr.eval(table)
 
         src = self._box_src_dr
-        for a, b in reversed(self._levels):
-            i = dr.arange(UInt32, b - a) + dr.opaque(UInt32, a)
+        def union(i):
             (l0, h0), (l1, h1) = get(dr.gather(UInt32, src, i * 2)), \
                 get(dr.gather(UInt32, src, i * 2 + 1))
-            put([_min(l0[c], l1[c]) for c in range(3)], [_max(h0[c], h1[c]) for c in range(3)], i)
+            u_lo = [_min(l0[c], l1[c]) for c in range(3)]
+            u_hi = [_max(h0[c], h1[c]) for c in range(3)]
+            dr.eval(u_lo, u_hi)
+            return u_lo, u_hi
+
+        for a, b in reversed(self._levels):
+            i = dr.arange(UInt32, b - a) + dr.opaque(UInt32, a)
+            # The gathers are evaluated and released (union() returns) before the
+            # scatter: a scatter into an array that pending gathers still read
+            # would copy the whole table (copy-on-write) once per level.
+            u_lo, u_hi = union(i)
+            put(u_lo, u_hi, i)
             dr.eval(table)
 
         i = dr.arange(UInt32, n_nodes)
         (l0, h0), (l1, h1) = get(dr.gather(UInt32, src, i * 2)), get(dr.gather(UInt32, src, i * 2 + 1))
         ref = self._child_ref_dr
         zero = dr.zeros(Float, n_nodes)
-        rec = dr.zeros(Float, 16 * n_nodes)
+        rec = dr.empty(Float, 16 * n_nodes)
         dr.scatter(rec, ArrayXf([*l0, *h0, *l1, *h1,
                                  dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2)),
                                  dr.reinterpret_array(Float, dr.gather(UInt32, ref, i * 2 + 1)),
