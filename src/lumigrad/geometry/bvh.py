@@ -693,7 +693,8 @@ class BVH:
             dr.eval(table)
 
         i = dr.arange(UInt32, n_nodes)
-        (l0, h0), (l1, h1) = get(dr.gather(UInt32, src, i * 2)), get(dr.gather(UInt32, src, i * 2 + 1))
+        (l0, h0), (l1, h1) = get(dr.gather(UInt32, src, i * 2)), \
+            get(dr.gather(UInt32, src, i * 2 + 1))
         ref = self._child_ref_dr
         zero = dr.zeros(Float, n_nodes)
         rec = dr.empty(Float, 16 * n_nodes)
