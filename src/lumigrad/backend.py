@@ -69,6 +69,25 @@ TensorXu = TensorXb = PCG32 = Texture2f = Texture3f = None  # type: ignore
 Color3f = Point3f = Vector3f = Normal3f = Point2f = Vector2f = None  # type: ignore
 
 
+def from_numpy(dtype: type, array: "np.ndarray") -> object:
+    """A Dr.Jit array of ``dtype`` over a private, 64-byte aligned copy of ``array``.
+
+    ``Float(ndarray)`` maps numpy's memory without copying and Dr.Jit flags it
+    unaligned unless it is 64-byte aligned; kernels reading it then compile
+    differently (unaligned loads, scalar instead of packet gathers) and are
+    recompiled depending on where numpy happened to allocate. The private copy
+    also stops later writes to the user's array from changing the scene.
+    """
+    import numpy as np
+
+    a = np.ascontiguousarray(array).ravel()
+    buf = np.empty(a.size + 64 // max(a.itemsize, 1), a.dtype)
+    off = (-buf.ctypes.data % 64) // a.itemsize
+    view = buf[off:off + a.size]
+    view[...] = a
+    return dtype(view)
+
+
 def cuda_available() -> bool:
     """True when Dr.Jit can use a CUDA device."""
     try:

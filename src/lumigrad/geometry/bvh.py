@@ -167,21 +167,7 @@ def _ceil_log2(x: np.ndarray) -> np.ndarray:
     return np.ceil(np.log2(np.maximum(x, 1))).astype(np.int64)
 
 
-def _to_dr(dtype: Any, a: np.ndarray) -> Any:
-    """A Dr.Jit array over a 64-byte aligned copy of a numpy array (flattened).
-
-    ``Float(ndarray)`` maps numpy's memory without copying, and Dr.Jit flags it
-    as unaligned unless it is 64-byte aligned (``dr.copy`` keeps the flag); its
-    kernels then compile differently (unaligned loads, scalar instead of packet
-    gathers), so they would be recompiled depending on where numpy happened to
-    allocate. An aligned private copy avoids both (and any aliasing of user data).
-    """
-    a = np.ascontiguousarray(a).ravel()
-    buf = np.empty(a.size + 64 // a.itemsize, a.dtype)
-    off = (-buf.ctypes.data % 64) // a.itemsize
-    view = buf[off:off + a.size]
-    view[...] = a
-    return dtype(view)
+_to_dr = bk.from_numpy  # aligned private copies (see backend.from_numpy)
 
 
 # Kernel min/max as compare + select, with defined NaN semantics on both

@@ -52,9 +52,8 @@ class Mesh:
         self.face_normals = bool(face_normals) or vertex_normals is None
         self.vertex_count = int(v.shape[0])
         self.face_count = int(f.shape[0])
-        # Own copies: Float(np_array) may share memory with the user's array.
-        self.vertex_positions = bk.Float(v.ravel().copy())
-        self.faces = bk.UInt32(f.ravel().copy())
+        self.vertex_positions = bk.from_numpy(bk.Float, v)
+        self.faces = bk.from_numpy(bk.UInt32, f)
         self.vertex_normals = None
         if vertex_normals is not None and not face_normals:
             n = np.asarray(vertex_normals, dtype=np.float32).reshape(-1, 3)
@@ -62,14 +61,14 @@ class Mesh:
                 raise ValueError(f"{where}: {n.shape[0]} normals for {v.shape[0]} vertices")
             if not np.all(np.isfinite(n)):
                 raise ValueError(f"{where}: vertex normals contain NaN or inf")
-            self.vertex_normals = bk.Float(n.ravel().copy())
+            self.vertex_normals = bk.from_numpy(bk.Float, n)
         self.vertex_texcoords = None
         if vertex_texcoords is not None:
             uv = np.asarray(vertex_texcoords, dtype=np.float32).reshape(-1, 2)
             if uv.shape[0] != v.shape[0]:
                 raise ValueError(f"{where}: {uv.shape[0]} texture coordinates for "
                                  f"{v.shape[0]} vertices")
-            self.vertex_texcoords = bk.Float(uv.ravel().copy())
+            self.vertex_texcoords = bk.from_numpy(bk.Float, uv)
         self.to_world = Transform4f()
 
     # -- accessors ---------------------------------------------------------

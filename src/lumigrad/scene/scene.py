@@ -104,10 +104,9 @@ class Scene:
         faces_np = np.concatenate([s.faces_numpy().astype(np.int64) + off
                                    for s, off in zip(shapes, self.vertex_offsets[:-1])])
         self.faces_np = faces_np.astype(np.uint32)
-        self.faces = bk.UInt32(self.faces_np.ravel())
-        self.prim_shape = bk.UInt32(np.repeat(np.arange(len(shapes), dtype=np.uint32),
-                                              counts_f))
+        self.faces = bk.from_numpy(bk.UInt32, self.faces_np)
         self.prim_shape_np = np.repeat(np.arange(len(shapes), dtype=np.uint32), counts_f)
+        self.prim_shape = bk.from_numpy(bk.UInt32, self.prim_shape_np)
 
         # Optional vertex attributes, padded with zeros for shapes that lack them.
         self.has_normals = any(s.vertex_normals is not None for s in shapes)
@@ -123,10 +122,10 @@ class Scene:
             self.texcoords = dr.concat(parts) if len(parts) > 1 else parts[0]
 
         # Per-shape material and area-emitter indices, gathered per triangle.
-        self.prim_bsdf = dr.gather(bk.UInt32, bk.UInt32(np.array(self.shape_bsdf, np.uint32)),
+        self.prim_bsdf = dr.gather(bk.UInt32, bk.from_numpy(bk.UInt32, np.array(self.shape_bsdf, np.uint32)),
                                    self.prim_shape)
         self.prim_emitter = dr.gather(
-            bk.UInt32, bk.UInt32(np.array(self.shape_area_emitter, np.uint32)), self.prim_shape)
+            bk.UInt32, bk.from_numpy(bk.UInt32, np.array(self.shape_area_emitter, np.uint32)), self.prim_shape)
 
         # Acceleration structure over detached positions; rebuilt when geometry moved.
         pos_np = np.array(dr.detach(self.positions), dtype=np.float32).reshape(-1, 3)
@@ -165,7 +164,10 @@ class Scene:
             if total <= 0:
                 raise ValueError(f"emissive shape {e.shape.id!r} has zero surface area")
             cdf = np.concatenate([[0.0], np.cumsum(area)]) / total
-            self._area_tables.append((lo_f, hi_f - lo_f, bk.Float(cdf.astype(np.float32)), total))
+            self._area_tables.append((lo_f, hi_f - lo_f,
+                                      bk.from_numpy(bk.Float, cdf.astype(np.float32)), total))
+        self._area_totals = bk.from_numpy(
+            bk.Float, np.array([t[3] for t in self._area_tables] or [1.0], np.float32))
         self._n_faces = n_faces
         dr.make_opaque(self.positions, self.faces, self.prim_shape, self.prim_bsdf,
                        self.prim_emitter, self.shape_smooth)
@@ -351,8 +353,7 @@ class Scene:
             return dr.zeros(bk.Float, dr.width(si.t))
         idx = self.emitter_index(si, active)
         is_em = active & si.valid & (idx != INVALID)
-        totals = bk.Float(np.array([t[3] for t in self._area_tables], np.float32))
-        total = dr.gather(bk.Float, totals, dr.select(is_em, idx, 0), is_em)
+        total = dr.gather(bk.Float, self._area_totals, dr.select(is_em, idx, 0), is_em)
         dist2 = dr.squared_norm(si.p - p_ref)
         cos_l = dr.abs(si.wi[2])
         pdf = dist2 / dr.maximum(cos_l * total, 1e-30) / len(self.emitters)
