@@ -167,6 +167,9 @@ def _ceil_log2(x: np.ndarray) -> np.ndarray:
     return np.ceil(np.log2(np.maximum(x, 1))).astype(np.int64)
 
 
+#: barycentric tolerance of the ray-triangle test (watertight shared edges)
+_EDGE_EPS = 1e-6
+
 _to_dr = bk.from_numpy  # aligned private copies (see backend.from_numpy)
 
 
@@ -828,7 +831,11 @@ class BVH:
             qvec = dr.cross(tvec, e1)
             v = dr.dot(d, qvec) * inv_det
             t = dr.dot(e2, qvec) * inv_det
-            hit = (det != 0) & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0) & (t < t_best)
+            # A tolerance of _EDGE_EPS in barycentric space closes the cracks that
+            # rounding opens along edges shared by two triangles (a ray through a
+            # shared edge must hit one of them, not slip between both).
+            hit = (det != 0) & (u >= -_EDGE_EPS) & (v >= -_EDGE_EPS) & \
+                (u + v <= 1 + _EDGE_EPS) & (t > 0) & (t < t_best)
             if any_hit:
                 found = found | hit
             else:
