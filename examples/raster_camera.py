@@ -12,7 +12,6 @@ Run: ``python examples/raster_camera.py [--res 128] [--iters 200] [--out DIR]``.
 from __future__ import annotations
 
 import argparse
-import os
 
 import drjit as dr
 import numpy as np
@@ -20,7 +19,7 @@ from drjit.opt import Adam
 from tqdm import tqdm
 
 import lumigrad  # noqa: F401  (binds the variant)
-from lumigrad.io import write_image
+from lumigrad.viz import save_before_after
 from lumigrad.raster import PerspectiveCamera, Pipeline
 
 TRUE_POSITION = (0.8, 1.6, 2.4)
@@ -71,10 +70,7 @@ def main(resolution: int = 128, iterations: int = 200, lr: float = 0.04,
     params.update(opt)
     after = pipe.forward().numpy()
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        write_image(os.path.join(out_dir, "target.png"), target)
-        write_image(os.path.join(out_dir, "before.png"), before)
-        write_image(os.path.join(out_dir, "after.png"), after)
+        save_before_after(out_dir, target, before, after)
     result = {"losses": losses, "position_errors": errors,
               "initial_loss": float(np.mean((before - target) ** 2)),
               "final_loss": float(np.mean((after - target) ** 2)),

@@ -22,7 +22,7 @@ from drjit.opt import Adam
 from tqdm import tqdm
 
 import lumigrad  # noqa: F401  (binds the variant)
-from lumigrad.io import write_image
+from lumigrad.viz import save_before_after
 from lumigrad.raster import (AnalyticAntialias, PerspectiveCamera, Pipeline, RasterizeThenSplat,
                              Resolve, SilhouetteShader, TriangleMesh)
 
@@ -119,10 +119,7 @@ def main(resolution: int = 96, iterations: int = 300, lr: float = 0.01,
     # the same vertex ordering: mean distance to the target's corresponding vertices
     vertex_error = float(np.linalg.norm(p - q, axis=1).mean()) if len(p) == len(q) else None
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        write_image(os.path.join(out_dir, "target.png"), targets[0][0])
-        write_image(os.path.join(out_dir, "before.png"), before)
-        write_image(os.path.join(out_dir, "after.png"), views[0][0].forward())
+        save_before_after(out_dir, targets[0][0], before, views[0][0].forward())
         mesh.write_obj(os.path.join(out_dir, "optimized.obj"))
         mesh.write_ply(os.path.join(out_dir, "optimized.ply"))
     result = {"losses": losses, "initial_loss": losses[0] if losses else final,

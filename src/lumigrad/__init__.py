@@ -24,6 +24,7 @@ from .ad.derivatives import GradientReport, check_gradient, derivative_image  # 
 from .ad.losses import l1, l2, mse, rmse  # noqa: E402
 from .geometry.mesh import Mesh  # noqa: E402
 from .geometry.transform import Transform4f, rotation_matrix, rotation_matrix_rad  # noqa: E402
+from . import viz  # noqa: E402,F401  (matplotlib is imported lazily inside)
 from .io import read_image, write_image  # noqa: E402
 from .render import render  # noqa: E402
 from .scene.cornell import cornell_box, cornell_box_dict  # noqa: E402

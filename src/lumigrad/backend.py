@@ -69,7 +69,7 @@ TensorXu = TensorXb = PCG32 = Texture2f = Texture3f = None  # type: ignore
 Color3f = Point3f = Vector3f = Normal3f = Point2f = Vector2f = None  # type: ignore
 
 
-def from_numpy(dtype: type, array: "np.ndarray") -> object:
+def from_numpy(dtype: type, array: object) -> object:
     """A Dr.Jit array of ``dtype`` over a private, 64-byte aligned copy of ``array``.
 
     ``Float(ndarray)`` maps numpy's memory without copying and Dr.Jit flags it

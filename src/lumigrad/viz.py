@@ -186,3 +186,15 @@ def side_by_side(images: Sequence[Any], titles: Sequence[str] | None = None,
     if path is not None:
         _save(fig, path, dpi=dpi)
     return fig
+
+
+def save_before_after(out_dir: str, target: Any, before: Any, after: Any,
+                      exposure: float = 0.0) -> None:
+    """Write ``target.png``, ``before.png``, ``after.png`` and a side-by-side
+    ``comparison.png`` into ``out_dir`` (the inverse-rendering examples' output)."""
+    from .io import write_image
+    os.makedirs(out_dir, exist_ok=True)
+    for name, image in (("target", target), ("before", before), ("after", after)):
+        write_image(os.path.join(out_dir, f"{name}.png"), image, exposure=exposure)
+    side_by_side([target, before, after], ["target", "before", "after"],
+                 os.path.join(out_dir, "comparison.png"), exposure=exposure)
