@@ -196,6 +196,8 @@ def bench_memory(res: int, spp: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--configs", default=None,
+                   help="comma-separated RESxSPP list, e.g. 256x64,512x128 (default both)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--memory", action="store_true")
     p.add_argument("--memory-child", type=int, default=None)
@@ -217,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  ratio max_depth 64 / 4 (peak RSS): {rows[-1]['peak_mib'] / rows[0]['peak_mib']:.3f}")
         return
     configs = [(128, 16)] if args.quick else [(256, 64), (512, 128)]
+    if args.configs:
+        configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
     print(f"{'size':>8} {'spp':>4} | {'render':>8} {'forward':>8} {'reverse':>8} | "
           f"{'fwd/r':>6} {'rev/r':>6} | {'Msamples/s':>10} | first render (compile)")
     for res, spp in configs:
