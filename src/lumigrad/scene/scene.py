@@ -166,6 +166,17 @@ class Scene:
             cdf = np.concatenate([[0.0], np.cumsum(area)]) / total
             self._area_tables.append((lo_f, hi_f - lo_f,
                                       bk.from_numpy(bk.Float, cdf.astype(np.float32)), total))
+        # Emitter selection: probability proportional to each sampling_weight.
+        w_sel = np.array([float(getattr(e, "sampling_weight", 1.0)) for e in self.emitters]
+                         or [1.0], np.float64)
+        if not np.all(np.isfinite(w_sel)) or w_sel.min() < 0 or w_sel.sum() <= 0:
+            raise ValueError("emitter sampling weights must be non-negative and not all zero")
+        prob = w_sel / w_sel.sum()
+        self._emitter_prob = bk.from_numpy(bk.Float, prob.astype(np.float32))
+        self._emitter_cdf = bk.from_numpy(
+            bk.Float, np.concatenate([[0.0], np.cumsum(prob)]).astype(np.float32))
+        self._env_prob = float(prob[self.emitters.index(self.environment)]) \
+            if self.environment is not None else 0.0
         self._area_totals = bk.from_numpy(
             bk.Float, np.array([t[3] for t in self._area_tables] or [1.0], np.float32))
         self._n_faces = n_faces
@@ -311,19 +322,25 @@ class Scene:
     def sample_emitter_direction(self, p_ref: Any, s1: Any, s2: Any, active: Any) -> tuple:
         """Sample a direction towards an emitter from ``p_ref``.
 
-        Picks an emitter uniformly (probability 1/N, as Mitsuba) with ``s1``,
-        then samples it with ``s2``. Returns ``(d, dist, pdf, weight, delta)``:
-        unit direction, distance (inf for emitters at infinity), solid-angle pdf
-        including the selection probability (1/N for delta emitters), the
-        weight radiance/pdf, and whether the emitter is a delta light.
-        Visibility is *not* tested here.
+        Picks an emitter with ``s1``, with probability proportional to its
+        ``sampling_weight`` (uniformly by default, as Mitsuba), then samples it
+        with ``s2``. Returns ``(d, dist, pdf, weight, delta)``: unit direction,
+        distance (inf for emitters at infinity), solid-angle pdf including the
+        selection probability (just the selection probability for delta
+        emitters), the weight radiance/pdf, and whether the emitter is a delta
+        light. Visibility is *not* tested here.
         """
         n = len(self.emitters)
         if n == 0:
             z = dr.zeros(bk.Float, dr.width(s1))
             return (dr.zeros(bk.Array3f, dr.width(s1)), z, z, dr.zeros(bk.Array3f, dr.width(s1)),
                     dr.full(bk.Bool, False, dr.width(s1)))
-        idx = dr.minimum(bk.UInt32(s1 * n), n - 1)
+        if n > 1:
+            cdf = self._emitter_cdf
+            idx = dr.binary_search(0, n - 1, lambda i: dr.gather(bk.Float, cdf, i + 1) <= s1)
+            idx = dr.minimum(bk.UInt32(idx), n - 1)
+        else:
+            idx = dr.zeros(bk.UInt32, dr.width(s1))
 
         funcs = []
         for k, e in enumerate(self.emitters):
@@ -341,9 +358,9 @@ class Scene:
             d, dist, pdf, w, delta = funcs[0](p_ref, s2, active)
         else:
             d, dist, pdf, w, delta = dr.switch(idx, funcs, p_ref, s2, active)
-        # Selection probability 1/n.
-        pdf = pdf * (1.0 / n)
-        w = w * float(n)
+        p_sel = dr.gather(bk.Float, self._emitter_prob, idx)
+        pdf = pdf * p_sel
+        w = w * dr.rcp(p_sel)
         return d, dist, pdf, w, delta
 
     def pdf_area_emitter(self, p_ref: Any, si: SurfaceInteraction, active: Any) -> Any:
@@ -356,13 +373,15 @@ class Scene:
         total = dr.gather(bk.Float, self._area_totals, dr.select(is_em, idx, 0), is_em)
         dist2 = dr.squared_norm(si.p - p_ref)
         cos_l = dr.abs(si.wi[2])
-        pdf = dist2 / dr.maximum(cos_l * total, 1e-30) / len(self.emitters)
+        p_sel = dr.gather(bk.Float, self._emitter_prob, dr.select(is_em, idx, 0), is_em)
+        pdf = dist2 / dr.maximum(cos_l * total, 1e-30) * p_sel
         return dr.detach(dr.select(is_em & (cos_l > 1e-7), pdf, 0.0))
 
     def pdf_environment(self, p_ref: Any, d: Any, active: Any) -> Any:
         if self.environment is None:
             return dr.zeros(bk.Float, dr.width(d))
-        return dr.detach(self.environment.pdf_direction(p_ref, d, active)) / len(self.emitters)
+        p_sel = self._env_prob
+        return dr.detach(self.environment.pdf_direction(p_ref, d, active)) * p_sel
 
     def __repr__(self) -> str:
         return (f"Scene(shapes={len(self.shapes)}, triangles={self._n_faces}, "
