@@ -101,18 +101,17 @@ class _RenderOp(dr.CustomOp):
                     dr.make_opaque(t)  # a literal tangent would be baked into the kernel
                     dr.set_grad(new_value, t)
                 fresh[key] = new_value
-            self.params._entries[self.params._resolve(key)].setter(new_value)
+            self.params.store(key, new_value)
         self._after_swap()
         return saved, fresh
 
     def _after_swap(self) -> None:
-        if any(self.params._entries[self.params._resolve(k)].owner in self.scene.shapes
-               for k in self.keys):
+        if any(self.params.owner(k) in self.scene.shapes for k in self.keys):
             self.scene.update()
 
     def _restore(self, saved: dict) -> None:
         for key, value in saved.items():
-            self.params._entries[self.params._resolve(key)].setter(value)
+            self.params.store(key, value)
         self._after_swap()
 
     def forward(self) -> None:

@@ -196,6 +196,15 @@ class SceneParameters(Mapping):
             return entry.suffix in EMITTER_BOUNDARY_SUFFIXES
         return False
 
+    def owner(self, key: str) -> Any:
+        """The plugin object that holds parameter ``key``."""
+        return self._entries[self._resolve(key)].owner
+
+    def store(self, key: str, value: Any) -> None:
+        """Write ``value`` into the scene object at once (no checks, no buffer
+        rebuild): for internal swaps of values that already passed the checks."""
+        self._entries[self._resolve(key)].setter(value)
+
     def differentiable_keys(self) -> list[str]:
         return [k for k in self._entries if self.is_differentiable(k)]
 
