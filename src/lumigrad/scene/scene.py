@@ -137,8 +137,15 @@ class Scene:
         if self.accel is None or self._positions_np is None or \
                 self._positions_np.shape != pos_np.shape:
             self.accel = _build_accel(pos_np, self.faces_np)
+            self._accel_cost = _sah_cost(self.accel)
         elif not np.array_equal(self._positions_np, pos_np):
             self.accel.refit(pos_np)
+            # Refitting keeps the topology: after large motions the tree gets
+            # loose, so rebuild once its quality has halved.
+            cost = _sah_cost(self.accel)
+            if cost > 2.0 * self._accel_cost:
+                self.accel = _build_accel(pos_np, self.faces_np)
+                self._accel_cost = _sah_cost(self.accel)
         self._positions_np = pos_np
 
         # Scene bounds, for infinite emitters.
@@ -396,6 +403,11 @@ def make_opaque(value: Any) -> None:
         dr.make_opaque(value.matrix, value.inverse)
     elif isinstance(value, dr.ArrayBase):
         dr.make_opaque(value)
+
+
+def _sah_cost(accel: Any) -> float:
+    fn = getattr(accel, "sah_cost", None)
+    return float(fn()) if fn is not None else 0.0
 
 
 def _build_accel(positions: np.ndarray, faces: np.ndarray) -> Any:
