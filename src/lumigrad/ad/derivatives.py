@@ -30,7 +30,7 @@ import numpy as np
 from .. import backend as bk
 from ..bsdfs import frozen_sampling
 from ..geometry.transform import Transform4f
-from ..render import render
+from ..render import render, render_forward
 from ..scene.params import SceneParameters, traverse
 
 
@@ -61,29 +61,18 @@ def derivative_image(scene: Any, key_or_variable: Union[str, Any], spp: Optional
     ``params.update()`` first). The scene is left as it was.
     """
     if isinstance(key_or_variable, str):
+        # Tangent pass only: no primal image is rendered (render_forward).
         params = params if params is not None else traverse(scene)
         key = key_or_variable
         if not params.is_differentiable(key):
             raise ValueError(f"scene parameter {key!r} is not differentiable")
-        original = params[key]
-        leaf = _leaf_like(original)
-        params[key] = leaf
-        params.update()
-        try:
-            image = render(scene, params, sensor=sensor, spp=spp, seed=seed,
-                           integrator=integrator, seed_grad=seed)
-            raw = _raw(leaf)
-            if direction is None:
-                dr.forward(raw)
-            else:
-                dr.set_grad(raw, direction)
-                dr.forward_to(image)
-            grad = dr.grad(image)
-        finally:
-            params[key] = type(original)(dr.detach(_raw(original))) \
-                if not isinstance(original, Transform4f) else original
-            params.update()
-        return grad
+        raw = _raw(params[key])
+        if direction is None:
+            tangent = dr.ones(type(raw)) if dr.is_matrix_v(raw) else dr.ones_like(dr.detach(raw))
+        else:
+            tangent = type(raw)(direction)
+        return render_forward(scene, params, {key: tangent}, sensor=sensor, spp=spp,
+                              seed=seed, integrator=integrator)
     variable = key_or_variable
     if not (isinstance(variable, dr.ArrayBase) and dr.grad_enabled(variable)):
         raise TypeError("derivative_image: expected a parameter key or a grad-enabled "
