@@ -26,7 +26,7 @@ from .geometry.mesh import Mesh  # noqa: E402
 from .geometry.transform import Transform4f, rotation_matrix, rotation_matrix_rad  # noqa: E402
 from . import viz  # noqa: E402,F401  (matplotlib is imported lazily inside)
 from .io import read_image, write_image  # noqa: E402
-from .render import render  # noqa: E402
+from .render import render, render_forward  # noqa: E402
 from .scene.cornell import cornell_box, cornell_box_dict  # noqa: E402
 from .scene.loader import SceneLoadError, load_dict, load_file, load_string  # noqa: E402
 from .scene.params import SceneParameters, traverse  # noqa: E402
@@ -35,7 +35,7 @@ from .scene.scene import Scene  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "set_variant", "variant", "variants", "render", "traverse", "SceneParameters", "Scene",
+    "set_variant", "variant", "variants", "render", "render_forward", "traverse", "SceneParameters", "Scene",
     "load_file", "load_string", "load_dict", "cornell_box", "cornell_box_dict",
     "SceneLoadError", "Transform4f", "rotation_matrix", "rotation_matrix_rad", "Mesh",
     "derivative_image", "check_gradient", "GradientReport", "l1", "l2", "mse", "rmse",
