@@ -45,7 +45,9 @@ def _render_with_progress(scene: Any, spp: Optional[int], seed: int, sensor: int
 
     sensor_obj = _resolve_sensor(scene, sensor)
     integrator = _default_integrator(scene)
-    spp = spp or sensor_obj.sampler.sample_count
+    spp = spp if spp is not None else sensor_obj.sampler.sample_count
+    if spp < 1:
+        raise ValueError(f"--spp must be at least 1, got {spp}")
     passes = integrator._passes(scene, sensor_obj, spp)
     bar = tqdm(total=len(passes), desc="rendering", unit="pass", disable=len(passes) < 2,
                file=sys.stderr)
@@ -96,7 +98,8 @@ def cmd_derivative(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import lumigrad as lg
     scene = _load(args)
-    report = lg.check_gradient(scene, args.param, spp=args.spp or 16, seed=args.seed)
+    report = lg.check_gradient(scene, args.param, spp=args.spp if args.spp is not None else 16,
+                               seed=args.seed)
     print(report)
     return 0 if report.ok() else 1
 
@@ -184,6 +187,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, KeyError, FileNotFoundError, TypeError) as e:
         print(f"lumigrad: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
