@@ -143,3 +143,18 @@ DICT_ERRORS = [
 def test_dict_errors_name_the_path(plugins, d, match):
     with pytest.raises(SceneLoadError, match=match):
         loader.instantiate_dict(d)
+
+
+def test_in_memory_images_for_bitmap_and_envmap() -> None:
+    """Mitsuba's dict form takes image arrays for a bitmap's data and an envmap."""
+    import lumigrad as lg
+    img = np.random.default_rng(0).uniform(0, 1, (8, 16, 3)).astype(np.float32)
+    scene = lg.load_dict({
+        "type": "scene",
+        "r": {"type": "rectangle",
+              "bsdf": {"type": "diffuse", "reflectance": {"type": "bitmap", "data": img}}},
+        "env": {"type": "envmap", "bitmap": img},
+    })
+    params = lg.traverse(scene)
+    np.testing.assert_allclose(np.array(params["r.bsdf.reflectance.data"]), img, rtol=1e-6)
+    assert tuple(params["env.data"].shape) == (8, 16, 3)

@@ -106,6 +106,8 @@ class EnvironmentMapEmitter(Emitter):
         "scale": Param("float", default=1.0, doc="factor applied to the image's radiance"),
         "to_world": Param("transform", default=None, doc="emitter-to-world transform"),
         "sampling_weight": Param("float", default=1.0, min=0.0),
+        "bitmap": Param("image", default=None,
+                        doc="an in-memory lat-long image (H x W x C, linear) instead of a file"),
     }
     is_infinite = True
 

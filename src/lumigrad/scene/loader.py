@@ -358,6 +358,10 @@ class _Builder:
                 return (float(val),) * 3
             return tuple(float(x) for x in val)
 
+        if kind == "image":
+            if tag != "image":
+                raise bad("an image array (height x width x channels)")
+            return v
         if kind == "float_or_string":
             # e.g. an index of refraction: a number, or a name the plugin resolves
             if tag == "string":
@@ -557,6 +561,11 @@ def _dict_value(key: str, value: Any, where: str) -> Union[PropDesc, ObjectDesc,
                                  "numbers") from None
         if not np.all(np.isfinite(arr)):
             raise SceneLoadError(f"{where}: value contains NaN or inf")
+        if arr.ndim == 3 or (arr.ndim == 2 and arr.shape not in ((4, 4), (3, 3))
+                             and min(arr.shape) > 1):
+            # An in-memory image (H x W [x C]) for a bitmap's `data` or an envmap's `bitmap`.
+            img = arr.astype(np.float32)
+            return PropDesc(key, "image", img if img.ndim == 3 else img[..., None], where)
         if arr.shape in ((4, 4), (3, 3)):
             return PropDesc(key, "transform", Transform4f(arr), where)
         if arr.size == 1:

@@ -19,6 +19,7 @@ Kinds of value and what the constructor receives:
 ============  ===============================================================
 ``float``     Python ``float``
 ``float_or_string``  a ``float``, or a ``str`` the plugin resolves (e.g. IOR names)
+``image``     a float32 ``np.ndarray`` (H, W, C): in-memory images, dict form only
 ``int``       Python ``int``
 ``bool``      Python ``bool``
 ``string``    Python ``str`` (``choices`` restricts it)

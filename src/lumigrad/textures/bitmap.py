@@ -88,6 +88,8 @@ class BitmapTexture(Texture):
         "raw": Param("bool", default=False,
                      doc="use 8/16-bit values as they are (no sRGB decoding); EXR is linear"),
         "to_uv": Param("transform", default=None, doc="transform applied to uv"),
+        "data": Param("image", default=None,
+                      doc="an in-memory image (H x W x C, linear) instead of a file"),
     }
 
     def __init__(self, filename: str | None = None, filter_type: str = "bilinear",
