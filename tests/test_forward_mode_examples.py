@@ -1,23 +1,16 @@
 """The forward-mode examples run end to end (tiny images) and produce what they claim."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from .conftest import load_example
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+
 
 
 def test_forward_derivative_image_example(tmp_path, capsys):
-    out = _load("forward_derivative_image").main(
+    out = load_example("forward_derivative_image").main(
         ["--res", "16", "--spp", "4", "--output", str(tmp_path)])
     g, gt = out["grad_image"], out["grad_theta"]
     assert g.shape == (16, 16, 3) and np.isfinite(g).all() and np.isfinite(gt).all()
@@ -34,7 +27,7 @@ def test_forward_derivative_image_example(tmp_path, capsys):
 
 
 def test_psdr_rotation_derivative_example(tmp_path, capsys):
-    out = _load("psdr_rotation_derivative").main(
+    out = load_example("psdr_rotation_derivative").main(
         ["--res", "16", "--spp", "4", "--output", str(tmp_path)])
     d = out["image_deriv"]
     assert d.shape == (16, 16, 3) and np.isfinite(d).all() and np.abs(d).max() > 1e-3

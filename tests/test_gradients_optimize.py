@@ -1,23 +1,16 @@
 """The optimisation example recovers the Cornell box's red wall colour (tiny run)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from .conftest import load_example
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+
 
 
 def test_optimize_cbox_wall_recovers_the_colour(tmp_path, capsys):
-    example = _load("optimize_cbox_wall")
+    example = load_example("optimize_cbox_wall")
     out = example.main(["--res", "16", "--spp", "4", "--iterations", "30",
                         "--output", str(tmp_path), "--quiet"])
     errors, losses = out["errors"], out["losses"]

@@ -5,24 +5,18 @@ optimizer and returns the loss history; the loss must fall by the stated
 factor. Images are written to a temporary folder."""
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from .conftest import load_example
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+
 
 
 def test_lights_and_albedo_example_converges(tmp_path):
-    r = load("raster_lights").main(resolution=32, iterations=100, out_dir=str(tmp_path),
+    r = load_example("raster_lights").main(resolution=32, iterations=100, out_dir=str(tmp_path),
                                    progress=False, verbose=False)
     assert r["final_loss"] < r["initial_loss"] / 100  # stated factor: 100
     assert all(np.isfinite(r["losses"]))
@@ -30,7 +24,7 @@ def test_lights_and_albedo_example_converges(tmp_path):
 
 
 def test_camera_pose_example_converges(tmp_path):
-    r = load("raster_camera").main(resolution=32, iterations=80, out_dir=str(tmp_path),
+    r = load_example("raster_camera").main(resolution=32, iterations=80, out_dir=str(tmp_path),
                                    progress=False, verbose=False)
     assert r["final_loss"] < r["initial_loss"] / 100  # stated factor: 100
     assert r["final_error"] < r["initial_error"] / 10  # the pose itself is recovered
@@ -39,7 +33,7 @@ def test_camera_pose_example_converges(tmp_path):
 def test_shape_example_converges(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # antialiasing is on: no missing-silhouette warning
-        r = load("raster_shape").main(resolution=24, iterations=30, subdivisions=2, n_views=4,
+        r = load_example("raster_shape").main(resolution=24, iterations=30, subdivisions=2, n_views=4,
                                       out_dir=str(tmp_path), progress=False, verbose=False)
     assert r["final_loss"] < r["initial_loss"] / 10  # stated factor: 10
     assert (tmp_path / "optimized.obj").exists() and (tmp_path / "optimized.ply").exists()

@@ -1,9 +1,6 @@
 """PyTorch interop through ``dr.wrap`` (skipped when torch is not installed)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import drjit as dr
 import numpy as np
 import pytest
@@ -12,21 +9,17 @@ torch = pytest.importorskip("torch")
 
 import lumigrad as lg  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from .conftest import load_example
+
 KEY = "red.reflectance.value"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_torch_gradient_matches_drjit_chain_rule():
     """torch: x -> sigmoid(x) -> render -> mean; the gradient torch receives is
     lumigrad's reverse-mode gradient times sigmoid'(x) (same samples)."""
-    example = _load("torch_interop")
+    example = load_example("torch_interop")
     scene = lg.cornell_box(res=16, spp=4, max_depth=3)
     params = lg.traverse(scene)
     render_with_colour = example.make_renderer(scene, params, spp=4)
@@ -53,7 +46,7 @@ def test_torch_gradient_matches_drjit_chain_rule():
 
 
 def test_torch_interop_example_recovers_the_colour(tmp_path):
-    example = _load("torch_interop")
+    example = load_example("torch_interop")
     out = example.main(["--res", "16", "--spp", "4", "--iterations", "30",
                         "--output", str(tmp_path), "--quiet"])
     errors = out["errors"]
