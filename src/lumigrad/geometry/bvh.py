@@ -818,9 +818,10 @@ class BVH:
 
         def tri_step(tri_cur, t_best, prim, bu, bv, found):
             """One Möller-Trumbore test of triangle ``tri_cur`` (where pending)."""
-            r0 = dr.gather(bk.Array4f, tris, tri_cur * 4 + 0)
-            r1 = dr.gather(bk.Array4f, tris, tri_cur * 4 + 1)
-            r2 = dr.gather(bk.Array4f, tris, tri_cur * 4 + 2)
+            r = dr.gather(bk.module.ArrayXf, tris, tri_cur, shape=(16, n))
+            r0 = bk.Array4f(r[0], r[1], r[2], r[3])
+            r1 = bk.Array4f(r[4], r[5], r[6], r[7])
+            r2 = bk.Array4f(r[8], r[9], r[10], r[11])
             e1 = bk.Array3f(r0.w, r1.x, r1.y)
             e2 = bk.Array3f(r1.z, r1.w, r2.x)
             pvec = dr.cross(d, e2)
@@ -847,10 +848,11 @@ class BVH:
 
         def node_step(stack, node, sp, t_best):
             """Test both child boxes of interior ``node``; descend into the nearer hit."""
-            q0 = dr.gather(bk.Array4f, nodes, node * 4 + 0)
-            q1 = dr.gather(bk.Array4f, nodes, node * 4 + 1)
-            q2 = dr.gather(bk.Array4f, nodes, node * 4 + 2)
-            q3 = dr.gather(bk.Array4f, nodes, node * 4 + 3)
+            q = dr.gather(bk.module.ArrayXf, nodes, node, shape=(16, n))
+            q0 = bk.Array4f(q[0], q[1], q[2], q[3])
+            q1 = bk.Array4f(q[4], q[5], q[6], q[7])
+            q2 = bk.Array4f(q[8], q[9], q[10], q[11])
+            q3 = bk.Array4f(q[12], q[13], q[14], q[15])
             hit_l, tn_l = slab(q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, t_best)
             hit_r, tn_r = slab(q1.z, q1.w, q2.x, q2.y, q2.z, q2.w, t_best)
             ref_l = dr.reinterpret_array(UInt32, q3.x)
