@@ -18,6 +18,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -104,8 +105,9 @@ _MITSUBA_SCRIPT = r"""
 import json, os, statistics, sys, time
 import drjit as dr, mitsuba as mi
 res, spp, repeats, variant, cbox = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+big = sys.argv[6] if len(sys.argv) > 6 else None
 mi.set_variant(variant)
-scene = mi.load_file(cbox, res=res)
+scene = mi.load_file(cbox, res=res, max_depth=8)
 params = mi.traverse(scene)
 key = 'green.reflectance.value'
 target = mi.TensorXf(mi.render(scene, spp=spp, seed=12345) * 0.9)
@@ -122,7 +124,11 @@ def reverse(i):
     dr.backward(dr.mean(dr.square(img - target), axis=None)); dr.eval(dr.grad(params[key]))
     dr.disable_grad(params[key]); params.update()
 out = {}
-for name, fn in (('render', render), ('forward', forward), ('reverse', reverse)):
+fns = [('render', render), ('forward', forward), ('reverse', reverse)]
+if big:
+    big_scene = mi.load_file(big, res=res, max_depth=8)
+    fns.append(('render_big', lambda i: dr.eval(mi.render(big_scene, spp=spp, seed=i))))
+for name, fn in fns:
     fn(0); dr.sync_thread(); ts = []
     for i in range(repeats):
         dr.sync_thread(); t0 = time.perf_counter(); fn(i + 1); dr.sync_thread()
@@ -132,9 +138,11 @@ print(json.dumps(out))
 """
 
 
-def bench_mitsuba(res: int, spp: int, repeats: int, python: str | None) -> dict | None:
-    """Time Mitsuba 3 on the same scene, in a subprocess of ``python`` (an
-    interpreter where ``mitsuba`` is installed; default: this one)."""
+def bench_mitsuba(res: int, spp: int, repeats: int, python: str | None,
+                  big: Path | None = None) -> dict | None:
+    """Time Mitsuba 3 on the same scenes (the Cornell box; with ``big``, that
+    scene file too), in a subprocess of ``python`` (an interpreter where
+    ``mitsuba`` is installed; default: this one)."""
     if not CBOX.exists():
         return None
     exe = python or sys.executable
@@ -142,7 +150,8 @@ def bench_mitsuba(res: int, spp: int, repeats: int, python: str | None) -> dict 
     env = dict(os.environ)
     try:
         out = subprocess.run([exe, "-c", _MITSUBA_SCRIPT, str(res), str(spp), str(repeats),
-                              variant, str(CBOX)], capture_output=True, text=True, env=env,
+                              variant, str(CBOX)] + ([str(big)] if big else []),
+                             capture_output=True, text=True, env=env,
                              timeout=1800)
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -153,22 +162,26 @@ def bench_mitsuba(res: int, spp: int, repeats: int, python: str | None) -> dict 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_large_mesh(res: int, spp: int, repeats: int, triangles: int = 100_000) -> dict:
-    """The Cornell box with a ~100k-triangle torus in it: the BVH dominates."""
-    import tempfile
-
+def large_mesh_scene(directory: str, triangles: int = 100_000) -> Path:
+    """Writes ``cbox_torus.xml``: the Cornell box of ``CBOX`` plus a ~100k-triangle
+    torus (PLY) in it, where the BVH dominates; both renderers load this file."""
     from lumigrad.geometry import meshio, primitives
     n_minor = 64
     n_major = max(8, triangles // (2 * n_minor))
     v, f = primitives.torus(R=0.45, r=0.18, n_major=n_major, n_minor=n_minor)[:2]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "torus.ply")
-        meshio.write_ply(path, v, f)
-        d = lg.cornell_box_dict(res=res, spp=spp)
-        d["torus"] = {"type": "ply", "filename": path,
-                      "to_world": lg.Transform4f().translate([0, 0.2, 0]).rotate([1, 0, 0], 60),
-                      "bsdf": {"type": "ref", "id": "white"}}
-        scene = lg.load_dict(d)
+    ply = Path(directory) / "torus.ply"
+    meshio.write_ply(str(ply), v, f)
+    shape = (f'<shape type="ply" id="torus"><string name="filename" value="{ply}"/>'
+             '<transform name="to_world"><rotate x="1" angle="60"/>'
+             '<translate x="0" y="0.2" z="0"/></transform><ref id="white"/></shape>')
+    xml = Path(directory) / "cbox_torus.xml"
+    xml.write_text(CBOX.read_text().replace("</scene>", shape + "\n</scene>"))
+    return xml
+
+
+def bench_large_mesh(xml: Path, res: int, spp: int, repeats: int) -> dict:
+    """Render time of the Cornell box with the torus (see large_mesh_scene)."""
+    scene = lg.load_file(xml, res=res, max_depth=8)
     tris = scene._n_faces
 
     def render(i: int) -> None:
@@ -236,23 +249,29 @@ def main(argv: list[str] | None = None) -> None:
         configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
     print(f"{'size':>8} {'spp':>4} | {'render':>8} {'forward':>8} {'reverse':>8} | "
           f"{'fwd/r':>6} {'rev/r':>6} | {'Msamples/s':>10} | first render (compile)")
+    tmp = tempfile.TemporaryDirectory()
+    big_xml = large_mesh_scene(tmp.name) if CBOX.exists() else None
     for res, spp in configs:
         r = bench_lumigrad(res, spp, args.repeats)
         print(f"{res:>6}² {spp:>4} | {r['render']:8.3f} {r['forward']:8.3f} {r['reverse']:8.3f} | "
               f"{r['forward'] / r['render']:6.2f} {r['reverse'] / r['render']:6.2f} | "
               f"{r['samples_per_s'] / 1e6:10.2f} | {r['render_first']:.2f} s")
         print(f"{'':>13} derivative_image alone (no primal image): {r['derivative_image']:.3f} s")
-        if res == configs[0][0]:
-            big = bench_large_mesh(res, spp, args.repeats)
+        first = res == configs[0][0] and big_xml is not None
+        if first:
+            big = bench_large_mesh(big_xml, res, spp, args.repeats)
             print(f"{'':>13} Cornell box + torus ({big['triangles']} triangles): render "
                   f"{big['render']:.3f} s, {big['samples_per_s'] / 1e6:.2f} M samples/s")
-        m = bench_mitsuba(res, spp, args.repeats, args.mitsuba_python)
+        m = bench_mitsuba(res, spp, args.repeats, args.mitsuba_python, big_xml if first else None)
         if m:
             print(f"{'mitsuba':>7} {spp:>4} | {m['render']:8.3f} {m['forward']:8.3f} "
                   f"{m['reverse']:8.3f} | {m['forward'] / m['render']:6.2f} "
                   f"{m['reverse'] / m['render']:6.2f} | {res * res * spp / m['render'] / 1e6:10.2f} |")
             print(f"{'':>13} ratio lumigrad / Mitsuba: render {r['render'] / m['render']:.2f}, "
                   f"forward {r['forward'] / m['forward']:.2f}, reverse {r['reverse'] / m['reverse']:.2f}")
+            if "render_big" in m:
+                print(f"{'':>13} Mitsuba, Cornell box + torus: render {m['render_big']:.3f} s; "
+                      f"ratio lumigrad / Mitsuba {big['render'] / m['render_big']:.2f}")
 
 
 if __name__ == "__main__":

@@ -492,3 +492,86 @@ def test_traversal_stats_and_quality():
     # A ray aimed at the sphere hits after testing a handful of triangles, not all 3600.
     assert 0 < tris[act].mean() < 40 and nodes[act].mean() < 60
     assert 1.5 < bvh.sah_cost() < 100
+
+
+# ---------------------------------------------------------------------------
+# small scenes: the unrolled packet traversal
+# ---------------------------------------------------------------------------
+def _stack_twin(p, f, **kw):
+    """The same BVH traversed by the stack loop (unrolling disabled on it)."""
+    twin = BVH.build(p, f, **kw)
+    twin.unroll_max_triangles = 0
+    return twin
+
+
+@pytest.mark.parametrize("n, leaf_size", [(1, 4), (9, 1), (40, 4), (64, 16)])
+def test_unrolled_matches_brute_force_and_stack(n, leaf_size):
+    p, f = soup(n, seed=60 + n, size=0.3)
+    bvh = BVH.build(p, f, leaf_size=leaf_size)
+    assert bvh.unrolled and n <= BVH.unroll_max_triangles
+    twin = _stack_twin(p, f, leaf_size=leaf_size)
+    assert not twin.unrolled
+    o, _ = random_rays(3000, seed=61)
+    rng = np.random.default_rng(62)
+    # Half the rays aimed near triangle centroids, half random.
+    target = p.reshape(-1, 3, 3).mean(1)[rng.integers(0, n, 3000)] \
+        + 0.2 * rng.standard_normal((3000, 3))
+    d = np.where(np.arange(3000)[:, None] % 2 == 0, target - o,
+                 rng.standard_normal((3000, 3))).astype(np.float32)
+    hits = check_against_reference(bvh, p, f, o, d)
+    assert hits > 300
+    a, b = trace(bvh, o, d), trace(twin, o, d)
+    assert np.array_equal(a[4], b[4]) and np.array_equal(a[1], b[1])
+    assert np.array_equal(a[0], b[0])          # the same arithmetic: bit-identical t
+    assert np.array_equal(shadow(bvh, o, d), shadow(twin, o, d))
+
+
+def test_unrolled_degenerate_parallel_and_inactive_rays():
+    # A small lattice mesh: axis-parallel rays inside box planes, plus degenerate
+    # triangles, NaN rays, tmax <= 0 and inactive lanes.
+    rng = np.random.default_rng(70)
+    p = rng.integers(0, 5, (90, 3)).astype(np.float32)
+    p[60:63] = p[60]                                     # a point triangle
+    p[63:66] = [[0, 0, 0], [1, 1, 1], [2, 2, 2]]         # a collinear one
+    f = np.arange(90, dtype=np.uint32).reshape(-1, 3)
+    bvh = BVH.build(p, f)
+    good = _tri_data(p, f)[3]
+    assert bvh.unrolled and not good[20] and not good[21]
+    assert bvh.degenerate_count == (~good).sum()
+    n = 800
+    axis = rng.integers(0, 3, n)
+    o = rng.integers(0, 5, (n, 3)).astype(np.float32)
+    o[np.arange(n), axis] = rng.choice([-1.0, 6.0], n)
+    d = np.zeros((n, 3), np.float32)
+    d[np.arange(n), axis] = np.where(o[np.arange(n), axis] < 0, 1.0, -1.0)
+    assert check_against_reference(bvh, p, f, o, d, max_marginal=0.5) > 20
+    t, prim, u, v, hit = trace(bvh, o, d)
+    assert good[prim[hit]].all()                         # degenerate ones never hit
+    o2 = o.copy()
+    o2[::7] = np.nan
+    tmax = np.where(np.arange(n) % 5 == 0, 0.0, np.inf)
+    active = np.arange(n) % 3 != 0
+    t2, prim2, _, _, hit2 = trace(bvh, o2, d, tmax, active)
+    dead = (np.arange(n) % 7 == 0) | (tmax == 0) | ~active
+    assert not hit2[dead].any() and np.all(np.isinf(t2[dead]))
+    assert np.array_equal(hit2[~dead], hit[~dead])
+    assert not shadow(bvh, o2, d, tmax, active)[dead].any()
+
+
+def test_unrolled_refit_reuses_the_kernel():
+    p, f = soup(30, seed=80, size=0.3)
+    bvh = BVH.build(p, f)
+    o, d = random_rays(500, seed=81)
+    trace(bvh, o, d), shadow(bvh, o, d)
+    moved = p + np.float32(0.05)
+    bvh.refit(moved)
+    dr.set_flag(dr.JitFlag.KernelHistory, True)
+    try:
+        dr.kernel_history()                              # clear
+        trace(bvh, o, d), shadow(bvh, o, d)
+        launched = [k for k in dr.kernel_history() if k["type"] == dr.KernelType.JIT]
+    finally:
+        dr.set_flag(dr.JitFlag.KernelHistory, False)
+    # New box/triangle values are kernel inputs, not literals: no recompilation.
+    assert launched and all(k["cache_hit"] for k in launched)
+    check_against_reference(bvh, moved, f, o, d)

@@ -45,7 +45,10 @@ def _assert_agrees(rep: lg.GradientReport, min_scale: float = 0.01) -> None:
     assert rep.finite, str(rep)
     assert rep.scale > min_scale, str(rep)
     assert max(rep.forward_vs_fd) < 2e-3, str(rep)
-    assert rep.reverse_vs_forward < 1e-5, str(rep)
+    # Forward and reverse compute the same per-sample derivatives and differ only by
+    # float32 summation order: the worst case for N = 3 * RES^2 * spp ~ 3000 terms
+    # is about N * 2^-24 ~ 2e-4 (cancelling terms for the tilt), typically far less.
+    assert rep.reverse_vs_forward < 1e-4, str(rep)
     assert rep.reverse_vs_fd < 2e-3, str(rep)
 
 
