@@ -73,6 +73,12 @@ class SamplingIntegrator:
         primary ray attached to the sensor's parameters."""
         raise NotImplementedError
 
+    def make_tape(self, n: int) -> Any:
+        """Per-lane storage that lets ``render_backward`` replay paths without
+        tracing their rays again (see ``PathIntegrator.sample``); None: replay
+        by re-tracing."""
+        return None
+
     # -- rendering ---------------------------------------------------------------
     def _passes(self, scene: Any, sensor: Any, spp: int) -> list[int]:
         w, h = sensor.resolution
@@ -173,12 +179,18 @@ class SamplingIntegrator:
         w, h = sensor.resolution
         g = dr.detach(grad_image).array if hasattr(grad_image, "array") else grad_image
         for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
-            # 1) primal pass: per-sample radiance (detached)
+            # 1) primal pass: per-sample radiance (detached); with a hit tape it
+            #    also records every vertex's hit and shadow ray, and stays
+            #    unevaluated so that the replay below runs in the same kernel.
             with dr.suspend_grad():
                 rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
                 act = dr.full(bk.Bool, True, dr.width(pixel))
-                L = self.sample(scene, rng, o, d, tmax, act, mode="primal")
-                dr.eval(L)
+                tape = self.make_tape(dr.width(pixel))
+                if tape is None:
+                    L = self.sample(scene, rng, o, d, tmax, act, mode="primal")
+                    dr.eval(L)
+                else:
+                    L, tape = self.sample(scene, rng, o, d, tmax, act, mode="primal", tape=tape)
             # 2) adjoint pass: same random numbers, replay and back-propagate
             with dr.suspend_grad():
                 rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
@@ -187,7 +199,8 @@ class SamplingIntegrator:
                                    for c in range(3)]) * (1.0 / spp)
             act = dr.full(bk.Bool, True, dr.width(pixel))
             self.sample(scene, rng, o, d, tmax, act, mode="backward",
-                        delta_L=delta_L, L_primal=L, camera=(sensor, pos))
+                        delta_L=delta_L, L_primal=L, camera=(sensor, pos),
+                        **({} if tape is None else {"tape": tape}))
             dr.eval()
 
 

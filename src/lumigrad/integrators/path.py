@@ -32,6 +32,13 @@ from ..scene.schema import Param, register
 from ..core.math import hmax
 from .base import SamplingIntegrator, mis_weight
 
+#: Longest ``max_depth`` whose reverse pass records hits on a per-lane tape
+#: (``max_depth`` words of local memory per lane); longer or unbounded paths
+#: are replayed by tracing their rays again.
+TAPE_MAX_DEPTH = 64
+_TAPE_PRIM = 0x7FFFFFFF        # triangle index bits of a tape word (all ones: no hit)
+_TAPE_OCCLUDED = 0x80000000    # the vertex's shadow ray was blocked
+
 
 def _bsdf_step(bsdf: Any, differentiable: bool) -> Any:
     """One dispatch per vertex: NEE evaluation and BSDF sampling of one material."""
@@ -82,10 +89,26 @@ class PathIntegrator(SamplingIntegrator):
     # Russian roulette ends every path long before this).
     _UNBOUNDED = 1 << 30
 
+    def make_tape(self, n: int) -> Any:
+        """A per-lane hit tape for path replay (see ``sample``), or None where the
+        path length is unbounded or longer than ``TAPE_MAX_DEPTH``."""
+        if self.max_depth < 1 or self.max_depth > TAPE_MAX_DEPTH:
+            return None
+        return dr.alloc_local(bk.UInt32, self.max_depth)
+
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
-               camera: Any = None) -> Any:
+               camera: Any = None, tape: Any = None) -> Any:
+        """Radiance along each ray (``mode='primal'``/``'forward'``), or path
+        replay (``'backward'``). With a ``tape`` (``make_tape``), the primal mode
+        records each vertex's hit triangle and shadow-ray outcome and returns
+        ``(L, tape)``; the backward mode then reads them back instead of tracing
+        rays again, so the replay costs only the shading (the two loops must run
+        in one kernel: the tape is per-lane local memory, constant in size).
+        """
         diff = mode != "primal"
+        record = tape is not None and mode == "primal"
+        replay = tape is not None and mode == "backward"
         backward = mode == "backward"
         n = dr.width(active)
         max_depth = self.max_depth if self.max_depth > 0 else self._UNBOUNDED
@@ -128,6 +151,9 @@ class PathIntegrator(SamplingIntegrator):
             rng=rng,
             L_rem=L_rem,
         )
+        if tape is not None:
+            state["tape"] = tape
+        n_faces = dr.opaque(bk.UInt32, getattr(scene, "_n_faces", 0))
 
         def cond(st: dict) -> Any:
             return st["active"]
@@ -143,7 +169,15 @@ class PathIntegrator(SamplingIntegrator):
                     o_cam, d_cam, _ = sensor.sample_ray(film_pos)
                     ray_o = dr.select(depth == 0, o_cam, ray_o)
                     ray_d = dr.select(depth == 0, d_cam, ray_d)
-                si = scene.ray_intersect(ray_o, ray_d, st["tmax"], act)
+                if replay:
+                    word = st["tape"].read(depth, act)
+                    prim = word & _TAPE_PRIM
+                    hit = act & (prim < n_faces)
+                else:
+                    _, prim, _, _, hit = scene.ray_intersect_preliminary(
+                        ray_o, ray_d, st["tmax"], act)
+                    hit = hit & act
+                si = scene.compute_interaction(ray_o, ray_d, prim, hit)
 
                 # --- emission found by the previous BSDF sample (or the camera)
                 first = depth == 0
@@ -204,7 +238,17 @@ class PathIntegrator(SamplingIntegrator):
                     d_shadow = dr.select(finite & (seg_len > 0), seg / dr.maximum(seg_len, 1e-30),
                                          dr.detach(d_em))
                     dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
-                    occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
+                    if replay:
+                        occluded = (word & _TAPE_OCCLUDED) != 0
+                    else:
+                        occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
+                else:
+                    occluded = dr.zeros(bk.Bool, n)
+                if record:
+                    st["tape"].write(dr.select(hit, prim, bk.UInt32(_TAPE_PRIM))
+                                     | dr.select(occluded, bk.UInt32(_TAPE_OCCLUDED),
+                                                 bk.UInt32(0)), depth, act)
+                if has_emitters:
                     vis = act_nee & ~occluded
                     w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee))
                     nee = dr.select(vis, beta * f_nee * w_em * w_nee, 0.0)
@@ -258,14 +302,19 @@ class PathIntegrator(SamplingIntegrator):
                 rng=rng,
                 L_rem=dr.select(act, L_rem_next, st["L_rem"]),
             )
+            if tape is not None:
+                out["tape"] = st["tape"]
             if backward:
-                out = {k: (v if k == "rng" else dr.detach(v)) for k, v in out.items()}
+                out = {k: (v if k in ("rng", "tape") else dr.detach(v))
+                       for k, v in out.items()}
             return (out,)
 
         (final,) = dr.while_loop((state,), cond, body, label="lumigrad.path")
         # Hand the advanced generator back to the caller (several estimates may
         # be chained on one stream, e.g. by the direct integrator).
         rng.state, rng.inc = final["rng"].state, final["rng"].inc
+        if record:
+            return final["L"], final["tape"]
         return final["L"]
 
 
