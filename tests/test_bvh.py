@@ -165,6 +165,20 @@ def uv_sphere(nv, nu, r=1.0):
     return pos.astype(np.float32), f.astype(np.uint32)
 
 
+def axis_parallel_rays(rng, n, size):
+    """Rays along a random axis from just outside the lattice [0, size)^3, with integer
+    origins: they run inside box faces (d component 0, origin on the plane: 0 * inf);
+    half of them with -0.0 in the zero components (1/d = -inf)."""
+    axis = rng.integers(0, 3, n)
+    o = rng.integers(0, size, (n, 3)).astype(np.float32)
+    o[np.arange(n), axis] = rng.choice([-1.0, size + 1.0], n)
+    d = np.zeros((n, 3), np.float32)
+    d[np.arange(n), axis] = np.where(o[np.arange(n), axis] < 0, 1.0, -1.0)
+    neg0 = rng.random(n) < 0.5
+    d[neg0] = np.where(d[neg0] == 0, np.float32(-0.0), d[neg0])
+    return o, d
+
+
 def random_rays(n, seed=1, box=1.5):
     rng = np.random.default_rng(seed)
     o = rng.uniform(-box, box, (n, 3)).astype(np.float32)
@@ -249,15 +263,7 @@ def test_axis_parallel_rays_on_box_planes():
     p = rng.integers(0, 9, (1500, 3)).astype(np.float32)
     f = np.arange(1500, dtype=np.uint32).reshape(-1, 3)
     bvh = BVH.build(p, f)
-    n = 1500
-    axis = rng.integers(0, 3, n)
-    o = rng.integers(0, 9, (n, 3)).astype(np.float32)
-    o[np.arange(n), axis] = rng.choice([-1.0, 10.0], n)
-    d = np.zeros((n, 3), np.float32)
-    d[np.arange(n), axis] = np.where(o[np.arange(n), axis] < 0, 1.0, -1.0)
-    # half of them with -0.0 in the zero components (1/d = -inf)
-    neg0 = rng.random(n) < 0.5
-    d[neg0] = np.where(d[neg0] == 0, np.float32(-0.0), d[neg0])
+    o, d = axis_parallel_rays(rng, 1500, 9)
     assert check_against_reference(bvh, p, f, o, d, max_marginal=0.5) > 50
 
 
@@ -539,11 +545,7 @@ def test_unrolled_degenerate_parallel_and_inactive_rays():
     assert bvh.unrolled and not good[20] and not good[21]
     assert bvh.degenerate_count == (~good).sum()
     n = 800
-    axis = rng.integers(0, 3, n)
-    o = rng.integers(0, 5, (n, 3)).astype(np.float32)
-    o[np.arange(n), axis] = rng.choice([-1.0, 6.0], n)
-    d = np.zeros((n, 3), np.float32)
-    d[np.arange(n), axis] = np.where(o[np.arange(n), axis] < 0, 1.0, -1.0)
+    o, d = axis_parallel_rays(rng, n, 5)
     assert check_against_reference(bvh, p, f, o, d, max_marginal=0.5) > 20
     t, prim, u, v, hit = trace(bvh, o, d)
     assert good[prim[hit]].all()                         # degenerate ones never hit

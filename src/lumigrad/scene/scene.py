@@ -14,7 +14,6 @@ the geometry moves (DESIGN.md, "Differentiation principles").
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any, Optional, Sequence
 
 import drjit as dr
@@ -24,6 +23,7 @@ from .. import backend as bk
 from ..core.frame import Frame
 from ..core.interaction import SurfaceInteraction
 from ..core.warp import square_to_uniform_triangle
+from ..geometry.bvh import BVH
 
 INVALID = 0xFFFFFFFF
 
@@ -411,64 +411,4 @@ def _sah_cost(accel: Any) -> float:
 
 
 def _build_accel(positions: np.ndarray, faces: np.ndarray) -> Any:
-    try:
-        from ..geometry.bvh import BVH
-    except ImportError:  # pragma: no cover - only during early development
-        warnings.warn("lumigrad.geometry.bvh unavailable: using brute-force intersection")
-        return _BruteForce(positions, faces)
     return BVH.build(positions, faces)
-
-
-class _BruteForce:
-    """Tests every triangle (only for tiny scenes; a development fallback)."""
-
-    def __init__(self, positions: np.ndarray, faces: np.ndarray) -> None:
-        self.refit(positions, faces)
-
-    def refit(self, positions: np.ndarray, faces: Optional[np.ndarray] = None) -> None:
-        if faces is not None:
-            self.faces = faces
-        tri = positions[self.faces]
-        self.n = tri.shape[0]
-        self.p0 = bk.Float(tri[:, 0].ravel().copy())
-        self.e1 = bk.Float((tri[:, 1] - tri[:, 0]).ravel().copy())
-        self.e2 = bk.Float((tri[:, 2] - tri[:, 0]).ravel().copy())
-
-    def _loop(self, o: Any, d: Any, tmax: Any, active: Any, any_hit: bool) -> tuple:
-        n = self.n
-        w = dr.width(o)
-
-        def cond(i, t, prim, u, v):
-            return i < n
-
-        def body(i, t, prim, u, v):
-            p0 = dr.gather(bk.Array3f, self.p0, i)
-            e1 = dr.gather(bk.Array3f, self.e1, i)
-            e2 = dr.gather(bk.Array3f, self.e2, i)
-            pvec = dr.cross(d, e2)
-            det = dr.dot(e1, pvec)
-            inv = dr.rcp(det)
-            tv = o - p0
-            uu = dr.dot(tv, pvec) * inv
-            qv = dr.cross(tv, e1)
-            vv = dr.dot(d, qv) * inv
-            tt = dr.dot(e2, qv) * inv
-            ok = active & (dr.abs(det) > 1e-20) & (uu >= 0) & (vv >= 0) & (uu + vv <= 1) & \
-                (tt > 0) & (tt < t)
-            t = dr.select(ok, tt, t)
-            prim = dr.select(ok, i, prim)
-            u = dr.select(ok, uu, u)
-            v = dr.select(ok, vv, v)
-            return i + 1, t, prim, u, v
-
-        state = (dr.zeros(bk.UInt32, w), bk.Float(tmax) + dr.zeros(bk.Float, w),
-                 dr.full(bk.UInt32, INVALID, w), dr.zeros(bk.Float, w), dr.zeros(bk.Float, w))
-        _, t, prim, u, v = dr.while_loop(state, cond, body)
-        hit = active & (prim != INVALID)
-        return dr.select(hit, t, dr.inf), prim, u, v, hit
-
-    def ray_intersect(self, o: Any, d: Any, tmax: Any, active: Any) -> tuple:
-        return self._loop(o, d, tmax, active, False)
-
-    def ray_test(self, o: Any, d: Any, tmax: Any, active: Any) -> Any:
-        return self._loop(o, d, tmax, active, True)[4]
