@@ -503,6 +503,12 @@ def test_traversal_stats_and_quality():
 # ---------------------------------------------------------------------------
 # small scenes: the unrolled packet traversal
 # ---------------------------------------------------------------------------
+@pytest.fixture(autouse=False)
+def unroll_any_size(monkeypatch):
+    """The unrolled traversal for queries of any size (tests trace few rays)."""
+    monkeypatch.setattr(BVH, "unroll_min_rays", 0)
+
+
 def _stack_twin(p, f, **kw):
     """The same BVH traversed by the stack loop (unrolling disabled on it)."""
     twin = BVH.build(p, f, **kw)
@@ -511,12 +517,12 @@ def _stack_twin(p, f, **kw):
 
 
 @pytest.mark.parametrize("n, leaf_size", [(1, 4), (9, 1), (30, 4), (48, 16)])
-def test_unrolled_matches_brute_force_and_stack(n, leaf_size):
+def test_unrolled_matches_brute_force_and_stack(n, leaf_size, unroll_any_size):
     p, f = soup(n, seed=60 + n, size=0.3)
     bvh = BVH.build(p, f, leaf_size=leaf_size)
-    assert bvh.unrolled and n <= BVH.unroll_max_triangles
+    assert bvh.unrolled(1) and n <= BVH.unroll_max_triangles
     twin = _stack_twin(p, f, leaf_size=leaf_size)
-    assert not twin.unrolled
+    assert not twin.unrolled(1)
     o, _ = random_rays(3000, seed=61)
     rng = np.random.default_rng(62)
     # Half the rays aimed near triangle centroids, half random.
@@ -532,7 +538,7 @@ def test_unrolled_matches_brute_force_and_stack(n, leaf_size):
     assert np.array_equal(shadow(bvh, o, d), shadow(twin, o, d))
 
 
-def test_unrolled_degenerate_parallel_and_inactive_rays():
+def test_unrolled_degenerate_parallel_and_inactive_rays(unroll_any_size):
     # A small lattice mesh: axis-parallel rays inside box planes, plus degenerate
     # triangles, NaN rays, tmax <= 0 and inactive lanes.
     rng = np.random.default_rng(70)
@@ -542,7 +548,7 @@ def test_unrolled_degenerate_parallel_and_inactive_rays():
     f = np.arange(90, dtype=np.uint32).reshape(-1, 3)
     bvh = BVH.build(p, f)
     good = _tri_data(p, f)[3]
-    assert bvh.unrolled and not good[20] and not good[21]
+    assert bvh.unrolled(1) and not good[20] and not good[21]
     assert bvh.degenerate_count == (~good).sum()
     n = 800
     o, d = axis_parallel_rays(rng, n, 5)
@@ -560,9 +566,10 @@ def test_unrolled_degenerate_parallel_and_inactive_rays():
     assert not shadow(bvh, o2, d, tmax, active)[dead].any()
 
 
-def test_unrolled_refit_reuses_the_kernel():
+def test_unrolled_refit_reuses_the_kernel(unroll_any_size):
     p, f = soup(30, seed=80, size=0.3)
     bvh = BVH.build(p, f)
+    assert bvh.unrolled(500)
     o, d = random_rays(500, seed=81)
     trace(bvh, o, d), shadow(bvh, o, d)
     moved = p + np.float32(0.05)

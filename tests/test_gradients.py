@@ -280,12 +280,18 @@ def test_reverse_equals_forward_along_random_directions(matte_scene):
 
 
 @pytest.mark.filterwarnings("ignore:derivatives with respect to")
-def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch):
+@pytest.mark.parametrize("unrolled", [False, True], ids=["stack-bvh", "unrolled-bvh"])
+def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
     """The reverse pass replays paths from a per-lane tape of hits and shadow-ray
     outcomes recorded by its primal pass (no ray is traced twice). Replaying by
-    tracing the same rays again must give the same gradients."""
+    tracing the same rays again must give the same gradients (with either BVH
+    traversal: the Cornell box is small enough for the unrolled one, which small
+    launches like this one only take when forced)."""
+    from lumigrad.geometry.bvh import BVH
     from lumigrad.integrators import path as path_mod
+    monkeypatch.setattr(BVH, "unroll_min_rays", 0 if unrolled else 1 << 30)
     scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
+    assert scene.accel.unrolled(RES * RES) == unrolled
     assert scene.integrator.make_tape(16) is not None
     keys = ["green.reflectance.value", "light.emitter.radiance.value",
             "floor.vertex_positions"]

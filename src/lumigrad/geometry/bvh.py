@@ -67,7 +67,7 @@ lanes; 1.26x faster rendering). Closest-hit queries shrink ``t_max`` as hits
 are found, so farther boxes are culled; any-hit queries stop at the first hit.
 
 Small scenes (at most ``BVH.unroll_max_triangles`` triangles, e.g. a Cornell
-box) are traversed differently: the whole tree is written out into the kernel
+box; queries of at least ``BVH.unroll_min_rays`` rays) are traversed differently: the whole tree is written out into the kernel
 as nested symbolic conditionals, with the node boxes and triangles as scalar
 kernel inputs (packet traversal without a stack or any per-lane memory access,
 see ``BVH._trace_unrolled``); it is 2-3x faster there, and compiles slower as
@@ -330,6 +330,9 @@ class BVH:
     """
 
     unroll_max_triangles: int = 48
+    #: ... and only queries of at least this many rays: tracing the unrolled code
+    #: costs ~15 ms of Python per kernel, more than it saves on small launches.
+    unroll_min_rays: int = 1 << 16
 
     def __init__(self) -> None:  # use BVH.build()
         self._faces: np.ndarray | None = None
@@ -927,7 +930,7 @@ class BVH:
         inv = dr.rcp(d)
         neg = [inv.x < 0, inv.y < 0, inv.z < 0]
 
-        if not stats and self.unrolled:
+        if not stats and self.unrolled(n):
             return self._trace_unrolled(o, d, inv, neg, dr.select(active, tmax, 0.0), n, any_hit)
 
         nodes4, tris = self._nodes4, self._tris
@@ -1034,11 +1037,12 @@ class BVH:
         return t, prim, bu, bv, hit
 
     # ------------------------------------------------- small scenes: unrolled
-    @property
-    def unrolled(self) -> bool:
-        """Whether queries use the unrolled packet traversal (at most
-        ``BVH.unroll_max_triangles`` triangles; see :meth:`_trace_unrolled`)."""
-        return self.triangle_count() <= self.unroll_max_triangles
+    def unrolled(self, rays: int) -> bool:
+        """Whether a query of ``rays`` rays uses the unrolled packet traversal (at
+        most ``unroll_max_triangles`` triangles and at least ``unroll_min_rays``
+        rays; see :meth:`_trace_unrolled`)."""
+        return self.triangle_count() <= self.unroll_max_triangles \
+            and rays >= self.unroll_min_rays
 
     def _trace_unrolled(self, o: Any, d: Any, inv: Any, neg: list, t_init: Any, n: int,
                         any_hit: bool) -> Any:
@@ -1061,9 +1065,20 @@ class BVH:
         UInt32, Float = bk.UInt32, bk.Float
         refs = self._child_ref
         nodes, tris = self._nodes, self._tris
+        # The scalar inputs are made once per build/refit, not per query: each is a
+        # small copy, and a render would otherwise spend more time making them than
+        # running its kernel at low sample counts.
+        cache = self.__dict__.setdefault("_scalar_inputs", {})
+        if cache.get("buffers") != (id(nodes), id(tris)):
+            cache.clear()
+            cache["buffers"] = (id(nodes), id(tris))
+            cache["keep"] = (nodes, tris)     # ids stay unique while cached
 
         def record(buf: Any, start: int, count: int) -> list:
-            return [dr.gather(Float, buf, UInt32(start + j)) for j in range(count)]
+            key = (buf is tris, start, count)
+            if key not in cache:
+                cache[key] = [dr.gather(Float, buf, UInt32(start + j)) for j in range(count)]
+            return cache[key]
 
         keys = ("t", "prim", "u", "v", "found")
         state = dict(t=t_init + dr.zeros(Float, n), prim=dr.full(UInt32, _SENTINEL, n),
