@@ -67,24 +67,12 @@ lanes; 1.26x faster rendering). Closest-hit queries shrink ``t_max`` as hits
 are found, so farther boxes are culled; any-hit queries stop at the first hit.
 
 Small scenes (at most ``BVH.unroll_max_triangles`` triangles, e.g. a Cornell
-box; queries of at least ``BVH.unroll_min_rays`` rays) are traversed differently: the whole tree is written out into the kernel
-as nested symbolic conditionals, with the node boxes and triangles as scalar
-kernel inputs (packet traversal without a stack or any per-lane memory access,
-see ``BVH._trace_unrolled``); it is 2-3x faster there, and compiles slower as
-the tree grows, hence the limit.
-
-Ray-box tests are slab tests (Kay & Kajiya 1986) with the near/far plane
-chosen by the sign of ``1/d``; ``dr.rcp`` gives ``+-inf`` for ``d = +-0``, so a
-parallel axis contributes ``(-inf, inf)``, or NaN when the origin lies exactly
-on a face plane (``0 * inf``): such NaNs are dropped by the min/max order, so the
-ray counts as inside that slab. The far distance is enlarged by ``1 + 2 gamma_3``
-(Ize 2013, "Robust BVH ray traversal") so that rounding never culls a box the
-ray touches. Ray-triangle tests are Möller & Trumbore 1997 ("Fast, minimum
-storage ray/triangle intersection"), two-sided. Triangles of (numerically) zero area are stored with
-zero edges, whose determinant is exactly 0, so they never hit and never make NaNs.
-
-Ray intersection is not differentiated: the inputs are detached, the outputs are
-plain arrays; the integrator recomputes a differentiable hit from ``prim``.
+box; queries of at least ``BVH.unroll_min_rays`` rays) are traversed
+differently: the whole tree is written out into the kernel as nested symbolic
+conditionals, with the node boxes and triangles as scalar kernel inputs (packet
+traversal without a stack or any per-lane memory access, see
+``BVH._trace_unrolled``); it is 2-3x faster there, and compiles slower as the
+tree grows, hence the limits.
 """
 from __future__ import annotations
 

@@ -256,7 +256,8 @@ def finite_difference_image(render_fn: Callable[[Any], Any], param: Any, eps: fl
     ``1e-7 / ε`` relative to the image, and wrong values at pixels where the
     image is not smooth within ``±ε`` (silhouettes, shading kinks)."""
     if channels not in CHANNELS:
-        raise ValueError(f"finite_difference_image: channels must be 'grey' or 'rgb', got {channels!r}")
+        raise ValueError("finite_difference_image: channels must be 'grey' or 'rgb', "
+                         f"got {channels!r}")
     v = _value_of(param)
     try:
         hi = render_fn(bk.Float(v + eps))
