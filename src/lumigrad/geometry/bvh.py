@@ -752,73 +752,65 @@ class BVH:
 
         Every 4-wide node stands for a binary node ``f`` at even depth: its slots
         are the children of ``f``'s interior children and ``f``'s leaf children
-        (2-4 slots, the rest empty). Returns, per float of the 32-float records,
-        a source index into the binary records, a kind (0: that float, 1: +inf,
-        2: -inf, 3: the constant bits) and the constant bits; and the node count.
+        (2-4 slots, the rest empty). Returns per slot (4 per node): the offset of
+        its box in the binary records, whether it is empty, and its reference
+        (interior references renumbered to 4-wide nodes); and the node count.
         """
-        ref = self._child_ref.astype(np.int64)
+        ref = self._child_ref
         inner = (ref & _LEAF_FLAG) == 0
+        empty_box = self._box_src == ref.shape[0] + self._leaf_starts.size
         wide_index = np.full(ref.shape[0], -1, np.int64)
         frontier = np.array([0], np.int64)
-        slot_node, slot_side, slot_ref, slot_empty = [], [], [], []
+        parts = []
         count = 0
         while frontier.size:
             n = frontier.size
             wide_index[frontier] = count + np.arange(n)
             count += n
-            sn = np.empty((n, 4), np.int64)
-            ss = np.empty((n, 4), np.int64)
-            sr = np.empty((n, 4), np.int64)
-            se = np.zeros((n, 4), bool)
+            src = np.empty((n, 4), np.int64)      # binary node * 16 + side * 6
+            sref = np.empty((n, 4), np.uint32)
+            sempty = np.zeros((n, 4), bool)
             for side in range(2):
                 c = ref[frontier, side]
                 ci = inner[frontier, side]
-                cc = np.where(ci, c, 0)
+                cc = np.where(ci, c, 0).astype(np.int64)
                 # interior child: its two children; leaf child: itself + an empty slot
-                sn[:, 2 * side] = np.where(ci, cc, frontier)
-                ss[:, 2 * side] = np.where(ci, 0, side)
-                sr[:, 2 * side] = np.where(ci, ref[cc, 0], c)
-                sn[:, 2 * side + 1] = np.where(ci, cc, frontier)
-                ss[:, 2 * side + 1] = np.where(ci, 1, side)
-                sr[:, 2 * side + 1] = np.where(ci, ref[cc, 1], _SENTINEL)
-                se[:, 2 * side + 1] = ~ci
-            slot_node.append(sn)
-            slot_side.append(ss)
-            slot_ref.append(sr)
-            slot_empty.append(se)
-            nxt = sr[~se & ((sr & _LEAF_FLAG) == 0)]
-            frontier = nxt
-        sn, ss = np.concatenate(slot_node), np.concatenate(slot_side)
-        sr, se = np.concatenate(slot_ref), np.concatenate(slot_empty)
-        # The binary tree's own empty child (single-leaf trees) stays empty.
-        se |= self._box_src[sn, ss] == ref.shape[0] + self._leaf_starts.size
-        is_inner_ref = ~se & ((sr & _LEAF_FLAG) == 0)
-        sr = np.where(is_inner_ref, wide_index[np.where(is_inner_ref, sr, 0)], sr)
-        sr = np.where(se, _SENTINEL, sr)
-        W = count
-        # Record layout: [lo.x x4, lo.y x4, lo.z x4, hi.x x4, hi.y x4, hi.z x4, ref x4, 0 x4]
-        src = np.zeros((W, 32), np.int64)
-        kind = np.full((W, 32), 3, np.int8)
-        bits = np.zeros((W, 32), np.uint32)
-        for axis in range(6):
-            cols = slice(4 * axis, 4 * axis + 4)
-            src[:, cols] = sn * 16 + ss * 6 + axis
-            kind[:, cols] = np.where(se, 1 if axis < 3 else 2, 0)
-        bits[:, 24:28] = sr.astype(np.uint32)
-        return (_to_dr(bk.UInt32, src.ravel().astype(np.uint32)),
-                _to_dr(bk.UInt32, kind.ravel().astype(np.uint32)),
-                _to_dr(bk.UInt32, bits.ravel()), W)
+                src[:, 2 * side] = np.where(ci, cc * 16, frontier * 16 + side * 6)
+                src[:, 2 * side + 1] = np.where(ci, cc * 16 + 6, 0)
+                sref[:, 2 * side] = np.where(ci, ref[cc, 0], c)
+                sref[:, 2 * side + 1] = np.where(ci, ref[cc, 1], _SENTINEL)
+                sempty[:, 2 * side] = np.where(ci, empty_box[cc, 0], empty_box[frontier, side])
+                sempty[:, 2 * side + 1] = np.where(ci, empty_box[cc, 1], True)
+            parts.append((src, sref, sempty))
+            frontier = sref[~sempty & ((sref & _LEAF_FLAG) == 0)].astype(np.int64)
+        src = np.concatenate([q[0] for q in parts]).ravel()
+        sref = np.concatenate([q[1] for q in parts]).ravel()
+        sempty = np.concatenate([q[2] for q in parts]).ravel()
+        interior = ~sempty & ((sref & _LEAF_FLAG) == 0)
+        sref[interior] = wide_index[sref[interior]]
+        sref[sempty] = _SENTINEL
+        return (_to_dr(bk.UInt32, src.astype(np.uint32)),
+                _to_dr(bk.UInt32, sempty.astype(np.uint32)), _to_dr(bk.UInt32, sref), count)
 
     def _wide_records(self) -> None:
-        """4-wide node records (32 floats) gathered from the binary ones (Dr.Jit;
-        after every build and refit); the stack traversal reads these."""
+        """4-wide node records (32 floats, layout in the module docstring) gathered
+        from the binary ones (Dr.Jit; after every build and refit); the stack
+        traversal reads these."""
         if getattr(self, "_wide", None) is None:
             self._wide = self._wide_plan()
-        src, kind, bits, _ = self._wide
-        val = dr.gather(bk.Float, self._nodes, src, kind == 0)
-        val = dr.select(kind == 1, dr.inf, dr.select(kind == 2, -dr.inf, val))
-        val = dr.select(kind == 3, dr.reinterpret_array(bk.Float, bits), val)
-        self._nodes4 = val
+        src, empty, refs, count = self._wide
+        UInt32 = bk.UInt32
+        i = dr.arange(UInt32, 32 * count)
+        slot = (i >> 5) * 4 + (i & 3)
+        field = (i >> 2) & 7                     # 0-5: lo.xyz, hi.xyz; 6: ref; 7: padding
+        is_box = field < 6
+        hole = dr.gather(UInt32, empty, slot) != 0
+        val = dr.gather(bk.Float, self._nodes, dr.gather(UInt32, src, slot) + field,
+                        is_box & ~hole)
+        val = dr.select(is_box & hole, dr.select(field < 3, dr.inf, -dr.inf), val)
+        val = dr.select(field == 6, dr.reinterpret_array(bk.Float, dr.gather(UInt32, refs, slot)),
+                        val)
+        self._nodes4 = dr.select(field == 7, 0.0, val)
         dr.eval(self._nodes4)
 
     @property
