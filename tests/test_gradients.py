@@ -317,3 +317,37 @@ def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
     for k, a, b in zip(keys, taped, retraced):
         assert np.all(np.isfinite(a)) and np.abs(a).max() > 0, k
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max(), err_msg=k)
+
+
+@pytest.mark.filterwarnings("ignore:derivatives with respect to")
+def test_replay_beyond_the_tape_retraces(monkeypatch):
+    """Unbounded paths (``max_depth`` -1) record only their first vertices on the
+    tape (shortened to 2 here, so that many paths outgrow it) and re-trace the rest:
+    the same gradients as replaying every vertex by re-tracing."""
+    from lumigrad.integrators import path as path_mod
+    scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=-1)
+    keys = ["green.reflectance.value", "light.emitter.radiance.value"]
+    params = lg.traverse(scene)
+    target = lg.render(scene, spp=4, seed=5) * 0.8
+
+    def gradients() -> list:
+        for k in keys:
+            dr.enable_grad(params[k])
+        params.update()
+        image = lg.render(scene, params, spp=4, seed=1)
+        dr.backward(lg.l2(image, target))
+        out = [np.array(dr.grad(params[k])) for k in keys]
+        for k in keys:
+            dr.disable_grad(params[k])
+        params.update()
+        return out
+
+    monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 2)
+    assert len(scene.integrator.make_tape(16)) == 2
+    short_tape = gradients()
+    monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 0)
+    assert scene.integrator.make_tape(16) is None
+    retraced = gradients()
+    for k, a, b in zip(keys, short_tape, retraced):
+        assert np.all(np.isfinite(a)) and np.abs(a).max() > 0, k
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max(), err_msg=k)

@@ -24,11 +24,12 @@ Light Paths using Constant Memory and Linear Time", ACM TOG 40(4)).
 Path replay needs each path's total radiance before it starts, hence a primal
 pass before the replay. When the integrator offers a *hit tape*
 (:meth:`SamplingIntegrator.make_tape`: ``max_depth`` 32-bit words of per-lane
-local memory), the primal pass records each vertex's triangle and shadow-ray
-outcome on it and the replay runs in the same kernel, reading them back instead
-of tracing any ray again: the replay then costs only the shading and its
-adjoint (about 0.4 of a render for the Cornell box, against 1.1 when re-tracing),
-and global memory stays constant in the path length.
+local memory, at most 64), the primal pass records each vertex's triangle and
+shadow-ray outcome on it and the replay runs in the same kernel, reading them
+back instead of tracing any ray again (vertices beyond the tape are re-traced):
+the replay then costs only the shading and its adjoint (about 0.4 of a render
+for the Cornell box, against 1.1 when re-tracing), and global memory stays
+constant in the path length.
 """
 from __future__ import annotations
 

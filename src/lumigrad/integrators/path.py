@@ -32,9 +32,10 @@ from ..scene.schema import Param, register
 from ..core.math import hmax
 from .base import SamplingIntegrator, mis_weight
 
-#: Longest ``max_depth`` whose reverse pass records hits on a per-lane tape
-#: (``max_depth`` words of local memory per lane); longer or unbounded paths
-#: are replayed by tracing their rays again.
+#: Longest per-lane hit tape of the reverse pass (words of local memory): paths
+#: with ``max_depth`` up to this record every vertex; longer or unbounded ones
+#: record their first ``TAPE_MAX_DEPTH`` vertices and re-trace the rays of the
+#: rest (rare: Russian roulette ends nearly every path before).
 TAPE_MAX_DEPTH = 64
 _TAPE_PRIM = 0x7FFFFFFF        # triangle index bits of a tape word (all ones: no hit)
 _TAPE_OCCLUDED = 0x80000000    # the vertex's shadow ray was blocked
@@ -90,11 +91,11 @@ class PathIntegrator(SamplingIntegrator):
     _UNBOUNDED = 1 << 30
 
     def make_tape(self, n: int) -> Any:
-        """A per-lane hit tape for path replay (see ``sample``), or None where the
-        path length is unbounded or longer than ``TAPE_MAX_DEPTH``."""
-        if self.max_depth < 1 or self.max_depth > TAPE_MAX_DEPTH:
-            return None
-        return dr.alloc_local(bk.UInt32, self.max_depth)
+        """A per-lane hit tape for path replay (see ``sample``): ``max_depth``
+        words, at most ``TAPE_MAX_DEPTH`` (None if that is 0: replay by re-tracing)."""
+        bounded = 0 < self.max_depth <= TAPE_MAX_DEPTH
+        size = self.max_depth if bounded else TAPE_MAX_DEPTH
+        return dr.alloc_local(bk.UInt32, size) if size > 0 else None
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
@@ -109,6 +110,10 @@ class PathIntegrator(SamplingIntegrator):
         diff = mode != "primal"
         record = tape is not None and mode == "primal"
         replay = tape is not None and mode == "backward"
+        # Vertices beyond the tape (only when it is shorter than max_depth) are
+        # neither recorded nor read: the replay traces their rays again.
+        tape_len = len(tape) if tape is not None else 0
+        overflow = tape is not None and not (0 < self.max_depth <= tape_len)
         backward = mode == "backward"
         n = dr.width(active)
         max_depth = self.max_depth if self.max_depth > 0 else self._UNBOUNDED
@@ -170,9 +175,16 @@ class PathIntegrator(SamplingIntegrator):
                     ray_o = dr.select(depth == 0, o_cam, ray_o)
                     ray_d = dr.select(depth == 0, d_cam, ray_d)
                 if replay:
-                    word = st["tape"].read(depth, act)
+                    on_tape = depth < tape_len if overflow else act
+                    slot = dr.minimum(depth, tape_len - 1) if overflow else depth
+                    word = st["tape"].read(slot, act & on_tape)
                     prim = word & _TAPE_PRIM
                     hit = act & (prim < n_faces)
+                    if overflow:
+                        _, prim_r, _, _, hit_r = scene.ray_intersect_preliminary(
+                            ray_o, ray_d, st["tmax"], act & ~on_tape)
+                        prim = dr.select(on_tape, prim, prim_r)
+                        hit = act & dr.select(on_tape, hit, hit_r)
                 else:
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
                         ray_o, ray_d, st["tmax"], act)
@@ -240,6 +252,9 @@ class PathIntegrator(SamplingIntegrator):
                     dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
                     if replay:
                         occluded = (word & _TAPE_OCCLUDED) != 0
+                        if overflow:
+                            occluded = dr.select(on_tape, occluded, scene.ray_test(
+                                origin, d_shadow, dist_shadow, act_nee & ~on_tape))
                     else:
                         occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
                 else:
@@ -247,7 +262,9 @@ class PathIntegrator(SamplingIntegrator):
                 if record:
                     st["tape"].write(dr.select(hit, prim, bk.UInt32(_TAPE_PRIM))
                                      | dr.select(occluded, bk.UInt32(_TAPE_OCCLUDED),
-                                                 bk.UInt32(0)), depth, act)
+                                                 bk.UInt32(0)),
+                                     dr.minimum(depth, tape_len - 1) if overflow else depth,
+                                     act & (depth < tape_len) if overflow else act)
                 if has_emitters:
                     vis = act_nee & ~occluded
                     w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee))
