@@ -36,3 +36,29 @@ def test_sampling_weight_changes_noise_not_the_image(weight: float) -> None:
 def test_negative_sampling_weight_is_rejected() -> None:
     with pytest.raises(ValueError, match="sampling_weight"):
         _scene(-1.0)
+
+
+@pytest.mark.filterwarnings("ignore:derivatives with respect to")
+def test_moving_an_area_light_does_not_recompile() -> None:
+    """The area light's sampling tables (its total area) are kernel inputs, not
+    literals: resizing the light between renders reuses the compiled kernels, as
+    an optimization of the light's geometry needs."""
+    import drjit as dr
+    scene = lg.load_dict(lg.cornell_box_dict(res=16, max_depth=3))
+    params = lg.traverse(scene)
+    key = "light.vertex_positions"
+    v0 = np.array(params[key])
+    lights = []
+    for scale in (1.0, 1.1, 1.2):
+        # Scale the light about its centre: its area (and so the emitted power) changes.
+        v = v0.reshape(-1, 3)
+        params[key] = type(params[key])((v.mean(0) + scale * (v - v.mean(0))).ravel())
+        params.update()
+        if scale == 1.2:
+            dr.set_flag(dr.JitFlag.KernelHistory, True)
+            dr.kernel_history()
+        lights.append(np.array(lg.render(scene, spp=4, seed=1)).mean())
+    launched = [k for k in dr.kernel_history() if k["type"] == dr.KernelType.JIT]
+    dr.set_flag(dr.JitFlag.KernelHistory, False)
+    assert lights[0] < lights[1] < lights[2]
+    assert launched and all(k["cache_hit"] for k in launched)

@@ -26,6 +26,7 @@ from ..core.warp import square_to_uniform_triangle
 from ..geometry.bvh import BVH
 
 INVALID = 0xFFFFFFFF
+_LINEAR_CDF_SEARCH = 8     # emitters with at most this many triangles: linear CDF search
 
 
 class Scene:
@@ -171,8 +172,10 @@ class Scene:
             if total <= 0:
                 raise ValueError(f"emissive shape {e.shape.id!r} has zero surface area")
             cdf = np.concatenate([[0.0], np.cumsum(area)]) / total
+            # (The total area is opaque: moving the emitter must not recompile.)
             self._area_tables.append((lo_f, hi_f - lo_f,
-                                      bk.from_numpy(bk.Float, cdf.astype(np.float32)), total))
+                                      bk.from_numpy(bk.Float, cdf.astype(np.float32)),
+                                      dr.opaque(bk.Float, total), total))
         # Emitter selection: probability proportional to each sampling_weight.
         w_sel = np.array([float(getattr(e, "sampling_weight", 1.0)) for e in self.emitters]
                          or [1.0], np.float64)
@@ -185,7 +188,7 @@ class Scene:
         self._env_prob = float(prob[self.emitters.index(self.environment)]) \
             if self.environment is not None else 0.0
         self._area_totals = bk.from_numpy(
-            bk.Float, np.array([t[3] for t in self._area_tables] or [1.0], np.float32))
+            bk.Float, np.array([t[4] for t in self._area_tables] or [1.0], np.float32))
         self._n_faces = n_faces
         dr.make_opaque(self.positions, self.faces, self.prim_shape, self.prim_bsdf,
                        self.prim_emitter, self.shape_smooth)
@@ -290,10 +293,17 @@ class Scene:
 
     def _area_sample(self, k: int, p_ref: Any, s2: Any, active: Any) -> tuple:
         """Sample a point on area emitter ``k`` uniformly by area; return a direction sample."""
-        off, count, cdf, total = self._area_tables[k]
+        off, count, cdf, total, _ = self._area_tables[k]
         u = s2[0]
-        local = dr.binary_search(0, count, lambda i: dr.gather(bk.Float, cdf, i + 1) <= u)
-        local = dr.minimum(local, count - 1)
+        if count <= _LINEAR_CDF_SEARCH:
+            # A few triangles (a quad light): count the CDF entries below u, with the
+            # entries as scalar kernel inputs, instead of a nested search loop.
+            local = dr.zeros(bk.UInt32, dr.width(u))
+            for j in range(1, count):
+                local += dr.select(dr.gather(bk.Float, cdf, bk.UInt32(j)) <= u, 1, 0)
+        else:
+            local = dr.binary_search(0, count, lambda i: dr.gather(bk.Float, cdf, i + 1) <= u)
+            local = dr.minimum(local, count - 1)
         c0 = dr.gather(bk.Float, cdf, local)
         c1 = dr.gather(bk.Float, cdf, local + 1)
         u_re = dr.clip((u - c0) / dr.maximum(c1 - c0, 1e-12), 0.0, 1.0 - 1e-7)
