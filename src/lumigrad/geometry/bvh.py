@@ -302,7 +302,7 @@ def _sah_sweep(lh: np.ndarray, cnt: np.ndarray, ords: list, st: np.ndarray, ln: 
 
 
 class BVH:
-    """A binary BVH over triangles with Dr.Jit traversal kernels.
+    """A BVH over triangles (built binary, traversed 4-wide) with Dr.Jit traversal kernels.
 
     Build with :meth:`BVH.build`; query with :meth:`ray_intersect` (closest hit)
     and :meth:`ray_test` (any hit, for shadow rays); :meth:`refit` after moving
