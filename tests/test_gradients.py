@@ -26,7 +26,7 @@ import pytest
 
 import lumigrad as lg
 
-from .conftest import SCENES
+from .conftest import SCENES, flat, grad_leaves
 
 RES = 16
 T = lg.Transform4f
@@ -238,29 +238,15 @@ def test_reverse_equals_forward_along_random_directions(matte_scene):
     target = lg.TensorXf(np.random.default_rng(0).uniform(0, 0.3, (RES, RES, 3))
                          .astype(np.float32))
 
-    def leaves() -> dict:
-        out = {}
-        for k in keys:
-            v = originals[k]
-            leaf = type(v)(dr.detach(v))
-            dr.enable_grad(leaf)
-            params[k] = leaf
-            out[k] = leaf
-        params.update()
-        return out
-
-    def flat(x) -> np.ndarray:
-        return np.array(x.array if dr.is_tensor_v(x) else dr.ravel(x), dtype=np.float64)
-
     try:
-        lv = leaves()
+        lv = grad_leaves(params, keys)
         image = lg.render(matte_scene, params, spp=4, seed=21, seed_grad=22)
         dr.backward(lg.l2(image, target))
         grads = {k: flat(dr.grad(lv[k])) for k in keys}
         gen = np.random.default_rng(1)
         for _ in range(3):
             v = {k: gen.standard_normal(grads[k].size) for k in keys}
-            lv = leaves()
+            lv = grad_leaves(params, keys)
             for k in keys:
                 t = v[k].astype(np.float32)
                 dr.set_grad(lv[k], lg.TensorXf(t.reshape(lv[k].shape)) if dr.is_tensor_v(lv[k])
@@ -279,22 +265,11 @@ def test_reverse_equals_forward_along_random_directions(matte_scene):
 
 
 
-@pytest.mark.filterwarnings("ignore:derivatives with respect to")
-@pytest.mark.parametrize("unrolled", [False, True], ids=["stack-bvh", "unrolled-bvh"])
-def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
-    """The reverse pass replays paths from a per-lane tape of hits and shadow-ray
-    outcomes recorded by its primal pass (no ray is traced twice). Replaying by
-    tracing the same rays again must give the same gradients (with either BVH
-    traversal: the Cornell box is small enough for the unrolled one, which small
-    launches like this one only take when forced)."""
-    from lumigrad.geometry.bvh import BVH
+def _taped_vs_retraced(monkeypatch, scene, keys: list, tape_len: int, expected_len: int) -> None:
+    """Reverse-mode gradients of an L2 loss w.r.t. ``keys`` with the integrator's hit
+    tape (``TAPE_MAX_DEPTH = tape_len``; the tape holds ``expected_len`` vertices)
+    equal those of a replay that re-traces every ray (no tape)."""
     from lumigrad.integrators import path as path_mod
-    monkeypatch.setattr(BVH, "unroll_min_rays", 0 if unrolled else 1 << 30)
-    scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
-    assert scene.accel.unrolled(RES * RES) == unrolled
-    assert scene.integrator.make_tape(16) is not None
-    keys = ["green.reflectance.value", "light.emitter.radiance.value",
-            "floor.vertex_positions"]
     params = lg.traverse(scene)
     target = lg.render(scene, spp=4, seed=5) * 0.8
 
@@ -310,6 +285,9 @@ def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
         params.update()
         return out
 
+    monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", tape_len)
+    tape = scene.integrator.make_tape(16)
+    assert tape is not None and len(tape) == expected_len
     taped = gradients()
     monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 0)
     assert scene.integrator.make_tape(16) is None
@@ -320,34 +298,29 @@ def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
 
 
 @pytest.mark.filterwarnings("ignore:derivatives with respect to")
+@pytest.mark.parametrize("unrolled", [False, True], ids=["stack-bvh", "unrolled-bvh"])
+def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
+    """The reverse pass replays paths from a per-lane tape of hits and shadow-ray
+    outcomes recorded by its primal pass (no ray is traced twice). Replaying by
+    tracing the same rays again must give the same gradients (with either BVH
+    traversal: the Cornell box is small enough for the unrolled one, which small
+    launches like this one only take when forced)."""
+    from lumigrad.geometry.bvh import BVH
+    monkeypatch.setattr(BVH, "unroll_min_rays", 0 if unrolled else 1 << 30)
+    scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
+    assert scene.accel.unrolled(RES * RES) == unrolled
+    _taped_vs_retraced(monkeypatch, scene, ["green.reflectance.value",
+                                            "light.emitter.radiance.value",
+                                            "floor.vertex_positions"],
+                       tape_len=64, expected_len=6)
+
+
+@pytest.mark.filterwarnings("ignore:derivatives with respect to")
 def test_replay_beyond_the_tape_retraces(monkeypatch):
     """Unbounded paths (``max_depth`` -1) record only their first vertices on the
     tape (shortened to 2 here, so that many paths outgrow it) and re-trace the rest:
     the same gradients as replaying every vertex by re-tracing."""
-    from lumigrad.integrators import path as path_mod
     scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=-1)
-    keys = ["green.reflectance.value", "light.emitter.radiance.value"]
-    params = lg.traverse(scene)
-    target = lg.render(scene, spp=4, seed=5) * 0.8
-
-    def gradients() -> list:
-        for k in keys:
-            dr.enable_grad(params[k])
-        params.update()
-        image = lg.render(scene, params, spp=4, seed=1)
-        dr.backward(lg.l2(image, target))
-        out = [np.array(dr.grad(params[k])) for k in keys]
-        for k in keys:
-            dr.disable_grad(params[k])
-        params.update()
-        return out
-
-    monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 2)
-    assert len(scene.integrator.make_tape(16)) == 2
-    short_tape = gradients()
-    monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 0)
-    assert scene.integrator.make_tape(16) is None
-    retraced = gradients()
-    for k, a, b in zip(keys, short_tape, retraced):
-        assert np.all(np.isfinite(a)) and np.abs(a).max() > 0, k
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max(), err_msg=k)
+    _taped_vs_retraced(monkeypatch, scene, ["green.reflectance.value",
+                                            "light.emitter.radiance.value"],
+                       tape_len=2, expected_len=2)

@@ -17,6 +17,8 @@ import pytest
 import lumigrad as lg
 from lumigrad.geometry.meshio import write_obj
 
+from .conftest import flat, grad_leaves
+
 RES = 16
 T = lg.Transform4f
 
@@ -185,28 +187,6 @@ NAN_KEYS = ["matte.reflectance.value", "metal.alpha.value", "metal.eta.value",
             "light.vertex_positions"]
 
 
-def _leaves(params, keys) -> dict:
-    out = {}
-    for k in keys:
-        v = params[k]
-        if isinstance(v, T):
-            m = lg.Matrix4f(dr.detach(v.matrix))
-            dr.enable_grad(m)
-            params[k] = T(m)
-            out[k] = m
-        else:
-            leaf = type(v)(dr.detach(v))
-            dr.enable_grad(leaf)
-            params[k] = leaf
-            out[k] = leaf
-    params.update()
-    return out
-
-
-def _flat(x) -> np.ndarray:
-    return np.array(x.array if dr.is_tensor_v(x) else dr.ravel(x), dtype=np.float64)
-
-
 @pytest.mark.parametrize("keys", [NAN_KEYS, ["sensor.to_world", "sensor.x_fov"]],
                          ids=["scene", "camera"])
 def test_no_nan_or_inf_in_derivatives(degenerate_scene, keys):
@@ -218,17 +198,17 @@ def test_no_nan_or_inf_in_derivatives(degenerate_scene, keys):
         assert np.isfinite(image0).all() and image0.max() > 0
         target = lg.TensorXf(np.zeros_like(image0))
         # reverse mode: gradient of an L2 loss w.r.t. everything at once
-        lv = _leaves(params, keys)
+        lv = grad_leaves(params, keys)
         image = lg.render(scene, params, spp=4, seed=0)
         dr.backward(lg.l2(image, target))
         for k, leaf in lv.items():
-            g = _flat(dr.grad(leaf))
+            g = flat(dr.grad(leaf))
             assert np.isfinite(g).all(), f"non-finite gradient for {k}"
         # forward mode: random tangents on everything at once
-        lv = _leaves(params, keys)
+        lv = grad_leaves(params, keys)
         gen = np.random.default_rng(0)
         for k, leaf in lv.items():
-            t = gen.standard_normal(_flat(leaf).size).astype(np.float32)
+            t = gen.standard_normal(flat(leaf).size).astype(np.float32)
             dr.set_grad(leaf, lg.Matrix4f(t.reshape(4, 4)) if isinstance(leaf, lg.Matrix4f)
                         else dr.unravel(type(leaf), lg.Float(t)) if dr.depth_v(leaf) > 1
                         else type(leaf)(t))

@@ -90,8 +90,9 @@ def detached_clone(obj: Any) -> Any:
 class FreezableSampling:
     """Sampling with a frozen, detached snapshot of the parameters.
 
-    Subclasses implement ``_sample``, ``_pdf`` and ``eval``. Normally ``sample``
-    and ``pdf`` are those. While frozen, directions, lobe choices and the pdf
+    Subclasses implement ``_sample`` and ``_eval_pdf(si, wo, active, want_eval,
+    want_pdf)``, from which ``eval`` and ``_pdf`` follow. Normally ``sample`` and
+    ``pdf`` are ``_sample`` and ``_pdf``. While frozen, directions, lobe choices and the pdf
     come from the snapshot and the weight is ``eval(wo) / pdf_snapshot(wo)`` with
     the *current* parameters: an unbiased estimator whose per-sample value is a
     continuous function of the parameters, so finite differences with common
@@ -118,6 +119,12 @@ class FreezableSampling:
         value = self.eval(si, bs.wo, ok)
         bs.weight = dr.select(ok, value / safe(bs.pdf, ok), 0.0)
         return bs
+
+    def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
+        return self._eval_pdf(si, wo, active, True, False)[0]
+
+    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
+        return self._eval_pdf(si, wo, active, False, True)[1]
 
     def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
         return (self._frozen or self)._pdf(si, wo, active)

@@ -133,12 +133,6 @@ class RoughConductor(FreezableSampling, RoughnessMixin, BSDF):
             pdf = dr.select(ok_p, distr.pdf(wi, h) / (4.0 * safe(wo_h, ok_p)), 0.0)
         return value, pdf
 
-    def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return self._eval_pdf(si, wo, active, True, False)[0]
-
-    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return self._eval_pdf(si, wo, active, False, True)[1]
-
     def albedo(self, si: Any, active: Any = True) -> Any:
         """Normal-incidence reflectance times ``specular_reflectance``."""
         return self._fresnel(si, 1.0, active)

@@ -135,12 +135,6 @@ class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
             pdf = dr.select(ok & is_r, p_r, dr.select(ok_t, p_t, 0.0))
         return value, pdf
 
-    def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return self._eval_pdf(si, wo, active, True, False)[0]
-
-    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return self._eval_pdf(si, wo, active, False, True)[1]
-
     def albedo(self, si: Any, active: Any = True) -> Any:
         """The transmittance multiplier (glass has no diffuse colour)."""
         return self.specular_transmittance.eval(si, active)

@@ -221,12 +221,6 @@ class RoughPlastic(FreezableSampling, BSDF):
         return BSDFSample(wo=wo, pdf=dr.select(ok, pdf, 0.0), weight=weight,
                           delta=full_bool(False, n), eta=full_float(1.0, n))
 
-    def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return self._eval_pdf(si, wo, active, True, False)[0]
-
-    def _pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return self._eval_pdf(si, wo, active, False, True)[1]
-
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.diffuse_reflectance.eval(si, active)
 
