@@ -442,25 +442,36 @@ class _Builder:
 def _instantiate(descs: list, file: str, base_dir: Optional[str]) -> dict:
     b = _Builder(file, base_dir)
     b.collect(descs)
+    return _assemble(b, descs, CATEGORIES, xml=True)
+
+
+def _assemble(b: Any, descs: list, allowed: Any, xml: bool) -> dict:
+    """Build the top-level objects ``descs`` with builder ``b`` and sort them into
+    shapes, emitters, sensors and the integrator (errors in the XML or dict
+    dialect's terms)."""
     shapes, emitters, sensors, integrators = [], [], [], []
     for d in descs:
-        obj = b.build(d, CATEGORIES)
+        obj = b.build(d, allowed)
         cat = b.category_of[id(obj)]
         if cat == "shape":
             shapes.append(obj)
         elif cat == "emitter":
             if getattr(obj, "is_area", False):
-                raise SceneLoadError(f"{d.where}: {_owner(d)}: an area emitter must be nested "
-                                     "inside a <shape>")
+                raise SceneLoadError(
+                    f"{d.where}: {_owner(d)}: an area emitter must be nested inside a <shape>"
+                    if xml else f"{d.where}: an area emitter must be nested inside a shape "
+                    "(as its 'emitter' entry)")
             emitters.append(obj)
         elif cat == "sensor":
             sensors.append(obj)
         elif cat == "integrator":
             if integrators:
-                raise SceneLoadError(f"{d.where}: a scene has at most one <integrator> "
-                                     "(another one is declared before)")
+                raise SceneLoadError(
+                    f"{d.where}: a scene has at most one <integrator> (another one is "
+                    "declared before)" if xml else f"{d.where}: a scene has at most one "
+                    "integrator")
             integrators.append(obj)
-        elif cat in ("film", "sampler", "rfilter") and d.id is None:
+        elif xml and cat in ("film", "sampler", "rfilter") and d.id is None:
             raise SceneLoadError(f"{d.where}: a top-level <{cat}> must have an id to be "
                                  f"referenced (or be nested inside a <sensor>/<film>)")
     return {"shapes": shapes, "emitters": emitters, "sensors": sensors,
@@ -696,25 +707,7 @@ def instantiate_dict(d: dict) -> Any:
         descs.append(_dict_object(v, where, id=str(k)))
     b = _DictBuilder("<dict>", None)
     b.collect(descs)
-    shapes, emitters, sensors, integrators = [], [], [], []
-    for desc in descs:
-        obj = b.build(desc, _TOP_PRIORITY)
-        cat = b.category_of[id(obj)]
-        if cat == "shape":
-            shapes.append(obj)
-        elif cat == "emitter":
-            if getattr(obj, "is_area", False):
-                raise SceneLoadError(f"{desc.where}: an area emitter must be nested inside a "
-                                     "shape (as its 'emitter' entry)")
-            emitters.append(obj)
-        elif cat == "sensor":
-            sensors.append(obj)
-        elif cat == "integrator":
-            if integrators:
-                raise SceneLoadError(f"{desc.where}: a scene has at most one integrator")
-            integrators.append(obj)
-    return {"shapes": shapes, "emitters": emitters, "sensors": sensors,
-            "integrator": integrators[0] if integrators else None, "ids": dict(b.ids)}
+    return _assemble(b, descs, _TOP_PRIORITY, xml=False)
 
 
 def load_dict(d: dict) -> Any:
