@@ -158,7 +158,8 @@ class PathIntegrator(SamplingIntegrator):
         )
         if tape is not None:
             state["tape"] = tape
-        n_faces = dr.opaque(bk.UInt32, getattr(scene, "_n_faces", 0))
+        # (Tape words are range-checked before use as triangle indices.)
+        n_faces = dr.opaque(bk.UInt32, scene._n_faces) if replay else None
 
         def cond(st: dict) -> Any:
             return st["active"]
