@@ -286,11 +286,11 @@ def _taped_vs_retraced(monkeypatch, scene, keys: list, tape_len: int, expected_l
         return out
 
     monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", tape_len)
-    tape = scene.integrator.make_tape(16)
+    tape = scene.integrator.make_tape(scene, scene.sensor, 16)
     assert tape is not None and len(tape) == expected_len
     taped = gradients()
     monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 0)
-    assert scene.integrator.make_tape(16) is None
+    assert scene.integrator.make_tape(scene, scene.sensor, 16) is None
     retraced = gradients()
     for k, a, b in zip(keys, taped, retraced):
         assert np.all(np.isfinite(a)) and np.abs(a).max() > 0, k
@@ -324,3 +324,112 @@ def test_replay_beyond_the_tape_retraces(monkeypatch):
     _taped_vs_retraced(monkeypatch, scene, ["green.reflectance.value",
                                             "light.emitter.radiance.value"],
                        tape_len=2, expected_len=2)
+
+
+@pytest.fixture(scope="module")
+def specular_scene():
+    """A mirror ball and a glass ball (delta lobes) on a diffuse floor, area light."""
+    return lg.load_dict({
+        "type": "scene",
+        "integrator": {"type": "path", "max_depth": 5},
+        "sensor": _camera(),
+        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(1.5),
+                  "bsdf": {"type": "diffuse", "id": "matte"}},
+        "mirror": {"type": "sphere", "center": [-0.4, 0.3, 0.0], "radius": 0.3,
+                   "bsdf": {"type": "conductor", "id": "chrome"}},
+        "ball": {"type": "sphere", "center": [0.4, 0.3, 0.2], "radius": 0.3,
+                 "bsdf": {"type": "dielectric", "id": "glass"}},
+        "light": {"type": "rectangle",
+                  "to_world": T().translate([-0.4, 1.6, 0.6]).rotate([1, 0, 0], 90).scale(0.5),
+                  "emitter": {"type": "area",
+                              "radiance": {"type": "rgb", "value": [6.0, 5.0, 4.0]}}},
+    })
+
+
+def _reverse_gradients(scene, keys: list) -> list:
+    params = lg.traverse(scene)
+    target = lg.render(scene, spp=4, seed=5) * 0.8
+    for k in keys:
+        dr.enable_grad(params[k])
+    params.update()
+    try:
+        image = lg.render(scene, params, spp=4, seed=1)
+        dr.backward(lg.l2(image, target))
+        return [np.array(dr.grad(params[k])) for k in keys]
+    finally:
+        for k in keys:
+            dr.disable_grad(params[k])
+        params.update()
+
+
+def _replays_from_records(monkeypatch, scene, keys: list) -> bool:
+    """Whether the reverse pass with ``keys`` grad-enabled replays from vertex records."""
+    from lumigrad.integrators import path as path_mod
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return replay_recorded(*args, **kwargs)
+
+    replay_recorded = path_mod.replay_recorded
+    with monkeypatch.context() as m:
+        m.setattr(path_mod, "replay_recorded", spy)
+        _reverse_gradients(scene, keys)
+    return bool(calls)
+
+
+@pytest.mark.filterwarnings("ignore:derivatives with respect to")
+@pytest.mark.parametrize("scene_name, keys", [
+    # three grad-carrying BSDFs (one dispatch) and one (inline code)
+    ("cbox", ["green.reflectance.value", "red.reflectance.value", "white.reflectance.value"]),
+    ("cbox", ["green.reflectance.value", "light.emitter.radiance.value"]),
+    ("matte_scene", ["floor-mat.reflectance.data", "light.emitter.radiance.value"]),
+    ("metal_point_scene", ["metal.alpha.value", "lamp.intensity.value"]),
+    ("env_scene", ["sky.scale", "matte.reflectance.value"]),
+    ("env_scene", ["sky.data"]),
+    # delta lobes: the ratio of attached to detached sample weights
+    ("specular_scene", ["chrome.specular_reflectance.value", "glass.specular_transmittance.value",
+                        "glass.specular_reflectance.value"]),
+    ("specular_scene", ["glass.eta", "matte.reflectance.value"]),
+])
+def test_replay_from_vertex_records_equals_replay_by_shading(request, monkeypatch, scene_name,
+                                                            keys):
+    """With no geometry or camera gradient, the reverse pass replays each vertex
+    from a record of detached values written by its primal pass (replay.py):
+    no ray, no sampling, only the attached BSDF/emitter factors. The gradients
+    must equal those of the replay that shades every vertex again."""
+    from lumigrad.integrators import replay
+    if scene_name == "cbox":
+        scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
+    else:
+        scene = request.getfixturevalue(scene_name)
+    assert _replays_from_records(monkeypatch, scene, keys)
+    recorded = _reverse_gradients(scene, keys)
+    monkeypatch.setattr(replay, "RECORD_MAX_WORDS", 0)
+    assert not _replays_from_records(monkeypatch, scene, keys)
+    shaded = _reverse_gradients(scene, keys)
+    for k, a, b in zip(keys, recorded, shaded):
+        assert np.all(np.isfinite(a)) and np.abs(a).max() > 0, k
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max(), err_msg=k)
+
+
+@pytest.mark.filterwarnings("ignore:derivatives with respect to")
+@pytest.mark.parametrize("scene_name, keys", [
+    ("cbox", ["floor.vertex_positions"]),       # geometry
+    ("cbox", ["small-box.to_world"]),
+    ("cbox", ["sensor.to_world"]),              # camera
+    ("cbox", ["sensor.x_fov", "green.reflectance.value"]),
+    ("metal_point_scene", ["lamp.position"]),   # where a light is sampled
+])
+def test_no_vertex_records_when_directions_carry_gradients(request, monkeypatch, scene_name,
+                                                          keys):
+    """Geometry, camera and light-position gradients move the path's directions and
+    positions: the reverse pass must then shade every vertex again."""
+    if scene_name == "cbox":
+        scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
+    else:
+        scene = request.getfixturevalue(scene_name)
+    assert not _replays_from_records(monkeypatch, scene, keys)
+    assert _replays_from_records(monkeypatch, scene, ["light.emitter.radiance.value"
+                                                      if scene_name == "cbox"
+                                                      else "lamp.intensity.value"])

@@ -103,7 +103,11 @@ def restore_values(scene: Any, params: SceneParameters, saved: dict) -> None:
     """Undo :func:`swap_in_leaves`."""
     for key, value in saved.items():
         params.store(key, value)
-    _rebuild_if_geometry(scene, params, list(saved))
+    # Detached: derivative passes swap fresh leaves in again, and buffers left
+    # attached to the caller's variables would keep them alive (and be
+    # differentiated for nothing) after the caller disables their gradients.
+    with dr.suspend_grad():
+        _rebuild_if_geometry(scene, params, list(saved))
 
 
 def _rebuild_if_geometry(scene: Any, params: SceneParameters, keys: list) -> None:

@@ -83,7 +83,7 @@ class SamplingIntegrator:
         primary ray attached to the sensor's parameters."""
         raise NotImplementedError
 
-    def make_tape(self, n: int) -> Any:
+    def make_tape(self, scene: Any, sensor: Any, n: int) -> Any:
         """Per-lane storage that lets ``render_backward`` replay paths without
         tracing their rays again (see ``PathIntegrator.sample``); None: replay
         by re-tracing."""
@@ -192,10 +192,12 @@ class SamplingIntegrator:
             # 1) primal pass: per-sample radiance (detached); with a hit tape it
             #    also records every vertex's hit and shadow ray, and stays
             #    unevaluated so that the replay below runs in the same kernel.
+            # (The tape's layout depends on which parameters carry gradients.)
+            tape = self.make_tape(scene, sensor, sensor.resolution[0] * sensor.resolution[1]
+                                  * spp_pass)
             with dr.suspend_grad():
                 rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
                 act = dr.full(bk.Bool, True, dr.width(pixel))
-                tape = self.make_tape(dr.width(pixel))
                 if tape is None:
                     L = self.sample(scene, rng, o, d, tmax, act, mode="primal")
                     dr.eval(L)

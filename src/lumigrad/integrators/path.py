@@ -23,6 +23,7 @@ path length in both modes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import drjit as dr
@@ -31,14 +32,33 @@ from .. import backend as bk
 from ..scene.schema import Param, register
 from ..core.math import hmax
 from .base import SamplingIntegrator, mis_weight
+from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, RecordLayout,
+                     plan_record, replay_recorded, vertex_samples)
 
 #: Longest per-lane hit tape of the reverse pass (words of local memory): paths
 #: with ``max_depth`` up to this record every vertex; longer or unbounded ones
 #: record their first ``TAPE_MAX_DEPTH`` vertices and re-trace the rays of the
 #: rest (rare: Russian roulette ends nearly every path before).
 TAPE_MAX_DEPTH = 64
-_TAPE_PRIM = 0x7FFFFFFF        # triangle index bits of a tape word (all ones: no hit)
-_TAPE_OCCLUDED = 0x80000000    # the vertex's shadow ray was blocked
+
+
+@dataclass
+class Tape:
+    """Per-lane memory of the reverse pass (``PathIntegrator.make_tape``).
+
+    ``hits``: one word per vertex, the triangle hit and flags (``replay.TAPE_*``);
+    ``record``: with a ``layout``, the detached per-vertex values of
+    ``replay.replay_recorded``; ``vertices``: how many vertices each lane
+    recorded (set by the primal pass).
+    """
+
+    hits: Any
+    layout: Optional[RecordLayout] = None
+    record: Any = None
+    vertices: Any = None
+
+    def __len__(self) -> int:
+        return len(self.hits)
 
 
 def _bsdf_step(bsdf: Any, differentiable: bool) -> Any:
@@ -90,12 +110,20 @@ class PathIntegrator(SamplingIntegrator):
     # Russian roulette ends every path long before this).
     _UNBOUNDED = 1 << 30
 
-    def make_tape(self, n: int) -> Any:
-        """A per-lane hit tape for path replay (see ``sample``): ``max_depth``
-        words, at most ``TAPE_MAX_DEPTH`` (None if that is 0: replay by re-tracing)."""
+    def make_tape(self, scene: Any, sensor: Any, n: int) -> Optional[Tape]:
+        """Per-lane memory for path replay (see ``sample``): a hit tape of
+        ``max_depth`` words, at most ``TAPE_MAX_DEPTH`` (None if that is 0:
+        replay by re-tracing), and when the gradients enabled now allow it
+        (``replay.plan_record``), a record of each vertex's detached values."""
         bounded = 0 < self.max_depth <= TAPE_MAX_DEPTH
         size = self.max_depth if bounded else TAPE_MAX_DEPTH
-        return dr.alloc_local(bk.UInt32, size) if size > 0 else None
+        if size <= 0 or scene._n_faces >= TAPE_PRIM:
+            return None
+        tape = Tape(hits=dr.alloc_local(bk.UInt32, size))
+        layout = plan_record(scene, sensor, self.max_depth if bounded else 0)
+        if layout is not None:
+            tape.layout, tape.record = layout, layout.alloc(size)
+        return tape
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
@@ -107,9 +135,14 @@ class PathIntegrator(SamplingIntegrator):
         rays again, so the replay costs only the shading (the two loops must run
         in one kernel: the tape is per-lane local memory, constant in size).
         """
+        if mode == "backward" and tape is not None and tape.layout is not None:
+            replay_recorded(scene, tape.layout, tape.hits, tape.record, tape.vertices, rng,
+                            delta_L, L_primal)
+            return None
         diff = mode != "primal"
         record = tape is not None and mode == "primal"
         replay = tape is not None and mode == "backward"
+        layout = tape.layout if record else None
         # Vertices beyond the tape (only when it is shorter than max_depth) are
         # neither recorded nor read: the replay traces their rays again.
         tape_len = len(tape) if tape is not None else 0
@@ -157,7 +190,9 @@ class PathIntegrator(SamplingIntegrator):
             L_rem=L_rem,
         )
         if tape is not None:
-            state["tape"] = tape
+            state["tape"] = tape.hits
+        if layout is not None:
+            state["record"] = tape.record
         # (Tape words are range-checked before use as triangle indices.)
         n_faces = dr.opaque(bk.UInt32, scene._n_faces) if replay else None
 
@@ -179,7 +214,7 @@ class PathIntegrator(SamplingIntegrator):
                     on_tape = depth < tape_len if overflow else act
                     slot = dr.minimum(depth, tape_len - 1) if overflow else depth
                     word = st["tape"].read(slot, act & on_tape)
-                    prim = word & _TAPE_PRIM
+                    prim = word & TAPE_PRIM
                     hit = act & (prim < n_faces)
                     if overflow:
                         _, prim_r, _, _, hit_r = scene.ray_intersect_preliminary(
@@ -211,10 +246,7 @@ class PathIntegrator(SamplingIntegrator):
                 act_next = act & si.valid & (depth + 1 < max_depth_o)
                 bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si.prim, act_next)
 
-                s_em1 = rng.next_float32()
-                s_em2 = bk.Array2f(rng.next_float32(), rng.next_float32())
-                s_b1 = rng.next_float32()
-                s_b2 = bk.Array2f(rng.next_float32(), rng.next_float32())
+                s_em1, s_em2, s_b1, s_b2 = vertex_samples(rng)
                 act_nee = act_next if (any_smooth and has_emitters) else act_next & False
                 if has_emitters:
                     d_em, dist_em, pdf_em_s, w_em, delta_em = scene.sample_emitter_direction(
@@ -252,7 +284,7 @@ class PathIntegrator(SamplingIntegrator):
                                          dr.detach(d_em))
                     dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
                     if replay:
-                        occluded = (word & _TAPE_OCCLUDED) != 0
+                        occluded = (word & TAPE_OCCLUDED) != 0
                         if overflow:
                             occluded = dr.select(on_tape, occluded, scene.ray_test(
                                 origin, d_shadow, dist_shadow, act_nee & ~on_tape))
@@ -260,17 +292,13 @@ class PathIntegrator(SamplingIntegrator):
                         occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
                 else:
                     occluded = dr.zeros(bk.Bool, n)
-                if record:
-                    st["tape"].write(dr.select(hit, prim, bk.UInt32(_TAPE_PRIM))
-                                     | dr.select(occluded, bk.UInt32(_TAPE_OCCLUDED),
-                                                 bk.UInt32(0)),
-                                     dr.minimum(depth, tape_len - 1) if overflow else depth,
-                                     act & (depth < tape_len) if overflow else act)
                 if has_emitters:
                     vis = act_nee & ~occluded
                     w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee))
                     nee = dr.select(vis, beta * f_nee * w_em * w_nee, 0.0)
                 else:
+                    vis = dr.zeros(bk.Bool, n)
+                    w_nee = dr.zeros(bk.Float, n)
                     nee = dr.zeros(bk.Array3f, n)
 
                 contrib = emitted + nee
@@ -282,6 +310,21 @@ class PathIntegrator(SamplingIntegrator):
                 # through dr.backward_from below, not through the loop.)
                 beta_next = beta * weight_b * (dr.detach(ratio) if backward else ratio)
                 valid_b = act_next & (hmax(weight_b) > 0) & (pdf_b > 0)
+
+                if record:
+                    flag = lambda cond, bit: dr.select(cond, bk.UInt32(bit), bk.UInt32(0))
+                    word = (dr.select(hit, prim, bk.UInt32(TAPE_PRIM))
+                            | flag(occluded, TAPE_OCCLUDED) | flag(delta_b, TAPE_DELTA)
+                            | flag(valid_b, TAPE_CONTINUED))
+                    slot = dr.minimum(depth, tape_len - 1) if overflow else depth
+                    on_tape = act & (depth < tape_len) if overflow else act
+                    st["tape"].write(word, slot, on_tape)
+                if layout is not None:
+                    layout.write(st["record"], depth, dict(
+                        beta=beta, contrib=contrib, wi=si.wi, uv=si.uv, wo_nee=wo_nee, wo=wo,
+                        nee_weight=dr.select(vis, w_em * w_nee, 0.0),
+                        nee_scale=dr.select(vis, w_nee, 0.0), f_nee=f_nee, w_mis=w_mis,
+                        p=si.p, d=st["d"]), act)
 
                 if backward:
                     # Radiance collected after this vertex, then the local term.
@@ -322,8 +365,10 @@ class PathIntegrator(SamplingIntegrator):
             )
             if tape is not None:
                 out["tape"] = st["tape"]
+            if layout is not None:
+                out["record"] = st["record"]
             if backward:
-                out = {k: (v if k in ("rng", "tape") else dr.detach(v))
+                out = {k: (v if k in ("rng", "tape", "record") else dr.detach(v))
                        for k, v in out.items()}
             return (out,)
 
@@ -332,7 +377,10 @@ class PathIntegrator(SamplingIntegrator):
         # be chained on one stream, e.g. by the direct integrator).
         rng.state, rng.inc = final["rng"].state, final["rng"].inc
         if record:
-            return final["L"], final["tape"]
+            tape.hits, tape.vertices = final["tape"], final["depth"]
+            if layout is not None:
+                tape.record = final["record"]
+            return final["L"], tape
         return final["L"]
 
 
