@@ -316,14 +316,22 @@ def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
 
 
 @pytest.mark.filterwarnings("ignore:derivatives with respect to")
-def test_replay_beyond_the_tape_retraces(monkeypatch):
+@pytest.mark.parametrize("keys, records", [
+    (["green.reflectance.value"], True),
+    (["green.reflectance.value", "light.emitter.radiance.value"], True),
+    (["green.reflectance.value", "floor.vertex_positions"], False),
+], ids=["vertex-records", "vertex-records-emitter", "hit-tape"])
+def test_replay_beyond_the_tape_retraces(monkeypatch, keys, records):
     """Unbounded paths (``max_depth`` -1) record only their first vertices on the
-    tape (shortened to 2 here, so that many paths outgrow it) and re-trace the rest:
-    the same gradients as replaying every vertex by re-tracing."""
+    tape (shortened to 2 here, so that many paths outgrow it) and replay the rest
+    by shading again (from a checkpoint of the loop state when the first vertices
+    replay from vertex records): the same gradients as replaying every vertex by
+    re-tracing."""
+    from lumigrad.integrators import path as path_mod
     scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=-1)
-    _taped_vs_retraced(monkeypatch, scene, ["green.reflectance.value",
-                                            "light.emitter.radiance.value"],
-                       tape_len=2, expected_len=2)
+    monkeypatch.setattr(path_mod, "TAPE_MAX_DEPTH", 2)
+    assert _replays_from_records(monkeypatch, scene, keys) == records
+    _taped_vs_retraced(monkeypatch, scene, keys, tape_len=2, expected_len=2)
 
 
 @pytest.fixture(scope="module")

@@ -48,14 +48,17 @@ class Tape:
 
     ``hits``: one word per vertex, the triangle hit and flags (``replay.TAPE_*``);
     ``record``: with a ``layout``, the detached per-vertex values of
-    ``replay.replay_recorded``; ``vertices``: how many vertices each lane
-    recorded (set by the primal pass).
+    ``replay.replay_recorded``. Set by the primal pass: ``vertices``, how many
+    vertices each lane's path has, and (paths may outgrow the tape)
+    ``checkpoint``, the loop state at the first vertex beyond it, from which
+    the replay of the recorded part continues by shading again.
     """
 
     hits: Any
     layout: Optional[RecordLayout] = None
     record: Any = None
     vertices: Any = None
+    checkpoint: Optional[dict] = None
 
     def __len__(self) -> int:
         return len(self.hits)
@@ -120,25 +123,44 @@ class PathIntegrator(SamplingIntegrator):
         if size <= 0 or scene._n_faces >= TAPE_PRIM:
             return None
         tape = Tape(hits=dr.alloc_local(bk.UInt32, size))
-        layout = plan_record(scene, sensor, self.max_depth if bounded else 0)
+        layout = plan_record(scene, sensor, size)
         if layout is not None:
             tape.layout, tape.record = layout, layout.alloc(size)
         return tape
 
+    # Loop state a path needs to go on from a vertex (besides the ray and the
+    # generator): saved by the primal pass where a path outgrows the record.
+    _RESUME_STATE = ("depth", "beta", "eta", "prev_p", "prev_pdf", "prev_delta")
+
+    def _replay_from_record(self, scene: Any, tape: Tape, rng: Any, delta_L: Any,
+                            L_primal: Any) -> None:
+        """Reverse pass from the vertex record; vertices beyond it (paths longer
+        than the tape) are replayed by shading again, from the checkpoint."""
+        cap = len(tape)
+        L_rem = replay_recorded(scene, tape.layout, tape.hits, tape.record,
+                                dr.minimum(tape.vertices, cap), rng, delta_L, L_primal)
+        ck = tape.checkpoint
+        if ck is not None:
+            rng_on = type(rng)(rng)
+            rng_on.state, rng_on.inc = ck["rng_state"], ck["rng_inc"]
+            self.sample(scene, rng_on, ck["o"], ck["d"], ck["tmax"], tape.vertices > cap,
+                        mode="backward", delta_L=delta_L, L_primal=L_rem,
+                        resume={k: ck[k] for k in self._RESUME_STATE})
+
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
-               camera: Any = None, tape: Any = None) -> Any:
+               camera: Any = None, tape: Any = None, resume: Optional[dict] = None) -> Any:
         """Radiance along each ray (``mode='primal'``/``'forward'``), or path
         replay (``'backward'``). With a ``tape`` (``make_tape``), the primal mode
         records each vertex's hit triangle and shadow-ray outcome and returns
         ``(L, tape)``; the backward mode then reads them back instead of tracing
         rays again, so the replay costs only the shading (the two loops must run
         in one kernel: the tape is per-lane local memory, constant in size).
+        ``resume``: loop state (``_RESUME_STATE``) of paths that start at a later
+        vertex (the ray ``o, d`` leaves it).
         """
         if mode == "backward" and tape is not None and tape.layout is not None:
-            replay_recorded(scene, tape.layout, tape.hits, tape.record, tape.vertices, rng,
-                            delta_L, L_primal)
-            return None
+            return self._replay_from_record(scene, tape, rng, delta_L, L_primal)
         diff = mode != "primal"
         record = tape is not None and mode == "primal"
         replay = tape is not None and mode == "backward"
@@ -189,10 +211,16 @@ class PathIntegrator(SamplingIntegrator):
             rng=rng,
             L_rem=L_rem,
         )
+        if resume is not None:
+            state.update(resume)
         if tape is not None:
             state["tape"] = tape.hits
         if layout is not None:
             state["record"] = tape.record
+            if overflow:
+                keep = ("o", "d", "tmax") + self._RESUME_STATE
+                state["checkpoint"] = dict({k: state[k] for k in keep},
+                                           rng_state=rng.state, rng_inc=rng.inc)
         # (Tape words are range-checked before use as triangle indices.)
         n_faces = dr.opaque(bk.UInt32, scene._n_faces) if replay else None
 
@@ -204,6 +232,12 @@ class PathIntegrator(SamplingIntegrator):
             depth = st["depth"]
             beta = st["beta"]
             rng = st["rng"]
+            if "checkpoint" in st:
+                # The first vertex beyond the record: keep the state it starts from.
+                at = act & (depth == tape_len)
+                now = dict({k: st[k] for k in st["checkpoint"] if k in st},
+                           rng_state=rng.state, rng_inc=rng.inc)
+                checkpoint = {k: dr.select(at, now[k], v) for k, v in st["checkpoint"].items()}
             with dr.resume_grad(when=diff):
                 ray_o, ray_d = st["o"], st["d"]
                 if camera_grad:
@@ -320,11 +354,11 @@ class PathIntegrator(SamplingIntegrator):
                     on_tape = act & (depth < tape_len) if overflow else act
                     st["tape"].write(word, slot, on_tape)
                 if layout is not None:
-                    layout.write(st["record"], depth, dict(
+                    layout.write(st["record"], slot, dict(
                         beta=beta, contrib=contrib, wi=si.wi, uv=si.uv, wo_nee=wo_nee, wo=wo,
                         nee_weight=dr.select(vis, w_em * w_nee, 0.0),
                         nee_scale=dr.select(vis, w_nee, 0.0), f_nee=f_nee, w_mis=w_mis,
-                        p=si.p, d=st["d"]), act)
+                        p=si.p, d=st["d"]), on_tape)
 
                 if backward:
                     # Radiance collected after this vertex, then the local term.
@@ -367,8 +401,10 @@ class PathIntegrator(SamplingIntegrator):
                 out["tape"] = st["tape"]
             if layout is not None:
                 out["record"] = st["record"]
+            if "checkpoint" in st:
+                out["checkpoint"] = checkpoint
             if backward:
-                out = {k: (v if k in ("rng", "tape", "record") else dr.detach(v))
+                out = {k: (v if k in ("rng", "tape", "record", "checkpoint") else dr.detach(v))
                        for k, v in out.items()}
             return (out,)
 
@@ -380,6 +416,7 @@ class PathIntegrator(SamplingIntegrator):
             tape.hits, tape.vertices = final["tape"], final["depth"]
             if layout is not None:
                 tape.record = final["record"]
+                tape.checkpoint = final.get("checkpoint")
             return final["L"], tape
         return final["L"]
 

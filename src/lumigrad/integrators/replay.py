@@ -206,13 +206,14 @@ def vertex_samples(rng: Any) -> tuple:
 
 
 def replay_recorded(scene: Any, layout: RecordLayout, hits: Any, record: Any, vertices: Any,
-                    rng: Any, delta_L: Any, L_primal: Any) -> None:
+                    rng: Any, delta_L: Any, L_primal: Any) -> Any:
     """Back-propagate ``δL · Lo_k`` at every recorded vertex (see the module docstring).
 
     ``hits``/``record``: the per-lane tape and record the primal pass wrote
-    (same kernel); ``vertices``: how many vertices each lane recorded; ``rng``:
+    (same kernel); ``vertices``: how many vertices to replay per lane; ``rng``:
     the generator of the primal pass, at its initial state (it is replayed only
-    where a light sample or a delta lobe's weight must be recomputed)."""
+    where a light sample or a delta lobe's weight must be recomputed).
+    Returns the radiance the paths collect after those vertices."""
     n = dr.width(vertices)
     bsdfs = scene.bsdfs
     n_faces = dr.opaque(bk.UInt32, scene._n_faces)
@@ -278,7 +279,8 @@ def replay_recorded(scene: Any, layout: RecordLayout, hits: Any, record: Any, ve
             out["rng"] = st["rng"]
         return (out,)
 
-    dr.while_loop((state,), cond, body, label="lumigrad.replay_recorded")
+    (final,) = dr.while_loop((state,), cond, body, label="lumigrad.replay_recorded")
+    return final["L_rem"]
 
 
 __all__ = ["RecordLayout", "plan_record", "replay_recorded", "vertex_samples",
