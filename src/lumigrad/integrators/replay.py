@@ -63,13 +63,13 @@ def carries_gradients(plugin: Any) -> bool:
 
 @dataclass
 class RecordLayout:
-    """Which detached values a vertex record holds, at which word offsets.
+    """Which detached values a vertex record holds (name: number of floats).
 
     ``bsdf``: some BSDF parameter carries gradients (record the directions and
     texture coordinates its attached evaluation needs); ``emitter``: some
     emitter parameter does (record what re-evaluating emission and re-sampling
-    the light needs). ``throughput`` β and the detached contribution are always
-    recorded.
+    the light needs). The throughput β and the detached contribution are
+    always recorded.
     """
 
     bsdf: bool
@@ -88,33 +88,25 @@ class RecordLayout:
             sizes.update(nee_scale=1, f_nee=3, w_mis=1, p=3)
             if self.has_environment:
                 sizes["d"] = 3
-        self.offsets: dict[str, tuple[int, int]] = {}
-        at = 0
-        for name, size in sizes.items():
-            self.offsets[name] = (at, size)
-            at += size
-        self.words = at
+        self.sizes = sizes
+        self.words = sum(sizes.values())
 
-    def alloc(self, depth: int) -> Any:
-        return dr.alloc_local(bk.Float, self.words * depth)
+    _TYPES = {1: "Float", 2: "Array2f", 3: "Array3f"}
 
-    def write(self, record: Any, slot: Any, values: dict, active: Any) -> None:
+    def alloc(self, depth: int) -> dict:
+        """One local array per field, indexed by the vertex: every access of a
+        vertex then uses the same index, whose uniformity over the SIMD lanes
+        (tested at each access) the compiler checks once."""
+        return {name: dr.alloc_local(getattr(bk, self._TYPES[size]), depth)
+                for name, size in self.sizes.items()}
+
+    def write(self, record: dict, slot: Any, values: dict, active: Any) -> None:
         """Store ``values[name]`` for every recorded field at vertex ``slot``."""
-        base = slot * self.words
-        for name, (off, size) in self.offsets.items():
-            v = values[name]
-            comps = [v] if size == 1 else [v[c] for c in range(size)]
-            for c, x in enumerate(comps):
-                record.write(bk.Float(x), base + (off + c), active)
+        for name, size in self.sizes.items():
+            record[name].write(getattr(bk, self._TYPES[size])(values[name]), slot, active)
 
-    def read(self, record: Any, slot: Any, active: Any) -> dict:
-        base = slot * self.words
-        out = {}
-        for name, (off, size) in self.offsets.items():
-            comps = [record.read(base + (off + c), active) for c in range(size)]
-            out[name] = comps[0] if size == 1 else (bk.Array2f(*comps) if size == 2
-                                                    else bk.Array3f(*comps))
-        return out
+    def read(self, record: dict, slot: Any, active: Any) -> dict:
+        return {name: local.read(slot, active) for name, local in record.items()}
 
 
 def plan_record(scene: Any, sensor: Any, max_depth: int) -> Optional[RecordLayout]:
