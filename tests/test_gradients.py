@@ -441,3 +441,20 @@ def test_no_vertex_records_when_directions_carry_gradients(request, monkeypatch,
     assert _replays_from_records(monkeypatch, scene, ["light.emitter.radiance.value"
                                                       if scene_name == "cbox"
                                                       else "lamp.intensity.value"])
+
+
+def test_record_shorter_than_bounded_paths(monkeypatch):
+    """A record too small for ``max_depth`` (its size per lane is capped, more so on
+    GPUs) holds the first vertices; the replay shades the rest again from the
+    checkpoint: the same gradients as the replay that shades every vertex."""
+    from lumigrad.integrators import replay
+    scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
+    keys = ["green.reflectance.value"]
+    full = _reverse_gradients(scene, keys)
+    monkeypatch.setattr(replay, "RECORD_MAX_WORDS", 2 * replay.RecordLayout(True, False, False).words)
+    assert _replays_from_records(monkeypatch, scene, keys)
+    short = _reverse_gradients(scene, keys)
+    monkeypatch.setattr(replay, "RECORD_MAX_WORDS", 0)
+    shaded = _reverse_gradients(scene, keys)
+    for a, b in ((full, shaded), (short, shaded)):
+        np.testing.assert_allclose(a[0], b[0], rtol=1e-4, atol=1e-6 * np.abs(b[0]).max())

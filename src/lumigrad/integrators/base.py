@@ -22,13 +22,20 @@ contributions, Vicini et al. 2021, "Path Replay Backpropagation: Differentiating
 Light Paths using Constant Memory and Linear Time", ACM TOG 40(4)).
 
 Path replay needs each path's total radiance before it starts, hence a primal
-pass before the replay. When the integrator offers a *hit tape*
-(:meth:`SamplingIntegrator.make_tape`: ``max_depth`` 32-bit words of per-lane
-local memory, at most 64), the primal pass records each vertex's triangle and
-shadow-ray outcome on it and the replay runs in the same kernel, reading them
-back instead of tracing any ray again (vertices beyond the tape are re-traced):
-the replay then costs only the shading and its adjoint (about 0.4 of a render
-for the Cornell box, against 1.1 when re-tracing), and global memory stays
+pass before the replay. When the integrator offers a *tape*
+(:meth:`SamplingIntegrator.make_tape`, per-lane local memory, constant in the
+number of samples), the primal pass writes on it and the replay runs in the
+same kernel, reading it back instead of tracing rays again:
+
+* a *hit tape* (one 32-bit word per vertex, at most 64): each vertex's triangle
+  and shadow-ray outcome; the replay shades every vertex again (about 0.4 of a
+  render for the Cornell box, against 1.1 when re-tracing);
+* *vertex records* (``replay.py``), when geometry and camera carry no
+  gradient: each vertex's detached directions, weights and radiance; the replay
+  only evaluates the factors attached to grad-enabled materials and emitters,
+  and their adjoints (about 0.1 of a render).
+
+Vertices beyond the tape are replayed by tracing again. Global memory stays
 constant in the path length.
 """
 from __future__ import annotations

@@ -33,7 +33,7 @@ from ..scene.schema import Param, register
 from ..core.math import hmax
 from .base import SamplingIntegrator, mis_weight
 from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, RecordLayout,
-                     plan_record, replay_recorded, vertex_samples)
+                     plan_record, record_capacity, replay_recorded, vertex_samples)
 
 #: Longest per-lane hit tape of the reverse pass (words of local memory): paths
 #: with ``max_depth`` up to this record every vertex; longer or unbounded ones
@@ -122,8 +122,10 @@ class PathIntegrator(SamplingIntegrator):
         size = self.max_depth if bounded else TAPE_MAX_DEPTH
         if size <= 0 or scene._n_faces >= TAPE_PRIM:
             return None
+        layout = plan_record(scene, sensor)
+        if layout is not None:
+            size = min(size, record_capacity(layout))
         tape = Tape(hits=dr.alloc_local(bk.UInt32, size))
-        layout = plan_record(scene, sensor, size)
         if layout is not None:
             tape.layout, tape.record = layout, layout.alloc(size)
         return tape

@@ -35,10 +35,20 @@ from .. import backend as bk
 from ..core.interaction import SurfaceInteraction
 from ..core.math import hmax
 
-#: Largest record per lane (32-bit words): ``words × max_depth`` beyond this
-#: falls back to the replay that shades again (local memory stays small, also
-#: on GPUs where it is reserved for every resident thread).
-RECORD_MAX_WORDS = 2048
+#: Largest record per lane (32-bit words), per backend: the record holds
+#: ``RECORD_MAX_WORDS // words`` vertices at most, and longer paths replay the
+#: rest by shading again. On the CPU the record is per SIMD packet on a worker's
+#: stack (16 lanes × 8 KiB at most); a GPU reserves local memory for every
+#: resident thread (~270k on an H100: 1 KiB each is ~0.3 GB), hence less there.
+RECORD_MAX_WORDS = {"llvm": 2048, "cuda": 256}
+
+
+def record_capacity(layout: "RecordLayout") -> int:
+    """How many vertices a record of ``layout`` may hold on the active backend."""
+    limit = RECORD_MAX_WORDS
+    if isinstance(limit, dict):
+        limit = limit[bk.variant()]
+    return int(limit) // layout.words
 
 #: Up to this many grad-carrying BSDFs get their attached factors as inline
 #: code (each evaluated on every lane); more take one dispatch.
@@ -109,13 +119,11 @@ class RecordLayout:
         return {name: local.read(slot, active) for name, local in record.items()}
 
 
-def plan_record(scene: Any, sensor: Any, max_depth: int) -> Optional[RecordLayout]:
+def plan_record(scene: Any, sensor: Any) -> Optional[RecordLayout]:
     """The record for replaying paths of ``scene`` seen from ``sensor`` under
     the gradients enabled now, or None when the replay must shade again:
     geometry, the camera or where lights are (their sampled directions) carry
-    gradients, or the record would exceed ``RECORD_MAX_WORDS``."""
-    if max_depth <= 0:
-        return None
+    gradients, or not one vertex fits in ``RECORD_MAX_WORDS``."""
     if sensor is not None and carries_gradients(sensor):
         return None
     if any(carries_gradients(shape) for shape in scene.shapes):
@@ -133,9 +141,7 @@ def plan_record(scene: Any, sensor: Any, max_depth: int) -> Optional[RecordLayou
     layout = RecordLayout(bsdf=any(carries_gradients(b) for b in scene.bsdfs),
                           emitter=any(carries_gradients(e) for e in scene.emitters),
                           has_environment=scene.environment is not None)
-    if layout.words * max_depth > RECORD_MAX_WORDS:
-        return None
-    return layout
+    return layout if record_capacity(layout) >= 1 else None
 
 
 def attached_bsdf_terms(bsdf: Any, si: Any, wo_nee: Any, wo: Any, delta: Any,
@@ -275,6 +281,6 @@ def replay_recorded(scene: Any, layout: RecordLayout, hits: Any, record: Any, ve
     return final["L_rem"]
 
 
-__all__ = ["RecordLayout", "plan_record", "replay_recorded", "vertex_samples",
+__all__ = ["RecordLayout", "plan_record", "record_capacity", "replay_recorded", "vertex_samples",
            "attached_bsdf_terms", "carries_gradients", "RECORD_MAX_WORDS",
            "TAPE_OCCLUDED", "TAPE_DELTA", "TAPE_CONTINUED", "TAPE_PRIM"]
