@@ -17,6 +17,10 @@ Everything is written with Dr.Jit arrays of the active variant and must be
 differentiable in the BSDF's parameters (textures included) by ordinary AD.
 One-sided materials return zero when ``cos θ_i <= 0`` or (for reflection)
 ``cos θ_o <= 0``, as Mitsuba does; the ``twosided`` plugin flips the frame.
+
+BSDFs and their textures read only ``si.wi`` and ``si.uv`` of the interaction:
+the reverse pass replays material derivatives from records of just these
+(``integrators/replay.py``); a plugin that needs more must be added there.
 """
 from __future__ import annotations
 

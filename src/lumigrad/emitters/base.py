@@ -6,6 +6,8 @@ Two families:
   points on emissive triangles itself. The emitter provides
   ``eval(si, active) -> Color3f``: radiance leaving the surface towards
   ``si.wi``; one-sided: zero unless ``cos θ_i > 0`` (front face, as Mitsuba).
+  It reads only ``si.wi`` and ``si.uv`` (and the scene ``si.prim``): the reverse
+  pass replays emitter derivatives from records of these (integrators/replay.py).
 * Every other emitter implements direct-illumination sampling from a reference
   point and (for infinite emitters) lookup by direction:
 
