@@ -354,6 +354,27 @@ def specular_scene():
     })
 
 
+@pytest.fixture(scope="module")
+def two_light_scene():
+    """A diffuse floor and box under two area lights (emission is a dispatch)."""
+    lights = {f"light{i}": {
+        "type": "rectangle",
+        "to_world": T().translate([-0.4 + 0.8 * i, 1.6, 0.6]).rotate([1, 0, 0], 90).scale(0.3),
+        "emitter": {"type": "area", "radiance": {"type": "rgb", "value": [6.0 - 2 * i, 5.0, 4.0]}}}
+        for i in range(2)}
+    return lg.load_dict({
+        "type": "scene",
+        "integrator": {"type": "path", "max_depth": 3, "hide_emitters": True},
+        "sensor": _camera(),
+        "matte": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.7, 0.5, 0.3]}},
+        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(1.5),
+                  "bsdf": {"type": "ref", "id": "matte"}},
+        "box": {"type": "cube", "to_world": T().translate([0.2, 0.3, 0.0]).scale(0.3),
+                "bsdf": {"type": "ref", "id": "matte"}},
+        **lights,
+    })
+
+
 def _reverse_gradients(scene, keys: list) -> list:
     params = lg.traverse(scene)
     target = lg.render(scene, spp=4, seed=5) * 0.8
@@ -399,6 +420,7 @@ def _replays_from_records(monkeypatch, scene, keys: list) -> bool:
     ("specular_scene", ["chrome.specular_reflectance.value", "glass.specular_transmittance.value",
                         "glass.specular_reflectance.value"]),
     ("specular_scene", ["glass.eta", "matte.reflectance.value"]),
+    ("two_light_scene", ["light1.emitter.radiance.value", "matte.reflectance.value"]),
 ])
 def test_replay_from_vertex_records_equals_replay_by_shading(request, monkeypatch, scene_name,
                                                             keys):
