@@ -19,10 +19,12 @@ reads them back: no ray, no triangle, no light or BSDF sampling, only the
 attached BSDF/emitter evaluations and their adjoints.
 
 The record lives in the same kernel as the primal pass (like the hit tape):
-``words × max_depth`` 32-bit words per lane, constant in the number of samples,
-so peak memory stays independent of the path length. Geometry or camera
-gradients (which move directions, positions and visibility), unbounded or very
-long paths use the replay that shades again (``PathIntegrator.sample``).
+``words`` 32-bit words per vertex and lane, constant in the number of samples,
+so peak memory stays independent of the path length. Its size per lane is
+capped (``RECORD_MAX_WORDS``): vertices beyond it, on long or unbounded paths,
+are replayed by shading again from a checkpoint of the loop state. Geometry or
+camera gradients (which move directions, positions and visibility) use the
+replay that shades every vertex again (``PathIntegrator.sample``).
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ def record_capacity(layout: "RecordLayout") -> int:
     if isinstance(limit, dict):
         limit = limit[bk.variant()]
     return int(limit) // layout.words
+
 
 #: Up to this many grad-carrying BSDFs get their attached factors as inline
 #: code (each evaluated on every lane); more take one dispatch.
