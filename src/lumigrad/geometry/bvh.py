@@ -915,13 +915,26 @@ class BVH:
 
         nodes4, tris = self._nodes4, self._tris
         stack = dr.alloc_local(UInt32, _STACK_SIZE)
+        stack_t = dr.alloc_local(Float, _STACK_SIZE)
 
-        def pop(stack, node, sp, mask):
-            has = mask & (sp > 0)
-            sp = dr.select(has, sp - 1, sp)
-            val = stack.read(sp, has)
-            node = dr.select(mask, dr.select(has, val, UInt32(_SENTINEL)), node)
-            return node, sp
+        def pop(stack, stack_t, node, sp, t_best, mask):
+            """Pop the next node; closest hit: skip entries that start beyond the
+            closest hit found since they were pushed."""
+            def c(stack, stack_t, node, sp, go):
+                return go
+
+            def b(stack, stack_t, node, sp, go):
+                has = go & (sp > 0)
+                sp = dr.select(has, sp - 1, sp)
+                val = stack.read(sp, has)
+                t_in = stack_t.read(sp, has)
+                node = dr.select(go, dr.select(has, val, UInt32(_SENTINEL)), node)
+                go = has & (t_in >= t_best) if not any_hit else has & False
+                return stack, stack_t, node, sp, go
+
+            stack, stack_t, node, sp, _ = dr.while_loop(
+                (stack, stack_t, node, sp, Bool(mask)), c, b, label="bvh.pop")
+            return stack, stack_t, node, sp
 
         def tri_step(tri_cur, t_best, prim, bu, bv, found):
             """One Möller-Trumbore test of triangle ``tri_cur`` (where pending)."""
@@ -936,7 +949,7 @@ class BVH:
                 bv = dr.select(hit, v, bv)
             return tri_cur + 1, t_best, prim, bu, bv, found
 
-        def node_step(stack, node, sp, t_best):
+        def node_step(stack, stack_t, node, sp, t_best):
             """Test the four child boxes of 4-wide ``node``: descend into the
             nearest hit, push the other hits (farthest first)."""
             g0 = dr.gather(bk.module.ArrayXf, nodes4, node * 2, shape=(16, n))
@@ -956,20 +969,21 @@ class BVH:
             for k in (3, 2, 1):
                 push = slots[k][2]
                 stack.write(slots[k][1], sp, push)
+                stack_t.write(slots[k][0], sp, push)
                 sp = dr.select(push, sp + 1, sp)
             any_hit_ = slots[0][2]
             node = dr.select(any_hit_, slots[0][1], node)
-            node, sp = pop(stack, node, sp, ~any_hit_)
-            return stack, node, sp
+            stack, stack_t, node, sp = pop(stack, stack_t, node, sp, t_best, ~any_hit_)
+            return stack, stack_t, node, sp
 
-        def step(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
+        def step(stack, stack_t, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
             # (1) No triangles pending and the current reference is a leaf: start it.
             is_leaf = (node & _LEAF_FLAG) != 0
             fetch = (tri_cur >= tri_end) & is_leaf & (node != _SENTINEL)
             start = (node >> 4) & 0x7FFFFFF
             tri_cur = dr.select(fetch, start, tri_cur)
             tri_end = dr.select(fetch, start + (node & 15) + 1, tri_end)
-            node, sp = pop(stack, node, sp, fetch)
+            stack, stack_t, node, sp = pop(stack, stack_t, node, sp, t_best, fetch)
 
             # (2) One triangle test, (3) one interior node. Symbolic conditionals
             # compile to branches that a SIMD packet skips when no lane needs them.
@@ -978,22 +992,23 @@ class BVH:
                 (tri_cur, t_best, prim, bu, bv, found), do_tri, tri_step,
                 lambda *args: args, label="bvh.triangle")
             do_node = ((node & _LEAF_FLAG) == 0) & ~found
-            stack, node, sp = dr.if_stmt(
-                (stack, node, sp, t_best), do_node, node_step,
-                lambda stack, node, sp, t_best: (stack, node, sp), label="bvh.node")
+            stack, stack_t, node, sp = dr.if_stmt(
+                (stack, stack_t, node, sp, t_best), do_node, node_step,
+                lambda stack, stack_t, node, sp, t_best: (stack, stack_t, node, sp),
+                label="bvh.node")
             if stats:
                 cnt = (cnt[0] + 1, dr.select(do_node, cnt[1] + 1, cnt[1]),
                        dr.select(do_tri, cnt[2] + 1, cnt[2]))
-            return stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt
+            return stack, stack_t, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt
 
-        def cond(stack, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
+        def cond(stack, stack_t, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
             return ((node != _SENTINEL) | (tri_cur < tri_end)) & ~found
 
         zero_u = dr.zeros(UInt32, n)    # full width: LLVM needs it for the stack index
         # The stack must be loop state: otherwise a read that precedes the write
         # in the traced body does not see the previous iteration's writes.
         state = (
-            stack,
+            stack, stack_t,
             dr.select(active, zero_u, UInt32(_SENTINEL)),   # node (root = 0)
             dr.zeros(UInt32, n),                             # tri_cur
             dr.zeros(UInt32, n),                             # tri_end
@@ -1006,7 +1021,7 @@ class BVH:
             tuple(dr.zeros(UInt32, n) for _ in range(3)) if stats else (),
         )
         label = "lumigrad.bvh.ray_test" if any_hit else "lumigrad.bvh.ray_intersect"
-        _, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt = dr.while_loop(
+        _, _, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt = dr.while_loop(
             state, cond, step, label=label, mode="symbolic")
         if stats:
             return cnt
