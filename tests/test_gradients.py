@@ -375,6 +375,24 @@ def two_light_scene():
     })
 
 
+@pytest.fixture(scope="module")
+def sun_sky_scene():
+    """A diffuse floor and box under a directional light and a constant sky."""
+    return lg.load_dict({
+        "type": "scene",
+        "integrator": {"type": "path", "max_depth": 3},
+        "sensor": _camera(),
+        "matte": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.7, 0.5, 0.3]}},
+        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(1.5),
+                  "bsdf": {"type": "ref", "id": "matte"}},
+        "box": {"type": "cube", "to_world": T().translate([0.2, 0.3, 0.0]).scale(0.3),
+                "bsdf": {"type": "ref", "id": "matte"}},
+        "sun": {"type": "directional", "direction": [0.3, -1.0, 0.2],
+                "irradiance": {"type": "rgb", "value": [2.0, 2.0, 1.5]}},
+        "sky": {"type": "constant", "radiance": {"type": "rgb", "value": [0.5, 0.6, 0.9]}},
+    })
+
+
 def _reverse_gradients(scene, keys: list) -> list:
     params = lg.traverse(scene)
     target = lg.render(scene, spp=4, seed=5) * 0.8
@@ -421,6 +439,8 @@ def _replays_from_records(monkeypatch, scene, keys: list) -> bool:
                         "glass.specular_reflectance.value"]),
     ("specular_scene", ["glass.eta", "matte.reflectance.value"]),
     ("two_light_scene", ["light1.emitter.radiance.value", "matte.reflectance.value"]),
+    ("sun_sky_scene", ["sun.irradiance.value", "sky.radiance.value",
+                       "matte.reflectance.value"]),
 ])
 def test_replay_from_vertex_records_equals_replay_by_shading(request, monkeypatch, scene_name,
                                                             keys):
@@ -450,6 +470,7 @@ def test_replay_from_vertex_records_equals_replay_by_shading(request, monkeypatc
     ("cbox", ["sensor.to_world"]),              # camera
     ("cbox", ["sensor.x_fov", "green.reflectance.value"]),
     ("metal_point_scene", ["lamp.position"]),   # where a light is sampled
+    ("sun_sky_scene", ["sun.direction"]),
 ])
 def test_no_vertex_records_when_directions_carry_gradients(request, monkeypatch, scene_name,
                                                           keys):
@@ -460,9 +481,9 @@ def test_no_vertex_records_when_directions_carry_gradients(request, monkeypatch,
     else:
         scene = request.getfixturevalue(scene_name)
     assert not _replays_from_records(monkeypatch, scene, keys)
-    assert _replays_from_records(monkeypatch, scene, ["light.emitter.radiance.value"
-                                                      if scene_name == "cbox"
-                                                      else "lamp.intensity.value"])
+    other = {"cbox": "light.emitter.radiance.value", "metal_point_scene": "lamp.intensity.value",
+             "sun_sky_scene": "sun.irradiance.value"}[scene_name]
+    assert _replays_from_records(monkeypatch, scene, [other])
 
 
 def test_record_shorter_than_bounded_paths(monkeypatch):
