@@ -354,6 +354,17 @@ def specular_scene():
     })
 
 
+def _matte_floor_and_box() -> dict:
+    """Scene-dict entries: a diffuse floor and box sharing the material ``matte``."""
+    return {
+        "matte": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.7, 0.5, 0.3]}},
+        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(1.5),
+                  "bsdf": {"type": "ref", "id": "matte"}},
+        "box": {"type": "cube", "to_world": T().translate([0.2, 0.3, 0.0]).scale(0.3),
+                "bsdf": {"type": "ref", "id": "matte"}},
+    }
+
+
 @pytest.fixture(scope="module")
 def two_light_scene():
     """A diffuse floor and box under two area lights (emission is a dispatch)."""
@@ -366,11 +377,7 @@ def two_light_scene():
         "type": "scene",
         "integrator": {"type": "path", "max_depth": 3, "hide_emitters": True},
         "sensor": _camera(),
-        "matte": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.7, 0.5, 0.3]}},
-        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(1.5),
-                  "bsdf": {"type": "ref", "id": "matte"}},
-        "box": {"type": "cube", "to_world": T().translate([0.2, 0.3, 0.0]).scale(0.3),
-                "bsdf": {"type": "ref", "id": "matte"}},
+        **_matte_floor_and_box(),
         **lights,
     })
 
@@ -382,11 +389,7 @@ def sun_sky_scene():
         "type": "scene",
         "integrator": {"type": "path", "max_depth": 3},
         "sensor": _camera(),
-        "matte": {"type": "diffuse", "reflectance": {"type": "rgb", "value": [0.7, 0.5, 0.3]}},
-        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(1.5),
-                  "bsdf": {"type": "ref", "id": "matte"}},
-        "box": {"type": "cube", "to_world": T().translate([0.2, 0.3, 0.0]).scale(0.3),
-                "bsdf": {"type": "ref", "id": "matte"}},
+        **_matte_floor_and_box(),
         "sun": {"type": "directional", "direction": [0.3, -1.0, 0.2],
                 "irradiance": {"type": "rgb", "value": [2.0, 2.0, 1.5]}},
         "sky": {"type": "constant", "radiance": {"type": "rgb", "value": [0.5, 0.6, 0.9]}},

@@ -919,7 +919,7 @@ class BVH:
 
         def pop(stack, stack_t, node, sp, t_best, mask):
             """Pop the next node; closest hit: skip entries that start beyond the
-            closest hit found since they were pushed."""
+            closest hit found since they were pushed (any hit keeps no distances)."""
             def c(stack, stack_t, node, sp, go):
                 return go
 
@@ -927,11 +927,13 @@ class BVH:
                 has = go & (sp > 0)
                 sp = dr.select(has, sp - 1, sp)
                 val = stack.read(sp, has)
-                t_in = stack_t.read(sp, has)
                 node = dr.select(go, dr.select(has, val, UInt32(_SENTINEL)), node)
-                go = has & (t_in >= t_best) if not any_hit else has & False
+                if not any_hit:
+                    go = has & (stack_t.read(sp, has) >= t_best)
                 return stack, stack_t, node, sp, go
 
+            if any_hit:
+                return b(stack, stack_t, node, sp, mask)[:4]
             stack, stack_t, node, sp, _ = dr.while_loop(
                 (stack, stack_t, node, sp, Bool(mask)), c, b, label="bvh.pop")
             return stack, stack_t, node, sp
@@ -969,7 +971,8 @@ class BVH:
             for k in (3, 2, 1):
                 push = slots[k][2]
                 stack.write(slots[k][1], sp, push)
-                stack_t.write(slots[k][0], sp, push)
+                if not any_hit:
+                    stack_t.write(slots[k][0], sp, push)
                 sp = dr.select(push, sp + 1, sp)
             any_hit_ = slots[0][2]
             node = dr.select(any_hit_, slots[0][1], node)
@@ -1109,7 +1112,7 @@ class BVH:
                     visit(ref, sub)
                     return tuple(sub[k] for k in keys)
 
-                out = dr.if_stmt(tuple(state_k for state_k in (st[k] for k in keys)), enter,
+                out = dr.if_stmt(tuple(st[k] for k in keys), enter,
                                  body, lambda *values: values, label="bvh.unrolled")
                 st.update(zip(keys, out))
 
