@@ -33,7 +33,8 @@ from ..scene.schema import Param, register
 from ..core.math import hmax
 from .base import SamplingIntegrator, mis_weight
 from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, RecordLayout,
-                     plan_record, record_capacity, replay_recorded, vertex_samples)
+                     bsdf_ratio, plan_record, record_capacity, replay_recorded,
+                     vertex_samples)
 
 #: Longest per-lane hit tape of the reverse pass (words of local memory): paths
 #: with ``max_depth`` up to this record every vertex; longer or unbounded ones
@@ -75,12 +76,7 @@ def _bsdf_step(bsdf: Any, differentiable: bool) -> Any:
         if differentiable:
             # Attached BSDF value along the (detached) sampled direction, divided
             # by its detached value: 1 in the primal, d f / f in derivatives.
-            f_att = bsdf.eval(si, wo, act & ~bs.delta)
-            ratio_smooth = f_att / dr.maximum(dr.detach(f_att), 1e-30)
-            ratio_smooth = dr.select(dr.detach(f_att) > 0, ratio_smooth, 1.0)
-            ratio_delta = bs.weight / dr.maximum(weight, 1e-30)
-            ratio_delta = dr.select(weight > 0, ratio_delta, 1.0)
-            ratio = dr.select(bs.delta, ratio_delta, ratio_smooth)
+            ratio = bsdf_ratio(bsdf.eval(si, wo, act & ~bs.delta), bs.delta, bs.weight)
         else:
             ratio = dr.ones(bk.Array3f, dr.width(s1))
         return (f_nee, dr.detach(pdf_nee), wo, dr.detach(bs.pdf), weight, bk.Bool(bs.delta),

@@ -154,15 +154,22 @@ def attached_bsdf_terms(bsdf: Any, si: Any, wo_nee: Any, wo: Any, delta: Any,
     ``wo`` (1 in the primal, ``df / f`` in derivatives); for a delta lobe the
     ratio of its (attached) sample weight to its value."""
     f_nee = bsdf.eval(si, wo_nee, act_nee)
-    f_att = bsdf.eval(si, wo, act & ~delta)
-    f_det = dr.detach(f_att)
-    ratio = dr.select(f_det > 0, f_att / dr.maximum(f_det, 1e-30), 1.0)
-    if bsdf.has_delta:
-        w_att = bsdf.sample(si, s1, s2, act & delta).weight
-        w_det = dr.detach(w_att)
-        ratio_delta = dr.select(w_det > 0, w_att / dr.maximum(w_det, 1e-30), 1.0)
-        ratio = dr.select(delta, ratio_delta, ratio)
-    return f_nee, ratio
+    w_att = bsdf.sample(si, s1, s2, act & delta).weight if bsdf.has_delta else None
+    return f_nee, bsdf_ratio(bsdf.eval(si, wo, act & ~delta), delta, w_att)
+
+
+def bsdf_ratio(f_att: Any, delta: Any, w_att: Any = None) -> Any:
+    """``x / detach(x)`` (1 in the primal, ``dx / x`` in derivatives; 1 where
+    ``x`` is 0) of the BSDF value ``f_att`` along the sampled direction, or
+    where ``delta`` (a delta lobe, which has no value) of its attached sample
+    weight ``w_att``."""
+    def ratio(x: Any) -> Any:
+        x_det = dr.detach(x)
+        return dr.select(x_det > 0, x / dr.maximum(x_det, 1e-30), 1.0)
+
+    if w_att is None:
+        return ratio(f_att)
+    return dr.select(delta, ratio(w_att), ratio(f_att))
 
 
 def _bsdf_factors(bsdfs: list, idx: Any, si: Any, wo_nee: Any, wo: Any, delta: Any,
@@ -285,5 +292,5 @@ def replay_recorded(scene: Any, layout: RecordLayout, hits: Any, record: Any, ve
 
 
 __all__ = ["RecordLayout", "plan_record", "record_capacity", "replay_recorded", "vertex_samples",
-           "attached_bsdf_terms", "carries_gradients", "RECORD_MAX_WORDS",
+           "attached_bsdf_terms", "bsdf_ratio", "carries_gradients", "RECORD_MAX_WORDS",
            "TAPE_OCCLUDED", "TAPE_DELTA", "TAPE_CONTINUED", "TAPE_PRIM"]

@@ -137,16 +137,16 @@ class Scene:
                              "inf after the update")
         if self.accel is None or self._positions_np is None or \
                 self._positions_np.shape != pos_np.shape:
-            self.accel = _build_accel(pos_np, self.faces_np)
-            self._accel_cost = _sah_cost(self.accel)
+            self.accel = BVH.build(pos_np, self.faces_np)
+            self._accel_cost = self.accel.sah_cost()
         elif not np.array_equal(self._positions_np, pos_np):
             self.accel.refit(pos_np)
             # Refitting keeps the topology: after large motions the tree gets
             # loose, so rebuild once its quality has halved.
-            cost = _sah_cost(self.accel)
+            cost = self.accel.sah_cost()
             if cost > 2.0 * self._accel_cost:
-                self.accel = _build_accel(pos_np, self.faces_np)
-                self._accel_cost = _sah_cost(self.accel)
+                self.accel = BVH.build(pos_np, self.faces_np)
+                self._accel_cost = self.accel.sah_cost()
         self._positions_np = pos_np
 
         # Scene bounds, for infinite emitters.
@@ -415,10 +415,3 @@ def make_opaque(value: Any) -> None:
         dr.make_opaque(value)
 
 
-def _sah_cost(accel: Any) -> float:
-    fn = getattr(accel, "sah_cost", None)
-    return float(fn()) if fn is not None else 0.0
-
-
-def _build_accel(positions: np.ndarray, faces: np.ndarray) -> Any:
-    return BVH.build(positions, faces)
