@@ -17,7 +17,7 @@ non-linear loss is not biased by correlation with the primal image.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import drjit as dr
 import numpy as np
@@ -120,8 +120,9 @@ class _RenderOp(dr.CustomOp):
 
     def eval(self, scene: Any, params: SceneParameters, inputs: dict, sensor: Any,
              integrator: SamplingIntegrator, seed: int, spp: int, seed_grad: int,
-             spp_grad: int) -> Any:
+             spp_grad: int, terms: Optional[tuple]) -> Any:
         self.scene, self.params, self.keys = scene, params, list(inputs)
+        self.terms = terms
         self.sensor, self.integrator = sensor, integrator
         self.seed_grad, self.spp_grad = seed_grad, spp_grad
         with dr.suspend_grad():
@@ -141,7 +142,7 @@ class _RenderOp(dr.CustomOp):
             saved, fresh = self._swap_in(tangents)
             try:
                 grad = self.integrator.render_forward(self.scene, self.sensor,
-                                                      self.seed_grad, self.spp_grad)
+                                                      self.seed_grad, self.spp_grad, self.terms)
             finally:
                 self._restore(saved)
         self.set_grad_out(grad)
@@ -152,7 +153,7 @@ class _RenderOp(dr.CustomOp):
             saved, fresh = self._swap_in(None)
             try:
                 self.integrator.render_backward(self.scene, self.sensor, grad_image,
-                                                self.seed_grad, self.spp_grad)
+                                                self.seed_grad, self.spp_grad, self.terms)
                 grads = {k: dr.grad(v) for k, v in fresh.items()}
             finally:
                 self._restore(saved)
@@ -164,7 +165,8 @@ class _RenderOp(dr.CustomOp):
 
 def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[int, Any] = 0,
            spp: Optional[int] = None, seed: int = 0, integrator: Optional[Any] = None,
-           spp_grad: Optional[int] = None, seed_grad: Optional[int] = None) -> Any:
+           spp_grad: Optional[int] = None, seed_grad: Optional[int] = None,
+           terms: Optional[Sequence[str]] = None) -> Any:
     """Render ``scene`` from ``sensor``; returns ``TensorXf(height, width, 3)``.
 
     Args:
@@ -176,6 +178,9 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
         integrator: overrides the scene's integrator.
         spp_grad, seed_grad: samples and seed of the derivative passes
             (defaults: ``spp`` and a seed derived from ``seed`` that differs from it).
+        terms: which parts of the derivatives to compute: ``'interior'`` and
+            the boundary terms (``'primary'``, ...; see
+            :data:`lumigrad.integrators.boundary.TERM_NAMES`). None: all.
     """
     from .scene.scene import Scene
     if not isinstance(scene, Scene):
@@ -220,19 +225,37 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
         with dr.suspend_grad():
             return integrator.render(scene, sensor_obj, seed, spp)
     _warn_boundary(params, list(inputs))
+    terms = check_terms(terms)
     return dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed, spp,
-                     seed_grad, spp_grad)
+                     seed_grad, spp_grad, terms)
+
+
+def check_terms(terms: Optional[Sequence[str]]) -> Optional[tuple]:
+    """Validate a ``terms`` selection (see :func:`render`)."""
+    if terms is None:
+        return None
+    from .integrators.boundary import TERM_NAMES
+    if isinstance(terms, str):
+        terms = (terms,)
+    out = tuple(terms)
+    bad = [t for t in out if t not in TERM_NAMES]
+    if bad:
+        raise ValueError(f"unknown derivative term(s) {', '.join(map(repr, bad))}; expected "
+                         f"some of {', '.join(TERM_NAMES)}")
+    return out
 
 
 def render_forward(scene: Any, params: SceneParameters, tangents: dict, sensor: Union[int, Any] = 0,
                    spp: Optional[int] = None, seed: int = 0,
-                   integrator: Optional[Any] = None) -> Any:
+                   integrator: Optional[Any] = None,
+                   terms: Optional[Sequence[str]] = None) -> Any:
     """Forward-mode derivative image along ``tangents`` (``{key: tangent}``) alone.
 
     The same derivative as ``render(...)`` followed by ``dr.forward``, without
     rendering the primal image first (about half the cost). ``seed`` is the seed
-    of the derivative pass itself.
+    of the derivative pass itself; ``terms`` as in :func:`render`.
     """
+    terms = check_terms(terms)
     sensor_obj = _resolve_sensor(scene, sensor)
     integrator = integrator if integrator is not None else _default_integrator(scene)
     spp = int(spp if spp is not None else sensor_obj.sampler.sample_count)
@@ -246,6 +269,6 @@ def render_forward(scene: Any, params: SceneParameters, tangents: dict, sensor: 
     with dr.isolate_grad(), dr.resume_grad():
         saved, _ = swap_in_leaves(scene, params, keys, tangents)
         try:
-            return integrator.render_forward(scene, sensor_obj, int(seed), spp)
+            return integrator.render_forward(scene, sensor_obj, int(seed), spp, terms)
         finally:
             restore_values(scene, params, saved)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import drjit as dr
 import numpy as np
@@ -51,7 +51,8 @@ def _raw(value: Any) -> Any:
 
 def derivative_image(scene: Any, key_or_variable: Union[str, Any], spp: Optional[int] = None,
                      seed: int = 0, sensor: int = 0, params: Optional[SceneParameters] = None,
-                     integrator: Any = None, direction: Any = None) -> Any:
+                     integrator: Any = None, direction: Any = None,
+                     terms: Optional[Sequence[str]] = None) -> Any:
     """Forward-mode derivative of the rendered image, ``TensorXf(H, W, 3)``.
 
     ``key_or_variable`` is either a parameter key (``'green.reflectance.value'``:
@@ -59,6 +60,11 @@ def derivative_image(scene: Any, key_or_variable: Union[str, Any], spp: Optional
     ``dr.forward(params[key])`` does) or a grad-enabled latent variable on which
     some parameters already depend (set them with ``params[key] = f(θ)`` and
     ``params.update()`` first). The scene is left as it was.
+
+    ``terms`` selects parts of the derivative: ``'interior'`` (what automatic
+    differentiation of the estimator gives) and the boundary terms of moving
+    edges (``'primary'``, ...; see :data:`lumigrad.integrators.boundary.TERM_NAMES`).
+    Their images add up to the whole derivative (None, the default).
     """
     if isinstance(key_or_variable, str):
         # Tangent pass only: no primal image is rendered (render_forward).
@@ -72,14 +78,14 @@ def derivative_image(scene: Any, key_or_variable: Union[str, Any], spp: Optional
         else:
             tangent = type(raw)(direction)
         return render_forward(scene, params, {key: tangent}, sensor=sensor, spp=spp,
-                              seed=seed, integrator=integrator)
+                              seed=seed, integrator=integrator, terms=terms)
     variable = key_or_variable
     if not (isinstance(variable, dr.ArrayBase) and dr.grad_enabled(variable)):
         raise TypeError("derivative_image: expected a parameter key or a grad-enabled "
                         "Dr.Jit variable")
     params = params if params is not None else traverse(scene)
     image = render(scene, params, sensor=sensor, spp=spp, seed=seed, integrator=integrator,
-                   seed_grad=seed)
+                   seed_grad=seed, terms=terms)
     dr.set_grad(variable, 1.0 if direction is None else direction)
     dr.forward_to(image)
     return dr.grad(image)

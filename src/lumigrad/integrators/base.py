@@ -90,6 +90,21 @@ class SamplingIntegrator:
         primary ray attached to the sensor's parameters."""
         raise NotImplementedError
 
+    def radiance(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
+                 resume: Optional[dict] = None) -> list:
+        """Primal (detached) estimate of what :meth:`sample` returns along rays
+        ``(o, d)``, as a list of one Float per channel: the narrow entry point
+        through which boundary terms measure jumps of the integrand.
+
+        ``resume`` (path tracers): the ray leaves a path vertex instead of the
+        camera; a dict with ``depth`` (segments already used), ``prev_p`` (the
+        vertex), ``prev_pdf`` (solid-angle density with which the ray's
+        direction was sampled there, for MIS with emitters it hits; 0 counts
+        no emission at the first hit) and ``prev_delta``."""
+        with dr.suspend_grad():
+            L = self.sample(scene, rng, o, d, tmax, active, mode="primal")
+        return [L[c] for c in range(len(L))]
+
     def make_tape(self, scene: Any, sensor: Any, n: int) -> Any:
         """Per-lane storage that lets ``render_backward`` replay paths without
         tracing their rays again (see ``PathIntegrator.sample``); None: replay
@@ -165,36 +180,54 @@ class SamplingIntegrator:
                 progress(i + 1, len(passes))
         return bk.TensorXf(total * (1.0 / spp), shape=(h, w, self.channels))
 
-    def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int) -> Any:
+    def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
+                       terms: Optional[tuple] = None) -> Any:
         """Forward-mode derivative image (``TensorXf``): propagates the tangents
         currently set on grad-enabled scene parameters through the integrator.
 
         Each pass evaluates only the per-sample tangents (one kernel; the primal
         values the loop needs are recomputed inside it), then block-sums them.
+        The boundary terms (``boundary/``) that the enabled gradients need are
+        added. ``terms``: the names of the parts to include (``'interior'`` and
+        those of :data:`boundary.TERM_NAMES`); None: all.
         """
+        from . import boundary
         w, h = sensor.resolution
         total = None
-        for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
-            with dr.suspend_grad():
-                rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
-                pos = self._last_film_pos
-            with dr.resume_grad():
-                L = self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(pixel)),
-                                mode="forward", camera=(sensor, pos))
-                # Keep the graph's edges: later passes propagate through it again.
-                # (AllowNoGrad: a parameter may simply not influence this image.)
-                dr.forward_to(L, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
-                grad_L = dr.grad(L)
-            img = self._to_image(dr.detach(grad_L), spp_pass, w, h)
-            total = img if total is None else total + img
-        return bk.TensorXf(total * (1.0 / spp), shape=(h, w, self.channels))
+        if terms is None or "interior" in terms:
+            for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
+                with dr.suspend_grad():
+                    rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
+                    pos = self._last_film_pos
+                with dr.resume_grad():
+                    L = self.sample(scene, rng, o, d, tmax,
+                                    dr.full(bk.Bool, True, dr.width(pixel)),
+                                    mode="forward", camera=(sensor, pos))
+                    # Keep the graph's edges: later passes propagate through it again.
+                    # (AllowNoGrad: a parameter may simply not influence this image.)
+                    dr.forward_to(L, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
+                    grad_L = dr.grad(L)
+                img = self._to_image(dr.detach(grad_L), spp_pass, w, h)
+                total = img if total is None else total + img
+            total = total * (1.0 / spp)
+        edge = boundary.forward_image(scene, sensor, self, seed, spp, self.channels, terms)
+        if edge is not None:
+            total = edge if total is None else total + edge
+        if total is None:
+            total = dr.zeros(bk.Float, w * h * self.channels)
+        return bk.TensorXf(total, shape=(h, w, self.channels))
 
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
-                        spp: int) -> None:
+                        spp: int, terms: Optional[tuple] = None) -> None:
         """Path replay backpropagation of ``grad_image`` (dLoss/dImage) into the
-        gradients of every grad-enabled scene parameter (accumulated)."""
+        gradients of every grad-enabled scene parameter (accumulated), plus the
+        boundary terms (``terms`` as in :meth:`render_forward`)."""
+        from . import boundary
         w, h = sensor.resolution
         g = dr.detach(grad_image).array if hasattr(grad_image, "array") else grad_image
+        boundary.backward(scene, sensor, self, g, seed, spp, self.channels, terms)
+        if terms is not None and "interior" not in terms:
+            return
         for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
             # 1) primal pass: per-sample radiance (detached); with a hit tape it
             #    also records every vertex's hit and shadow ray, and stays

@@ -126,6 +126,20 @@ class PathIntegrator(SamplingIntegrator):
             tape.layout, tape.record = layout, layout.alloc(size)
         return tape
 
+    def radiance(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
+                 resume: Optional[dict] = None) -> list:
+        n = dr.width(active)
+        full = None
+        if resume is not None:
+            full = dict(
+                depth=bk.UInt32(resume["depth"]) + dr.zeros(bk.UInt32, n),
+                prev_p=bk.Array3f(resume["prev_p"]),
+                prev_pdf=bk.Float(resume["prev_pdf"]) + dr.zeros(bk.Float, n),
+                prev_delta=bk.Bool(resume.get("prev_delta", False)) | dr.zeros(bk.Bool, n))
+        with dr.suspend_grad():
+            L = self.sample(scene, rng, o, d, tmax, active, mode="primal", resume=full)
+        return [L[c] for c in range(3)]
+
     # Loop state a path needs to go on from a vertex (besides the ray and the
     # generator): saved by the primal pass where a path outgrows the record.
     _RESUME_STATE = ("depth", "beta", "eta", "prev_p", "prev_pdf", "prev_delta")
@@ -453,9 +467,10 @@ class DirectIntegrator(PathIntegrator):
                progress: Any = None) -> Any:
         return super().render(scene, sensor, seed, spp * self._multiplier(), mode, progress)
 
-    def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int) -> Any:
-        return super().render_forward(scene, sensor, seed, spp * self._multiplier())
+    def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
+                       terms: Any = None) -> Any:
+        return super().render_forward(scene, sensor, seed, spp * self._multiplier(), terms)
 
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
-                        spp: int) -> None:
-        super().render_backward(scene, sensor, grad_image, seed, spp * self._multiplier())
+                        spp: int, terms: Any = None) -> None:
+        super().render_backward(scene, sensor, grad_image, seed, spp * self._multiplier(), terms)

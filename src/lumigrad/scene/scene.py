@@ -72,6 +72,8 @@ class Scene:
         self.environment = envs[0] if envs else None
         self._positions_np: Optional[np.ndarray] = None
         self.accel: Any = None
+        self._edges: Any = None
+        self.faces_np: Optional[np.ndarray] = None
         self.update()
         self.make_parameters_opaque()
 
@@ -104,6 +106,8 @@ class Scene:
             if len(shapes) > 1 else shapes[0].world_positions()
         faces_np = np.concatenate([s.faces_numpy().astype(np.int64) + off
                                    for s, off in zip(shapes, self.vertex_offsets[:-1])])
+        if self.faces_np is None or not np.array_equal(self.faces_np, faces_np):
+            self._edges = None          # the edge topology follows the faces
         self.faces_np = faces_np.astype(np.uint32)
         self.faces = bk.from_numpy(bk.UInt32, self.faces_np)
         self.prim_shape_np = np.repeat(np.arange(len(shapes), dtype=np.uint32), counts_f)
@@ -196,6 +200,14 @@ class Scene:
             dr.make_opaque(self.normals)
         if self.has_texcoords:
             dr.make_opaque(self.texcoords)
+
+    def edges(self) -> Any:
+        """The scene's welded edge topology (``geometry/edges.py``), built on
+        first use and again when the faces change."""
+        if self._edges is None:
+            from ..geometry.edges import EdgeTopology
+            self._edges = EdgeTopology(self)
+        return self._edges
 
     @property
     def sensor(self) -> Any:

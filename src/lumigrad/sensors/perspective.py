@@ -124,6 +124,71 @@ class PerspectiveSensor:
         o = o + d * (near * inv_z)
         return o, d, (far - near) * inv_z
 
+    # -- projection (boundary terms splat onto the film through these) ---------
+    def _focal(self) -> tuple[Any, Any]:
+        """``tan(x_fov / 2)`` and the focal length in pixels ``W / (2 tan)``."""
+        tan_x = dr.tan(dr.deg2rad(self.x_fov) * 0.5)
+        return tan_x, dr.opaque(bk.Float, self.film.width * 0.5) / tan_x
+
+    def to_local(self, p: Any) -> Any:
+        """World point ``p`` in camera coordinates (looking along +Z)."""
+        return self.to_world.inverse_transform().transform_affine_point(p)
+
+    def project(self, p: Any) -> tuple[Any, Any]:
+        """Film position of world point ``p`` in *pixels* (x right, y down; pixel
+        ``(i, j)`` covers ``[i, i+1) x [j, j+1)``) and whether ``p`` lies in front
+        of the near plane. The inverse of :meth:`sample_ray` (times the film
+        size); differentiable in ``p``, ``to_world`` and ``x_fov``."""
+        q = self.to_local(p)
+        _, f = self._focal()
+        w, h = self.film.width, self.film.height
+        inv_z = dr.rcp(q[2])
+        sx = dr.opaque(bk.Float, w * (0.5 - self.principal_point[0])) - f * q[0] * inv_z
+        sy = dr.opaque(bk.Float, h * (0.5 - self.principal_point[1])) - f * q[1] * inv_z
+        return bk.Array2f(sx, sy), q[2] > dr.opaque(bk.Float, self.near_clip)
+
+    def project_differential(self, p: Any, dp: Any) -> Any:
+        """Film displacement (pixels) of a small world displacement ``dp`` at ``p``:
+        the Jacobian of :meth:`project` applied to ``dp``."""
+        inv = self.to_world.inverse_transform()
+        q = inv.transform_affine_point(p)
+        dq = inv.transform_vector(dp)
+        _, f = self._focal()
+        inv_z = dr.rcp(q[2])
+        return bk.Array2f(-f * (dq[0] - q[0] * dq[2] * inv_z) * inv_z,
+                          -f * (dq[1] - q[1] * dq[2] * inv_z) * inv_z)
+
+    def film_density(self, p: Any, n: Any) -> Any:
+        """Film area (pixels²) per unit surface area at ``p`` (normal ``n``):
+        ``|ds/dA| = f² |cos θ_p| / (r² cos³ ψ)``, ψ the angle of the ray to the
+        optical axis, ``f`` the focal length in pixels."""
+        m = self.to_world.matrix
+        o = bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
+        axis = dr.normalize(bk.Array3f(m[0, 2], m[1, 2], m[2, 2]))
+        v = p - o
+        r2 = dr.squared_norm(v)
+        r = dr.sqrt(r2)
+        cos_p = dr.abs(dr.dot(n, v)) / r
+        cos_psi = dr.dot(axis, v) / r
+        _, f = self._focal()
+        return dr.square(f) * cos_p / (r2 * cos_psi * dr.square(cos_psi))
+
+    def position(self) -> Any:
+        """The camera's centre of projection (world)."""
+        m = self.to_world.matrix
+        return bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
+
+    def frustum_bounds(self, margin: float) -> tuple[float, float, float, float]:
+        """Bounds of ``q_x / q_z`` and ``q_y / q_z`` (camera coordinates) of the
+        points that project within ``margin`` pixels of the film, in units of
+        ``tan(x_fov / 2)``: ``(x_lo, x_hi, y_lo, y_hi)``."""
+        w, h = self.film.width, self.film.height
+        ppx, ppy = self.principal_point
+        mx, my = margin / w, margin / h
+        x_lo, x_hi = -1 - 2 * mx - 2 * ppx, 1 + 2 * mx - 2 * ppx
+        y_lo, y_hi = (-1 - 2 * my - 2 * ppy) * h / w, (1 + 2 * my - 2 * ppy) * h / w
+        return x_lo, x_hi, y_lo, y_hi
+
     def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
         yield "to_world", self.to_world, lambda v: setattr(self, "to_world", v)
         yield "x_fov", self.x_fov, lambda v: setattr(self, "x_fov", v)

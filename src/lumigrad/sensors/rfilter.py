@@ -34,6 +34,22 @@ class ReconstructionFilter:
     def eval(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def eval_dr(self, x: Any) -> Any:
+        """The 1-D filter at offsets ``x`` (pixels), a Dr.Jit ``Float``."""
+        raise NotImplementedError
+
+    @property
+    def integral(self) -> float:
+        """``∫ f(x) dx`` of the 1-D filter over its support."""
+        xs = np.linspace(-self.radius, self.radius, 16385)
+        return float(np.trapezoid(np.maximum(self.eval(xs), 0.0), xs))
+
+    def weight_dr(self, dx: Any, dy: Any) -> Any:
+        """The normalised 2-D filter ``f(dx) f(dy) / (∫f)²`` (pixels⁻²): the
+        density with which :meth:`sample` places a pixel's samples, hence the
+        weight of a film point in that pixel (used to splat boundary terms)."""
+        return self.eval_dr(dx) * self.eval_dr(dy) * (1.0 / self.integral ** 2)
+
     def _table(self) -> Any:
         # Tabulated inverse CDF of the normalised 1-D filter on [-r, r].
         if self._inv_cdf is None:
@@ -72,6 +88,13 @@ class BoxFilter(ReconstructionFilter):
     def eval(self, x: np.ndarray) -> np.ndarray:
         return (np.abs(x) <= self.radius).astype(np.float64)
 
+    def eval_dr(self, x: Any) -> Any:
+        return dr.select(dr.abs(x) < self.radius, 1.0, 0.0)
+
+    @property
+    def integral(self) -> float:
+        return 2.0 * self.radius
+
 
 @register
 class TentFilter(ReconstructionFilter):
@@ -86,6 +109,13 @@ class TentFilter(ReconstructionFilter):
 
     def eval(self, x: np.ndarray) -> np.ndarray:
         return np.maximum(0.0, 1.0 - np.abs(x) / self.radius)
+
+    def eval_dr(self, x: Any) -> Any:
+        return dr.maximum(0.0, 1.0 - dr.abs(x) * (1.0 / self.radius))
+
+    @property
+    def integral(self) -> float:
+        return self.radius
 
 
 @register
@@ -104,3 +134,7 @@ class GaussianFilter(ReconstructionFilter):
     def eval(self, x: np.ndarray) -> np.ndarray:
         a = -1.0 / (2.0 * self.stddev ** 2)
         return np.maximum(0.0, np.exp(a * x * x) - np.exp(a * self.radius ** 2))
+
+    def eval_dr(self, x: Any) -> Any:
+        a = -1.0 / (2.0 * self.stddev ** 2)
+        return dr.maximum(0.0, dr.exp(a * x * x) - float(np.exp(a * self.radius ** 2)))

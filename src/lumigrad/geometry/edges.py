@@ -1,0 +1,224 @@
+"""Edge topology of triangle meshes, welded by position: where images jump.
+
+A rendered image is discontinuous where the surface seen through a pixel
+changes abruptly: at *silhouettes* (an edge whose two faces face opposite ways
+from the viewpoint), at *boundary* edges of open meshes (one face), and at
+*creases* whose two faces shade differently (a flat-shaded cube's edges, even
+where both faces are visible). Boundary (edge) terms of the derivatives sample
+points on these edges (``integrators/boundary``), and the rasterizer's
+silhouette methods classify the same edges.
+
+Welding. Many meshes store a vertex once per face that uses it (flat-shaded
+cubes, OBJ files with per-face normals or texture seams): their faces share no
+vertex index, so an index-based edge list would turn every geometric edge into
+two boundary edges, and a boundary term would count it twice (DESIGN.md,
+"Boundary terms"). Vertices are therefore welded per shape by *exact* position
+before edges are paired; an edge keeps the vertex indices of its first face, so
+its motion is the motion of those (attached) vertices. Shapes are not welded
+with each other: two shapes that touch keep two boundary edges there.
+
+Everything here is numpy at build time (vectorized, no loop over faces); the
+per-edge quantities that depend on the current vertex positions (normals,
+dihedral angles, silhouettes) are computed in Dr.Jit when a term needs them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import drjit as dr
+import numpy as np
+
+from .. import backend as bk
+
+#: Marks "no second face" (boundary and non-manifold edges).
+NO_FACE = 0xFFFFFFFF
+
+
+@dataclass
+class EdgeArrays:
+    """Per-edge data as numpy arrays (global indices into the scene buffers)."""
+
+    v0: np.ndarray        # uint32: first vertex (index of the scene's position buffer)
+    v1: np.ndarray        # uint32: second vertex
+    f0: np.ndarray        # uint32: first face (global triangle index)
+    f1: np.ndarray        # uint32: second face, NO_FACE on boundary/non-manifold edges
+    o0: np.ndarray        # uint32: vertex of f0 opposite the edge
+    o1: np.ndarray        # uint32: vertex of f1 opposite the edge (= o0 if no f1)
+    flip1: np.ndarray     # bool: f1 runs along the edge in f0's direction (inconsistent winding)
+    smooth: np.ndarray    # bool: shading continuous across the edge (see below)
+    shape: np.ndarray     # uint32: shape index
+
+    def __len__(self) -> int:
+        return int(self.v0.shape[0])
+
+
+def weld_by_position(positions: np.ndarray) -> np.ndarray:
+    """Index of a representative for every vertex: equal positions, equal index."""
+    p = np.ascontiguousarray(positions, dtype=np.float32).reshape(-1, 3)
+    # Exact equality of the float bits (+0 and -0 made equal first).
+    key = (p + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return first[inverse.ravel()].astype(np.int64)
+
+
+def mesh_edges(positions: np.ndarray, faces: np.ndarray, smooth_shading: bool = False,
+               vertex_offset: int = 0, face_offset: int = 0,
+               shape_index: int = 0) -> EdgeArrays:
+    """Edges of one mesh, welded by position.
+
+    ``smooth`` is True for an interior edge of a smoothly shaded mesh (vertex
+    normals) whose two faces use the *same* vertex indices along it: normals,
+    texture coordinates and everything else interpolated over the faces are
+    then continuous across the edge, so it can only matter as a silhouette.
+    Edges where vertices were split (seams), of flat-shaded meshes, boundary
+    and non-manifold edges are not smooth. Non-manifold edges (three or more
+    faces) are kept as boundary edges of their first face.
+    """
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    weld = weld_by_position(positions)
+    wf = weld[f]
+    nf = f.shape[0]
+    # Half-edges k -> k+1 of every face; the opposite vertex is k+2.
+    a = np.concatenate([f[:, 0], f[:, 1], f[:, 2]])
+    b = np.concatenate([f[:, 1], f[:, 2], f[:, 0]])
+    opp = np.concatenate([f[:, 2], f[:, 0], f[:, 1]])
+    wa = np.concatenate([wf[:, 0], wf[:, 1], wf[:, 2]])
+    wb = np.concatenate([wf[:, 1], wf[:, 2], wf[:, 0]])
+    face = np.tile(np.arange(nf, dtype=np.int64), 3)
+    lo, hi = np.minimum(wa, wb), np.maximum(wa, wb)
+    keep = lo != hi                      # edges of zero length (collapsed faces)
+    a, b, opp, face, lo, hi = a[keep], b[keep], opp[keep], face[keep], lo[keep], hi[keep]
+    order = np.lexsort((face, hi, lo))
+    a, b, opp, face, lo, hi = a[order], b[order], opp[order], face[order], lo[order], hi[order]
+    start = np.ones(lo.shape[0], dtype=bool)
+    start[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    first = np.flatnonzero(start)
+    count = np.diff(np.append(first, lo.shape[0]))
+    pair = count == 2
+    second = np.where(pair, first + 1, first)
+    v0, v1 = a[first], b[first]
+    f0, o0 = face[first], opp[first]
+    f1 = np.where(pair, face[second], -1)
+    o1 = np.where(pair, opp[second], o0)
+    # Same vertex indices along the edge in both faces (in either order)?
+    shared = pair & (((a[second] == v0) & (b[second] == v1)) | ((a[second] == v1) & (b[second] == v0)))
+    smooth = shared & bool(smooth_shading)
+    flip1 = pair & (weld[a[second]] == weld[v0])
+    u32 = lambda x: x.astype(np.uint32)  # noqa: E731
+    return EdgeArrays(
+        v0=u32(v0 + vertex_offset), v1=u32(v1 + vertex_offset),
+        f0=u32(f0 + face_offset),
+        f1=np.where(f1 >= 0, f1 + face_offset, NO_FACE).astype(np.uint32),
+        o0=u32(o0 + vertex_offset), o1=u32(o1 + vertex_offset), flip1=flip1,
+        smooth=smooth, shape=np.full(v0.shape[0], shape_index, np.uint32))
+
+
+def concat_edges(parts: Sequence[EdgeArrays]) -> EdgeArrays:
+    return EdgeArrays(*[np.concatenate([getattr(p, f) for p in parts])
+                        for f in EdgeArrays.__dataclass_fields__])
+
+
+class EdgeTopology:
+    """The welded edges of every shape of a scene, as Dr.Jit arrays.
+
+    Built once per scene topology (faces); positions are read from the scene's
+    (attached) position buffer whenever edge geometry is needed, so the edges
+    follow every geometry update and carry its derivatives.
+    """
+
+    def __init__(self, scene: Any) -> None:
+        parts = []
+        for i, shape in enumerate(scene.shapes):
+            parts.append(mesh_edges(shape.positions_numpy(), shape.faces_numpy(),
+                                    smooth_shading=shape.vertex_normals is not None,
+                                    vertex_offset=int(scene.vertex_offsets[i]),
+                                    face_offset=int(scene.face_offsets[i]), shape_index=i))
+        self.np = concat_edges(parts)
+        self.count = len(self.np)
+        to = lambda tp, x: bk.from_numpy(tp, x)  # noqa: E731
+        self.v0, self.v1 = to(bk.UInt32, self.np.v0), to(bk.UInt32, self.np.v1)
+        self.f0, self.f1 = to(bk.UInt32, self.np.f0), to(bk.UInt32, self.np.f1)
+        self.o0, self.o1 = to(bk.UInt32, self.np.o0), to(bk.UInt32, self.np.o1)
+        self.boundary = to(bk.Bool, self.np.f1 == NO_FACE)
+        self.smooth = to(bk.Bool, self.np.smooth)
+        self.flip1 = to(bk.Bool, self.np.flip1)
+        self.shape = to(bk.UInt32, self.np.shape)
+        self.faces_key = (scene.faces_np.shape, hash(scene.faces_np.tobytes()))
+
+    def geometry(self, positions: Any, index: Optional[Any] = None,
+                 active: Any = True) -> "EdgeGeometry":
+        """Endpoints and opposite vertices of the edges ``index`` (all if None),
+        gathered from ``positions`` (attached if it is)."""
+        if index is None:
+            index = dr.arange(bk.UInt32, self.count)
+        g = lambda arr: dr.gather(bk.UInt32, arr, index, active)  # noqa: E731
+        p = lambda i: dr.gather(bk.Array3f, positions, i, active)  # noqa: E731
+        f1 = g(self.f1)
+        return EdgeGeometry(p0=p(g(self.v0)), p1=p(g(self.v1)), q0=p(g(self.o0)),
+                            q1=p(g(self.o1)), boundary=f1 == NO_FACE,
+                            flip1=dr.gather(bk.Bool, self.flip1, index, active),
+                            smooth=dr.gather(bk.Bool, self.smooth, index, active),
+                            f0=g(self.f0), f1=f1, index=index)
+
+
+@dataclass
+class EdgeGeometry:
+    """Positions of a batch of edges (see :meth:`EdgeTopology.geometry`).
+
+    Face normals follow the face winding: the edge is stored in ``f0``'s order,
+    so ``n0 = (p1 - p0) x (q0 - p0)``; face ``f1`` runs along it the other way in
+    a consistently oriented mesh, ``n1 = (q1 - p0) x (p1 - p0)``, and the same
+    way where ``flip1`` (the normal is then negated accordingly).
+    """
+
+    p0: Any
+    p1: Any
+    q0: Any
+    q1: Any
+    boundary: Any
+    flip1: Any
+    smooth: Any
+    f0: Any
+    f1: Any
+    index: Any
+
+    def normals(self) -> tuple[Any, Any]:
+        e = self.p1 - self.p0
+        n0 = safe_normalize(dr.cross(e, self.q0 - self.p0))
+        n1 = safe_normalize(dr.cross(self.q1 - self.p0, e))
+        return n0, dr.select(self.flip1, -n1, n1)
+
+    def dihedral(self) -> Any:
+        """Angle between the two face normals (0: coplanar; π for boundary edges)."""
+        n0, n1 = self.normals()
+        c = dr.clip(dr.dot(n0, n1), -1.0, 1.0)
+        return dr.select(self.boundary, dr.pi, dr.acos(c))
+
+    def silhouette_from(self, apex: Any) -> Any:
+        """True where the edge is a silhouette seen from ``apex`` (a point): a
+        boundary edge, or one whose faces lie on opposite sides of the viewing
+        direction (one faces the apex, the other faces away)."""
+        n0, n1 = self.normals()
+        a = dr.dot(n0, apex - self.p0)
+        b = dr.dot(n1, apex - self.p0)
+        return self.boundary | (a * b <= 0)
+
+    def silhouette_towards(self, direction: Any) -> Any:
+        """As :meth:`silhouette_from` for an apex at infinity along ``direction``."""
+        n0, n1 = self.normals()
+        return self.boundary | (dr.dot(n0, direction) * dr.dot(n1, direction) <= 0)
+
+    def face_side(self, apex: Any) -> Any:
+        """Unit normal ``m`` of the plane through ``apex`` and the edge, oriented
+        towards the side where face ``f0`` lies (for a silhouette edge both
+        faces lie on that side: rays passing there hit the mesh)."""
+        e = self.p1 - self.p0
+        m = safe_normalize(dr.cross(e, self.p0 - apex))
+        return dr.select(dr.dot(m, self.q0 - self.p0) >= 0, m, -m)
+
+
+def safe_normalize(v: Any) -> Any:
+    """``v / |v|``, and 0 for a zero vector (degenerate faces) instead of NaN."""
+    n = dr.norm(v)
+    return v * dr.select(n > 0, dr.rcp(dr.maximum(n, 1e-30)), 0.0)

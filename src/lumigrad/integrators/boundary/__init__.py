@@ -1,0 +1,188 @@
+"""Boundary (edge) terms: the part of geometry and camera derivatives that
+plain automatic differentiation of a renderer misses.
+
+A pixel is an integral ``I = ∫ f(x, θ) dx`` of a function that jumps where
+visibility or shading changes abruptly: at silhouettes, creases and shadow
+edges. When θ moves those discontinuities, Reynolds' transport theorem splits
+the derivative in two (e.g. Li et al. 2018, "Differentiable Monte Carlo Ray
+Tracing through Edge Sampling", ACM TOG 37(6); Zhang et al. 2020, "Path-Space
+Differentiable Rendering", ACM TOG 39(4)):
+
+    dI/dθ = ∫ ∂f/∂θ dx  +  ∫_Γ (f⁻ − f⁺) v_n dℓ
+
+The first, *interior* term is what the integrators' forward and reverse passes
+compute (AD of the estimator with its samples held fixed). The second is a
+family of integrals over the discontinuity curves Γ in the space of those
+samples, with ``f⁻ − f⁺`` the jump across Γ and ``v_n`` its normal velocity.
+The velocity must be measured in the same variables that the interior
+estimator holds fixed, or the split is wrong: lumigrad's integrators hold the
+film position of a camera ray, the local-frame direction of a BSDF sample and
+the surface (material) point of an emitter sample fixed, and every term below
+measures motion relative to those.
+
+Each term here is a separate estimator that returns, per sample, a film
+position and a value *attached to the scene parameters and zero in value*
+(``ΔF · (x − detach(x))``-style, DESIGN.md), so that the same expression
+gives forward-mode derivative images (``dr.forward_to``) and reverse-mode
+gradients (``dr.backward_from``):
+
+* :mod:`.primary`: edges seen by the camera (silhouettes, creases, open
+  boundaries; camera parameters included);
+* :mod:`.shadow`: edges between a surface the camera sees and an emitter
+  (shadows of next-event estimation);
+* :mod:`.indirect`: edges seen from a surface the camera sees, by the
+  path tracer's BSDF-sampled rays (inter-reflections).
+
+Sample budgets are per term (like PSDR's ``sppe``/``sppse``): samples per
+pixel of the film, ``0`` turning the term off, ``None`` taking the interior's
+``spp``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import drjit as dr
+
+from ... import backend as bk
+from ..base import MAX_LANES, mix_seed
+
+
+@dataclass
+class BoundarySample:
+    """A batch of boundary-term samples.
+
+    ``pos``: film position (pixels, detached) where each sample's value lands
+    (splatted through the reconstruction filter); ``value``: one Float per
+    image channel, attached to the scene parameters, zero in value, already
+    divided by the sampling density and the sample count; ``valid``: lanes
+    that contribute."""
+
+    pos: Any
+    value: list
+    valid: Any
+
+
+class BoundaryTerm:
+    """One boundary-term estimator (see the module docstring)."""
+
+    #: short name, used in ``derivative_image(..., terms=...)``
+    name: str = ""
+    #: integrator attribute holding this term's samples per pixel
+    budget: str = ""
+
+    def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
+        """Whether this term can be non-zero for the gradients enabled now."""
+        raise NotImplementedError
+
+    def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
+               total: int) -> BoundarySample:
+        """``dr.width(rng)`` samples of the term; ``total`` is the number of
+        samples of this pass and all others (the value is divided by it)."""
+        raise NotImplementedError
+
+
+def moves_geometry(scene: Any, sensor: Any) -> dict:
+    """Which kinds of scene quantities carry gradients now: ``'shapes'``
+    (vertex positions or transforms, hence edges, surfaces and area lights),
+    ``'sensor'`` (to_world, fov) and ``'lights'`` (positions/directions of
+    lights that are not shapes)."""
+    out = {"shapes": bool(dr.grad_enabled(scene.positions)),
+           "sensor": bool(dr.grad_enabled(sensor.to_world.matrix) or
+                          dr.grad_enabled(sensor.x_fov)),
+           "lights": False}
+    others = scene.emitters[len(scene.area_emitters):]
+    if others:
+        p = bk.Array3f(0.25, 0.5, 0.75)
+        s = bk.Array2f(0.3, 0.6)
+        for e in others:
+            ds = e.sample_direction(p, s, bk.Bool(True))
+            if dr.grad_enabled(ds.d) or dr.grad_enabled(ds.dist):
+                out["lights"] = True
+    return out
+
+
+def all_terms() -> list:
+    from .primary import PrimaryEdges
+    return [PrimaryEdges()]
+
+
+TERM_NAMES = ("interior", "primary")
+
+
+def _budget(integrator: Any, term: BoundaryTerm, spp: int) -> int:
+    value = getattr(integrator, term.budget, None)
+    return int(spp if value is None else value)
+
+
+def _passes(n_total: int) -> list[int]:
+    out = [MAX_LANES] * (n_total // MAX_LANES)
+    if n_total % MAX_LANES:
+        out.append(n_total % MAX_LANES)
+    return out
+
+
+def _active_terms(scene: Any, sensor: Any, integrator: Any, terms: Optional[tuple]) -> list:
+    out = []
+    for term in all_terms():
+        if terms is not None and term.name not in terms:
+            continue
+        if term.needed(scene, sensor, integrator):
+            out.append(term)
+    return out
+
+
+def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
+             terms: Optional[tuple]):
+    """Yield ``(term, BoundarySample)`` for every pass of every active term."""
+    w, h = sensor.resolution
+    for k, term in enumerate(_active_terms(scene, sensor, integrator, terms)):
+        n_total = _budget(integrator, term, spp) * w * h
+        if n_total <= 0:
+            continue
+        for i, n in enumerate(_passes(n_total)):
+            rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, mix_seed(seed, 0xB0, k, i)))
+            yield term, term.sample(scene, sensor, integrator, rng, n_total)
+
+
+def forward_image(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
+                  channels: int, terms: Optional[tuple] = None) -> Optional[Any]:
+    """Sum of the boundary terms' forward-mode derivative images (a flat,
+    interleaved Float of ``W·H·channels``), or None when no term applies.
+    Call with the parameters' tangents set, inside an AD scope."""
+    w, h = sensor.resolution
+    film = sensor.film
+    image = None
+    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms):
+        with dr.resume_grad():
+            dr.forward_to(*bs.value, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
+            grads = [dr.detach(dr.grad(v)) for v in bs.value]
+        if image is None:
+            image = dr.zeros(bk.Float, w * h * channels)
+        for index, weight, valid in film.footprint(bs.pos):
+            ok = valid & bs.valid
+            for c in range(channels):
+                dr.scatter_reduce(dr.ReduceOp.Add, image, grads[c] * weight,
+                                  index * channels + c, ok)
+        dr.eval(image)
+    return image
+
+
+def backward(scene: Any, sensor: Any, integrator: Any, grad_image: Any, seed: int, spp: int,
+             channels: int, terms: Optional[tuple] = None) -> None:
+    """Back-propagate ``grad_image`` (dLoss/dImage, flat interleaved) through
+    every active boundary term into the parameters' gradients."""
+    film = sensor.film
+    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms):
+        adj = [dr.zeros(bk.Float, dr.width(bs.valid)) for _ in range(channels)]
+        for index, weight, valid in film.footprint(bs.pos):
+            ok = valid & bs.valid
+            for c in range(channels):
+                adj[c] += dr.select(ok, weight * dr.gather(bk.Float, grad_image,
+                                                           index * channels + c, ok), 0.0)
+        with dr.resume_grad():
+            total = None
+            for c in range(channels):
+                term = bs.value[c] * adj[c]
+                total = term if total is None else total + term
+            dr.backward_from(total)

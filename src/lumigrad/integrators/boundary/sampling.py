@@ -1,0 +1,99 @@
+"""Sampling points on edges: a discrete distribution over edges, clipping.
+
+Edges are chosen with probability proportional to a per-edge weight (projected
+length, length times a silhouette likelihood, ...) and a point on the chosen
+edge uniformly in its (clipped) parameter range, so the density of an edge
+point ``y(t) = p0 + t (p1 - p0)`` is ``pdf(t) = P(edge) / (t_hi - t_lo)`` per
+unit ``t``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import drjit as dr
+
+from ... import backend as bk
+
+
+class DiscreteSampler:
+    """Sample indices in proportion to non-negative ``weights`` (a Dr.Jit Float).
+
+    Inverts the cumulative sum by binary search (``O(log n)`` per sample)."""
+
+    def __init__(self, weights: Any) -> None:
+        w = dr.detach(bk.Float(weights))
+        w = dr.select(dr.isfinite(w) & (w > 0), w, 0.0)
+        self.count = dr.width(w)
+        cdf = dr.cumsum(w)
+        dr.eval(cdf)
+        self.cdf = cdf
+        self.total = float(cdf[self.count - 1]) if self.count else 0.0
+        self.weights = w
+
+    @property
+    def empty(self) -> bool:
+        return self.count == 0 or not self.total > 0
+
+    def sample(self, u: Any) -> tuple[Any, Any]:
+        """Index and its probability for uniform ``u`` in [0, 1)."""
+        x = u * dr.opaque(bk.Float, self.total)
+        cdf = self.cdf
+        idx = dr.binary_search(0, self.count - 1,
+                               lambda i: dr.gather(bk.Float, cdf, i) <= x)
+        idx = dr.minimum(bk.UInt32(idx), self.count - 1)
+        pmf = dr.gather(bk.Float, self.weights, idx) * dr.opaque(bk.Float, 1.0 / self.total)
+        return idx, pmf
+
+
+@dataclass
+class Interval:
+    """Parameter range ``[lo, hi]`` of a segment (empty where ``lo >= hi``)."""
+
+    lo: Any
+    hi: Any
+
+    def clip(self, g0: Any, g1: Any) -> None:
+        """Keep the part where the affine function ``g(t) = g0 + t (g1 - g0)`` is
+        non-negative."""
+        denom = g0 - g1
+        cross = g0 / dr.select(denom != 0, denom, 1.0)
+        both_out = (g0 < 0) & (g1 < 0)
+        entering = (g0 < 0) & (g1 >= 0)     # inside from `cross` on
+        leaving = (g0 >= 0) & (g1 < 0)      # inside until `cross`
+        self.lo = dr.select(entering, dr.maximum(self.lo, cross), self.lo)
+        self.hi = dr.select(leaving, dr.minimum(self.hi, cross), self.hi)
+        self.hi = dr.select(both_out, self.lo, self.hi)
+
+    @property
+    def empty(self) -> Any:
+        return ~(self.hi > self.lo)
+
+
+def clip_to_frustum(sensor: Any, p0: Any, p1: Any, margin: float) -> Interval:
+    """Parameter range of the segment ``p0 -> p1`` inside the camera's view
+    frustum: in front of the near plane and projecting within ``margin`` pixels
+    of the film (the reconstruction filter's radius: points just outside the
+    film still reach its border pixels)."""
+    q0, q1 = sensor.to_local(p0), sensor.to_local(p1)
+    n = dr.width(q0[0])
+    iv = Interval(dr.zeros(bk.Float, n), dr.ones(bk.Float, n))
+    near = dr.opaque(bk.Float, sensor.near_clip)
+    iv.clip(q0[2] - near, q1[2] - near)
+    tan_x = dr.tan(dr.deg2rad(dr.detach(sensor.x_fov)) * 0.5)
+    x_lo, x_hi, y_lo, y_hi = sensor.frustum_bounds(margin)
+    for coord, lo, hi in ((0, x_lo, x_hi), (1, y_lo, y_hi)):
+        lo_t, hi_t = tan_x * lo, tan_x * hi
+        iv.clip(q0[coord] - lo_t * q0[2], q1[coord] - lo_t * q1[2])
+        iv.clip(hi_t * q0[2] - q0[coord], hi_t * q1[2] - q1[coord])
+    return iv
+
+
+def perp(v: Any) -> Any:
+    """``v`` turned by +90° in the film plane: ``(-v_y, v_x)``."""
+    return bk.Array2f(-v[1], v[0])
+
+
+def cross2(a: Any, b: Any) -> Any:
+    """2-D cross product ``a_x b_y - a_y b_x`` (= ``perp(a) · b``)."""
+    return a[0] * b[1] - a[1] * b[0]
