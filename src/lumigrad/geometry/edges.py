@@ -209,12 +209,13 @@ class EdgeGeometry:
         n0, n1 = self.normals()
         return self.boundary | (dr.dot(n0, direction) * dr.dot(n1, direction) <= 0)
 
-    def face_side(self, apex: Any) -> Any:
-        """Unit normal ``m`` of the plane through ``apex`` and the edge, oriented
+    def face_side(self, view: Any) -> Any:
+        """Unit normal ``m`` of the plane that contains the edge and the viewing
+        direction ``view`` (from the viewpoint towards the edge), oriented
         towards the side where face ``f0`` lies (for a silhouette edge both
         faces lie on that side: rays passing there hit the mesh)."""
         e = self.p1 - self.p0
-        m = safe_normalize(dr.cross(e, self.p0 - apex))
+        m = safe_normalize(dr.cross(e, view))
         return dr.select(dr.dot(m, self.q0 - self.p0) >= 0, m, -m)
 
 

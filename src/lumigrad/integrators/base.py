@@ -40,10 +40,11 @@ constant in the path length.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import drjit as dr
 
@@ -110,6 +111,27 @@ class SamplingIntegrator:
         tracing their rays again (see ``PathIntegrator.sample``); None: replay
         by re-tracing."""
         return None
+
+    @contextlib.contextmanager
+    def derivative_estimator(self, scene: Any, sensor: Any) -> Iterator[None]:
+        """The estimator that the derivative passes differentiate.
+
+        While shapes or lights move (boundary terms are needed), emitters are
+        counted through next-event estimation alone, without MIS with the
+        emitter hits of BSDF-sampled rays (an unbiased estimator of the same
+        image). Each sampling technique of a MIS combination has its own
+        boundary term, in its own variables; with next-event estimation alone,
+        the shadow boundary term (``boundary/shadow.py``) is the only one that
+        direct illumination needs."""
+        from . import boundary
+        old = getattr(self, "emitter_mis", None)
+        if old is not None:
+            self.emitter_mis = not boundary.moves_shadows(scene, sensor)
+        try:
+            yield
+        finally:
+            if old is not None:
+                self.emitter_mis = old
 
     # -- rendering ---------------------------------------------------------------
     def _passes(self, scene: Any, sensor: Any, spp: int) -> list[int]:
@@ -192,6 +214,11 @@ class SamplingIntegrator:
         those of :data:`boundary.TERM_NAMES`); None: all.
         """
         from . import boundary
+        with self.derivative_estimator(scene, sensor):
+            return self._render_forward(scene, sensor, seed, spp, terms, boundary)
+
+    def _render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
+                        terms: Optional[tuple], boundary: Any) -> Any:
         w, h = sensor.resolution
         total = None
         if terms is None or "interior" in terms:
@@ -223,6 +250,11 @@ class SamplingIntegrator:
         gradients of every grad-enabled scene parameter (accumulated), plus the
         boundary terms (``terms`` as in :meth:`render_forward`)."""
         from . import boundary
+        with self.derivative_estimator(scene, sensor):
+            self._render_backward(scene, sensor, grad_image, seed, spp, terms, boundary)
+
+    def _render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
+                         spp: int, terms: Optional[tuple], boundary: Any) -> None:
         w, h = sensor.resolution
         g = dr.detach(grad_image).array if hasattr(grad_image, "array") else grad_image
         boundary.backward(scene, sensor, self, g, seed, spp, self.channels, terms)

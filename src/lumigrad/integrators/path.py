@@ -105,6 +105,12 @@ class PathIntegrator(SamplingIntegrator):
         self.rr_depth = int(rr_depth)
         self.hide_emitters = bool(hide_emitters)
 
+    #: Combine emitter hits of BSDF-sampled rays with next-event estimation by
+    #: MIS (True), or count emitters only through next-event estimation (and
+    #: after delta bounces). The derivative passes turn MIS off while shadows
+    #: move (see ``SamplingIntegrator.derivative_estimator``).
+    emitter_mis = True
+
     # Upper bound used for the loop when max_depth is unbounded (rays escape or
     # Russian roulette ends every path long before this).
     _UNBOUNDED = 1 << 30
@@ -187,6 +193,7 @@ class PathIntegrator(SamplingIntegrator):
         max_depth_o = dr.opaque(bk.UInt32, max_depth)
         rr_depth_o = dr.opaque(bk.UInt32, self.rr_depth)
         hide = self.hide_emitters
+        emitter_mis = self.emitter_mis
         bsdfs = scene.bsdfs
         steps = [_bsdf_step(b, diff) for b in bsdfs]
         any_smooth = any(not getattr(b, "delta_only", False) for b in bsdfs)
@@ -281,7 +288,8 @@ class PathIntegrator(SamplingIntegrator):
                     pdf_em = dr.select(si.valid,
                                        scene.pdf_area_emitter(st["prev_p"], si, act),
                                        scene.pdf_environment(st["prev_p"], st["d"], act))
-                    w_mis = dr.select(st["prev_delta"], 1.0, mis_weight(st["prev_pdf"], pdf_em))
+                    w_mis = dr.select(st["prev_delta"], 1.0, mis_weight(st["prev_pdf"], pdf_em)
+                                      if emitter_mis else 0.0)
                 else:
                     w_mis = dr.ones(bk.Float, n)
                 if hide:
@@ -340,7 +348,8 @@ class PathIntegrator(SamplingIntegrator):
                     occluded = dr.zeros(bk.Bool, n)
                 if has_emitters:
                     vis = act_nee & ~occluded
-                    w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee))
+                    w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee)
+                                      if emitter_mis else 1.0)
                     nee = dr.select(vis, beta * f_nee * w_em * w_nee, 0.0)
                 else:
                     vis = dr.zeros(bk.Bool, n)

@@ -280,6 +280,21 @@ class Scene:
         return SurfaceInteraction(t=t, p=p, n=n, sh_n=sh_n, uv=uv, wi=wi, prim=prim,
                                   shape=shape, valid=bk.Bool(hit))
 
+    def eval_bsdf(self, si: SurfaceInteraction, wo: Any, active: Any) -> Any:
+        """``f(si.wi, wo) |cos θ_o|`` of the BSDF of the triangle hit (``wo`` local)."""
+        bsdfs = self.bsdfs
+        if len(bsdfs) == 1:
+            return bsdfs[0].eval(si, wo, active)
+        idx = dr.gather(bk.UInt32, self.prim_bsdf, si.prim, active)
+        return dr.switch(idx, [b.eval for b in bsdfs], si, wo, active)
+
+    def bsdf_delta_only(self, prim: Any, active: Any) -> Any:
+        """True where the triangle's BSDF has only delta lobes (mirrors, glass)."""
+        table = bk.from_numpy(bk.Bool, np.array([bool(getattr(b, "delta_only", False))
+                                                for b in self.bsdfs]))
+        return dr.gather(bk.Bool, table, dr.gather(bk.UInt32, self.prim_bsdf, prim, active),
+                         active)
+
     # ------------------------------------------------------------------
     # emitters
     # ------------------------------------------------------------------

@@ -102,12 +102,19 @@ def moves_geometry(scene: Any, sensor: Any) -> dict:
     return out
 
 
+def moves_shadows(scene: Any, sensor: Any) -> bool:
+    """Whether the gradients enabled now can move shadows (shapes or lights)."""
+    m = moves_geometry(scene, sensor)
+    return m["shapes"] or m["lights"]
+
+
 def all_terms() -> list:
     from .primary import PrimaryEdges
-    return [PrimaryEdges()]
+    from .shadow import ShadowEdges
+    return [PrimaryEdges(), ShadowEdges()]
 
 
-TERM_NAMES = ("interior", "primary")
+TERM_NAMES = ("interior", "primary", "shadow")
 
 
 def _budget(integrator: Any, term: BoundaryTerm, spp: int) -> int:

@@ -1,0 +1,154 @@
+"""Direct visibility: shadow edges of next-event estimation, seen by the camera.
+
+With next-event estimation a pixel of a surface the camera sees is
+
+    I_p = ∫∫ h_p(s) f(a(s), ω_c, ω_z) L_e(z) G(a, z) V(a(s), z) dA(z) ds
+
+over film positions ``s`` (``a(s)`` the surface point seen there) and emitter
+points ``z`` (a point light: one point; a directional light or an environment
+map: directions). The visibility ``V`` jumps where the segment ``a z`` grazes
+an edge that is a silhouette seen from ``z``: for a fixed ``z`` that is a curve
+on the film, the shadow line cast by the edge. Its boundary term is
+
+    ∫ dA(z) ∫ h_p(s(t)) [F_right − F_left] (ds/dt × ∂s/∂θ) dt
+
+with ``F = f L_e G V`` on either side of the curve and ``s(t)`` the film
+position of ``a(t)``, the point where the ray from ``z`` through the edge point
+``y(t)`` meets the receiving surface. The emitter point is held fixed on its
+surface (as the interior next-event estimator holds it), the film position of
+the camera ray too, so ``∂s/∂θ`` is computed by intersecting that ray with the
+attached receiving triangle and projecting it with the attached camera: edge,
+light, receiver and camera may all move.
+
+Sampling follows path-space boundary sampling (Zhang et al. 2020,
+"Path-Space Differentiable Rendering", ACM TOG 39(4), and PSDR's ``sppse``):
+an edge point ``y`` first (edges in proportion to length times the fraction
+``α/π`` of directions from which an edge of dihedral angle ``α`` is a
+silhouette; boundary edges count fully), then an emitter sample from ``y``
+(the scene's next-event sampling), so that every sample lies on a shadow line
+unless the edge is no silhouette from ``z`` or something blocks ``y z``. The
+ray from ``z`` through ``y`` (offset to the side of the edge away from its
+faces) finds the receiver ``a``; the camera must see ``a``
+(:func:`.views.connect_to_camera`). Using ``y``'s emitter sample for ``a``
+changes only the measure: ``L_e G / pdf_A(z) = weight_y (r_yz / r_az)²``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import drjit as dr
+
+from ... import backend as bk
+from ...core.math import hmax
+from . import BoundarySample, BoundaryTerm, moves_shadows
+from .sampling import DiscreteSampler, cross2
+from .views import connect_to_camera
+
+#: Offset of rays that pass an edge, relative to the scene's coordinate scale
+#: (like the spawn offsets of ``SurfaceInteraction.spawn_origin``).
+PASS_EPS = 1e-5
+
+
+def silhouette_weights(scene: Any) -> DiscreteSampler:
+    """Edges in proportion to ``length · α/π`` (α the angle between the face
+    normals; boundary edges ``α = π``): the probability that an edge is a
+    silhouette seen from a random direction. Zero for flat edges."""
+    with dr.suspend_grad():
+        geo = scene.edges().geometry(dr.detach(scene.positions))
+        length = dr.norm(geo.p1 - geo.p0)
+        weight = length * geo.dihedral() * (1.0 / dr.pi)
+        dr.eval(weight)
+    return DiscreteSampler(weight)
+
+
+def pass_offset(y: Any) -> Any:
+    """Distance by which rays are moved off an edge point ``y``."""
+    return PASS_EPS * (1.0 + hmax(dr.abs(y)))
+
+
+class ShadowEdges(BoundaryTerm):
+    name = "shadow"
+    budget = "sppse"
+
+    def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
+        return (moves_shadows(scene, sensor) and len(scene.emitters) > 0
+                and getattr(integrator, "max_depth", 1) != 1)
+
+    def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
+               total: int) -> BoundarySample:
+        n = dr.width(rng.state)
+        sampler = silhouette_weights(scene)
+        zero = dr.zeros(bk.Float, n)
+        if sampler.empty:
+            return BoundarySample(bk.Array2f(zero, zero), [zero] * 3, dr.zeros(bk.Bool, n))
+        edges = scene.edges()
+        with dr.suspend_grad():
+            idx, pmf = sampler.sample(rng.next_float32())
+            t = rng.next_float32()
+            geo = edges.geometry(dr.detach(scene.positions), idx)
+            e = geo.p1 - geo.p0
+            y = dr.fma(e, t, geo.p0)
+            # An emitter sample seen from the edge point.
+            s1, s2 = rng.next_float32(), bk.Array2f(rng.next_float32(), rng.next_float32())
+            active = pmf > 0
+            d_l, dist_l, pdf_l, weight_l, _ = scene.sample_emitter_direction(y, s1, s2, active)
+            d_l, dist_l, weight_l = dr.detach(d_l), dr.detach(dist_l), dr.detach(weight_l)
+            finite = ~dr.isinf(dist_l)
+            active &= (pdf_l > 0) & (hmax(weight_l) > 0)
+            # The edge must be a silhouette seen from the emitter point.
+            active &= geo.silhouette_towards(d_l)
+            m = geo.face_side(-d_l)              # towards the faces, normal to the plane
+            y_pass = y - m * pass_offset(y)
+            # Nothing between the edge and the emitter.
+            t_max = dr.select(finite, dist_l * (1.0 - 1e-4), dr.inf)
+            active &= ~scene.ray_test(y_pass, d_l, t_max, active)
+            # The receiver: first surface beyond the edge, away from the emitter.
+            _, prim_a, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, active)
+            active &= hit & ~scene.bsdf_delta_only(prim_a, hit)
+            si_a = scene.compute_interaction(y_pass, -d_l, prim_a, active)
+            cam = connect_to_camera(scene, sensor, si_a.p, prim_a, active)
+            active &= cam.valid
+            si_c = cam.si
+            f = scene.eval_bsdf(si_c, si_c.to_local(d_l), active)
+            ratio2 = dr.select(finite, dr.square(dist_l / dr.maximum(dist_l + si_a.t, 1e-30)),
+                               1.0)
+            F = f * weight_l * ratio2
+            active &= hmax(dr.abs(F)) > 0
+            # Film tangent of the shadow line: the receiver point's motion as y
+            # slides along the edge, projected.
+            n_r = si_a.n
+            ray = -d_l
+            da_dt = e - ray * (dr.dot(n_r, e) / dr.dot(n_r, ray))
+            da_dt = dr.select(finite, da_dt * ((dist_l + si_a.t) / dr.maximum(dist_l, 1e-30)), da_dt)
+            ds_dt = sensor.project_differential(si_a.p, da_dt)
+            # The lit side of the line is the side away from the edge's faces (-m).
+            lit_dir = -m + n_r * dr.dot(m, n_r)
+            lit_left = cross2(ds_dt, sensor.project_differential(si_a.p, lit_dir)) > 0
+            jump = dr.select(lit_left, -F, F)           # F_right - F_left
+            scale = dr.select(active, dr.rcp(dr.maximum(pmf, 1e-30)) * (1.0 / total), 0.0)
+        # Attached: the receiver point where the ray from the (fixed) emitter
+        # point through the moving edge point meets the moving receiver.
+        geo_att = edges.geometry(scene.positions, idx)
+        y_att = dr.fma(geo_att.p1 - geo_att.p0, t, geo_att.p0)
+        z_att = self._emitter_point(scene, y, d_l, dist_l, s1, s2, active)
+        o_att = dr.select(finite, z_att, y_att)
+        dir_att = dr.select(finite, y_att - z_att, self._direction(scene, y, s1, s2, active) * -1.0)
+        a_att = scene.compute_interaction(o_att, dir_att, prim_a, active).p
+        s_att, _ = sensor.project(a_att)
+        velocity = cross2(ds_dt, s_att - cam.pos)
+        value = [dr.detach(jump[c] * scale) * velocity for c in range(3)]
+        return BoundarySample(cam.pos, value, active)
+
+    @staticmethod
+    def _emitter_point(scene: Any, y: Any, d_l: Any, dist_l: Any, s1: Any, s2: Any,
+                       active: Any) -> Any:
+        """The emitter point of the sample, attached to the emitter's parameters
+        (its material point for area lights, the position of a point light)."""
+        d, dist, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
+        return y + d * dr.select(dr.isinf(dist), 0.0, dist)
+
+    @staticmethod
+    def _direction(scene: Any, y: Any, s1: Any, s2: Any, active: Any) -> Any:
+        """Direction towards an emitter at infinity, attached."""
+        d, _, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
+        return d
