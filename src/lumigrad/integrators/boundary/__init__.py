@@ -192,4 +192,4 @@ def backward(scene: Any, sensor: Any, integrator: Any, grad_image: Any, seed: in
             for c in range(channels):
                 term = bs.value[c] * adj[c]
                 total = term if total is None else total + term
-            dr.backward_from(total)
+            dr.backward_from(total, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)

@@ -144,11 +144,13 @@ class ShadowEdges(BoundaryTerm):
                        active: Any) -> Any:
         """The emitter point of the sample, attached to the emitter's parameters
         (its material point for area lights, the position of a point light)."""
-        d, dist, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
+        with dr.scoped_set_flag(dr.JitFlag.SymbolicCalls, False):
+            d, dist, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
         return y + d * dr.select(dr.isinf(dist), 0.0, dist)
 
     @staticmethod
     def _direction(scene: Any, y: Any, s1: Any, s2: Any, active: Any) -> Any:
         """Direction towards an emitter at infinity, attached."""
-        d, _, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
+        with dr.scoped_set_flag(dr.JitFlag.SymbolicCalls, False):
+            d, _, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
         return d
