@@ -29,6 +29,7 @@ class SurfaceInteraction:
     prim: Any       # UInt32: global triangle index
     shape: Any      # UInt32: shape index in Scene.shapes
     valid: Any      # Bool: the ray hit something
+    bary: Any = None  # Array2f: barycentrics (b1, b2) of p in triangle ``prim``
 
 
     @property

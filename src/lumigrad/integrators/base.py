@@ -122,16 +122,22 @@ class SamplingIntegrator:
         image). Each sampling technique of a MIS combination has its own
         boundary term, in its own variables; with next-event estimation alone,
         the shadow boundary term (``boundary/shadow.py``) is the only one that
-        direct illumination needs."""
+        direct illumination needs. Path tracers also switch to the estimator of
+        ``pathgeo.py``, whose variables the boundary terms are written in."""
         from . import boundary
-        old = getattr(self, "emitter_mis", None)
-        if old is not None:
-            self.emitter_mis = not boundary.moves_shadows(scene, sensor)
+        old = getattr(self, "emitter_mis", None), getattr(self, "pathspace", None)
+        if old[0] is not None:
+            m = boundary.moves_geometry(scene, sensor)
+            self.emitter_mis = not (m["shapes"] or m["sensor"] or m["lights"])
+        if old[1] is not None:
+            self.pathspace = not self.emitter_mis
         try:
             yield
         finally:
-            if old is not None:
-                self.emitter_mis = old
+            if old[0] is not None:
+                self.emitter_mis = old[0]
+            if old[1] is not None:
+                self.pathspace = old[1]
 
     # -- rendering ---------------------------------------------------------------
     def _passes(self, scene: Any, sensor: Any, spp: int) -> list[int]:
@@ -227,9 +233,7 @@ class SamplingIntegrator:
                     rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
                     pos = self._last_film_pos
                 with dr.resume_grad():
-                    L = self.sample(scene, rng, o, d, tmax,
-                                    dr.full(bk.Bool, True, dr.width(pixel)),
-                                    mode="forward", camera=(sensor, pos))
+                    L = self._interior_forward(scene, sensor, rng, o, d, tmax, pos)
                     # Keep the graph's edges: later passes propagate through it again.
                     # (AllowNoGrad: a parameter may simply not influence this image.)
                     dr.forward_to(L, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
@@ -261,6 +265,18 @@ class SamplingIntegrator:
         if terms is not None and "interior" not in terms:
             return
         for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
+            self._interior_backward(scene, sensor, g, seed, i, spp_pass, spp)
+
+    def _interior_forward(self, scene: Any, sensor: Any, rng: Any, o: Any, d: Any, tmax: Any,
+                          film_pos: Any) -> Any:
+        """Per-sample estimates attached to the parameters (tangents set)."""
+        return self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(rng.state)),
+                           mode="forward", camera=(sensor, film_pos))
+
+    def _interior_backward(self, scene: Any, sensor: Any, g: Any, seed: int, i: int,
+                           spp_pass: int, spp: int) -> None:
+        """Reverse pass ``i`` of the interior (path replay backpropagation)."""
+        if True:
             # 1) primal pass: per-sample radiance (detached); with a hit tape it
             #    also records every vertex's hit and shadow ray, and stays
             #    unevaluated so that the replay below runs in the same kernel.

@@ -110,6 +110,33 @@ class PathIntegrator(SamplingIntegrator):
     #: after delta bounces). The derivative passes turn MIS off while shadows
     #: move (see ``SamplingIntegrator.derivative_estimator``).
     emitter_mis = True
+    #: Derivative passes use the estimator of ``pathgeo.py`` (set by
+    #: ``SamplingIntegrator.derivative_estimator`` while geometry, the camera
+    #: or lights carry gradients).
+    pathspace = False
+
+    def _interior_forward(self, scene: Any, sensor: Any, rng: Any, o: Any, d: Any, tmax: Any,
+                          film_pos: Any) -> Any:
+        if not self.pathspace:
+            return super()._interior_forward(scene, sensor, rng, o, d, tmax, film_pos)
+        from . import pathgeo
+        return pathgeo.trace(self, scene, rng, sensor, film_pos, "forward", interior=True,
+                             edges=False)
+
+    def _interior_backward(self, scene: Any, sensor: Any, g: Any, seed: int, i: int,
+                           spp_pass: int, spp: int) -> None:
+        if not self.pathspace:
+            return super()._interior_backward(scene, sensor, g, seed, i, spp_pass, spp)
+        from . import pathgeo
+        with dr.suspend_grad():
+            rng, pixel, _, _, _ = self._camera_rays(scene, sensor, seed, i, spp_pass)
+            pos = self._last_film_pos
+            record = pathgeo.trace(self, scene, rng, sensor, pos, "record", interior=True,
+                                   edges=False)
+        delta_L = bk.Array3f(*[dr.gather(bk.Float, g, pixel * self.channels + c)
+                               for c in range(3)]) * (1.0 / spp)
+        pathgeo.replay(self, scene, record, sensor, pos, delta_L)
+        dr.eval()
 
     # Upper bound used for the loop when max_depth is unbounded (rays escape or
     # Russian roulette ends every path long before this).
@@ -120,6 +147,8 @@ class PathIntegrator(SamplingIntegrator):
         ``max_depth`` words, at most ``TAPE_MAX_DEPTH`` (None if that is 0:
         replay by re-tracing), and when the gradients enabled now allow it
         (``replay.plan_record``), a record of each vertex's detached values."""
+        if self.pathspace:
+            return None
         bounded = 0 < self.max_depth <= TAPE_MAX_DEPTH
         size = self.max_depth if bounded else TAPE_MAX_DEPTH
         if size <= 0 or scene._n_faces >= TAPE_PRIM:
@@ -135,6 +164,7 @@ class PathIntegrator(SamplingIntegrator):
     def radiance(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                  resume: Optional[dict] = None) -> list:
         n = dr.width(active)
+        tmax = bk.Float(tmax) + dr.zeros(bk.Float, n)
         full = None
         if resume is not None:
             full = dict(
@@ -143,7 +173,7 @@ class PathIntegrator(SamplingIntegrator):
                 prev_pdf=bk.Float(resume["prev_pdf"]) + dr.zeros(bk.Float, n),
                 prev_delta=bk.Bool(resume.get("prev_delta", False)) | dr.zeros(bk.Bool, n))
         with dr.suspend_grad():
-            L = self.sample(scene, rng, o, d, tmax, active, mode="primal", resume=full)
+            L = self._sample_standard(scene, rng, o, d, tmax, active, mode="primal", resume=full)
         return [L[c] for c in range(3)]
 
     # Loop state a path needs to go on from a vertex (besides the ray and the
@@ -161,13 +191,23 @@ class PathIntegrator(SamplingIntegrator):
         if ck is not None:
             rng_on = type(rng)(rng)
             rng_on.state, rng_on.inc = ck["rng_state"], ck["rng_inc"]
-            self.sample(scene, rng_on, ck["o"], ck["d"], ck["tmax"], tape.vertices > cap,
+            self._sample_standard(scene, rng_on, ck["o"], ck["d"], ck["tmax"], tape.vertices > cap,
                         mode="backward", delta_L=delta_L, L_primal=L_rem,
                         resume={k: ck[k] for k in self._RESUME_STATE})
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
                camera: Any = None, tape: Any = None, resume: Optional[dict] = None) -> Any:
+        """Radiance along camera rays, or their derivatives (see
+        :meth:`_sample_standard`; while geometry, the camera or lights carry
+        gradients the derivative passes use ``pathgeo.py`` instead)."""
+        return self._sample_standard(scene, rng, o, d, tmax, active, mode, delta_L, L_primal,
+                                     camera, tape, resume)
+
+    def _sample_standard(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
+                         mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
+                         camera: Any = None, tape: Any = None,
+                         resume: Optional[dict] = None) -> Any:
         """Radiance along each ray (``mode='primal'``/``'forward'``), or path
         replay (``'backward'``). With a ``tape`` (``make_tape``), the primal mode
         records each vertex's hit triangle and shadow-ray outcome and returns

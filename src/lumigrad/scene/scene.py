@@ -256,7 +256,26 @@ class Scene:
         v = dr.dot(d, qvec) * inv_det
         t = dr.dot(e2, qvec) * inv_det
         p = dr.fma(d, t, o)
-        n_geo = dr.cross(e1, e2)
+        si = self._surface(prim, (i0, i1, i2), (p0, p1, p2), u, v, p, hit)
+        si.wi = si.to_local(-d)
+        si.t = dr.select(hit, t, dr.inf)
+        return si
+
+    def material_interaction(self, prim: Any, bary: Any, active: Any) -> SurfaceInteraction:
+        """The surface point of triangle ``prim`` at fixed barycentrics ``bary``
+        (a *material* point: it moves with the triangle's attached vertices),
+        with ``wi`` unset (+Z) and ``t = 0``."""
+        prim = dr.select(active, prim, 0)
+        idx, pts = self._triangle(prim, active)
+        u, v = bary[0], bary[1]
+        p = pts[0] * (1.0 - u - v) + pts[1] * u + pts[2] * v
+        return self._surface(prim, idx, pts, u, v, p, active)
+
+    def _surface(self, prim: Any, idx: tuple, pts: tuple, u: Any, v: Any, p: Any,
+                 hit: Any) -> SurfaceInteraction:
+        """Normals and texture coordinates at barycentrics ``(u, v)`` of a triangle."""
+        (i0, i1, i2), (p0, p1, p2) = idx, pts
+        n_geo = dr.cross(p1 - p0, p2 - p0)
         n_len = dr.norm(n_geo)
         n = dr.select(n_len > 0, n_geo / dr.maximum(n_len, 1e-30), bk.Array3f(0, 0, 1))
         b0 = 1.0 - u - v
@@ -274,11 +293,10 @@ class Scene:
             uv = t0 * b0 + t1 * u + t2 * v
         else:
             uv = bk.Array2f(u, v)
-        frame = Frame(sh_n)
-        wi = frame.to_local(-d)
-        t = dr.select(hit, t, dr.inf)
-        return SurfaceInteraction(t=t, p=p, n=n, sh_n=sh_n, uv=uv, wi=wi, prim=prim,
-                                  shape=shape, valid=bk.Bool(hit))
+        n_pts = dr.width(p)
+        return SurfaceInteraction(t=dr.zeros(bk.Float, n_pts), p=p, n=n, sh_n=sh_n, uv=uv,
+                                  wi=bk.Array3f(0, 0, 1), prim=prim, shape=shape,
+                                  valid=bk.Bool(hit), bary=bk.Array2f(u, v))
 
     def eval_bsdf(self, si: SurfaceInteraction, wo: Any, active: Any) -> Any:
         """``f(si.wi, wo) |cos θ_o|`` of the BSDF of the triangle hit (``wo`` local)."""
@@ -379,13 +397,7 @@ class Scene:
             z = dr.zeros(bk.Float, dr.width(s1))
             return (dr.zeros(bk.Array3f, dr.width(s1)), z, z, dr.zeros(bk.Array3f, dr.width(s1)),
                     dr.full(bk.Bool, False, dr.width(s1)))
-        if n > 1:
-            cdf = self._emitter_cdf
-            idx = dr.binary_search(0, n - 1, lambda i: dr.gather(bk.Float, cdf, i + 1) <= s1)
-            idx = dr.minimum(bk.UInt32(idx), n - 1)
-        else:
-            idx = dr.zeros(bk.UInt32, dr.width(s1))
-
+        idx = self.select_emitter(s1)
         funcs = []
         for k, e in enumerate(self.emitters):
             if k < len(self.area_emitters):
@@ -406,6 +418,40 @@ class Scene:
         pdf = pdf * p_sel
         w = w * dr.rcp(p_sel)
         return d, dist, pdf, w, delta
+
+    def select_emitter(self, s1: Any) -> Any:
+        """Index of the emitter that ``sample_emitter_direction`` picks with ``s1``."""
+        n = len(self.emitters)
+        if n <= 1:
+            return dr.zeros(bk.UInt32, dr.width(s1))
+        cdf = self._emitter_cdf
+        idx = dr.binary_search(0, n - 1, lambda i: dr.gather(bk.Float, cdf, i + 1) <= s1)
+        return dr.minimum(bk.UInt32(idx), n - 1)
+
+    def emitter_position(self, p_ref: Any, s1: Any, s2: Any, active: Any) -> tuple:
+        """Where the emitter sample of ``sample_emitter_direction(p_ref, s1, s2)``
+        lies, attached to the emitters' parameters and computed without a
+        symbolic call (so that derivatives can be propagated from isolated AD
+        scopes): ``(point, direction, finite)`` — the emitter point (its
+        material point for area lights, the position of a point light) or, for
+        emitters at infinity, the unit direction towards them."""
+        idx = self.select_emitter(s1)
+        n = dr.width(s1)
+        point = dr.zeros(bk.Array3f, n)
+        direction = dr.zeros(bk.Array3f, n)
+        finite = dr.zeros(bk.Bool, n)
+        for k, e in enumerate(self.emitters):
+            here = active & (idx == k)
+            if k < len(self.area_emitters):
+                d, dist, _, _ = self._area_sample(k, p_ref, s2, here)
+                ds_finite = dr.full(bk.Bool, True, n)
+            else:
+                ds = e.sample_direction(p_ref, s2, here)
+                d, dist, ds_finite = ds.d, ds.dist, ~dr.isinf(ds.dist)
+            point = dr.select(here, p_ref + d * dr.select(ds_finite, dist, 0.0), point)
+            direction = dr.select(here, d, direction)
+            finite = dr.select(here, ds_finite, finite)
+        return point, direction, finite
 
     def pdf_area_emitter(self, p_ref: Any, si: SurfaceInteraction, active: Any) -> Any:
         """Solid-angle pdf with which ``sample_emitter_direction`` from ``p_ref``

@@ -111,10 +111,11 @@ def moves_shadows(scene: Any, sensor: Any) -> bool:
 def all_terms() -> list:
     from .primary import PrimaryEdges
     from .shadow import ShadowEdges
-    return [PrimaryEdges(), ShadowEdges()]
+    from .indirect import IndirectEdges
+    return [PrimaryEdges(), ShadowEdges(), IndirectEdges()]
 
 
-TERM_NAMES = ("interior", "primary", "shadow")
+TERM_NAMES = ("interior", "primary", "shadow", "indirect")
 
 
 def _budget(integrator: Any, term: BoundaryTerm, spp: int) -> int:
@@ -140,13 +141,26 @@ def _active_terms(scene: Any, sensor: Any, integrator: Any, terms: Optional[tupl
 
 
 def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
-             terms: Optional[tuple]):
-    """Yield ``(term, BoundarySample)`` for every pass of every active term."""
+             terms: Optional[tuple], camera_path: bool):
+    """Yield ``(term, ...)`` for every pass of every active term of one kind:
+    splatting terms give a :class:`BoundarySample`; camera-path terms
+    (``camera_path = True``) give ``(rng, pixel, film_pos, spp_pass, spp_total)``."""
     w, h = sensor.resolution
     for k, term in enumerate(_active_terms(scene, sensor, integrator, terms)):
-        n_total = _budget(integrator, term, spp) * w * h
-        if n_total <= 0:
+        if getattr(term, "camera_path", False) != camera_path:
             continue
+        spp_term = _budget(integrator, term, spp)
+        if spp_term <= 0:
+            continue
+        if camera_path:
+            for i, spp_pass in enumerate(integrator._passes(scene, sensor, spp_term)):
+                with dr.suspend_grad():
+                    rng, pixel, _, _, _ = integrator._camera_rays(
+                        scene, sensor, mix_seed(seed, 0xB1, k), i, spp_pass)
+                    pos = integrator._last_film_pos
+                yield term, (rng, pixel, pos, spp_pass, spp_term)
+            continue
+        n_total = spp_term * w * h
         for i, n in enumerate(_passes(n_total)):
             rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, mix_seed(seed, 0xB0, k, i)))
             yield term, term.sample(scene, sensor, integrator, rng, n_total)
@@ -160,9 +174,10 @@ def forward_image(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
     w, h = sensor.resolution
     film = sensor.film
     image = None
-    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms):
+    flags = dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad
+    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms, camera_path=False):
         with dr.resume_grad():
-            dr.forward_to(*bs.value, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
+            dr.forward_to(*bs.value, flags=flags)
             grads = [dr.detach(dr.grad(v)) for v in bs.value]
         if image is None:
             image = dr.zeros(bk.Float, w * h * channels)
@@ -172,6 +187,15 @@ def forward_image(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
                 dr.scatter_reduce(dr.ReduceOp.Add, image, grads[c] * weight,
                                   index * channels + c, ok)
         dr.eval(image)
+    for term, (rng, pixel, pos, spp_pass, spp_total) in _iterate(
+            scene, sensor, integrator, seed, spp, terms, camera_path=True):
+        with dr.resume_grad():
+            L = term.trace(scene, sensor, integrator, rng, pos, "forward")
+            dr.forward_to(L, flags=flags)
+            grad = dr.detach(dr.grad(L))
+        img = integrator._to_image(grad, spp_pass, w, h) * (1.0 / spp_total)
+        image = img if image is None else image + img
+        dr.eval(image)
     return image
 
 
@@ -180,7 +204,8 @@ def backward(scene: Any, sensor: Any, integrator: Any, grad_image: Any, seed: in
     """Back-propagate ``grad_image`` (dLoss/dImage, flat interleaved) through
     every active boundary term into the parameters' gradients."""
     film = sensor.film
-    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms):
+    flags = dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad
+    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms, camera_path=False):
         adj = [dr.zeros(bk.Float, dr.width(bs.valid)) for _ in range(channels)]
         for index, weight, valid in film.footprint(bs.pos):
             ok = valid & bs.valid
@@ -192,4 +217,10 @@ def backward(scene: Any, sensor: Any, integrator: Any, grad_image: Any, seed: in
             for c in range(channels):
                 term = bs.value[c] * adj[c]
                 total = term if total is None else total + term
-            dr.backward_from(total, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
+            dr.backward_from(total, flags=flags)
+    for term, (rng, pixel, pos, spp_pass, spp_total) in _iterate(
+            scene, sensor, integrator, seed, spp, terms, camera_path=True):
+        delta = bk.Array3f(*[dr.gather(bk.Float, grad_image, pixel * channels + c)
+                             for c in range(3)]) * (1.0 / spp_total)
+        term.trace(scene, sensor, integrator, rng, pos, "backward", delta)
+        dr.eval()

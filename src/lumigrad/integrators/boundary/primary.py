@@ -111,6 +111,12 @@ class PrimaryEdges(BoundaryTerm):
             n_left = perp(ds_dt) / dr.maximum(len_dt, 1e-30)
             w, h = sensor.resolution
             inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
+            # The edge point must be what the camera sees there: where edges
+            # overlap on the film, a hidden edge's side rays would measure the
+            # jump of the visible one.
+            o, d, _ = sensor.sample_ray(s * inv)
+            dist = dr.norm(dr.detach(y) - o)
+            valid &= ~scene.ray_test(o, d, dist * (1.0 - 1e-3), valid)
             rng_right = type(rng)(rng)      # the same random numbers on both sides
             L_left = integrator.radiance(scene, rng, *sensor.sample_ray((s + EPS_PX * n_left) * inv),
                                          valid)

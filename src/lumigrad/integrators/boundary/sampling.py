@@ -97,3 +97,28 @@ def perp(v: Any) -> Any:
 def cross2(a: Any, b: Any) -> Any:
     """2-D cross product ``a_x b_y - a_y b_x`` (= ``perp(a) · b``)."""
     return a[0] * b[1] - a[1] * b[0]
+
+
+def receiver_tangent(e: Any, ray: Any, n_r: Any, scale: Any) -> Any:
+    """How fast the point where a ray through a moving edge point meets a
+    receiving plane moves as the edge point slides along the edge.
+
+    The ray leaves an apex (or comes from infinity) in direction ``ray`` and
+    passes the edge point ``y``; the receiver has normal ``n_r``; ``e = dy/dt``.
+    With ``scale = |a - apex| / |y - apex|`` (1 for an apex at infinity) the
+    receiving point ``a`` moves by ``scale · (e - ray (n_r·e)/(n_r·ray))``."""
+    return scale * (e - ray * (dr.dot(n_r, e) / dr.dot(n_r, ray)))
+
+
+def surface_cross(n: Any, tangent: Any, motion: Any) -> Any:
+    """The normal velocity times length element of a curve on a surface of
+    normal ``n``: ``(n × tangent) · motion``, positive for motion to the curve's
+    left (``n × tangent``)."""
+    return dr.dot(dr.cross(n, tangent), motion)
+
+
+def side_is_left(side: Any, n: Any, tangent: Any) -> Any:
+    """True where the direction ``side`` (projected onto the surface of normal
+    ``n``) points to the left of a curve with ``tangent``."""
+    in_plane = side - n * dr.dot(side, n)
+    return dr.dot(in_plane, dr.cross(n, tangent)) > 0

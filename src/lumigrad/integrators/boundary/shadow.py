@@ -130,27 +130,11 @@ class ShadowEdges(BoundaryTerm):
         # point through the moving edge point meets the moving receiver.
         geo_att = edges.geometry(scene.positions, idx)
         y_att = dr.fma(geo_att.p1 - geo_att.p0, t, geo_att.p0)
-        z_att = self._emitter_point(scene, y, d_l, dist_l, s1, s2, active)
+        z_att, to_light, _ = scene.emitter_position(y, s1, s2, active)
         o_att = dr.select(finite, z_att, y_att)
-        dir_att = dr.select(finite, y_att - z_att, self._direction(scene, y, s1, s2, active) * -1.0)
+        dir_att = dr.select(finite, y_att - z_att, -to_light)
         a_att = scene.compute_interaction(o_att, dir_att, prim_a, active).p
         s_att, _ = sensor.project(a_att)
         velocity = cross2(ds_dt, s_att - cam.pos)
         value = [dr.detach(jump[c] * scale) * velocity for c in range(3)]
         return BoundarySample(cam.pos, value, active)
-
-    @staticmethod
-    def _emitter_point(scene: Any, y: Any, d_l: Any, dist_l: Any, s1: Any, s2: Any,
-                       active: Any) -> Any:
-        """The emitter point of the sample, attached to the emitter's parameters
-        (its material point for area lights, the position of a point light)."""
-        with dr.scoped_set_flag(dr.JitFlag.SymbolicCalls, False):
-            d, dist, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
-        return y + d * dr.select(dr.isinf(dist), 0.0, dist)
-
-    @staticmethod
-    def _direction(scene: Any, y: Any, s1: Any, s2: Any, active: Any) -> Any:
-        """Direction towards an emitter at infinity, attached."""
-        with dr.scoped_set_flag(dr.JitFlag.SymbolicCalls, False):
-            d, _, _, _, _ = scene.sample_emitter_direction(y, s1, s2, active)
-        return d

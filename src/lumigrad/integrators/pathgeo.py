@@ -1,0 +1,512 @@
+"""Path tracing derivatives while geometry, the camera or lights move.
+
+Differentiating a rendering splits into an *interior* term (the estimator
+differentiated with its random samples held fixed) and *boundary* terms
+(``boundary/``): both must hold the same variables fixed, or their sum is
+wrong. This module is the interior estimator of path tracing for geometry,
+camera and light derivatives, plus the boundary terms at path vertices after
+the first. Its variables are those of the usual unidirectional path tracer:
+
+* the camera ray through a fixed film position (attached to the camera);
+* at every vertex the BSDF-sampled direction *in the local shading frame*
+  (the world direction turns with the surface, the ray starts at the attached
+  vertex), so the next vertex slides along an attached ray: moving a vertex
+  moves every later one (the *chain*; a moving object's indirect light,
+  parallax included, and moving mirrors' reflections are accounted for);
+* emitter samples of next-event estimation at fixed *material* points of the
+  emitter (moving with it).
+
+Emitters are counted by next-event estimation alone (and after delta
+bounces): each technique of a MIS combination would need its own boundary
+terms (``SamplingIntegrator.derivative_estimator``).
+
+Boundary terms at a vertex ``x`` (``x`` seen by the camera or later; the camera
+itself is the apex of ``boundary/primary.py`` and ``boundary/shadow.py``) live
+in the space of local directions at ``x`` (Li et al. 2018, "Differentiable
+Monte Carlo Ray Tracing through Edge Sampling", ACM TOG 37(6)): a curve of
+directions ``ω(t)`` where the integrand ``f(ω) L(ω)`` jumps, with the term
+
+    ∫ [F⁻ − F⁺] (n · ∂ω/∂θ) |dω/dt| dt
+
+(``n`` the curve's unit normal in local coordinates, ``F⁻``/``F⁺`` the
+integrand on either side). Two kinds are sampled at every non-delta vertex:
+
+* *edges seen from x* (silhouettes and creases): ``ω(t)`` points at an edge
+  point ``y(t)``, ``|dω/dt| = |y'(t) × ω| / r``; the jump is
+  ``f (L_pass − L_face)`` with radiance estimates just either side of the edge;
+* *shadow lines* of next-event estimation at the next vertex: an edge point and
+  an emitter sample cast a point ``x*`` of a shadow line (PSDR-style, Zhang et
+  al. 2020), and ``ω(t)`` points at ``x*(t)``; the jump is the next-event
+  contribution there, lit on one side, zero on the other.
+
+Forward mode carries the attached chain in the loop state. Reverse mode keeps
+memory constant in the number of samples: a first pass writes each vertex's
+detached values to per-lane local memory (capped, ``RECORD_WORDS``), and a
+second loop in the same kernel walks the path *backwards*, back-propagating at
+vertex ``k`` the local terms plus the adjoint of the ray that leaves it; the
+gradient of the fresh leaf standing for the ray that reached ``k`` is the
+adjoint handed to vertex ``k - 1`` (reverse-mode chain rule along the path).
+Vertices beyond the record keep their values but not their derivatives.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import drjit as dr
+
+from .. import backend as bk
+from ..core.frame import Frame
+from ..core.math import hmax
+from ..geometry.edges import safe_normalize
+from .replay import vertex_samples
+
+#: Largest per-lane record of the reverse pass (32-bit words), per backend
+#: (as ``replay.RECORD_MAX_WORDS``): vertices beyond it keep their values but
+#: lose their derivatives (rare: Russian roulette ends paths long before).
+RECORD_WORDS = {"llvm": 2048, "cuda": 512}
+
+# Per-vertex flags of the record.
+F_HIT = 1            # the ray hit a surface (else it escaped)
+F_DELTA = 2          # the BSDF sample at this vertex is a delta lobe
+F_VIS = 4            # next-event estimation found the emitter unoccluded
+F_PREV_DELTA = 8     # the vertex before was delta (or the camera): emission counts
+F_CONT = 16          # the path goes on from this vertex
+F_EDGE = 32          # an edge sample (seen from the vertex) contributes
+F_SHADOW = 64        # a shadow line sample contributes
+
+#: (name, type, components) of the record's fields.
+FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
+          ("s_em", "Array3f", 3), ("beta", "Array3f", 3), ("ray_o", "Array3f", 3),
+          ("ray_d", "Array3f", 3),
+          ("a_edge", "UInt32", 1), ("a_t", "Float", 1), ("a_c", "Array3f", 3),
+          ("a_n", "Array3f", 3),
+          ("b_edge", "UInt32", 1), ("b_t", "Float", 1), ("b_s", "Array3f", 3),
+          ("b_prim", "UInt32", 1), ("b_c", "Array3f", 3), ("b_n", "Array3f", 3))
+WORDS_PER_VERTEX = sum(c for _, _, c in FIELDS)
+
+
+def record_capacity() -> int:
+    words = RECORD_WORDS[bk.variant()] if isinstance(RECORD_WORDS, dict) else RECORD_WORDS
+    return max(1, int(words) // WORDS_PER_VERTEX)
+
+
+def _flag(cond: Any, bit: int) -> Any:
+    return dr.select(cond, bk.UInt32(bit), bk.UInt32(0))
+
+
+def _has(flags: Any, bit: int) -> Any:
+    return (flags & bit) != 0
+
+
+def _ratio(x: Any) -> Any:
+    """``x / detach(x)``: 1 in value, ``dx / x`` in derivatives (1 where x is 0)."""
+    x_det = dr.detach(x)
+    return dr.select(x_det > 0, x / dr.maximum(x_det, 1e-30), 1.0)
+
+
+# ---------------------------------------------------------------------------
+# boundary samples at a vertex
+# ---------------------------------------------------------------------------
+def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, depth: Any,
+                rng: Any, active: Any) -> tuple:
+    """An edge point seen from vertex ``si`` (detached): ``(ok, edge, t, C, n_loc)``
+    with the term's coefficient ``C`` (its value is ``C · n_loc · ∂ω_loc/∂θ``)."""
+    from .boundary.primary import FLAT_ANGLE
+    from .boundary.shadow import pass_offset
+    edges = scene.edges()
+    idx, pmf = sampler.sample(rng.next_float32())
+    t = rng.next_float32()
+    geo = edges.geometry(dr.detach(scene.positions), idx)
+    e = geo.p1 - geo.p0
+    y = dr.fma(e, t, geo.p0)
+    x = si.p
+    crease = ~geo.smooth & (geo.dihedral() > FLAT_ANGLE)
+    ok = active & (pmf > 0) & (geo.silhouette_from(x) | crease)
+    m = geo.face_side(y - x)                   # plane (x, edge), towards the faces
+    eps = pass_offset(y)
+    origin = si.spawn_origin(y - x)
+    d_pass = dr.normalize(y - m * eps - origin)
+    d_face = dr.normalize(y + m * eps - origin)
+    r = dr.norm(y - origin)
+    # The pass ray must reach the edge unobstructed.
+    t_hit, _, _, _, hit = scene.ray_intersect_preliminary(origin, d_pass, dr.inf, ok)
+    ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
+    resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
+    rng_face = type(rng)(rng)                  # the same random numbers on both sides
+    L_pass = bk.Array3f(*integrator.radiance(scene, rng, origin, d_pass, dr.inf, ok, resume))
+    L_face = bk.Array3f(*integrator.radiance(scene, rng_face, origin, d_face, dr.inf, ok,
+                                             resume))
+    w = dr.normalize(y - x)
+    f = scene.eval_bsdf(si, si.to_local(w), ok)
+    sin_phi = dr.norm(dr.cross(e, w))                 # |y'(t) × ω|
+    C = beta * f * (L_pass - L_face) * (sin_phi / dr.maximum(r * pmf, 1e-30))
+    ok &= hmax(dr.abs(C)) > 0
+    return ok, idx, t, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(m), 0.0)
+
+
+def shadow_sample(scene: Any, sampler: Any, si: Any, beta: Any, rng: Any, active: Any) -> tuple:
+    """A point of a shadow line cast by an edge from an emitter sample,
+    connected to vertex ``si``: ``(ok, edge, t, light sample, receiver
+    triangle, C, n_loc)``."""
+    from .boundary.sampling import receiver_tangent
+    from .boundary.shadow import pass_offset
+    edges = scene.edges()
+    idx, pmf = sampler.sample(rng.next_float32())
+    t = rng.next_float32()
+    s_l = bk.Array3f(rng.next_float32(), rng.next_float32(), rng.next_float32())
+    geo = edges.geometry(dr.detach(scene.positions), idx)
+    e = geo.p1 - geo.p0
+    y = dr.fma(e, t, geo.p0)
+    ok = active & (pmf > 0)
+    d_l, dist_l, pdf_l, w_l, _ = scene.sample_emitter_direction(y, s_l[0],
+                                                                bk.Array2f(s_l[1], s_l[2]), ok)
+    finite = ~dr.isinf(dist_l)
+    ok &= (pdf_l > 0) & (hmax(w_l) > 0) & geo.silhouette_towards(d_l)
+    m = geo.face_side(-d_l)
+    y_pass = y - m * pass_offset(y)
+    ok &= ~scene.ray_test(y_pass, d_l, dr.select(finite, dist_l * (1.0 - 1e-4), dr.inf), ok)
+    _, prim, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, ok)
+    ok &= hit & ~scene.bsdf_delta_only(prim, hit)
+    rcv = scene.compute_interaction(y_pass, -d_l, prim, ok)
+    to_r = rcv.p - si.p
+    r = dr.norm(to_r)
+    w = to_r / dr.maximum(r, 1e-30)
+    origin = si.spawn_origin(w)
+    ok &= ~scene.ray_test(origin, w, dr.norm(rcv.p - origin) * (1.0 - 1e-3), ok)
+    rcv.wi = rcv.to_local(-w)
+    f_r = scene.eval_bsdf(rcv, rcv.to_local(d_l), ok)
+    f = scene.eval_bsdf(si, si.to_local(w), ok)
+    ratio2 = dr.select(finite, dr.square(dist_l / dr.maximum(dist_l + rcv.t, 1e-30)), 1.0)
+    F = beta * f * f_r * w_l * ratio2
+    # The shadow line's tangent, its image in the directions from x, and the lit side.
+    scale = dr.select(finite, (dist_l + rcv.t) / dr.maximum(dist_l, 1e-30), 1.0)
+    tau = receiver_tangent(e, -d_l, rcv.n, scale)
+    tau_perp = tau - w * dr.dot(tau, w)
+    n_c = safe_normalize(dr.cross(w, tau_perp))
+    lit = -m + rcv.n * dr.dot(m, rcv.n)
+    lit_plus = dr.dot(n_c, lit) > 0
+    jump = dr.select(lit_plus, -F, F)          # F(-n side) - F(+n side)
+    C = jump * (dr.norm(tau_perp) / dr.maximum(r * pmf, 1e-30))
+    ok &= hmax(dr.abs(C)) > 0
+    return ok, idx, t, s_l, prim, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(n_c), 0.0)
+
+
+def edge_term(scene: Any, si: Any, idx: Any, t: Any, C: Any, n_loc: Any, active: Any) -> Any:
+    """Attached edge term ``C · n · (ω − detach(ω))`` of an edge sample."""
+    geo = scene.edges().geometry(scene.positions, idx, active)
+    y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
+    w = Frame(si.sh_n).to_local(safe_normalize(y - si.p))
+    return dr.select(active, C * dr.dot(n_loc, w - dr.detach(w)), 0.0)
+
+
+def shadow_term(scene: Any, si: Any, idx: Any, t: Any, s_l: Any, prim: Any, C: Any,
+                n_loc: Any, active: Any) -> Any:
+    """Attached shadow-line term of a shadow sample: the shadow line point is
+    where the ray from the (fixed material) emitter point through the edge point
+    meets the receiving triangle."""
+    geo = scene.edges().geometry(scene.positions, idx, active)
+    y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
+    z, to_light, finite = scene.emitter_position(dr.detach(y), s_l[0],
+                                                 bk.Array2f(s_l[1], s_l[2]), active)
+    o = dr.select(finite, z, y)
+    d = dr.select(finite, y - z, -to_light)
+    x = scene.compute_interaction(o, d, prim, active).p
+    w = Frame(si.sh_n).to_local(safe_normalize(x - si.p))
+    return dr.select(active, C * dr.dot(n_loc, w - dr.detach(w)), 0.0)
+
+
+# ---------------------------------------------------------------------------
+# the path loop (primal, forward, record)
+# ---------------------------------------------------------------------------
+def _bsdf_step(bsdf: Any) -> Any:
+    def step(si: Any, wo_nee: Any, s1: Any, s2: Any, act_nee: Any, act: Any) -> tuple:
+        f_nee = bsdf.eval(si, wo_nee, act_nee)
+        bs = bsdf.sample(si, s1, s2, act)
+        return f_nee, bs.wo, dr.detach(bs.pdf), bs.weight, bk.Bool(bs.delta), bk.Float(bs.eta)
+    return step
+
+
+def _emission(scene: Any, si: Any, hit: Any, d: Any, act: Any, counts: Any) -> Any:
+    """Emission reaching the previous vertex along ``d``, where it counts."""
+    Le = scene.eval_area_emitter(si, hit & counts)
+    Le_env = scene.eval_environment(d, act & ~hit & counts)
+    return dr.select(counts, Le + Le_env, 0.0)
+
+
+def _nee(scene: Any, si: Any, s_em: Any, act_nee: Any) -> tuple:
+    """Emitter sample at ``si`` (attached): direction, distance, weight, pdf."""
+    d_em, dist_em, pdf_em, w_em, _ = scene.sample_emitter_direction(
+        si.p, s_em[0], bk.Array2f(s_em[1], s_em[2]), act_nee)
+    return d_em, dist_em, w_em, pdf_em
+
+
+def _shadow_ray(scene: Any, si: Any, d_em: Any, dist_em: Any, act_nee: Any) -> Any:
+    """True where the emitter sample is unoccluded (as the standard loop tests it)."""
+    p_ref = dr.detach(si.p)
+    origin = dr.detach(si.spawn_origin(d_em))
+    finite = ~dr.isinf(dist_em)
+    target = p_ref + dr.detach(d_em) * dr.select(finite, dr.detach(dist_em), 0.0)
+    seg = target - origin
+    seg_len = dr.norm(seg)
+    d_shadow = dr.select(finite & (seg_len > 0), seg / dr.maximum(seg_len, 1e-30),
+                         dr.detach(d_em))
+    dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
+    return act_nee & ~scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
+
+
+def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mode: str,
+          interior: bool = True, edges: bool = True) -> Any:
+    """Follow camera paths through ``film_pos``.
+
+    ``mode='primal'``: radiance (detached); ``'forward'``: the attached estimate
+    (tangents propagate through it); ``'record'``: a :class:`Record` for
+    :func:`replay`. ``interior``/``edges``: include the interior contributions
+    and/or the vertices' boundary samples.
+    """
+    diff = mode == "forward"
+    recording = mode == "record"
+    n = dr.width(rng.state)
+    max_depth = integrator.max_depth if integrator.max_depth > 0 else integrator._UNBOUNDED
+    max_depth_o = dr.opaque(bk.UInt32, max_depth)
+    rr_depth_o = dr.opaque(bk.UInt32, integrator.rr_depth)
+    hide = integrator.hide_emitters
+    steps = [_bsdf_step(b) for b in scene.bsdfs]
+    any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
+    has_emitters = len(scene.emitters) > 0
+    from .boundary.shadow import silhouette_weights
+    sampler = silhouette_weights(scene) if edges else None
+    edges = edges and not sampler.empty
+    # Boundary samples need two more segments (to the next vertex, then light).
+    edge_depth = dr.opaque(bk.UInt32, max_depth - 2 if max_depth >= 2 else 0)
+    cap = record_capacity() if recording else 0
+
+    with dr.resume_grad(when=diff):
+        o, d, tmax = sensor.sample_ray(film_pos)
+    if not diff:
+        o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
+    state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
+                 beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
+                 tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng,
+                 prev_delta=dr.full(bk.Bool, True, n))
+    if recording:
+        rec = {name: dr.alloc_local(getattr(bk, tp), cap) for name, tp, _ in FIELDS}
+        state["rec"] = rec
+        state["L_beyond"] = dr.zeros(bk.Array3f, n)
+
+    def cond(st: dict) -> Any:
+        return st["active"]
+
+    def body(st: dict) -> tuple:
+        act, depth, rng = st["active"], st["depth"], st["rng"]
+        beta = st["beta"]
+        with dr.resume_grad(when=diff):
+            o, d = st["o"], st["d"]
+            _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, st["tmax"], act)
+            hit = hit & act
+            si = scene.compute_interaction(o, d, prim, hit)
+            first = depth == 0
+            counts = st["prev_delta"] & ~(first & hide)
+            emitted = beta * _emission(scene, si, hit, d, act, counts)
+            act_next = hit & (depth + 1 < max_depth_o)
+            bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si.prim, act_next)
+            s_em1, s_em2, s_b1, s_b2 = vertex_samples(rng)
+            s_em = bk.Array3f(s_em1, s_em2[0], s_em2[1])
+            act_nee = act_next if (any_smooth and has_emitters) else act_next & False
+            if has_emitters:
+                d_em, dist_em, w_em, pdf_em = _nee(scene, si, s_em, act_nee)
+                act_nee &= pdf_em > 0
+                wo_nee = si.to_local(d_em)
+            else:
+                d_em, dist_em = dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n)
+                w_em, wo_nee = dr.zeros(bk.Array3f, n), bk.Array3f(0, 0, 1)
+            args = (si, wo_nee, s_b1, s_b2, act_nee, act_next)
+            out = steps[0](*args) if len(steps) == 1 else dr.switch(bsdf_idx, steps, *args)
+            f_nee, wo, pdf_b, weight_b, delta_b, eta_b = out
+            vis = _shadow_ray(scene, si, d_em, dist_em, act_nee) if has_emitters else act_nee
+            nee = dr.select(vis, beta * f_nee * w_em, 0.0)
+            contrib = emitted + nee if interior else dr.zeros(bk.Array3f, n)
+            # Boundary samples at this vertex (not at delta vertices).
+            b_act = act_next & ~delta_b & (depth < edge_depth)
+            L_add = contrib
+            if edges:
+                with dr.suspend_grad():
+                    si_d = _detached(si)
+                    a_ok, a_edge, a_t, a_c, a_n = edge_sample(
+                        integrator, scene, sampler, si_d, dr.detach(beta), depth, rng, b_act)
+                    b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n = shadow_sample(
+                        scene, sampler, si_d, dr.detach(beta), rng, b_act)
+                if diff:
+                    L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
+                             + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
+            # The next ray: the sampled local direction, turned with the frame.
+            wo_d = dr.select(delta_b, wo, dr.detach(wo))
+            wo_world = si.to_world(wo_d)
+            next_o = si.spawn_origin(wo_world)
+            weight = dr.select(delta_b, weight_b, dr.detach(weight_b))
+            f_wo = dr.select(delta_b, 1.0, _ratio(scene.eval_bsdf(si, dr.detach(wo), act_next
+                                                                  & ~delta_b)))
+        valid_b = act_next & (hmax(dr.detach(weight_b)) > 0) & (pdf_b > 0)
+        beta_next = dr.select(valid_b, beta * weight * (f_wo if diff else 1.0), 0.0)
+        eta = st["eta"] * dr.select(valid_b, dr.detach(eta_b), 1.0)
+        depth_next = depth + 1
+        rr_active = depth_next >= rr_depth_o
+        q = dr.minimum(hmax(dr.detach(beta_next)) * dr.square(eta), 0.95)
+        survive = ~rr_active | (rng.next_float32() < q)
+        beta_next = dr.select(rr_active, beta_next * dr.rcp(dr.maximum(dr.detach(q), 1e-8)),
+                              beta_next)
+        act_new = valid_b & survive
+        keep = lambda new, old: dr.select(act_new, new, old)  # noqa: E731
+        if not diff:
+            next_o, wo_world = dr.detach(next_o), dr.detach(wo_world)
+        out_st = dict(depth=dr.select(act, depth_next, depth),
+                      L=dr.select(act, st["L"] + L_add, st["L"]),
+                      beta=dr.select(act_new, beta_next, 0.0), eta=eta,
+                      o=keep(next_o, o), d=keep(wo_world, d),
+                      tmax=keep(dr.full(bk.Float, dr.inf, n), st["tmax"]),
+                      active=act_new, rng=rng, prev_delta=keep(delta_b, st["prev_delta"]))
+        if recording:
+            rec = st["rec"]
+            on = act & (depth < cap)
+            slot = dr.minimum(depth, cap - 1)
+            flags = (_flag(hit, F_HIT) | _flag(delta_b, F_DELTA) | _flag(vis, F_VIS)
+                     | _flag(st["prev_delta"], F_PREV_DELTA) | _flag(act_new, F_CONT))
+            values = dict(prim=prim, wo=dr.select(delta_b, bk.Array3f(s_b1, s_b2[0], s_b2[1]),
+                                                  dr.detach(wo)),
+                          s_em=s_em, beta=dr.detach(beta), ray_o=dr.detach(o),
+                          ray_d=dr.detach(d))
+            if edges:
+                flags |= _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW)
+                values.update(a_edge=a_edge, a_t=a_t, a_c=a_c, a_n=a_n, b_edge=b_edge,
+                              b_t=b_t, b_s=b_s, b_prim=b_prim, b_c=b_c, b_n=b_n)
+            values["flags"] = flags
+            tps = {name: tp for name, tp, _ in FIELDS}
+            for name, value in values.items():
+                rec[name].write(getattr(bk, tps[name])(dr.detach(value)), slot, on)
+            out_st["rec"] = rec
+            out_st["L_beyond"] = st["L_beyond"] + dr.select(act & (depth >= cap),
+                                                             dr.detach(contrib), 0.0)
+        return (out_st,)
+
+    (final,) = dr.while_loop((state,), cond, body, label="lumigrad.pathgeo")
+    rng.state, rng.inc = final["rng"].state, final["rng"].inc
+    if recording:
+        return Record(final["rec"], dr.minimum(final["depth"], cap), final["L_beyond"],
+                      interior, edges)
+    return final["L"]
+
+
+def _detached(si: Any) -> Any:
+    """A detached copy of a surface interaction."""
+    from dataclasses import replace
+    return replace(si, **{f: dr.detach(getattr(si, f)) for f in
+                          ("t", "p", "n", "sh_n", "uv", "wi", "bary") if getattr(si, f) is not None})
+
+
+class Record:
+    """What :func:`trace` wrote for the reverse pass of each lane."""
+
+    def __init__(self, fields: dict, count: Any, L_beyond: Any, interior: bool,
+                 edges: bool) -> None:
+        self.fields, self.count, self.L_beyond = fields, count, L_beyond
+        self.interior, self.edges = interior, edges
+
+
+# ---------------------------------------------------------------------------
+# the reverse pass
+# ---------------------------------------------------------------------------
+def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: Any,
+           delta_L: Any) -> None:
+    """Back-propagate ``delta_L · L`` through the recorded paths, last vertex
+    first (see the module docstring)."""
+    n = dr.width(record.count)
+    interior, edges = record.interior, record.edges
+    hide = integrator.hide_emitters
+    delta_L = bk.Array3f(dr.detach(delta_L))
+    state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),
+                 L_after=bk.Array3f(record.L_beyond),
+                 rho_o=dr.zeros(bk.Array3f, n), rho_d=dr.zeros(bk.Array3f, n),
+                 rec=record.fields)
+
+    def cond(st: dict) -> Any:
+        return st["k"] > 0
+
+    def body(st: dict) -> tuple:
+        act = st["k"] > 0
+        slot = st["k"] - 1
+        rec = st["rec"]
+        r = {name: rec[name].read(slot, act) for name, _, _ in FIELDS}
+        flags = r["flags"]
+        hit = act & _has(flags, F_HIT)
+        delta = _has(flags, F_DELTA)
+        cont = act & _has(flags, F_CONT)
+        beta = r["beta"]
+        with dr.resume_grad():
+            o = bk.Array3f(r["ray_o"])
+            d = bk.Array3f(r["ray_d"])
+            dr.enable_grad(o, d)
+            si = scene.compute_interaction(o, d, r["prim"], hit)
+            counts = _has(flags, F_PREV_DELTA) & ~((slot == 0) & hide)
+            emitted = beta * _emission(scene, si, hit, d, act, counts)
+            s_em = r["s_em"]
+            nee_on = hit & _has(flags, F_VIS)
+            if len(scene.emitters) > 0:
+                d_em, _, w_em, _ = _nee(scene, si, s_em, nee_on)
+                f_nee = scene.eval_bsdf(si, si.to_local(d_em), nee_on)
+                nee = dr.select(nee_on, beta * f_nee * w_em, 0.0)
+            else:
+                nee = dr.zeros(bk.Array3f, n)
+            contrib = emitted + nee
+            # The BSDF factor of the sampled direction and the ray leaving the vertex.
+            stored = r["wo"]
+            bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si.prim, cont)
+
+            def delta_step(bsdf: Any) -> Any:
+                def f(si: Any, s: Any, act: Any) -> tuple:
+                    if not getattr(bsdf, "has_delta", False):
+                        z = dr.zeros(bk.Array3f, dr.width(s))
+                        return z, z
+                    bs = bsdf.sample(si, s[0], bk.Array2f(s[1], s[2]), act)
+                    return bs.wo, bs.weight
+                return f
+
+            dsteps = [delta_step(b) for b in scene.bsdfs]
+            d_args = (si, stored, cont & delta)
+            wo_delta, w_delta = (dsteps[0](*d_args) if len(dsteps) == 1
+                                 else dr.switch(bsdf_idx, dsteps, *d_args))
+            f_wo = scene.eval_bsdf(si, stored, cont & ~delta)
+            ratio = dr.select(delta, _ratio(w_delta), _ratio(f_wo))
+            wo = dr.select(delta, wo_delta, stored)
+            wo_world = si.to_world(wo)
+            next_o = si.spawn_origin(wo_world)
+            total = dr.select(cont, dr.dot(st["rho_o"], next_o) + dr.dot(st["rho_d"], wo_world),
+                              0.0)
+            local = dr.select(cont, st["L_after"] * ratio, 0.0)
+            if interior:
+                local = local + contrib
+            if edges:
+                si_b = si
+                a_on = act & _has(flags, F_EDGE)
+                b_on = act & _has(flags, F_SHADOW)
+                local = (local + edge_term(scene, si_b, r["a_edge"], r["a_t"], r["a_c"], r["a_n"],
+                                           a_on)
+                         + shadow_term(scene, si_b, r["b_edge"], r["b_t"], r["b_s"], r["b_prim"],
+                                       r["b_c"], r["b_n"], b_on))
+            total = total + dr.sum(delta_L * local)
+            dr.backward_from(dr.select(act, total, 0.0),
+                             flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
+            rho_o, rho_d = dr.grad(o), dr.grad(d)
+        L_after = st["L_after"] + (dr.detach(contrib) if interior else 0.0)
+        out = dict(k=dr.select(act, st["k"] - 1, st["k"]),
+                   L_after=dr.select(act, L_after, st["L_after"]),
+                   rho_o=dr.select(act, bk.Array3f(dr.detach(rho_o)), st["rho_o"]),
+                   rho_d=dr.select(act, bk.Array3f(dr.detach(rho_d)), st["rho_d"]),
+                   rec=rec)
+        return (out,)
+
+    with dr.suspend_grad():
+        (final,) = dr.while_loop((state,), cond, body, label="lumigrad.pathgeo.replay")
+    # The first ray is the camera's, attached to its parameters.
+    with dr.resume_grad():
+        o, d, _ = sensor.sample_ray(film_pos)
+        dr.backward_from(dr.dot(final["rho_o"], o) + dr.dot(final["rho_d"], d),
+                         flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
