@@ -26,7 +26,7 @@ import drjit as dr
 
 from .. import backend as bk
 from ..scene.schema import Param, register
-from .base import SamplingIntegrator
+from .base import BUDGET_PARAMS, SamplingIntegrator
 
 _CHANNELS = {"depth": 1, "position": 3, "uv": 2, "geo_normal": 3, "sh_normal": 3,
              "albedo": 3, "prim_index": 1, "shape_index": 1}
@@ -38,11 +38,12 @@ class AOVIntegrator(SamplingIntegrator):
     """Outputs geometric quantities of the first hit instead of radiance."""
 
     PLUGIN = ("integrator", "aov")
-    PARAMS = {"aovs": Param("string", "dd:depth,nn:sh_normal,aa:albedo")}
+    PARAMS = {"aovs": Param("string", "dd:depth,nn:sh_normal,aa:albedo"),
+              "sppe": BUDGET_PARAMS["sppe"]}
 
     def __init__(self, aovs: str = "dd:depth,nn:sh_normal,aa:albedo",
-                 id: Optional[str] = None) -> None:
-        super().__init__(id)
+                 id: Optional[str] = None, sppe: Optional[int] = None) -> None:
+        super().__init__(id, sppe=sppe)
         self.aovs: list[tuple[str, str]] = []
         for item in aovs.split(","):
             item = item.strip()

@@ -49,6 +49,17 @@ from typing import Any, Callable, Iterator, Optional
 import drjit as dr
 
 from .. import backend as bk
+from ..scene.schema import Param
+
+#: Scene-file parameters of the boundary-term sample budgets (see
+#: ``SamplingIntegrator.BUDGETS``), shared by the differentiable integrators.
+BUDGET_PARAMS = {
+    "sppe": Param("int", None, min=0, doc="primary edge samples per pixel (None: spp)"),
+    "sppse": Param("int", None, min=0,
+                   doc="shadow edge samples per pixel on surfaces the camera sees (None: spp)"),
+    "sppie": Param("int", None, min=0,
+                   doc="edge and shadow samples per pixel at later path vertices (None: spp)"),
+}
 
 #: Lanes (samples) per pass; larger sample counts are split into several passes.
 MAX_LANES = 1 << 23
@@ -78,8 +89,18 @@ class SamplingIntegrator:
     #: number of output channels of the image
     channels: int = 3
 
-    def __init__(self, id: Optional[str] = None) -> None:
+    #: Samples per pixel of the boundary terms (``boundary/``): primary edges,
+    #: shadow edges of surfaces the camera sees, and edges/shadows seen from
+    #: later path vertices. None: the interior's ``spp``; 0 turns a term off.
+    BUDGETS = ("sppe", "sppse", "sppie")
+
+    def __init__(self, id: Optional[str] = None, sppe: Optional[int] = None,
+                 sppse: Optional[int] = None, sppie: Optional[int] = None) -> None:
         self.id = id
+        for name, value in (("sppe", sppe), ("sppse", sppse), ("sppie", sppie)):
+            if value is not None and (not isinstance(value, (int,)) or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}")
+        self.sppe, self.sppse, self.sppie = sppe, sppse, sppie
 
     # -- to implement ----------------------------------------------------------
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
@@ -226,26 +247,33 @@ class SamplingIntegrator:
     def _render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
                         terms: Optional[tuple], boundary: Any) -> Any:
         w, h = sensor.resolution
-        total = None
+        # Every part's per-sample tangents, propagated in *one* traversal:
+        # Dr.Jit 1.5 can refuse a second forward traversal of a graph that
+        # holds symbolic loops inside the render op's isolated AD scope.
+        outputs = []
         if terms is None or "interior" in terms:
             for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
                 with dr.suspend_grad():
                     rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
                     pos = self._last_film_pos
                 with dr.resume_grad():
-                    L = self._interior_forward(scene, sensor, rng, o, d, tmax, pos)
-                    # Keep the graph's edges: later passes propagate through it again.
-                    # (AllowNoGrad: a parameter may simply not influence this image.)
-                    dr.forward_to(L, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
-                    grad_L = dr.grad(L)
-                img = self._to_image(dr.detach(grad_L), spp_pass, w, h)
-                total = img if total is None else total + img
-            total = total * (1.0 / spp)
-        edge = boundary.forward_image(scene, sensor, self, seed, spp, self.channels, terms)
-        if edge is not None:
-            total = edge if total is None else total + edge
-        if total is None:
-            total = dr.zeros(bk.Float, w * h * self.channels)
+                    L = self._interior_forward(scene, sensor, rng, o, d, tmax, pos, terms, spp)
+
+                def finish(grads: list, n: int = spp_pass) -> Any:
+                    return self._to_image(grads[0], n, w, h) * (1.0 / spp)
+                outputs.append(([L], finish))
+        outputs += boundary.forward_outputs(scene, sensor, self, seed, spp, self.channels, terms)
+        total = dr.zeros(bk.Float, w * h * self.channels)
+        if outputs:
+            values = [v for vals, _ in outputs for v in vals]
+            with dr.resume_grad():
+                # (AllowNoGrad: a parameter may simply not influence this image.)
+                dr.forward_to(*values, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
+                grads = [dr.detach(dr.grad(v)) for v in values]
+            k = 0
+            for vals, finish in outputs:
+                total = total + finish(grads[k:k + len(vals)])
+                k += len(vals)
         return bk.TensorXf(total, shape=(h, w, self.channels))
 
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
@@ -265,16 +293,16 @@ class SamplingIntegrator:
         if terms is not None and "interior" not in terms:
             return
         for i, spp_pass in enumerate(self._passes(scene, sensor, spp)):
-            self._interior_backward(scene, sensor, g, seed, i, spp_pass, spp)
+            self._interior_backward(scene, sensor, g, seed, i, spp_pass, spp, terms)
 
     def _interior_forward(self, scene: Any, sensor: Any, rng: Any, o: Any, d: Any, tmax: Any,
-                          film_pos: Any) -> Any:
+                          film_pos: Any, terms: Optional[tuple] = None, spp: int = 1) -> Any:
         """Per-sample estimates attached to the parameters (tangents set)."""
         return self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(rng.state)),
                            mode="forward", camera=(sensor, film_pos))
 
     def _interior_backward(self, scene: Any, sensor: Any, g: Any, seed: int, i: int,
-                           spp_pass: int, spp: int) -> None:
+                           spp_pass: int, spp: int, terms: Optional[tuple] = None) -> None:
         """Reverse pass ``i`` of the interior (path replay backpropagation)."""
         if True:
             # 1) primal pass: per-sample radiance (detached); with a hit tape it

@@ -31,7 +31,7 @@ import drjit as dr
 from .. import backend as bk
 from ..scene.schema import Param, register
 from ..core.math import hmax
-from .base import SamplingIntegrator, mis_weight
+from .base import BUDGET_PARAMS, SamplingIntegrator, mis_weight
 from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, RecordLayout,
                      bsdf_ratio, plan_record, record_capacity, replay_recorded,
                      vertex_samples)
@@ -94,11 +94,12 @@ class PathIntegrator(SamplingIntegrator):
         "max_depth": Param("int", -1, min=-1),
         "rr_depth": Param("int", 5, min=1),
         "hide_emitters": Param("bool", False),
+        **BUDGET_PARAMS,
     }
 
     def __init__(self, max_depth: int = -1, rr_depth: int = 5, hide_emitters: bool = False,
-                 id: Optional[str] = None) -> None:
-        super().__init__(id)
+                 id: Optional[str] = None, **budgets: Any) -> None:
+        super().__init__(id, **budgets)
         if max_depth == 0 or max_depth < -1:
             raise ValueError(f"max_depth must be -1 (unbounded) or >= 1, got {max_depth}")
         self.max_depth = int(max_depth)
@@ -115,24 +116,40 @@ class PathIntegrator(SamplingIntegrator):
     #: or lights carry gradients).
     pathspace = False
 
+    def _edges_with_interior(self, scene: Any, sensor: Any, terms: Optional[tuple],
+                             spp: int) -> float:
+        """Probability with which the interior's paths also take the indirect
+        boundary samples (``boundary/indirect.py``): they ride along the
+        interior's paths when both parts are wanted (one loop; Dr.Jit 1.5 cannot
+        propagate tangents through two such loops at once)."""
+        from .boundary import indirect
+        if terms is not None and "indirect" not in terms:
+            return 0.0
+        if not indirect.IndirectEdges().needed(scene, sensor, self):
+            return 0.0
+        budget = self.sppie if self.sppie is not None else spp
+        return min(1.0, budget / max(spp, 1))
+
     def _interior_forward(self, scene: Any, sensor: Any, rng: Any, o: Any, d: Any, tmax: Any,
-                          film_pos: Any) -> Any:
+                          film_pos: Any, terms: Optional[tuple] = None, spp: int = 1) -> Any:
         if not self.pathspace:
             return super()._interior_forward(scene, sensor, rng, o, d, tmax, film_pos)
         from . import pathgeo
+        p = self._edges_with_interior(scene, sensor, terms, spp)
         return pathgeo.trace(self, scene, rng, sensor, film_pos, "forward", interior=True,
-                             edges=False)
+                             edges=p > 0, edge_prob=p)
 
     def _interior_backward(self, scene: Any, sensor: Any, g: Any, seed: int, i: int,
-                           spp_pass: int, spp: int) -> None:
+                           spp_pass: int, spp: int, terms: Optional[tuple] = None) -> None:
         if not self.pathspace:
             return super()._interior_backward(scene, sensor, g, seed, i, spp_pass, spp)
         from . import pathgeo
+        p = self._edges_with_interior(scene, sensor, terms, spp)
         with dr.suspend_grad():
             rng, pixel, _, _, _ = self._camera_rays(scene, sensor, seed, i, spp_pass)
             pos = self._last_film_pos
             record = pathgeo.trace(self, scene, rng, sensor, pos, "record", interior=True,
-                                   edges=False)
+                                   edges=p > 0, edge_prob=p)
         delta_L = bk.Array3f(*[dr.gather(bk.Float, g, pixel * self.channels + c)
                                for c in range(3)]) * (1.0 / spp)
         pathgeo.replay(self, scene, record, sensor, pos, delta_L)
@@ -499,11 +516,13 @@ class DirectIntegrator(PathIntegrator):
         "emitter_samples": Param("int", 1, min=1),
         "bsdf_samples": Param("int", 1, min=1),
         "hide_emitters": Param("bool", False),
+        **BUDGET_PARAMS,
     }
 
     def __init__(self, emitter_samples: int = 1, bsdf_samples: int = 1,
-                 hide_emitters: bool = False, id: Optional[str] = None) -> None:
-        super().__init__(max_depth=2, rr_depth=1 << 20, hide_emitters=hide_emitters, id=id)
+                 hide_emitters: bool = False, id: Optional[str] = None, **budgets: Any) -> None:
+        super().__init__(max_depth=2, rr_depth=1 << 20, hide_emitters=hide_emitters, id=id,
+                         **budgets)
         self.emitter_samples = int(emitter_samples)
         self.bsdf_samples = int(bsdf_samples)
 

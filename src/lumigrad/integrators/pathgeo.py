@@ -255,13 +255,15 @@ def _shadow_ray(scene: Any, si: Any, d_em: Any, dist_em: Any, act_nee: Any) -> A
 
 
 def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mode: str,
-          interior: bool = True, edges: bool = True) -> Any:
+          interior: bool = True, edges: bool = True, edge_prob: float = 1.0) -> Any:
     """Follow camera paths through ``film_pos``.
 
     ``mode='primal'``: radiance (detached); ``'forward'``: the attached estimate
     (tangents propagate through it); ``'record'``: a :class:`Record` for
     :func:`replay`. ``interior``/``edges``: include the interior contributions
-    and/or the vertices' boundary samples.
+    and/or the vertices' boundary samples; ``edge_prob``: the probability that a
+    path takes boundary samples at its vertices (they are weighted by its
+    inverse).
     """
     diff = mode == "forward"
     recording = mode == "record"
@@ -284,6 +286,13 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         o, d, tmax = sensor.sample_ray(film_pos)
     if not diff:
         o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
+    if edges and edge_prob < 1.0:
+        # Which paths take boundary samples (decided once per path, detached).
+        with dr.suspend_grad():
+            takes = rng.next_float32() < dr.opaque(bk.Float, edge_prob)
+        edge_weight = dr.select(takes, 1.0 / edge_prob, 0.0)
+    else:
+        takes, edge_weight = dr.full(bk.Bool, True, n), dr.ones(bk.Float, n)
     state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
                  beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
                  tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng,
@@ -326,15 +335,16 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             nee = dr.select(vis, beta * f_nee * w_em, 0.0)
             contrib = emitted + nee if interior else dr.zeros(bk.Array3f, n)
             # Boundary samples at this vertex (not at delta vertices).
-            b_act = act_next & ~delta_b & (depth < edge_depth)
+            b_act = act_next & ~delta_b & (depth < edge_depth) & takes
             L_add = contrib
             if edges:
                 with dr.suspend_grad():
                     si_d = _detached(si)
+                    beta_e = dr.detach(beta) * edge_weight
                     a_ok, a_edge, a_t, a_c, a_n = edge_sample(
-                        integrator, scene, sampler, si_d, dr.detach(beta), depth, rng, b_act)
+                        integrator, scene, sampler, si_d, beta_e, depth, rng, b_act)
                     b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n = shadow_sample(
-                        scene, sampler, si_d, dr.detach(beta), rng, b_act)
+                        scene, sampler, si_d, beta_e, rng, b_act)
                 if diff:
                     L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
                              + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))

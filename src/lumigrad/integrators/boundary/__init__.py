@@ -149,6 +149,8 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
     for k, term in enumerate(_active_terms(scene, sensor, integrator, terms)):
         if getattr(term, "camera_path", False) != camera_path:
             continue
+        if getattr(term, "rides_with_interior", False) and (terms is None or "interior" in terms):
+            continue        # computed by the interior's own paths
         spp_term = _budget(integrator, term, spp)
         if spp_term <= 0:
             continue
@@ -166,37 +168,34 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
             yield term, term.sample(scene, sensor, integrator, rng, n_total)
 
 
-def forward_image(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
-                  channels: int, terms: Optional[tuple] = None) -> Optional[Any]:
-    """Sum of the boundary terms' forward-mode derivative images (a flat,
-    interleaved Float of ``W·H·channels``), or None when no term applies.
-    Call with the parameters' tangents set, inside an AD scope."""
+def forward_outputs(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
+                    channels: int, terms: Optional[tuple] = None) -> list:
+    """The boundary terms' forward-mode outputs: a list of ``(values, finish)``
+    where ``values`` are attached per-sample Floats/arrays and ``finish(grads)``
+    turns their tangents into a flat, interleaved ``W·H·channels`` image. The
+    caller propagates all tangents at once (``dr.forward_to``)."""
     w, h = sensor.resolution
     film = sensor.film
-    image = None
-    flags = dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad
+    out = []
     for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms, camera_path=False):
-        with dr.resume_grad():
-            dr.forward_to(*bs.value, flags=flags)
-            grads = [dr.detach(dr.grad(v)) for v in bs.value]
-        if image is None:
+        def splat(grads: list, bs: BoundarySample = bs) -> Any:
             image = dr.zeros(bk.Float, w * h * channels)
-        for index, weight, valid in film.footprint(bs.pos):
-            ok = valid & bs.valid
-            for c in range(channels):
-                dr.scatter_reduce(dr.ReduceOp.Add, image, grads[c] * weight,
-                                  index * channels + c, ok)
-        dr.eval(image)
+            for index, weight, valid in film.footprint(bs.pos):
+                ok = valid & bs.valid
+                for c in range(channels):
+                    dr.scatter_reduce(dr.ReduceOp.Add, image, grads[c] * weight,
+                                      index * channels + c, ok)
+            return image
+        out.append((list(bs.value), splat))
     for term, (rng, pixel, pos, spp_pass, spp_total) in _iterate(
             scene, sensor, integrator, seed, spp, terms, camera_path=True):
         with dr.resume_grad():
             L = term.trace(scene, sensor, integrator, rng, pos, "forward")
-            dr.forward_to(L, flags=flags)
-            grad = dr.detach(dr.grad(L))
-        img = integrator._to_image(grad, spp_pass, w, h) * (1.0 / spp_total)
-        image = img if image is None else image + img
-        dr.eval(image)
-    return image
+
+        def block(grads: list, n: int = spp_pass, total: int = spp_total) -> Any:
+            return integrator._to_image(grads[0], n, w, h) * (1.0 / total)
+        out.append(([L], block))
+    return out
 
 
 def backward(scene: Any, sensor: Any, integrator: Any, grad_image: Any, seed: int, spp: int,

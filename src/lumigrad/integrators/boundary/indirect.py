@@ -21,6 +21,8 @@ class IndirectEdges(BoundaryTerm):
     name = "indirect"
     budget = "sppie"
     camera_path = True
+    #: with the interior, the samples ride along its paths (``PathIntegrator``)
+    rides_with_interior = True
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         depth = getattr(integrator, "max_depth", 1)
