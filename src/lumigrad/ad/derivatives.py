@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import drjit as dr
 import numpy as np
@@ -157,6 +157,42 @@ def _block_mean(a: np.ndarray, b: int) -> np.ndarray:
     h2, w2 = h // b * b, w // b * b
     a = a[:h2, :w2]
     return a.reshape(h2 // b, b, w2 // b, b, -1).mean(axis=(1, 3))
+
+
+def block_relative_l1(estimate: Any, reference: Any, block: int = 8) -> float:
+    """Relative L1 error of block means: ``Σ|B(estimate) − B(reference)| /
+    Σ|B(reference)|`` over ``block × block`` pixel blocks and all channels
+    (the measure the boundary-term tests and benchmarks use: block averages
+    let Monte Carlo noise cancel, and normalising by the reference's mass
+    makes a derivative image with a few large edges comparable to a smooth
+    one)."""
+    a = np.asarray(estimate, dtype=np.float64)
+    b = np.asarray(reference, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"block_relative_l1: shapes differ, {a.shape} vs {b.shape}")
+    ba, bb = _block_mean(a, block), _block_mean(b, block)
+    return float(np.abs(ba - bb).sum() / max(float(np.abs(bb).sum()), 1e-30))
+
+
+def central_difference_image(scene: Any, assign: Callable[[float], None], eps: float, spp: int,
+                             seed: int = 0, sensor: int = 0, integrator: Any = None) -> np.ndarray:
+    """``(I(θ + ε) − I(θ − ε)) / 2ε`` with common random numbers (both renders
+    use the same samples), as a float64 array (H, W, C).
+
+    ``assign(x)`` sets the scene's parameters for ``θ + x`` (and ``params.update()``);
+    it is called with ``+eps``, ``-eps`` and finally ``0`` to restore the scene.
+    Discontinuities make this estimate noisy where edges cross samples: give it
+    many more samples than the derivative it checks.
+    """
+    out = []
+    try:
+        for x in (eps, -eps):
+            assign(x)
+            out.append(np.array(render(scene, sensor=sensor, spp=spp, seed=seed,
+                                       integrator=integrator), dtype=np.float64))
+    finally:
+        assign(0.0)
+    return (out[0] - out[1]) / (2.0 * eps)
 
 
 def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Optional[float] = None,

@@ -286,16 +286,21 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         o, d, tmax = sensor.sample_ray(film_pos)
     if not diff:
         o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
-    if edges and edge_prob < 1.0:
-        # Which paths take boundary samples (decided once per path, detached).
-        with dr.suspend_grad():
-            takes = rng.next_float32() < dr.opaque(bk.Float, edge_prob)
-        edge_weight = dr.select(takes, 1.0 / edge_prob, 0.0)
-    else:
-        takes, edge_weight = dr.full(bk.Bool, True, n), dr.ones(bk.Float, n)
+    # Boundary samples draw from a generator of their own, so that the paths
+    # are the same with and without them (the parts of a derivative then add up
+    # sample by sample).
+    with dr.suspend_grad():
+        rng_e = bk.PCG32(size=n, initstate=bk.UInt64(rng.next_uint32()),
+                         initseq=bk.UInt64(dr.arange(bk.UInt32, n)))
+        if edges and edge_prob < 1.0:
+            # Which paths take boundary samples (decided once per path).
+            takes = rng_e.next_float32() < dr.opaque(bk.Float, edge_prob)
+            edge_weight = dr.select(takes, 1.0 / edge_prob, 0.0)
+        else:
+            takes, edge_weight = dr.full(bk.Bool, True, n), dr.ones(bk.Float, n)
     state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
                  beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
-                 tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng,
+                 tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng, rng_e=rng_e,
                  prev_delta=dr.full(bk.Bool, True, n))
     if recording:
         rec = {name: dr.alloc_local(getattr(bk, tp), cap) for name, tp, _ in FIELDS}
@@ -341,10 +346,11 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 with dr.suspend_grad():
                     si_d = _detached(si)
                     beta_e = dr.detach(beta) * edge_weight
+                    rng_e = st["rng_e"]
                     a_ok, a_edge, a_t, a_c, a_n = edge_sample(
-                        integrator, scene, sampler, si_d, beta_e, depth, rng, b_act)
+                        integrator, scene, sampler, si_d, beta_e, depth, rng_e, b_act)
                     b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n = shadow_sample(
-                        scene, sampler, si_d, beta_e, rng, b_act)
+                        scene, sampler, si_d, beta_e, rng_e, b_act)
                 if diff:
                     L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
                              + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
@@ -373,7 +379,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                       beta=dr.select(act_new, beta_next, 0.0), eta=eta,
                       o=keep(next_o, o), d=keep(wo_world, d),
                       tmax=keep(dr.full(bk.Float, dr.inf, n), st["tmax"]),
-                      active=act_new, rng=rng, prev_delta=keep(delta_b, st["prev_delta"]))
+                      active=act_new, rng=rng, rng_e=st["rng_e"],
+                      prev_delta=keep(delta_b, st["prev_delta"]))
         if recording:
             rec = st["rec"]
             on = act & (depth < cap)

@@ -89,7 +89,10 @@ class BoxFilter(ReconstructionFilter):
         return (np.abs(x) <= self.radius).astype(np.float64)
 
     def eval_dr(self, x: Any) -> Any:
-        return dr.select(dr.abs(x) < self.radius, 1.0, 0.0)
+        # Inclusive: a film point on the border between two pixels must count
+        # in one of them (the footprint of a radius-0.5 box holds only the pixel
+        # the point's floor names, at offset in (-0.5, 0.5]).
+        return dr.select(dr.abs(x) <= self.radius, 1.0, 0.0)
 
     @property
     def integral(self) -> float:

@@ -146,7 +146,10 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
     splatting terms give a :class:`BoundarySample`; camera-path terms
     (``camera_path = True``) give ``(rng, pixel, film_pos, spp_pass, spp_total)``."""
     w, h = sensor.resolution
-    for k, term in enumerate(_active_terms(scene, sensor, integrator, terms)):
+    for term in _active_terms(scene, sensor, integrator, terms):
+        # (Seeded by the term, not by its position among the active ones: the
+        # parts of a derivative add up to the whole sample by sample.)
+        k = TERM_NAMES.index(term.name)
         if getattr(term, "camera_path", False) != camera_path:
             continue
         if getattr(term, "rides_with_interior", False) and (terms is None or "interior" in terms):

@@ -40,7 +40,7 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.math import hmax
-from . import BoundarySample, BoundaryTerm, moves_shadows
+from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, cross2
 from .views import connect_to_camera
 
@@ -71,7 +71,9 @@ class ShadowEdges(BoundaryTerm):
     budget = "sppse"
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
-        return (moves_shadows(scene, sensor) and len(scene.emitters) > 0
+        # (A moving camera moves shadow lines over the film too.)
+        m = moves_geometry(scene, sensor)
+        return ((m["shapes"] or m["lights"] or m["sensor"]) and len(scene.emitters) > 0
                 and getattr(integrator, "max_depth", 1) != 1)
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
