@@ -251,6 +251,39 @@ def test_interreflection_only():
                            spp_fd=32768))
 
 
+def mirror_scene(light: str) -> dict:
+    """The camera faces a planar mirror; the cube is behind the camera, seen
+    only in the mirror (and so is its shadow on the floor, with a point light)."""
+    d = {
+        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
+        "sensor": {"type": "perspective", "fov": 40,
+                   "to_world": T().look_at(origin=[0, 0.0, 3.0], target=[0, 0, 0], up=[0, 1, 0]),
+                   "film": _film()},
+        "metal": {"type": "conductor"},
+        "orange": {"type": "diffuse", "reflectance": _rgb(0.8, 0.4, 0.1)},
+        "mirror": {"type": "rectangle", "to_world": T().translate([0, 0, -1.0]).scale(2.0),
+                   "bsdf": {"type": "ref", "id": "metal"}},
+        "cube": {"type": "cube", "to_world": T().translate([0.3, 0.2, 5.0]).rotate([1, 1, 0], 30)
+                 .scale(0.5), "bsdf": {"type": "ref", "id": "orange"}},
+    }
+    if light == "sky":
+        d["sky"] = {"type": "constant", "radiance": _rgb(1.0, 1.0, 1.0)}
+    else:
+        d["lamp"] = {"type": "point", "position": [0.3, 3.0, 5.0], "intensity": _rgb(20.0, 20.0, 20.0)}
+        d["floor"] = {"type": "rectangle", "to_world": T().translate([0, -1.0, 2.0])
+                      .rotate([1, 0, 0], -90).scale(4.0), "bsdf": {"type": "ref", "id": "orange"}}
+    return d
+
+
+@pytest.mark.parametrize("light", ["sky", "point"])
+def test_seen_only_in_a_mirror(light):
+    """The moving cube's silhouette (and, with the point light, its shadow)
+    appear only in a planar mirror."""
+    scene = lg.load_dict(mirror_scene(light))
+    assert_agrees(*compare(scene, "cube.to_world", translate(0), eps=0.01,
+                           spp=512 if light == "sky" else 256, spp_fd=16384))
+
+
 def test_reverse_equals_forward_path():
     """⟨∇L, u⟩ of a linear loss equals the forward derivative along u, term by
     term (same samples): the reverse pass walks each path backwards through the

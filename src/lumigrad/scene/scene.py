@@ -209,6 +209,16 @@ class Scene:
             self._edges = EdgeTopology(self)
         return self._edges
 
+    def mirror_views(self) -> Any:
+        """The scene's planar mirror triangles (``integrators/boundary/views.py``),
+        built with the edge topology."""
+        if self._edges is None or getattr(self, "_mirrors", None) is None \
+                or self._mirrors_key is not self._edges:
+            from ..integrators.boundary.views import MirrorViews
+            self._mirrors = MirrorViews(self)
+            self._mirrors_key = self.edges()
+        return self._mirrors
+
     @property
     def sensor(self) -> Any:
         return self.sensors[0]

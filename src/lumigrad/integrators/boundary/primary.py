@@ -41,6 +41,8 @@ from ... import backend as bk
 from ...geometry.edges import EdgeGeometry
 from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
+from .views import (MIRROR_FRACTION, in_film, mirror_plane, reflect_point,
+                    reflect_vector)
 
 #: Film offset (pixels) of the two rays that measure the radiance on either
 #: side of an edge: small against any feature of the image, large against the
@@ -89,34 +91,76 @@ class PrimaryEdges(BoundaryTerm):
                total: int) -> BoundarySample:
         n = dr.width(rng.state)
         sampler, t_lo, t_hi = self.distribution(scene, sensor)
-        if sampler.empty:
+        mirrors = scene.mirror_views()
+        p_mirror = MIRROR_FRACTION if mirrors.count else 0.0
+        if sampler.empty and p_mirror == 0.0:
             zero = dr.zeros(bk.Float, n)
             return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
                                   dr.zeros(bk.Bool, n))
         with dr.suspend_grad():
-            idx, pmf = sampler.sample(rng.next_float32())
-            lo = dr.gather(bk.Float, t_lo, idx)
-            hi = dr.gather(bk.Float, t_hi, idx)
-            t = dr.lerp(lo, hi, rng.next_float32())
-            pdf = pmf / (hi - lo)
-        # Attached edge point and its film position.
+            # Edges the camera sees directly (projected length), or, on a
+            # fraction of the lanes, edges seen in a planar mirror.
+            through = rng.next_float32() < p_mirror
+            u_e, u_t = rng.next_float32(), rng.next_float32()
+            idx, pdf = dr.zeros(bk.UInt32, n), dr.zeros(bk.Float, n)
+            t = dr.zeros(bk.Float, n)
+            if not sampler.empty:
+                idx, pmf = sampler.sample(u_e)
+                lo = dr.gather(bk.Float, t_lo, idx)
+                hi = dr.gather(bk.Float, t_hi, idx)
+                t = dr.lerp(lo, hi, u_t)
+                pdf = pmf / (hi - lo) * (1.0 - p_mirror)
+            mirror = dr.zeros(bk.UInt32, n)
+            if p_mirror > 0:
+                from .shadow import silhouette_weights
+                sil = silhouette_weights(scene)
+                mirror, pmf_m = mirrors.sample(rng.next_float32())
+                if not sil.empty:
+                    idx_m, pmf_e = sil.sample(u_e)
+                    idx = dr.select(through, idx_m, idx)
+                    t = dr.select(through, u_t, t)
+                    pdf = dr.select(through, p_mirror * pmf_m * pmf_e, pdf)
+                else:
+                    pdf = dr.select(through, 0.0, pdf)
+        # Attached edge point and its film position (seen in the mirror: the
+        # projection of its mirror image).
         geo = scene.edges().geometry(scene.positions, idx)
         y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
-        s_att, in_front = sensor.project(y)
+        a_m, n_m = mirror_plane(scene, mirror, through)
+        y_film = dr.select(through, reflect_point(y, a_m, n_m), y)
+        s_att, in_front = sensor.project(y_film)
         with dr.suspend_grad():
             s = dr.detach(s_att)
-            ds_dt = sensor.project_differential(dr.detach(y), dr.detach(geo.p1 - geo.p0))
+            e = dr.detach(geo.p1 - geo.p0)
+            e_film = dr.select(through, reflect_vector(e, dr.detach(n_m)), e)
+            ds_dt = sensor.project_differential(dr.detach(y_film), e_film)
             len_dt = dr.norm(ds_dt)
-            valid = in_front & (len_dt > 0) & (pdf > 0)
+            valid = in_front & (len_dt > 0) & (pdf > 0) & in_film(sensor, s)
             n_left = perp(ds_dt) / dr.maximum(len_dt, 1e-30)
             w, h = sensor.resolution
             inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
             # The edge point must be what the camera sees there: where edges
             # overlap on the film, a hidden edge's side rays would measure the
             # jump of the visible one.
-            o, d, _ = sensor.sample_ray(s * inv)
-            dist = dr.norm(dr.detach(y) - o)
-            valid &= ~scene.ray_test(o, d, dist * (1.0 - 1e-3), valid)
+            o, d, tmax = sensor.sample_ray(s * inv)
+            y_d = dr.detach(y)
+            direct = valid & ~through
+            valid &= ~(direct & scene.ray_test(o, d, dr.norm(y_d - o) * (1.0 - 1e-3), direct))
+            # In a mirror: the camera ray must hit the mirror first, the edge must
+            # be a silhouette or crease seen from the camera's mirror image, and
+            # nothing may lie between the mirror point and the edge point.
+            seen = valid & through
+            _, prim_c, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, seen)
+            seen &= hit & (prim_c == mirror)
+            apex = reflect_point(dr.detach(sensor.position()), dr.detach(a_m), dr.detach(n_m))
+            geo_d = scene.edges().geometry(dr.detach(scene.positions), idx, seen)
+            seen &= candidate_edges(geo_d, apex)
+            si_m = scene.compute_interaction(o, d, prim_c, seen)
+            to_y = y_d - si_m.p
+            org = si_m.spawn_origin(to_y)
+            seen &= ~scene.ray_test(org, dr.normalize(y_d - org),
+                                    dr.norm(y_d - org) * (1.0 - 1e-3), seen)
+            valid = dr.select(through, seen, valid)
             rng_right = type(rng)(rng)      # the same random numbers on both sides
             L_left = integrator.radiance(scene, rng, *sensor.sample_ray((s + EPS_PX * n_left) * inv),
                                          valid)

@@ -42,7 +42,8 @@ from ... import backend as bk
 from ...core.math import hmax
 from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, cross2
-from .views import connect_to_camera
+from .views import (MIRROR_FRACTION, connect_through_mirror, connect_to_camera, mirror_plane,
+                    reflect_point, reflect_vector)
 
 #: Offset of rays that pass an edge, relative to the scene's coordinate scale
 #: (like the spawn offsets of ``SurfaceInteraction.spawn_origin``).
@@ -108,24 +109,47 @@ class ShadowEdges(BoundaryTerm):
             _, prim_a, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, active)
             active &= hit & ~scene.bsdf_delta_only(prim_a, hit)
             si_a = scene.compute_interaction(y_pass, -d_l, prim_a, active)
-            cam = connect_to_camera(scene, sensor, si_a.p, prim_a, active)
+            # The camera sees the receiver directly or, on a fraction of the
+            # lanes, in a planar mirror (whose image of it is what it projects).
+            mirrors = scene.mirror_views()
+            p_mirror = MIRROR_FRACTION if mirrors.count else 0.0
+            through = rng.next_float32() < p_mirror
+            mirror, pmf_m = (mirrors.sample(rng.next_float32()) if p_mirror > 0
+                             else (dr.zeros(bk.UInt32, n), dr.ones(bk.Float, n)))
+            cam = connect_to_camera(scene, sensor, si_a.p, prim_a, active & ~through)
+            si_c, refl = cam.si, dr.ones(bk.Array3f, n)
+            a_m, n_m = dr.zeros(bk.Array3f, n), bk.Array3f(0, 0, 1)
+            if p_mirror > 0:
+                cam_m, refl_m, to_mirror = connect_through_mirror(scene, sensor, si_a.p, prim_a,
+                                                                  mirror, active & through)
+                a_m, n_m = mirror_plane(scene, mirror, through)
+                a_m, n_m = dr.detach(a_m), dr.detach(n_m)
+                cam.pos = dr.select(through, cam_m.pos, cam.pos)
+                cam.valid = dr.select(through, cam_m.valid, cam.valid)
+                refl = dr.select(through, refl_m, refl)
+                # The receiver seen from the mirror point.
+                si_c.wi = dr.select(through, si_a.to_local(to_mirror), si_c.wi)
+                si_c = _receiver_from(si_a, si_c, through)
             active &= cam.valid
-            si_c = cam.si
             f = scene.eval_bsdf(si_c, si_c.to_local(d_l), active)
             ratio2 = dr.select(finite, dr.square(dist_l / dr.maximum(dist_l + si_a.t, 1e-30)),
                                1.0)
-            F = f * weight_l * ratio2
+            view_pdf = dr.select(through, p_mirror * pmf_m, 1.0 - p_mirror)
+            F = f * weight_l * ratio2 * refl / dr.maximum(view_pdf, 1e-30)
             active &= hmax(dr.abs(F)) > 0
             # Film tangent of the shadow line: the receiver point's motion as y
-            # slides along the edge, projected.
+            # slides along the edge, projected (through the mirror: reflected).
             n_r = si_a.n
             ray = -d_l
             da_dt = e - ray * (dr.dot(n_r, e) / dr.dot(n_r, ray))
             da_dt = dr.select(finite, da_dt * ((dist_l + si_a.t) / dr.maximum(dist_l, 1e-30)), da_dt)
-            ds_dt = sensor.project_differential(si_a.p, da_dt)
-            # The lit side of the line is the side away from the edge's faces (-m).
             lit_dir = -m + n_r * dr.dot(m, n_r)
-            lit_left = cross2(ds_dt, sensor.project_differential(si_a.p, lit_dir)) > 0
+            p_film = dr.select(through, reflect_point(si_a.p, a_m, n_m), si_a.p)
+            da_dt = dr.select(through, reflect_vector(da_dt, n_m), da_dt)
+            lit_dir = dr.select(through, reflect_vector(lit_dir, n_m), lit_dir)
+            ds_dt = sensor.project_differential(p_film, da_dt)
+            # The lit side of the line is the side away from the edge's faces (-m).
+            lit_left = cross2(ds_dt, sensor.project_differential(p_film, lit_dir)) > 0
             jump = dr.select(lit_left, -F, F)           # F_right - F_left
             scale = dr.select(active, dr.rcp(dr.maximum(pmf, 1e-30)) * (1.0 / total), 0.0)
         # Attached: the receiver point where the ray from the (fixed) emitter
@@ -136,7 +160,20 @@ class ShadowEdges(BoundaryTerm):
         o_att = dr.select(finite, z_att, y_att)
         dir_att = dr.select(finite, y_att - z_att, -to_light)
         a_att = scene.compute_interaction(o_att, dir_att, prim_a, active).p
+        if p_mirror > 0:
+            a_mirror, n_mirror = mirror_plane(scene, mirror, active & through)
+            a_att = dr.select(through, reflect_point(a_att, a_mirror, n_mirror), a_att)
         s_att, _ = sensor.project(a_att)
         velocity = cross2(ds_dt, s_att - cam.pos)
         value = [dr.detach(jump[c] * scale) * velocity for c in range(3)]
         return BoundarySample(cam.pos, value, active)
+
+
+def _receiver_from(si_a: Any, si_c: Any, through: Any) -> Any:
+    """The receiver's interaction: from the camera ray (direct view), or the
+    one found from the edge with ``wi`` already set (seen in a mirror)."""
+    out = si_a
+    out.wi = si_c.wi
+    for name in ("p", "n", "sh_n", "uv", "prim", "shape", "bary"):
+        setattr(out, name, dr.select(through, getattr(si_a, name), getattr(si_c, name)))
+    return out

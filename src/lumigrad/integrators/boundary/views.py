@@ -57,3 +57,114 @@ def connect_to_camera(scene: Any, sensor: Any, p: Any, prim: Any, active: Any) -
         valid = ok & hit & same
         si = scene.compute_interaction(o, d, prim_c, valid)
     return CameraConnection(pos=s, valid=valid, si=si, ray_d=d)
+
+
+#: Fraction of the camera-side samples (primary edges, shadow connections)
+#: that look through a planar mirror, in scenes that have one.
+MIRROR_FRACTION = 0.5
+
+
+class MirrorViews:
+    """The scene's planar mirror triangles: flat triangles (no vertex normals)
+    of delta-only BSDFs (smooth conductors and dielectrics), chosen by area.
+
+    Seen through such a triangle, the scene is its mirror image: the camera
+    sees a point ``p`` where it sees ``reflect(p)``, so projecting reflected
+    points gives the film positions of what the mirror shows (one reflection;
+    curved or smooth-shaded mirrors, refraction and chains of mirrors are not
+    handled)."""
+
+    def __init__(self, scene: Any) -> None:
+        import numpy as np
+        flat = np.array([s.vertex_normals is None for s in scene.shapes])
+        mirror_bsdf = np.array([bool(getattr(b, "delta_only", False)) for b in scene.bsdfs])
+        shape_ok = flat & mirror_bsdf[np.array(scene.shape_bsdf, dtype=np.int64)]
+        prims = np.flatnonzero(shape_ok[scene.prim_shape_np])
+        self.count = int(prims.size)
+        if self.count == 0:
+            return
+        p = scene._positions_np.astype(np.float64)
+        f = scene.faces_np[prims].astype(np.int64)
+        area = 0.5 * np.linalg.norm(np.cross(p[f[:, 1]] - p[f[:, 0]], p[f[:, 2]] - p[f[:, 0]]),
+                                    axis=1)
+        keep = area > 0
+        prims, area = prims[keep], area[keep]
+        self.count = int(prims.size)
+        if self.count == 0:
+            return
+        from .sampling import DiscreteSampler
+        self.prims = bk.from_numpy(bk.UInt32, prims.astype(np.uint32))
+        self.sampler = DiscreteSampler(bk.from_numpy(bk.Float, area.astype(np.float32)))
+
+    def sample(self, u: Any) -> tuple:
+        """A mirror triangle (global index) and its probability."""
+        k, pmf = self.sampler.sample(u)
+        return dr.gather(bk.UInt32, self.prims, k), pmf
+
+
+def mirror_plane(scene: Any, prim: Any, active: Any) -> tuple:
+    """A point and the unit normal of triangle ``prim``'s plane (attached)."""
+    _, (p0, p1, p2) = scene._triangle(prim, active)
+    n = dr.cross(p1 - p0, p2 - p0)
+    return p0, n * dr.rcp(dr.maximum(dr.norm(n), 1e-30))
+
+
+def reflect_point(p: Any, a: Any, n: Any) -> Any:
+    """Mirror image of point ``p`` in the plane through ``a`` with unit normal ``n``."""
+    return p - n * (2.0 * dr.dot(n, p - a))
+
+
+def reflect_vector(v: Any, n: Any) -> Any:
+    return v - n * (2.0 * dr.dot(n, v))
+
+
+def mirror_reflectance(scene: Any, si: Any, active: Any) -> Any:
+    """Expected reflection factor of the delta BSDF at ``si`` (towards the
+    mirror direction of ``si.wi``): the reflection lobe's sample weight times
+    its probability (a conductor's Fresnel factor, a dielectric's ``F``)."""
+    bsdfs = scene.bsdfs
+
+    def lobe(b: Any) -> Any:
+        def f(si: Any, active: Any) -> Any:
+            zero = dr.zeros_like(si.wi)
+            if not getattr(b, "delta_only", False):
+                return zero
+            bs = b.sample(si, zero[0], bk.Array2f(zero[0] + 0.5, zero[0] + 0.5), active)
+            return dr.select(active & bs.delta & (bs.wo[2] * si.wi[2] > 0),
+                             bs.weight * bs.pdf, 0.0)
+        return f
+    if len(bsdfs) == 1:
+        return lobe(bsdfs[0])(si, active)
+    idx = dr.gather(bk.UInt32, scene.prim_bsdf, si.prim, active)
+    return dr.switch(idx, [lobe(b) for b in bsdfs], si, active)
+
+
+def connect_through_mirror(scene: Any, sensor: Any, p: Any, prim: Any, mirror: Any,
+                           active: Any) -> tuple:
+    """As :func:`connect_to_camera`, but the camera sees point ``p`` (triangle
+    ``prim``) in mirror triangle ``mirror``: returns the connection (whose
+    ``si`` is the mirror point), the reflection factor of the mirror, and the
+    direction from ``p`` towards the mirror point (all detached)."""
+    with dr.suspend_grad():
+        a, n = mirror_plane(scene, mirror, active)
+        a, n, p = dr.detach(a), dr.detach(n), dr.detach(p)
+        s, in_front = sensor.project(reflect_point(p, a, n))
+        s = dr.detach(s)
+        ok = active & in_front & in_film(sensor, s)
+        o, d, tmax = sensor.sample_ray(film_to_unit(sensor, s))
+        o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
+        _, prim_c, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, ok)
+        ok &= hit & (prim_c == mirror)
+        si_m = scene.compute_interaction(o, d, prim_c, ok)
+        to_p = p - si_m.p
+        dist = dr.norm(to_p)
+        w = to_p / dr.maximum(dist, 1e-30)
+        origin = si_m.spawn_origin(w)
+        ok &= ~scene.ray_test(origin, w, dr.norm(p - origin) * (1.0 - 1e-3), ok)
+        refl = mirror_reflectance(scene, si_m, ok)
+        ok &= hmax_pos(refl)
+    return CameraConnection(pos=s, valid=ok, si=si_m, ray_d=d), refl, -w
+
+
+def hmax_pos(c: Any) -> Any:
+    return (c[0] > 0) | (c[1] > 0) | (c[2] > 0)
