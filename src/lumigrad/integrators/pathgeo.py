@@ -115,11 +115,14 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     from .boundary.shadow import pass_offset
     edges = scene.edges()
     idx, pmf = sampler.sample(rng.next_float32())
-    t = rng.next_float32()
     geo = edges.geometry(dr.detach(scene.positions), idx)
     e = geo.p1 - geo.p0
-    y = dr.fma(e, t, geo.p0)
     x = si.p
+    # A point uniformly in the angle the edge subtends at x: the term's 1/r
+    # (an edge near x subtends a large angle) cancels, which keeps its variance
+    # bounded for vertices next to edges (objects resting on floors).
+    t, theta = sample_subtended(x, geo.p0, e, rng.next_float32())
+    y = dr.fma(e, t, geo.p0)
     crease = ~geo.smooth & (geo.dihedral() > FLAT_ANGLE)
     ok = active & (pmf > 0) & (geo.silhouette_from(x) | crease)
     m = geo.face_side(y - x)                   # plane (x, edge), towards the faces
@@ -138,10 +141,28 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
                                              resume))
     w = dr.normalize(y - x)
     f = scene.eval_bsdf(si, si.to_local(w), ok)
-    sin_phi = dr.norm(dr.cross(e, w))                 # |y'(t) × ω|
-    C = beta * f * (L_pass - L_face) * (sin_phi / dr.maximum(r * pmf, 1e-30))
+    # |dω/dt| / pdf(t) = θ: the subtended angle.
+    C = beta * f * (L_pass - L_face) * (theta / dr.maximum(pmf, 1e-30))
     ok &= hmax(dr.abs(C)) > 0
     return ok, idx, t, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(m), 0.0)
+
+
+def sample_subtended(x: Any, p0: Any, e: Any, u: Any) -> tuple:
+    """A point of segment ``p0 + t e`` (t in [0, 1]) uniformly in the angle it
+    subtends at ``x``: ``(t, θ)`` with θ that angle (the sample's density in t
+    is ``|dω/dt| / θ``)."""
+    d0, d1 = p0 - x, p0 + e - x
+    u0 = dr.normalize(d0)
+    u1 = dr.normalize(d1)
+    theta = dr.acos(dr.clip(dr.dot(u0, u1), -1.0, 1.0))
+    v = u1 - u0 * dr.dot(u1, u0)
+    v = v * dr.rcp(dr.maximum(dr.norm(v), 1e-30))
+    a = u * theta
+    w = u0 * dr.cos(a) + v * dr.sin(a)
+    nrm = dr.cross(d0, d1)
+    den = dr.dot(dr.cross(e, w), nrm)
+    t = dr.dot(dr.cross(w, d0), nrm) / dr.select(den != 0, den, 1.0)
+    return dr.clip(t, 0.0, 1.0), theta
 
 
 def shadow_sample(scene: Any, sampler: Any, si: Any, beta: Any, rng: Any, active: Any) -> tuple:
@@ -276,7 +297,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
     has_emitters = len(scene.emitters) > 0
     from .boundary.shadow import silhouette_weights
-    sampler = silhouette_weights(scene) if edges else None
+    sampler = silhouette_weights(scene, sensor) if edges else None
     edges = edges and not sampler.empty
     # Boundary samples need two more segments (to the next vertex, then light).
     edge_depth = dr.opaque(bk.UInt32, max_depth - 2 if max_depth >= 2 else 0)

@@ -75,6 +75,12 @@ class BoundaryTerm:
         """Whether this term can be non-zero for the gradients enabled now."""
         raise NotImplementedError
 
+    def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: int) -> int:
+        """How many samples ``budget`` (the term's samples per pixel) means:
+        per pixel of the film by default."""
+        w, h = sensor.resolution
+        return budget * w * h
+
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         """``dr.width(rng)`` samples of the term; ``total`` is the number of
@@ -165,7 +171,9 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
                     pos = integrator._last_film_pos
                 yield term, (rng, pixel, pos, spp_pass, spp_term)
             continue
-        n_total = spp_term * w * h
+        n_total = term.sample_count(scene, sensor, integrator, spp_term)
+        if n_total <= 0:
+            continue
         for i, n in enumerate(_passes(n_total)):
             rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, mix_seed(seed, 0xB0, k, i)))
             yield term, term.sample(scene, sensor, integrator, rng, n_total)

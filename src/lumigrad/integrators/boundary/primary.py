@@ -33,6 +33,7 @@ give two equal radiances and nothing else.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import drjit as dr
@@ -41,8 +42,10 @@ from ... import backend as bk
 from ...geometry.edges import EdgeGeometry
 from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
-from .views import (MIRROR_FRACTION, in_film, mirror_plane, reflect_point,
-                    reflect_vector)
+from .views import in_film, mirror_plane, reflect_point, reflect_vector
+
+#: Samples per film pixel (times the budget) of edges seen in planar mirrors.
+MIRROR_PIXELS = 0.5
 
 #: Film offset (pixels) of the two rays that measure the radiance on either
 #: side of an edge: small against any feature of the image, large against the
@@ -69,14 +72,47 @@ class PrimaryEdges(BoundaryTerm):
         m = moves_geometry(scene, sensor)
         return m["shapes"] or m["sensor"]
 
+    def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: int) -> int:
+        """``budget`` samples per pixel of projected edge length (the length of
+        the candidate edges on the film): each pixel an edge crosses gets about
+        as many edge samples as the interior gives it. In scenes with planar
+        mirrors, edges seen in them get ``budget · MIRROR_PIXELS`` samples per
+        pixel of the film on top (what a mirror shows is not known before
+        sampling)."""
+        sampler, _, _ = self.distribution(scene, sensor)
+        direct = int(math.ceil(budget * sampler.total))
+        mirrored = 0
+        if scene.mirror_views().count:
+            w, h = sensor.resolution
+            mirrored = int(math.ceil(budget * w * h * MIRROR_PIXELS))
+        self._mirror_share = mirrored / max(direct + mirrored, 1)
+        return direct + mirrored
+
     def distribution(self, scene: Any, sensor: Any) -> tuple:
         """Edge weights (projected length of the visible part of candidate
         edges) and the clipped parameter ranges, all detached."""
+        key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
+               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]))
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = self._distribution(scene, sensor)
+        self._cache = (key, out)
+        return out
+
+    def _distribution(self, scene: Any, sensor: Any) -> tuple:
+        # Edges of shapes that do not move stay where they are on the film
+        # unless the camera moves: their term is zero.
+        from .shadow import edge_motion_weights
+        moving = None if moves_geometry(scene, sensor)["sensor"] else \
+            edge_motion_weights(scene, 0.0) > 0
         with dr.suspend_grad():
             edges = scene.edges()
             geo = edges.geometry(dr.detach(scene.positions))
             apex = dr.detach(sensor.position())
             cand = candidate_edges(geo, apex)
+            if moving is not None:
+                cand &= moving
             iv = clip_to_frustum(sensor, geo.p0, geo.p1, sensor.film.rfilter.radius)
             e = geo.p1 - geo.p0
             s0, _ = sensor.project(geo.p0 + iv.lo * e)
@@ -92,7 +128,7 @@ class PrimaryEdges(BoundaryTerm):
         n = dr.width(rng.state)
         sampler, t_lo, t_hi = self.distribution(scene, sensor)
         mirrors = scene.mirror_views()
-        p_mirror = MIRROR_FRACTION if mirrors.count else 0.0
+        p_mirror = getattr(self, "_mirror_share", 0.0) if mirrors.count else 0.0
         if sampler.empty and p_mirror == 0.0:
             zero = dr.zeros(bk.Float, n)
             return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
@@ -113,7 +149,7 @@ class PrimaryEdges(BoundaryTerm):
             mirror = dr.zeros(bk.UInt32, n)
             if p_mirror > 0:
                 from .shadow import silhouette_weights
-                sil = silhouette_weights(scene)
+                sil = silhouette_weights(scene, sensor)
                 mirror, pmf_m = mirrors.sample(rng.next_float32())
                 if not sil.empty:
                     idx_m, pmf_e = sil.sample(u_e)

@@ -50,16 +50,40 @@ from .views import (MIRROR_FRACTION, connect_through_mirror, connect_to_camera, 
 PASS_EPS = 1e-5
 
 
-def silhouette_weights(scene: Any) -> DiscreteSampler:
+#: Relative sampling weight of the edges of shapes that do not move, where
+#: they matter only through other things that move (receivers, apexes).
+STATIC_EDGE_WEIGHT = 0.25
+
+
+def silhouette_weights(scene: Any, sensor: Any = None) -> DiscreteSampler:
     """Edges in proportion to ``length · α/π`` (α the angle between the face
     normals; boundary edges ``α = π``): the probability that an edge is a
-    silhouette seen from a random direction. Zero for flat edges."""
+    silhouette seen from a random direction. Zero for flat edges. Edges of
+    shapes that do not move weigh ``STATIC_EDGE_WEIGHT`` times less while
+    only shapes move (a static edge then matters only where it shadows a
+    moving receiver or is seen from a moving point), fully when lights or the
+    camera move."""
+    if sensor is not None:
+        m = moves_geometry(scene, sensor)
+        static = 1.0 if (m["lights"] or m["sensor"]) else STATIC_EDGE_WEIGHT
+        motion = edge_motion_weights(scene, static)
     with dr.suspend_grad():
         geo = scene.edges().geometry(dr.detach(scene.positions))
         length = dr.norm(geo.p1 - geo.p0)
         weight = length * geo.dihedral() * (1.0 / dr.pi)
+        if sensor is not None:
+            weight = weight * motion
         dr.eval(weight)
     return DiscreteSampler(weight)
+
+
+def edge_motion_weights(scene: Any, static: float) -> Any:
+    """Per edge: 1 for edges of shapes whose vertices carry derivatives now,
+    ``static`` for the others. (Call outside ``dr.suspend_grad()``.)"""
+    import numpy as np
+    moving = np.array([bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes])
+    table = bk.from_numpy(bk.Float, np.where(moving, 1.0, static).astype(np.float32))
+    return dr.gather(bk.Float, table, scene.edges().shape)
 
 
 def pass_offset(y: Any) -> Any:
@@ -80,7 +104,7 @@ class ShadowEdges(BoundaryTerm):
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         n = dr.width(rng.state)
-        sampler = silhouette_weights(scene)
+        sampler = silhouette_weights(scene, sensor)
         zero = dr.zeros(bk.Float, n)
         if sampler.empty:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * 3, dr.zeros(bk.Bool, n))
