@@ -168,19 +168,55 @@ def sample_subtended(x: Any, p0: Any, e: Any, u: Any) -> tuple:
 def shadow_sample(scene: Any, sampler: Any, si: Any, beta: Any, rng: Any, active: Any) -> tuple:
     """A point of a shadow line cast by an edge from an emitter sample,
     connected to vertex ``si``: ``(ok, edge, t, light sample, receiver
-    triangle, C, n_loc)``."""
+    triangle, C, n_loc)``.
+
+    The emitter point (or direction) is drawn first; the shadow line is then
+    sampled uniformly in the angle it subtends at ``si``, on the plane of the
+    receiver behind the edge's midpoint: this cancels the ``1/r`` of the line
+    element as seen from ``si``, which otherwise makes vertices next to a
+    shadow (an object resting on a floor) produce rare, huge values."""
     from .boundary.sampling import receiver_tangent
     from .boundary.shadow import pass_offset
     edges = scene.edges()
     idx, pmf = sampler.sample(rng.next_float32())
-    t = rng.next_float32()
+    u_t = rng.next_float32()
     s_l = bk.Array3f(rng.next_float32(), rng.next_float32(), rng.next_float32())
+    s_l2 = bk.Array2f(s_l[1], s_l[2])
     geo = edges.geometry(dr.detach(scene.positions), idx)
     e = geo.p1 - geo.p0
-    y = dr.fma(e, t, geo.p0)
+    x = si.p
     ok = active & (pmf > 0)
-    d_l, dist_l, pdf_l, w_l, _ = scene.sample_emitter_direction(y, s_l[0],
-                                                                bk.Array2f(s_l[1], s_l[2]), ok)
+    # The emitter sample does not depend on the edge point it is drawn from
+    # (area lights by area, others by direction): draw it at the midpoint.
+    y_mid = geo.p0 + e * 0.5
+    d_mid, dist_mid, _, _, _ = scene.sample_emitter_direction(y_mid, s_l[0], s_l2, ok)
+    finite = ~dr.isinf(dist_mid)
+    z = y_mid + d_mid * dr.select(finite, dist_mid, 0.0)
+    to_l = d_mid                                  # for emitters at infinity
+    m_mid = geo.face_side(-d_mid)
+    o_mid = y_mid - m_mid * pass_offset(y_mid)
+    _, prim0, _, _, hit0 = scene.ray_intersect_preliminary(o_mid, -d_mid, dr.inf, ok)
+    plane = scene.compute_interaction(o_mid, -d_mid, prim0, hit0)
+    a0, n0 = plane.p, plane.n
+    # The edge's endpoints cast onto that plane.
+    def cast(p):
+        ray = dr.select(finite, p - z, -to_l)
+        lam = dr.dot(n0, a0 - p) / dr.dot(n0, ray)
+        return p + ray * lam, lam > 0
+    q0, ok0 = cast(geo.p0)
+    q1, ok1 = cast(geo.p1)
+    angular = hit0 & ok0 & ok1 & dr.all(dr.isfinite(q0) & dr.isfinite(q1))
+    s_q, theta_q = sample_subtended(x, q0, q1 - q0, u_t)
+    q = dr.fma(q1 - q0, s_q, q0)
+    # Back to the edge: where the line from the emitter through q meets it.
+    line = dr.select(finite, q - z, to_l)
+    nrm = dr.cross(e, line)
+    base = dr.select(finite, geo.p0 - z, geo.p0 - q)
+    den = dr.dot(dr.cross(e, line), nrm)
+    t_ang = dr.clip(-dr.dot(dr.cross(base, line), nrm) / dr.select(den != 0, den, 1.0), 0.0, 1.0)
+    t = dr.select(angular, t_ang, u_t)
+    y = dr.fma(e, t, geo.p0)
+    d_l, dist_l, pdf_l, w_l, _ = scene.sample_emitter_direction(y, s_l[0], s_l2, ok)
     finite = ~dr.isinf(dist_l)
     ok &= (pdf_l > 0) & (hmax(w_l) > 0) & geo.silhouette_towards(d_l)
     m = geo.face_side(-d_l)
@@ -189,7 +225,7 @@ def shadow_sample(scene: Any, sampler: Any, si: Any, beta: Any, rng: Any, active
     _, prim, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, ok)
     ok &= hit & ~scene.bsdf_delta_only(prim, hit)
     rcv = scene.compute_interaction(y_pass, -d_l, prim, ok)
-    to_r = rcv.p - si.p
+    to_r = rcv.p - x
     r = dr.norm(to_r)
     w = to_r / dr.maximum(r, 1e-30)
     origin = si.spawn_origin(w)
@@ -207,8 +243,15 @@ def shadow_sample(scene: Any, sampler: Any, si: Any, beta: Any, rng: Any, active
     lit = -m + rcv.n * dr.dot(m, rcv.n)
     lit_plus = dr.dot(n_c, lit) > 0
     jump = dr.select(lit_plus, -F, F)          # F(-n side) - F(+n side)
-    C = jump * (dr.norm(tau_perp) / dr.maximum(r * pmf, 1e-30))
-    ok &= hmax(dr.abs(C)) > 0
+    # |dω/dt| at the shadow line point over the density of t.
+    dw_dt = dr.norm(tau_perp) / dr.maximum(r, 1e-30)
+    scale_q = dr.select(finite, dr.norm(q - z) / dr.maximum(dr.norm(y - z), 1e-30), 1.0)
+    tau_q = receiver_tangent(e, -d_l, n0, scale_q)
+    w_q = safe_normalize(q - x)
+    dwq_dt = dr.norm(tau_q - w_q * dr.dot(tau_q, w_q)) / dr.maximum(dr.norm(q - x), 1e-30)
+    pdf_t = dr.select(angular, dwq_dt / dr.maximum(theta_q, 1e-30), 1.0)
+    C = jump * (dw_dt / dr.maximum(pdf_t * pmf, 1e-30))
+    ok &= (pdf_t > 0) & dr.all(dr.isfinite(C)) & (hmax(dr.abs(C)) > 0)
     return ok, idx, t, s_l, prim, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(n_c), 0.0)
 
 

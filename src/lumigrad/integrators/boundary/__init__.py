@@ -92,7 +92,12 @@ def moves_geometry(scene: Any, sensor: Any) -> dict:
     """Which kinds of scene quantities carry gradients now: ``'shapes'``
     (vertex positions or transforms, hence edges, surfaces and area lights),
     ``'sensor'`` (to_world, fov) and ``'lights'`` (positions/directions of
-    lights that are not shapes)."""
+    lights that are not shapes). (Answers the same inside ``dr.suspend_grad()``.)"""
+    with dr.resume_grad():
+        return _moves_geometry(scene, sensor)
+
+
+def _moves_geometry(scene: Any, sensor: Any) -> dict:
     out = {"shapes": bool(dr.grad_enabled(scene.positions)),
            "sensor": bool(dr.grad_enabled(sensor.to_world.matrix) or
                           dr.grad_enabled(sensor.x_fov)),

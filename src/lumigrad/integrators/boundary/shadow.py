@@ -79,9 +79,10 @@ def silhouette_weights(scene: Any, sensor: Any = None) -> DiscreteSampler:
 
 def edge_motion_weights(scene: Any, static: float) -> Any:
     """Per edge: 1 for edges of shapes whose vertices carry derivatives now,
-    ``static`` for the others. (Call outside ``dr.suspend_grad()``.)"""
+    ``static`` for the others."""
     import numpy as np
-    moving = np.array([bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes])
+    with dr.resume_grad():
+        moving = np.array([bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes])
     table = bk.from_numpy(bk.Float, np.where(moving, 1.0, static).astype(np.float32))
     return dr.gather(bk.Float, table, scene.edges().shape)
 
