@@ -28,13 +28,21 @@ def test_forward_derivative_image_example(tmp_path, capsys):
 
 def test_psdr_rotation_derivative_example(tmp_path, capsys):
     out = load_example("psdr_rotation_derivative").main(
-        ["--res", "16", "--spp", "4", "--output", str(tmp_path)])
+        ["--res", "32", "--spp", "32", "--output", str(tmp_path)])
     d = out["image_deriv"]
-    assert d.shape == (16, 16, 3) and np.isfinite(d).all() and np.abs(d).max() > 1e-3
+    assert d.shape == (32, 32, 3) and np.isfinite(d).all() and np.abs(d).max() > 1e-3
+    # The boundary terms carry most of this derivative: with them the image
+    # agrees with finite differences (noisy at this size), without them it is
+    # almost all wrong.
+    assert out["error_interior"] > 0.8
+    assert out["error"] < 0.3
     g = out["vertex_grad"]
     assert g.shape == (24, 3) and np.isfinite(g).all() and np.abs(g).max() > 0
-    assert any("boundary" in w for w in out["warnings"])
+    # reverse mode equals forward mode along u (same samples)
+    assert abs(out["grad_dot_u"] - out["forward_dot_u"]) <= 1e-4 * abs(out["forward_dot_u"])
+    assert np.sign(out["grad_dot_u"]) == np.sign(out["fd_dot_u"])
     text = capsys.readouterr().out
-    assert "WARNING (incomplete derivative)" in text and "cube.to_world" in text
-    for name in ("image.png", "image_deriv.png", "image_deriv.exr"):
+    assert "finite differences" in text
+    for name in ("image.png", "image_deriv.png", "image_deriv.exr",
+                 "interior_boundary_total_fd.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -51,15 +51,19 @@ def _raw(value: Any) -> Any:
     return value.matrix if isinstance(value, Transform4f) else value
 
 
-def _warn_boundary(params: SceneParameters, keys: list[str]) -> None:
+def _warn_boundary(scene: Any, params: SceneParameters, keys: list[str], integrator: Any,
+                   terms: Optional[tuple]) -> None:
+    """Warn where the boundary terms that moving these parameters needs are
+    switched off or not implemented (see ``integrators/boundary``)."""
     geo = [k for k in keys if params.needs_boundary_terms(k)]
-    if geo:
+    if not geo:
+        return
+    from .integrators.boundary import limitations
+    notes = limitations(scene, integrator, terms)
+    if notes:
         # (Python's warning filters show it once per call site by default.)
-        warnings.warn(
-            "derivatives with respect to " + ", ".join(geo) + " move geometry or the "
-            "camera: lumigrad does not yet add the boundary (silhouette/visibility) terms "
-            "these need, so the result contains only the interior (shading) part and is "
-            "incomplete wherever edges move.", stacklevel=3)
+        warnings.warn("derivatives with respect to " + ", ".join(geo) + " are incomplete: "
+                      + "; ".join(notes) + ".", stacklevel=3)
 
 
 def swap_in_leaves(scene: Any, params: SceneParameters, keys: list,
@@ -224,8 +228,8 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
     if not inputs:
         with dr.suspend_grad():
             return integrator.render(scene, sensor_obj, seed, spp)
-    _warn_boundary(params, list(inputs))
     terms = check_terms(terms)
+    _warn_boundary(scene, params, list(inputs), integrator, terms)
     return dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed, spp,
                      seed_grad, spp_grad, terms)
 
@@ -265,7 +269,7 @@ def render_forward(scene: Any, params: SceneParameters, tangents: dict, sensor: 
     for k in keys:
         if not params.is_differentiable(k):
             raise ValueError(f"scene parameter {k!r} is not differentiable")
-    _warn_boundary(params, keys)
+    _warn_boundary(scene, params, keys, integrator, terms)
     with dr.isolate_grad(), dr.resume_grad():
         saved, _ = swap_in_leaves(scene, params, keys, tangents)
         try:

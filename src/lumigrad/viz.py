@@ -21,7 +21,7 @@ import numpy as np
 from .io import linear_to_srgb, to_numpy
 
 __all__ = ["derivative_figure", "save_derivative_image", "diverging_rgb", "plot_losses",
-           "side_by_side", "symmetric_limit"]
+           "side_by_side", "symmetric_limit", "derivative_row"]
 
 _CHANNEL_NAMES = "RGBA"
 
@@ -183,6 +183,33 @@ def side_by_side(images: Sequence[Any], titles: Sequence[str] | None = None,
             ax.set_title(str(titles[k]))
         ax.set_xticks([])
         ax.set_yticks([])
+    if path is not None:
+        _save(fig, path, dpi=dpi)
+    return fig
+
+
+def derivative_row(images: Sequence[Any], titles: Sequence[str],
+                   path: str | os.PathLike | None = None, *, cmap: str = "coolwarm",
+                   vlim: float | None = None, dpi: int = 100) -> Any:
+    """Signed images in a row (e.g. the parts of a derivative next to finite
+    differences), each shown as its mean over colour channels with one diverging
+    colour map and one symmetric range ``[-vlim, vlim]`` for all (default: the
+    largest ``|value|`` of the last image, the reference), and a colour bar."""
+    arrs = [to_numpy(im) for im in images]
+    if len(arrs) != len(titles):
+        raise ValueError(f"derivative_row: {len(arrs)} images but {len(titles)} titles")
+    means = [a.mean(axis=2) if a.ndim == 3 else a for a in arrs]
+    lim = vlim if vlim is not None else symmetric_limit(means[-1])
+    h, w = means[0].shape[:2]
+    fig = _new_figure((3.2 * len(means) + 0.8, 3.2 * h / max(w, 1) + 0.6))
+    axes = fig.subplots(1, len(means), squeeze=False)[0]
+    im = None
+    for ax, m, title in zip(axes, means, titles):
+        im = ax.imshow(np.nan_to_num(m), cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(str(title))
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
     if path is not None:
         _save(fig, path, dpi=dpi)
     return fig

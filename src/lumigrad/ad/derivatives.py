@@ -87,7 +87,10 @@ def derivative_image(scene: Any, key_or_variable: Union[str, Any], spp: Optional
     image = render(scene, params, sensor=sensor, spp=spp, seed=seed, integrator=integrator,
                    seed_grad=seed, terms=terms)
     dr.set_grad(variable, 1.0 if direction is None else direction)
-    dr.forward_to(image)
+    # Keep the graph from the variable to the parameters: the caller may ask
+    # for another derivative image (another part, another seed) of it.
+    dr.forward_to(image, flags=dr.ADFlag.ClearInterior)
+    dr.clear_grad(variable)
     return dr.grad(image)
 
 

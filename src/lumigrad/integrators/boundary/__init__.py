@@ -129,6 +129,29 @@ def all_terms() -> list:
 TERM_NAMES = ("interior", "primary", "shadow", "indirect")
 
 
+def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> list:
+    """What the derivatives of moving geometry, camera or lights will miss in
+    ``scene`` rendered with ``integrator``: terms switched off (a zero budget,
+    ``terms`` leaving them out) and configurations no term handles yet."""
+    notes = []
+    for term in all_terms():
+        if getattr(integrator, term.budget, None) == 0:
+            notes.append(f"the {term.name} boundary term is off ({term.budget}=0)")
+        elif terms is not None and term.name not in terms:
+            pass    # a part asked for on purpose
+    if not hasattr(integrator, "max_depth"):
+        notes.append(f"the {type(integrator).__name__} integrator has only the primary "
+                     "(camera) boundary term")
+    refracting = [b for b in scene.bsdfs if getattr(b, "delta_only", False)
+                  and type(b).__name__.endswith("Dielectric")]
+    curved = [s for s in scene.shapes if s.vertex_normals is not None
+              and getattr(s.bsdf, "delta_only", False)]
+    if refracting or curved:
+        notes.append("edges seen through refraction or in smoothly shaded (curved) mirrors "
+                     "have no boundary term (planar mirrors do)")
+    return notes
+
+
 def _budget(integrator: Any, term: BoundaryTerm, spp: int) -> int:
     value = getattr(integrator, term.budget, None)
     return int(spp if value is None else value)
