@@ -77,6 +77,52 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: Optional[str], name: str) -> Optional[list]:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise SystemExit(f"lumigrad: --{name} expects comma-separated numbers, got {text!r}")
+
+
+def _direction(scene: Any, key: str, args: argparse.Namespace) -> Any:
+    """The perturbation of ``key`` from --direction / --translate / --rotate."""
+    import numpy as np
+
+    import lumigrad as lg
+    direction = _floats(args.direction, "direction")
+    translate = _floats(args.translate, "translate")
+    rotate = _floats(args.rotate, "rotate")
+    if translate is None and rotate is None:
+        return None if direction is None else np.asarray(direction)
+    params = lg.traverse(scene)
+    value = params[key]
+    if not isinstance(value, lg.Transform4f):
+        raise SystemExit(f"lumigrad: --translate/--rotate need a transform parameter; "
+                         f"{key!r} is a {type(value).__name__}")
+    for v, name in ((translate, "translate"), (rotate, "rotate")):
+        if v is not None and len(v) != 3:
+            raise SystemExit(f"lumigrad: --{name} expects 3 numbers, got {len(v)}")
+    owner = params.owner(key)
+    if hasattr(owner, "positions_numpy"):      # a shape: about its centroid
+        centre = owner.positions_numpy().mean(axis=0)
+    else:                                      # a camera: about its position
+        centre = value.numpy()[:3, 3]
+    return lg.transform_direction(value, translate=translate, rotate=rotate, centre=centre)
+
+
+def _direction_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--direction", default=None, metavar="V1,V2,...",
+                    help="perturbation of the parameter (default: ones for colours and "
+                    "scalars, a random unit vector for arrays)")
+    sp.add_argument("--translate", default=None, metavar="X,Y,Z",
+                    help="transform keys: translate by this vector per unit")
+    sp.add_argument("--rotate", default=None, metavar="AX,AY,AZ",
+                    help="transform keys: rotate about this axis (radians per unit) through "
+                    "the shape's centroid or the camera's position")
+
+
 def cmd_derivative(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -84,7 +130,8 @@ def cmd_derivative(args: argparse.Namespace) -> int:
     from .viz import save_derivative_image
     scene = _load(args)
     t0 = time.perf_counter()
-    grad = np.array(lg.derivative_image(scene, args.param, spp=args.spp, seed=args.seed))
+    grad = np.array(lg.derivative_image(scene, args.param, spp=args.spp, seed=args.seed,
+                                        direction=_direction(scene, args.param, args)))
     print(f"derivative image of {args.param!r} in {time.perf_counter() - t0:.2f} s",
           file=sys.stderr)
     out = Path(args.output)
@@ -99,7 +146,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     import lumigrad as lg
     scene = _load(args)
     report = lg.check_gradient(scene, args.param, spp=args.spp if args.spp is not None else 16,
-                               seed=args.seed)
+                               seed=args.seed, eps=args.eps,
+                               direction=_direction(scene, args.param, args),
+                               fd_spp=args.fd_spp)
     print(report)
     return 0 if report.ok() else 1
 
@@ -156,11 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--param", required=True, help="parameter key, e.g. green.reflectance.value")
     sp.add_argument("-o", "--output", required=True, help="PNG of the panels (an EXR is "
                     "written beside it)")
+    _direction_args(sp)
     sp.set_defaults(func=cmd_derivative)
 
     sp = sub.add_parser("check", help="finite differences vs forward vs reverse mode")
     scene_args(sp)
     sp.add_argument("--param", required=True)
+    _direction_args(sp)
+    sp.add_argument("--eps", type=float, default=None, help="finite-difference step")
+    sp.add_argument("--fd-spp", type=int, default=None,
+                    help="samples of the finite differences where edges move (default 64 x spp)")
     sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("params", help="list the parameters of a scene")
