@@ -141,14 +141,8 @@ class _RenderOp(dr.CustomOp):
     def forward(self) -> None:
         grads = self.grad_in("inputs")
         tangents = {k: grads[k] for k in self.keys}
-        # The fresh leaves must live inside the isolated AD scope.
-        with dr.isolate_grad(), dr.resume_grad():
-            saved, fresh = self._swap_in(tangents)
-            try:
-                grad = self.integrator.render_forward(self.scene, self.sensor,
-                                                      self.seed_grad, self.spp_grad, self.terms)
-            finally:
-                self._restore(saved)
+        grad = forward_in_chunks(self.scene, self.params, self.keys, tangents, self.integrator,
+                                 self.sensor, self.seed_grad, self.spp_grad, self.terms)
         self.set_grad_out(grad)
 
     def backward(self) -> None:
@@ -270,9 +264,35 @@ def render_forward(scene: Any, params: SceneParameters, tangents: dict, sensor: 
         if not params.is_differentiable(k):
             raise ValueError(f"scene parameter {k!r} is not differentiable")
     _warn_boundary(scene, params, keys, integrator, terms)
-    with dr.isolate_grad(), dr.resume_grad():
-        saved, _ = swap_in_leaves(scene, params, keys, tangents)
-        try:
-            return integrator.render_forward(scene, sensor_obj, int(seed), spp, terms)
-        finally:
-            restore_values(scene, params, saved)
+    return forward_in_chunks(scene, params, keys, tangents, integrator, sensor_obj, int(seed),
+                             spp, terms)
+
+
+def forward_in_chunks(scene: Any, params: SceneParameters, keys: list, tangents: dict,
+                      integrator: Any, sensor: Any, seed: int, spp: int,
+                      terms: Optional[tuple]) -> Any:
+    """The forward-mode derivative image, in chunks of at most ``MAX_LANES``
+    camera samples, each propagated in an isolated AD scope with leaves of its
+    own (Dr.Jit 1.5 cannot propagate tangents through several symbolic loops of
+    geometry derivatives in one scope). Chunk 0 uses ``seed``; explicitly set
+    boundary budgets are shared among chunks in proportion to their samples."""
+    from .integrators.base import MAX_LANES, mix_seed
+    w, h = sensor.resolution
+    per_chunk = max(1, MAX_LANES // max(1, w * h))
+    chunks = [per_chunk] * (spp // per_chunk) + ([spp % per_chunk] if spp % per_chunk else [])
+    total = None
+    for i, n in enumerate(chunks):
+        # The fresh leaves must live inside the isolated AD scope.
+        with dr.isolate_grad(), dr.resume_grad():
+            saved, _ = swap_in_leaves(scene, params, keys, tangents)
+            try:
+                image = integrator.render_forward(
+                    scene, sensor, seed if i == 0 else mix_seed(seed, 0xC4, i), n, terms,
+                    budget_scale=n / spp)
+            finally:
+                restore_values(scene, params, saved)
+        if len(chunks) > 1:
+            image = image * (n / spp)
+            dr.eval(image)
+        total = image if total is None else total + image
+    return total

@@ -66,8 +66,14 @@ class AOVIntegrator(SamplingIntegrator):
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
-               camera: Any = None) -> Any:
-        si = scene.ray_intersect(dr.detach(o), dr.detach(d), dr.detach(tmax), active)
+               camera: Any = None, first_prim: Any = None) -> Any:
+        o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
+        _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, active)
+        if first_prim is not None:
+            forced = active & (bk.UInt32(first_prim) != 0xFFFFFFFF)
+            prim = dr.select(forced, bk.UInt32(first_prim), prim)
+            hit = hit | forced
+        si = scene.compute_interaction(o, d, prim, hit & active)
         hit = si.valid
         out: list[Any] = []
         for _, kind in self.aovs:

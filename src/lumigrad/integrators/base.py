@@ -105,7 +105,7 @@ class SamplingIntegrator:
     # -- to implement ----------------------------------------------------------
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
-               camera: Any = None) -> Any:
+               camera: Any = None, first_prim: Any = None) -> Any:
         """Radiance (Array3f, or an ArrayXf of ``channels``) along each ray.
 
         ``camera = (sensor, film_pos)`` lets derivative passes regenerate the
@@ -113,7 +113,7 @@ class SamplingIntegrator:
         raise NotImplementedError
 
     def radiance(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
-                 resume: Optional[dict] = None) -> list:
+                 resume: Optional[dict] = None, first_prim: Any = None) -> list:
         """Primal (detached) estimate of what :meth:`sample` returns along rays
         ``(o, d)``, as a list of one Float per channel: the narrow entry point
         through which boundary terms measure jumps of the integrand.
@@ -122,9 +122,11 @@ class SamplingIntegrator:
         camera; a dict with ``depth`` (segments already used), ``prev_p`` (the
         vertex), ``prev_pdf`` (solid-angle density with which the ray's
         direction was sampled there, for MIS with emitters it hits; 0 counts
-        no emission at the first hit) and ``prev_delta``."""
+        no emission at the first hit) and ``prev_delta``. ``first_prim``: the
+        triangle the rays hit first, where given (a ray grazing an edge may
+        miss the face beside it by rounding)."""
         with dr.suspend_grad():
-            L = self.sample(scene, rng, o, d, tmax, active, mode="primal")
+            L = self.sample(scene, rng, o, d, tmax, active, mode="primal", first_prim=first_prim)
         return [L[c] for c in range(len(L))]
 
     def make_tape(self, scene: Any, sensor: Any, n: int) -> Any:
@@ -230,7 +232,7 @@ class SamplingIntegrator:
         return bk.TensorXf(total * (1.0 / spp), shape=(h, w, self.channels))
 
     def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
-                       terms: Optional[tuple] = None) -> Any:
+                       terms: Optional[tuple] = None, budget_scale: float = 1.0) -> Any:
         """Forward-mode derivative image (``TensorXf``): propagates the tangents
         currently set on grad-enabled scene parameters through the integrator.
 
@@ -238,14 +240,15 @@ class SamplingIntegrator:
         values the loop needs are recomputed inside it), then block-sums them.
         The boundary terms (``boundary/``) that the enabled gradients need are
         added. ``terms``: the names of the parts to include (``'interior'`` and
-        those of :data:`boundary.TERM_NAMES`); None: all.
+        those of :data:`boundary.TERM_NAMES`); None: all. ``budget_scale``
+        scales explicitly set boundary budgets (``render.forward_in_chunks``).
         """
         from . import boundary
         with self.derivative_estimator(scene, sensor):
-            return self._render_forward(scene, sensor, seed, spp, terms, boundary)
+            return self._render_forward(scene, sensor, seed, spp, terms, boundary, budget_scale)
 
     def _render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
-                        terms: Optional[tuple], boundary: Any) -> Any:
+                        terms: Optional[tuple], boundary: Any, budget_scale: float = 1.0) -> Any:
         w, h = sensor.resolution
         # Every part's per-sample tangents, propagated in *one* traversal:
         # Dr.Jit 1.5 can refuse a second forward traversal of a graph that
@@ -262,7 +265,8 @@ class SamplingIntegrator:
                 def finish(grads: list, n: int = spp_pass) -> Any:
                     return self._to_image(grads[0], n, w, h) * (1.0 / spp)
                 outputs.append(([L], finish))
-        outputs += boundary.forward_outputs(scene, sensor, self, seed, spp, self.channels, terms)
+        outputs += boundary.forward_outputs(scene, sensor, self, seed, spp, self.channels, terms,
+                                            budget_scale)
         total = dr.zeros(bk.Float, w * h * self.channels)
         if outputs:
             values = [v for vals, _ in outputs for v in vals]

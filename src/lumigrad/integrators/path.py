@@ -36,6 +36,9 @@ from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, Recor
                      bsdf_ratio, plan_record, record_capacity, replay_recorded,
                      vertex_samples)
 
+#: "No forced first triangle" (``_sample_standard(first_prim=...)``).
+TAPE_PRIM_NONE = 0xFFFFFFFF
+
 #: Longest per-lane hit tape of the reverse pass (words of local memory): paths
 #: with ``max_depth`` up to this record every vertex; longer or unbounded ones
 #: record their first ``TAPE_MAX_DEPTH`` vertices and re-trace the rays of the
@@ -179,7 +182,7 @@ class PathIntegrator(SamplingIntegrator):
         return tape
 
     def radiance(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
-                 resume: Optional[dict] = None) -> list:
+                 resume: Optional[dict] = None, first_prim: Any = None) -> list:
         n = dr.width(active)
         tmax = bk.Float(tmax) + dr.zeros(bk.Float, n)
         full = None
@@ -190,7 +193,8 @@ class PathIntegrator(SamplingIntegrator):
                 prev_pdf=bk.Float(resume["prev_pdf"]) + dr.zeros(bk.Float, n),
                 prev_delta=bk.Bool(resume.get("prev_delta", False)) | dr.zeros(bk.Bool, n))
         with dr.suspend_grad():
-            L = self._sample_standard(scene, rng, o, d, tmax, active, mode="primal", resume=full)
+            L = self._sample_standard(scene, rng, o, d, tmax, active, mode="primal", resume=full,
+                                      first_prim=first_prim)
         return [L[c] for c in range(3)]
 
     # Loop state a path needs to go on from a vertex (besides the ray and the
@@ -214,17 +218,18 @@ class PathIntegrator(SamplingIntegrator):
 
     def sample(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
-               camera: Any = None, tape: Any = None, resume: Optional[dict] = None) -> Any:
+               camera: Any = None, tape: Any = None, resume: Optional[dict] = None,
+               first_prim: Any = None) -> Any:
         """Radiance along camera rays, or their derivatives (see
         :meth:`_sample_standard`; while geometry, the camera or lights carry
         gradients the derivative passes use ``pathgeo.py`` instead)."""
         return self._sample_standard(scene, rng, o, d, tmax, active, mode, delta_L, L_primal,
-                                     camera, tape, resume)
+                                     camera, tape, resume, first_prim)
 
     def _sample_standard(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                          mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
                          camera: Any = None, tape: Any = None,
-                         resume: Optional[dict] = None) -> Any:
+                         resume: Optional[dict] = None, first_prim: Any = None) -> Any:
         """Radiance along each ray (``mode='primal'``/``'forward'``), or path
         replay (``'backward'``). With a ``tape`` (``make_tape``), the primal mode
         records each vertex's hit triangle and shadow-ray outcome and returns
@@ -289,6 +294,10 @@ class PathIntegrator(SamplingIntegrator):
         )
         if resume is not None:
             state.update(resume)
+        if first_prim is not None:
+            # The triangle the first ray hits, given (boundary terms: the face
+            # beside an edge, which a ray that close to the edge may miss).
+            state["forced"] = bk.UInt32(first_prim) + dr.zeros(bk.UInt32, n)
         if tape is not None:
             state["tape"] = tape.hits
         if layout is not None:
@@ -335,6 +344,10 @@ class PathIntegrator(SamplingIntegrator):
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
                         ray_o, ray_d, st["tmax"], act)
                     hit = hit & act
+                if "forced" in st:
+                    use = act & (st["forced"] != TAPE_PRIM_NONE)
+                    prim = dr.select(use, st["forced"], prim)
+                    hit = hit | use
                 si = scene.compute_interaction(ray_o, ray_d, prim, hit)
 
                 # --- emission found by the previous BSDF sample (or the camera)
@@ -477,6 +490,8 @@ class PathIntegrator(SamplingIntegrator):
             )
             if tape is not None:
                 out["tape"] = st["tape"]
+            if "forced" in st:
+                out["forced"] = dr.full(bk.UInt32, TAPE_PRIM_NONE, n)
             if layout is not None:
                 out["record"] = st["record"]
             if "checkpoint" in st:
@@ -536,8 +551,9 @@ class DirectIntegrator(PathIntegrator):
         return super().render(scene, sensor, seed, spp * self._multiplier(), mode, progress)
 
     def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
-                       terms: Any = None) -> Any:
-        return super().render_forward(scene, sensor, seed, spp * self._multiplier(), terms)
+                       terms: Any = None, budget_scale: float = 1.0) -> Any:
+        return super().render_forward(scene, sensor, seed, spp * self._multiplier(), terms,
+                                      budget_scale)
 
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
                         spp: int, terms: Any = None) -> None:

@@ -39,6 +39,7 @@ pixel of the film, ``0`` turning the term off, ``None`` taking the interior's
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -79,7 +80,7 @@ class BoundaryTerm:
         """How many samples ``budget`` (the term's samples per pixel) means:
         per pixel of the film by default."""
         w, h = sensor.resolution
-        return budget * w * h
+        return int(math.ceil(budget * w * h))
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
@@ -152,9 +153,9 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
     return notes
 
 
-def _budget(integrator: Any, term: BoundaryTerm, spp: int) -> int:
+def _budget(integrator: Any, term: BoundaryTerm, spp: int, scale: float = 1.0) -> float:
     value = getattr(integrator, term.budget, None)
-    return int(spp if value is None else value)
+    return float(spp) if value is None else float(value) * scale
 
 
 def _passes(n_total: int) -> list[int]:
@@ -175,7 +176,7 @@ def _active_terms(scene: Any, sensor: Any, integrator: Any, terms: Optional[tupl
 
 
 def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
-             terms: Optional[tuple], camera_path: bool):
+             terms: Optional[tuple], camera_path: bool, budget_scale: float = 1.0):
     """Yield ``(term, ...)`` for every pass of every active term of one kind:
     splatting terms give a :class:`BoundarySample`; camera-path terms
     (``camera_path = True``) give ``(rng, pixel, film_pos, spp_pass, spp_total)``."""
@@ -188,10 +189,11 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
             continue
         if getattr(term, "rides_with_interior", False) and (terms is None or "interior" in terms):
             continue        # computed by the interior's own paths
-        spp_term = _budget(integrator, term, spp)
+        spp_term = _budget(integrator, term, spp, budget_scale)
         if spp_term <= 0:
             continue
         if camera_path:
+            spp_term = max(1, int(round(spp_term)))
             for i, spp_pass in enumerate(integrator._passes(scene, sensor, spp_term)):
                 with dr.suspend_grad():
                     rng, pixel, _, _, _ = integrator._camera_rays(
@@ -208,7 +210,8 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
 
 
 def forward_outputs(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
-                    channels: int, terms: Optional[tuple] = None) -> list:
+                    channels: int, terms: Optional[tuple] = None,
+                    budget_scale: float = 1.0) -> list:
     """The boundary terms' forward-mode outputs: a list of ``(values, finish)``
     where ``values`` are attached per-sample Floats/arrays and ``finish(grads)``
     turns their tangents into a flat, interleaved ``W·H·channels`` image. The
@@ -216,7 +219,8 @@ def forward_outputs(scene: Any, sensor: Any, integrator: Any, seed: int, spp: in
     w, h = sensor.resolution
     film = sensor.film
     out = []
-    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms, camera_path=False):
+    for _, bs in _iterate(scene, sensor, integrator, seed, spp, terms, camera_path=False,
+                          budget_scale=budget_scale):
         def splat(grads: list, bs: BoundarySample = bs) -> Any:
             image = dr.zeros(bk.Float, w * h * channels)
             for index, weight, valid in film.footprint(bs.pos):
@@ -227,7 +231,8 @@ def forward_outputs(scene: Any, sensor: Any, integrator: Any, seed: int, spp: in
             return image
         out.append((list(bs.value), splat))
     for term, (rng, pixel, pos, spp_pass, spp_total) in _iterate(
-            scene, sensor, integrator, seed, spp, terms, camera_path=True):
+            scene, sensor, integrator, seed, spp, terms, camera_path=True,
+            budget_scale=budget_scale):
         with dr.resume_grad():
             L = term.trace(scene, sensor, integrator, rng, pos, "forward")
 

@@ -39,6 +39,7 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
+from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry
 from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
@@ -48,13 +49,84 @@ from .views import in_film, mirror_plane, reflect_point, reflect_vector
 MIRROR_PIXELS = 0.5
 
 #: Film offset (pixels) of the two rays that measure the radiance on either
-#: side of an edge: small against any feature of the image, large against the
-#: float32 error of projecting and intersecting (~1e-4 pixel on large scenes).
-EPS_PX = 5e-3
+#: side of an edge. It must be small against the distance between edges on
+#: the film: near the silhouette of a dense smooth mesh, faces are seen edge-on
+#: and several edges project within 1e-3 pixel of each other (a "fan"); rays
+#: wider than the fan measure the silhouette's jump once per edge. It is
+#: raised where the scene's coordinates make float32 rays coarser:
+#: ``RAY_ULPS`` units in the last place of the ray origin's and the edge
+#: point's coordinates, seen at the edge point's distance.
+EPS_PX = 1e-4
+RAY_ULPS = 2.0
+MIRROR_EPS_PX = 5e-3
 
 #: Interior edges whose faces meet at less than this angle (radians) are flat:
 #: their faces shade alike, and they matter only as silhouettes.
 FLAT_ANGLE = 1e-4
+
+
+def occluded(scene: Any, o: Any, d: Any, y: Any, geo: EdgeGeometry, active: Any) -> Any:
+    """True where something other than the edge's own faces lies on the ray
+    from ``o`` (direction ``d``) before the edge point ``y``. (A relative
+    margin would let a surface just in front of the edge through: a fold of a
+    bumpy silhouette hides edges by a hair, and their side rays then measure
+    the visible silhouette's jump a second time.)"""
+    dist = dr.norm(y - o)
+    t, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, dist * (1.0 + 1e-4), active)
+    own = (prim == dr.detach(geo.f0)) | (prim == dr.detach(geo.f1))
+    return active & hit & ~own & (t < dist * (1.0 - 1e-6))
+
+
+def geo_d_all(scene: Any, idx: Any) -> EdgeGeometry:
+    return scene.edges().geometry(dr.detach(scene.positions), idx)
+
+
+def side_hits(scene: Any, sensor: Any, geo: EdgeGeometry, s: Any, ds_dt: Any, o: Any,
+              dist_y: Any, active: Any) -> tuple:
+    """What each side of an edge's film image shows first, for the rays that
+    measure the jump: ``(first_left, first_right, start_left, start_right)``.
+
+    A side where a face of the edge lies (its third vertex projects there) is
+    shown that face: of the faces on that side, the one nearer the camera
+    along the ray through the edge point's side (``first_*`` = its triangle; a
+    crease has one face on each side, a silhouette both on one). The other side
+    shows what lies past the edge: ``first_* = NO_FACE`` and its ray starts a
+    hair beyond the edge point (``start_*``, a distance along the ray)."""
+    from ...geometry.edges import NO_FACE
+    n = dr.width(s[0])
+    none = dr.full(bk.UInt32, NO_FACE, n)
+    q0, _ = sensor.project(geo.q0)
+    q1, _ = sensor.project(geo.q1)
+    left0 = cross2(ds_dt, q0 - s) > 0
+    left1 = cross2(ds_dt, q1 - s) > 0
+    has1 = ~geo.boundary
+    # Where both faces lie on one side (a silhouette), the visible one is the
+    # one a ray just inside that side meets first: compare the distances to
+    # the two faces' planes along a ray aimed a little into the faces (both
+    # planes contain the edge, so a ray through the edge cannot tell).
+    n0, n1 = geo.normals()
+    y = geo.p0 + (geo.p1 - geo.p0) * 0.5
+    d = dr.normalize(y + ((geo.q0 + geo.q1) * 0.5 - y) * 0.01 - o)
+    t0 = dr.dot(n0, geo.p0 - o) / dr.dot(n0, d)
+    t1 = dr.dot(n1, geo.p0 - o) / dr.dot(n1, d)
+    t0 = dr.select(t0 > 0, t0, dr.inf)
+    t1 = dr.select(t1 > 0, t1, dr.inf)
+    f1_first = has1 & (t1 < t0)
+
+    def pick(on_side0: Any, on_side1: Any) -> Any:
+        both = on_side0 & on_side1
+        f = dr.select(on_side0, geo.f0, none)
+        f = dr.select(on_side1 & ~on_side0, geo.f1, f)
+        return dr.select(both & f1_first, geo.f1, f)
+
+    first_l = pick(left0, has1 & left1)
+    first_r = pick(~left0, has1 & ~left1)
+    beyond = dist_y * (1.0 + 1e-4)
+    start_l = dr.select(active & (first_l == NO_FACE), beyond, 0.0)
+    start_r = dr.select(active & (first_r == NO_FACE), beyond, 0.0)
+    first_l = dr.select(active, first_l, none)
+    first_r = dr.select(active, first_r, none)
+    return first_l, first_r, start_l, start_r
 
 
 def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
@@ -181,7 +253,7 @@ class PrimaryEdges(BoundaryTerm):
             o, d, tmax = sensor.sample_ray(s * inv)
             y_d = dr.detach(y)
             direct = valid & ~through
-            valid &= ~(direct & scene.ray_test(o, d, dr.norm(y_d - o) * (1.0 - 1e-3), direct))
+            valid &= ~(direct & occluded(scene, o, d, y_d, geo, direct))
             # In a mirror: the camera ray must hit the mirror first, the edge must
             # be a silhouette or crease seen from the camera's mirror image, and
             # nothing may lie between the mirror point and the edge point.
@@ -198,10 +270,29 @@ class PrimaryEdges(BoundaryTerm):
                                     dr.norm(y_d - org) * (1.0 - 1e-3), seen)
             valid = dr.select(through, seen, valid)
             rng_right = type(rng)(rng)      # the same random numbers on both sides
-            L_left = integrator.radiance(scene, rng, *sensor.sample_ray((s + EPS_PX * n_left) * inv),
-                                         valid)
-            L_right = integrator.radiance(scene, rng_right,
-                                          *sensor.sample_ray((s - EPS_PX * n_left) * inv), valid)
+
+            # Offset: EPS_PX, or RAY_ULPS ulps of the coordinates seen at the
+            # edge point's distance, whichever is larger. (Through a mirror,
+            # where the side rays' first hits cannot be forced: MIRROR_EPS_PX.)
+            tan_x = dr.tan(dr.deg2rad(dr.detach(sensor.x_fov)) * 0.5)
+            px_angle = 2.0 * tan_x * dr.opaque(bk.Float, 1.0 / w)
+            dist_y = dr.norm(y_d - o)
+            ulp = dr.maximum(hmax(dr.abs(y_d)), hmax(dr.abs(o))) * (RAY_ULPS * 2.0 ** -23)
+            eps = dr.maximum(EPS_PX, ulp / dr.maximum(dist_y * px_angle, 1e-30))
+            eps = dr.select(through, MIRROR_EPS_PX, eps)
+            first_l, first_r, start_l, start_r = side_hits(scene, sensor, geo_d_all(scene, idx),
+                                                           s, ds_dt, o, dist_y, ~through & valid)
+            o_l, d_l, t_l = sensor.sample_ray((s + eps * n_left) * inv)
+            o_r, d_r, t_r = sensor.sample_ray((s - eps * n_left) * inv)
+            # A side without a face of the edge sees what lies beyond it: its
+            # ray starts past the edge point (so rounding cannot make it hit
+            # the edge's own faces); a side with one hits that face.
+            o_l = o_l + d_l * start_l
+            o_r = o_r + d_r * start_r
+            L_left = integrator.radiance(scene, rng, o_l, d_l, t_l - start_l, valid,
+                                         first_prim=first_l)
+            L_right = integrator.radiance(scene, rng_right, o_r, d_r, t_r - start_r, valid,
+                                          first_prim=first_r)
             scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * (1.0 / total), 0.0)
         velocity = cross2(ds_dt, s_att - s)        # zero in value, attached
         value = [dr.detach((r - l) * scale) * velocity for l, r in zip(L_left, L_right)]

@@ -46,6 +46,45 @@ class DiscreteSampler:
         return idx, pmf
 
 
+class ConditionalSampler:
+    """One discrete distribution over the same ``n`` items per row (``rows``
+    weight arrays of width ``n``), sampled with a per-lane row index: the
+    cumulative sums of all rows in one array, searched within the row's range."""
+
+    def __init__(self, rows: list) -> None:
+        self.rows = len(rows)
+        self.n = dr.width(rows[0]) if rows else 0
+        cdfs, totals = [], []
+        for w in rows:
+            w = dr.detach(bk.Float(w))
+            w = dr.select(dr.isfinite(w) & (w > 0), w, 0.0)
+            c = dr.cumsum(w)
+            dr.eval(c)
+            cdfs.append(c)
+            totals.append(float(c[self.n - 1]) if self.n else 0.0)
+        self.cdf = dr.concat(cdfs) if len(cdfs) > 1 else cdfs[0]
+        self.weights = dr.concat([dr.detach(bk.Float(w)) for w in rows]) if len(rows) > 1 \
+            else dr.detach(bk.Float(rows[0]))
+        self.totals = bk.Float(totals)
+        self.row_totals = totals
+        dr.eval(self.cdf, self.weights)
+
+    def empty(self, row: int) -> bool:
+        return not self.row_totals[row] > 0
+
+    def sample(self, row: Any, u: Any) -> tuple[Any, Any]:
+        """Index (in ``[0, n)``) and its probability within ``row``."""
+        total = dr.gather(bk.Float, self.totals, row)
+        base = bk.UInt32(row) * self.n
+        x = u * total
+        cdf = self.cdf
+        idx = dr.binary_search(0, self.n - 1,
+                               lambda i: dr.gather(bk.Float, cdf, base + i) <= x)
+        idx = dr.minimum(bk.UInt32(idx), self.n - 1)
+        pmf = dr.gather(bk.Float, self.weights, base + idx) / dr.maximum(total, 1e-30)
+        return idx, dr.select(total > 0, pmf, 0.0)
+
+
 @dataclass
 class Interval:
     """Parameter range ``[lo, hi]`` of a segment (empty where ``lo >= hi``)."""

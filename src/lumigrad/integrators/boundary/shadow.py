@@ -37,6 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 import drjit as dr
+import numpy as np
 
 from ... import backend as bk
 from ...core.math import hmax
@@ -77,6 +78,100 @@ def silhouette_weights(scene: Any, sensor: Any = None) -> DiscreteSampler:
     return DiscreteSampler(weight)
 
 
+#: Per-emitter distributions are kept while ``emitters × edges`` stays below this.
+MAX_EMITTER_TABLE = 1 << 24
+
+
+def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
+    """Edges that can cast shadows of each emitter (a :class:`ConditionalSampler`
+    with one row per emitter), or None where a single distribution must do.
+
+    An edge is a silhouette seen from an emitter point when that point lies
+    on different sides of its two faces' planes. For an area light, the edges
+    kept are those whose faces' planes do not both clear the light's bounding
+    sphere on the same side (every point of the light sees them as a
+    silhouette or might); for a point light the exact silhouettes; for a
+    directional light the silhouettes towards its direction; environment maps
+    keep the silhouette likelihood ``α/π``. Among the candidates, edges weigh
+    their length (times the motion weight of :func:`silhouette_weights`). On
+    a dense smooth mesh this keeps the few edges near the silhouette seen from
+    the light instead of sampling all of them."""
+    from .sampling import ConditionalSampler
+    edges = scene.edges()
+    if not scene.emitters or len(scene.emitters) * edges.count > MAX_EMITTER_TABLE:
+        return None
+    m = moves_geometry(scene, sensor)
+    static = 1.0 if (m["lights"] or m["sensor"]) else STATIC_EDGE_WEIGHT
+    motion = edge_motion_weights(scene, static)
+    rows = []
+    with dr.suspend_grad():
+        geo = edges.geometry(dr.detach(scene.positions))
+        length = dr.norm(geo.p1 - geo.p0)
+        n0, n1 = geo.normals()
+        likely = length * geo.dihedral() * (1.0 / dr.pi) * motion
+        for k, e in enumerate(scene.emitters):
+            if k < len(scene.area_emitters):
+                off, count = scene._area_tables[k][0], scene._area_tables[k][1]
+                tri = scene.faces_np[off:off + count].astype(np.int64).ravel()
+                pts = scene._positions_np[tri]
+                lo, hi = pts.min(0), pts.max(0)
+                c = bk.Array3f(*(0.5 * (lo + hi)).tolist())
+                r = float(0.5 * np.linalg.norm(hi - lo))
+                a = dr.dot(n0, c - geo.p0)
+                b = dr.dot(n1, c - geo.p0)
+                # Both planes cleared on the same side by the whole sphere: never a silhouette.
+                never = ((a > r) & (b > r)) | ((a < -r) & (b < -r))
+                rows.append(dr.select(geo.boundary | ~never, length * motion, 0.0))
+            elif getattr(e, "is_delta", False) and not getattr(e, "is_infinite", False):
+                pos = e.sample_direction(bk.Array3f(0.0, 0.0, 0.0), bk.Array2f(0.5, 0.5),
+                                         bk.Bool(True))
+                c = bk.Array3f(dr.detach(pos.d) * dr.detach(pos.dist))
+                rows.append(dr.select(geo.silhouette_from(c), length * motion, 0.0))
+            elif getattr(e, "is_delta", False):
+                ds = e.sample_direction(bk.Array3f(0.0, 0.0, 0.0), bk.Array2f(0.5, 0.5),
+                                        bk.Bool(True))
+                rows.append(dr.select(geo.silhouette_towards(dr.detach(ds.d)),
+                                      length * motion, 0.0))
+            else:
+                rows.append(likely)
+        for row in rows:
+            dr.eval(row)
+    return ConditionalSampler(rows)
+
+
+#: Candidate edges per shadow sample (resampled importance sampling).
+RESAMPLE_CANDIDATES = 8
+
+
+def silhouette_resampled(scene: Any, draw: Any, z: Any, to_l: Any, finite: Any,
+                         rng: Any, candidates: int = RESAMPLE_CANDIDATES) -> tuple:
+    """An edge that is a silhouette seen from the emitter point ``z`` (or from
+    direction ``to_l`` where not ``finite``), by resampled importance sampling
+    (Talbot et al. 2005): ``candidates`` edges from ``draw(u) -> (index, pmf)``,
+    one of the silhouettes among them chosen uniformly. Returns the edge and
+    the probability ``p`` whose inverse weights the sample, ``1/p =
+    (Σ_i w_i / M) / p̂(e)`` with ``p̂(e) = [silhouette] · pmf(e)`` and ``w_i =
+    p̂(e_i) / pmf(e_i)``, an unbiased stand-in for ``1/pmf`` (edges that are no
+    silhouette from ``z`` contribute nothing). Zero where no candidate is one."""
+    edges = scene.edges()
+    n = dr.width(rng.state)
+    chosen = dr.zeros(bk.UInt32, n)
+    chosen_pmf = dr.zeros(bk.Float, n)
+    count = dr.zeros(bk.Float, n)
+    for _ in range(candidates):
+        idx, pmf = draw(rng.next_float32())
+        geo = edges.geometry(dr.detach(scene.positions), idx)
+        sil = dr.select(finite, geo.silhouette_from(z), geo.silhouette_towards(to_l)) & (pmf > 0)
+        count += dr.select(sil, 1.0, 0.0)
+        # Reservoir of one: keep each valid candidate with probability 1/count.
+        take = sil & (rng.next_float32() * count < 1.0)
+        chosen = dr.select(take, idx, chosen)
+        chosen_pmf = dr.select(take, pmf, chosen_pmf)
+    # p̂/pmf = 1 for silhouettes: Σ w_i / M = count / M, and 1/p = (count/M) / pmf.
+    p = chosen_pmf * (float(candidates) / dr.maximum(count, 1.0))
+    return chosen, dr.select(count > 0, p, 0.0)
+
+
 def edge_motion_weights(scene: Any, static: float) -> Any:
     """Per edge: 1 for edges of shapes whose vertices carry derivatives now,
     ``static`` for the others."""
@@ -105,19 +200,27 @@ class ShadowEdges(BoundaryTerm):
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         n = dr.width(rng.state)
-        sampler = silhouette_weights(scene, sensor)
+        by_emitter = shadow_edge_sampler(scene, sensor)
+        sampler = silhouette_weights(scene, sensor) if by_emitter is None else None
         zero = dr.zeros(bk.Float, n)
-        if sampler.empty:
+        if sampler is not None and sampler.empty:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * 3, dr.zeros(bk.Bool, n))
         edges = scene.edges()
         with dr.suspend_grad():
-            idx, pmf = sampler.sample(rng.next_float32())
+            # The emitter sample first (its point does not depend on the edge
+            # point it is seen from), then an edge that casts its shadows.
+            s1, s2 = rng.next_float32(), bk.Array2f(rng.next_float32(), rng.next_float32())
+            row = scene.select_emitter(s1)
+            z, to_l, z_finite = scene.emitter_position(
+                bk.Array3f(*[float(c) for c in scene.bsphere[0]]), s1, s2, dr.full(bk.Bool, True, n))
+            draw = (lambda u: by_emitter.sample(row, u)) if by_emitter is not None \
+                else sampler.sample
+            idx, pmf = silhouette_resampled(scene, draw, z, to_l, z_finite, rng)
             t = rng.next_float32()
             geo = edges.geometry(dr.detach(scene.positions), idx)
             e = geo.p1 - geo.p0
             y = dr.fma(e, t, geo.p0)
             # An emitter sample seen from the edge point.
-            s1, s2 = rng.next_float32(), bk.Array2f(rng.next_float32(), rng.next_float32())
             active = pmf > 0
             d_l, dist_l, pdf_l, weight_l, _ = scene.sample_emitter_direction(y, s1, s2, active)
             d_l, dist_l, weight_l = dr.detach(d_l), dr.detach(dist_l), dr.detach(weight_l)
