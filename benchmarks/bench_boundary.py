@@ -173,8 +173,7 @@ import json, statistics, sys, time
 import numpy as np, drjit as dr, mitsuba as mi
 xml, res, key, motion, integ, spps, repeats, fd_path, variant = sys.argv[1:10]
 mi.set_variant(variant)
-kw = dict(res=int(res))
-if 'cbox' in xml: kw['max_depth'] = 8
+kw = dict(res=int(res), max_depth=8) if 'cbox' in xml else {}
 scene = mi.load_file(xml, optimize=False, **kw)
 params = mi.traverse(scene)
 integrator = mi.load_dict({'type': integ, 'max_depth': 8} if integ.startswith('prb') else {'type': integ})

@@ -141,7 +141,8 @@ def test_translated_mesh(objects):
 
 def test_rotated_mesh_latent_angle(objects):
     """PSDR's workflow: a rotation about Z by a latent angle, left-multiplied."""
-    assert_agrees(*compare(objects, "Mesh[0].to_world", rotate([0, 0, 1]), eps=0.01, spp=128))
+    # 512 spp: at 128 the error spreads 0.04-0.07 over seeds (the FD floor is ~0.03)
+    assert_agrees(*compare(objects, "Mesh[0].to_world", rotate([0, 0, 1]), eps=0.01, spp=512))
 
 
 def test_one_vertex_moved(objects):

@@ -85,6 +85,46 @@ class ConditionalSampler:
         return idx, dr.select(total > 0, pmf, 0.0)
 
 
+class CandidateLists:
+    """Per row, the list of items with non-zero weight, drawn uniformly in O(1)
+    (one gather): the source distribution of resampled importance sampling,
+    which then weighs the candidates by what matters (length, silhouette)."""
+
+    def __init__(self, rows: list) -> None:
+        import numpy as np
+        lists = [np.flatnonzero(np.array(dr.detach(w)) > 0).astype(np.uint32) for w in rows]
+        self.counts_np = np.array([len(x) for x in lists], dtype=np.uint32)
+        offsets = np.concatenate([[0], np.cumsum(self.counts_np)[:-1]]).astype(np.uint32)
+        flat = np.concatenate(lists) if sum(self.counts_np) else np.zeros(1, np.uint32)
+        self.items = bk.from_numpy(bk.UInt32, flat)
+        self.offsets = bk.from_numpy(bk.UInt32, offsets)
+        self.counts = bk.from_numpy(bk.UInt32, self.counts_np)
+
+    def draw(self, row: Any, u: Any) -> tuple[Any, Any]:
+        """An item of ``row`` uniformly, and its probability (0 for an empty row)."""
+        slot, pmf = self.draw_slot(row, u)
+        return dr.gather(bk.UInt32, self.items, slot, pmf > 0), pmf
+
+    def draw_slot(self, row: Any, u: Any) -> tuple[Any, Any]:
+        """The position in the flat list of a uniform draw from ``row`` (to read
+        per-item data stored in list order), and its probability."""
+        count = dr.gather(bk.UInt32, self.counts, row)
+        k = dr.minimum(bk.UInt32(u * bk.Float(count)), dr.maximum(count, 1) - 1)
+        slot = dr.gather(bk.UInt32, self.offsets, row) + k
+        return slot, dr.select(count > 0, dr.rcp(bk.Float(dr.maximum(count, 1))), 0.0)
+
+    def in_list_order(self, data: Any, stride: int) -> Any:
+        """Per-item records (``stride`` floats each, indexed by item) rearranged
+        in list order: the records of a row's items lie together, so draws read
+        a small, cache-friendly array."""
+        n_slots = dr.width(self.items)
+        src = dr.repeat(self.items * stride, stride) + dr.tile(dr.arange(bk.UInt32, stride),
+                                                               n_slots)
+        out = dr.gather(bk.Float, data, src)
+        dr.eval(out)
+        return out
+
+
 @dataclass
 class Interval:
     """Parameter range ``[lo, hi]`` of a segment (empty where ``lo >= hi``)."""

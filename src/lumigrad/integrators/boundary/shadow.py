@@ -83,8 +83,10 @@ MAX_EMITTER_TABLE = 1 << 24
 
 
 def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
-    """Edges that can cast shadows of each emitter (a :class:`ConditionalSampler`
-    with one row per emitter), or None where a single distribution must do.
+    """Edges that can cast shadows of each emitter: ``(lists, records)`` with
+    a :class:`CandidateLists` of one row per emitter and the edges'
+    :func:`silhouette_records` (weight: length times motion), or None where a
+    single distribution must do.
 
     An edge is a silhouette seen from an emitter point when that point lies
     on different sides of its two faces' planes. For an area light, the edges
@@ -96,7 +98,7 @@ def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
     their length (times the motion weight of :func:`silhouette_weights`). On
     a dense smooth mesh this keeps the few edges near the silhouette seen from
     the light instead of sampling all of them."""
-    from .sampling import ConditionalSampler
+    from .sampling import CandidateLists
     edges = scene.edges()
     if not scene.emitters or len(scene.emitters) * edges.count > MAX_EMITTER_TABLE:
         return None
@@ -136,40 +138,70 @@ def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
                 rows.append(likely)
         for row in rows:
             dr.eval(row)
-    return ConditionalSampler(rows)
+        lists = CandidateLists(rows)
+        records = lists.in_list_order(silhouette_records(geo, length * motion), 16)
+    return lists, records
 
 
 #: Candidate edges per shadow sample (resampled importance sampling).
 RESAMPLE_CANDIDATES = 8
 
 
-def silhouette_resampled(scene: Any, draw: Any, z: Any, to_l: Any, finite: Any,
+def silhouette_records(geo: Any, weight: Any) -> Any:
+    """Per edge, one 16-float record (a cache line, read with one packet
+    gather) for the silhouette test of resampling: the planes of its two faces
+    ``(n0, n0·p0, n1, n1·p0)`` — for a boundary edge the second is the first
+    flipped, so that every point sees it as a silhouette —, its weight and its
+    index (the bits of a UInt32)."""
+    n0, n1 = geo.normals()
+    n1 = dr.select(geo.boundary, -n0, n1)
+    d0, d1 = dr.dot(n0, geo.p0), dr.dot(n1, geo.p0)
+    count = dr.width(weight)
+    rec = dr.zeros(bk.Float, 16 * count)
+    zero = dr.zeros(bk.Float, count)
+    index = dr.reinterpret_array(bk.Float, dr.arange(bk.UInt32, count))
+    dr.scatter(rec, bk.module.ArrayXf([n0[0], n0[1], n0[2], d0, n1[0], n1[1], n1[2], d1,
+                                       bk.Float(weight), index, zero, zero, zero, zero, zero,
+                                       zero]), dr.arange(bk.UInt32, count))
+    dr.eval(rec)
+    return rec
+
+
+def silhouette_resampled(scene: Any, draw: Any, records: Any, z: Any, to_l: Any, finite: Any,
                          rng: Any, candidates: int = RESAMPLE_CANDIDATES) -> tuple:
     """An edge that is a silhouette seen from the emitter point ``z`` (or from
     direction ``to_l`` where not ``finite``), by resampled importance sampling
-    (Talbot et al. 2005): ``candidates`` edges from ``draw(u) -> (index, pmf)``,
-    one of the silhouettes among them chosen uniformly. Returns the edge and
-    the probability ``p`` whose inverse weights the sample, ``1/p =
-    (Σ_i w_i / M) / p̂(e)`` with ``p̂(e) = [silhouette] · pmf(e)`` and ``w_i =
-    p̂(e_i) / pmf(e_i)``, an unbiased stand-in for ``1/pmf`` (edges that are no
-    silhouette from ``z`` contribute nothing). Zero where no candidate is one."""
-    edges = scene.edges()
+    (Talbot et al. 2005): ``candidates`` edges from ``draw(u) -> (slot, pmf)``
+    (``slot`` indexes ``records``, :func:`silhouette_records`), one chosen in
+    proportion to ``p̂(e) = weight(e) · [silhouette]``. Returns
+    the edge and the probability ``p`` whose inverse weights the sample,
+    ``1/p = (Σ_i w_i / M) / p̂(e)`` with ``w_i = p̂(e_i) / pmf(e_i)``: an
+    unbiased stand-in for ``1/pdf`` (edges that are no silhouette from ``z``
+    contribute nothing). Zero where no candidate is one."""
     n = dr.width(rng.state)
     chosen = dr.zeros(bk.UInt32, n)
-    chosen_pmf = dr.zeros(bk.Float, n)
-    count = dr.zeros(bk.Float, n)
+    chosen_target = dr.zeros(bk.Float, n)
+    w_sum = dr.zeros(bk.Float, n)
     for _ in range(candidates):
-        idx, pmf = draw(rng.next_float32())
-        geo = edges.geometry(dr.detach(scene.positions), idx)
-        sil = dr.select(finite, geo.silhouette_from(z), geo.silhouette_towards(to_l)) & (pmf > 0)
-        count += dr.select(sil, 1.0, 0.0)
-        # Reservoir of one: keep each valid candidate with probability 1/count.
-        take = sil & (rng.next_float32() * count < 1.0)
+        slot, pmf = draw(rng.next_float32())
+        r = dr.gather(bk.module.ArrayXf, records, slot, shape=(16, n))
+        idx = dr.reinterpret_array(bk.UInt32, r[9])
+        # Signed distances of the apex to both faces' planes (for an apex at
+        # infinity: the direction's components along the normals).
+        w_h = dr.select(finite, 1.0, 0.0)
+        apex = dr.select(finite, z, to_l)
+        a = r[0] * apex[0] + r[1] * apex[1] + r[2] * apex[2] - r[3] * w_h
+        b = r[4] * apex[0] + r[5] * apex[1] + r[6] * apex[2] - r[7] * w_h
+        sil = (a * b <= 0) & (pmf > 0)
+        target = dr.select(sil, r[8], 0.0)
+        w = target / dr.maximum(pmf, 1e-30)
+        w_sum += w
+        # Reservoir of one: keep the candidate with probability w / Σw.
+        take = (w > 0) & (rng.next_float32() * w_sum < w)
         chosen = dr.select(take, idx, chosen)
-        chosen_pmf = dr.select(take, pmf, chosen_pmf)
-    # p̂/pmf = 1 for silhouettes: Σ w_i / M = count / M, and 1/p = (count/M) / pmf.
-    p = chosen_pmf * (float(candidates) / dr.maximum(count, 1.0))
-    return chosen, dr.select(count > 0, p, 0.0)
+        chosen_target = dr.select(take, target, chosen_target)
+    p = chosen_target * float(candidates) / dr.maximum(w_sum, 1e-30)
+    return chosen, dr.select(w_sum > 0, p, 0.0)
 
 
 def edge_motion_weights(scene: Any, static: float) -> Any:
@@ -213,9 +245,15 @@ class ShadowEdges(BoundaryTerm):
             row = scene.select_emitter(s1)
             z, to_l, z_finite = scene.emitter_position(
                 bk.Array3f(*[float(c) for c in scene.bsphere[0]]), s1, s2, dr.full(bk.Bool, True, n))
-            draw = (lambda u: by_emitter.sample(row, u)) if by_emitter is not None \
-                else sampler.sample
-            idx, pmf = silhouette_resampled(scene, draw, z, to_l, z_finite, rng)
+            if by_emitter is not None:
+                lists, records = by_emitter
+                idx, pmf = silhouette_resampled(scene, lambda u: lists.draw_slot(row, u),
+                                                records, z, to_l, z_finite, rng)
+            else:
+                geo_all = scene.edges().geometry(dr.detach(scene.positions))
+                idx, pmf = silhouette_resampled(scene, sampler.sample,
+                                                silhouette_records(geo_all, sampler.weights),
+                                                z, to_l, z_finite, rng)
             t = rng.next_float32()
             geo = edges.geometry(dr.detach(scene.positions), idx)
             e = geo.p1 - geo.p0
