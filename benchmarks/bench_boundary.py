@@ -64,7 +64,12 @@ def displaced_sphere(n_tris: int, noise: float = 0.03, seed: int = 0) -> tuple:
     f = np.concatenate([np.stack([a, d, b], -1).reshape(-1, 3),
                         np.stack([a, c, d], -1).reshape(-1, 3)])
     keep = ~((f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 0] == f[:, 2]))
-    return pos.astype(np.float32), f[keep].astype(np.uint32)
+    f = f[keep]
+    # Wind the faces outwards (a diffuse surface seen from its back is black).
+    p0, p1, p2 = pos[f[:, 0]], pos[f[:, 1]], pos[f[:, 2]]
+    if np.sum(np.cross(p1 - p0, p2 - p0) * (p0 + p1 + p2)) < 0:
+        f = f[:, [0, 2, 1]]
+    return pos.astype(np.float32), f.astype(np.uint32)
 
 
 def rotation_scene(directory: Path, res: int, spp: int) -> Path:
@@ -208,12 +213,17 @@ print(json.dumps(rows))
 
 
 def mitsuba_case(name: str, xml: Path, res: int, repeats: int, fd_path: str,
-                 python: str, spps: tuple) -> list:
+                 python: str, spps: tuple, llvm: str = "") -> list:
     cfg = CASES[name]
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(_MITSUBA)
     env = dict(os.environ)
-    env.setdefault("DRJIT_LIBLLVM_PATH", os.environ.get("DRJIT_LIBLLVM_PATH", ""))
+    if llvm:
+        # Mitsuba's projective integrators need an LLVM that compiles their kernels
+        # (3.9.1: LLVM 20 fails on direct_projective, 23 on prb_projective; 18 works).
+        env["DRJIT_LIBLLVM_PATH"] = llvm
+        libcxx = Path(llvm).parent / "x86_64-unknown-linux-gnu"
+        env["LD_LIBRARY_PATH"] = f"{libcxx}:{env.get('LD_LIBRARY_PATH', '')}"
     out = subprocess.run([python, f.name, str(xml), str(res), cfg["key"], cfg["motion"],
                           cfg["mitsuba"], ",".join(map(str, spps)), str(repeats), fd_path,
                           "llvm_ad_rgb"], capture_output=True, text=True, env=env)
@@ -241,6 +251,9 @@ def main() -> None:
     ap.add_argument("--mitsuba-spp", default=None,
                     help="sample counts for Mitsuba (comma-separated; default: the case's)")
     ap.add_argument("--no-mitsuba", action="store_true")
+    ap.add_argument("--mitsuba-llvm", default=os.environ.get("MITSUBA_LLVM", ""),
+                    help="libLLVM.so for the Mitsuba subprocess (e.g. karellen-llvm-core "
+                         "18.1.8's, unpacked from its wheel)")
     args = ap.parse_args()
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -260,7 +273,7 @@ def main() -> None:
                 else CASES[name]["spps"]
             try:
                 rows = mitsuba_case(name, xml, args.res, args.repeats, lgr["fd_path"],
-                                    args.mitsuba_python, spps)
+                                    args.mitsuba_python, spps, args.mitsuba_llvm)
                 for r in rows:
                     print(f"  Mitsuba {CASES[name]['mitsuba']} {r['spp']:5d} spp: derivative "
                           f"{r['time']:7.3f} s, error {r['error']:.4f}")

@@ -93,6 +93,28 @@ class Mesh:
         n = dr.unravel(bk.Array3f, self.vertex_normals)
         return dr.ravel(dr.normalize(self.to_world.transform_normal(n)))
 
+    def recompute_vertex_normals(self) -> None:
+        """Smooth vertex normals from the current ``vertex_positions``, attached
+        to them: the angle-weighted sum of the incident face normals (Thürmer &
+        Wüthrich 1998; ``meshio.vertex_normals`` is the same on numpy), as
+        Mitsuba recomputes them when a mesh's positions are updated. Moving the
+        vertices of a smooth mesh thus turns its shading normals too, in the
+        image and in its derivatives. Degenerate faces add nothing; a vertex
+        without any other face gets (0, 0, 1)."""
+        p = dr.unravel(bk.Array3f, self.vertex_positions)
+        idx = [dr.gather(bk.UInt32, self.faces, 3 * dr.arange(bk.UInt32, self.face_count) + k)
+               for k in range(3)]
+        pts = [dr.gather(bk.Array3f, p, i) for i in idx]
+        n_face = _safe_normalize(dr.cross(pts[1] - pts[0], pts[2] - pts[0]))
+        acc = dr.zeros(bk.Array3f, self.vertex_count)
+        for k in range(3):
+            a = _safe_normalize(pts[(k + 1) % 3] - pts[k])
+            b = _safe_normalize(pts[(k + 2) % 3] - pts[k])
+            dr.scatter_add(acc, n_face * _unit_angle(a, b), idx[k])
+        length = dr.sqrt(dr.maximum(dr.squared_norm(acc), 0.0))
+        n = dr.select(length > 0, acc * dr.rcp(dr.maximum(length, 1e-30)), bk.Array3f(0, 0, 1))
+        self.vertex_normals = dr.ravel(n)
+
     def surface_area(self) -> float:
         v = self.positions_numpy().astype(np.float64)
         f = self.faces_numpy()
@@ -113,3 +135,20 @@ class Mesh:
     def __repr__(self) -> str:
         return (f"Mesh(id={self.id!r}, vertices={self.vertex_count}, faces={self.face_count}, "
                 f"bsdf={getattr(self.bsdf, 'id', None)!r}, emitter={self.emitter is not None})")
+
+
+def _safe_normalize(v: Any) -> Any:
+    """``v / |v|``, 0 for a zero vector, with finite derivatives there too."""
+    sq = dr.squared_norm(v)
+    return v * dr.select(sq > 0, dr.rsqrt(dr.maximum(sq, 1e-30)), 0.0)
+
+
+def _unit_angle(a: Any, b: Any) -> Any:
+    """The angle between unit vectors, accurate near 0 and π (unlike
+    ``acos(a · b)``) and with finite derivatives: ``2 asin(|a - b| / 2)``, or
+    its supplement from ``|a + b|`` for obtuse angles."""
+    def half_chord(v: Any) -> Any:
+        return dr.minimum(0.5 * dr.sqrt(dr.maximum(dr.squared_norm(v), 1e-30)), 1.0 - 1e-7)
+    acute = 2.0 * dr.asin(half_chord(a - b))
+    obtuse = dr.pi - 2.0 * dr.asin(half_chord(a + b))
+    return dr.select(dr.dot(a, b) >= 0, acute, obtuse)

@@ -248,13 +248,23 @@ class SceneParameters(Mapping):
                 self[k] = v
         updated = list(self._pending)
         geometry = False
+        set_by_mesh: dict[int, tuple] = {}
         for key, value in self._pending.items():
             entry = self._entries[key]
             make_opaque(value)  # a new value must not trigger a recompilation
             entry.setter(value)
             if isinstance(entry.owner, Mesh):
                 geometry = True
+                mesh, suffixes = set_by_mesh.get(id(entry.owner), (entry.owner, set()))
+                suffixes.add(entry.suffix)
+                set_by_mesh[id(mesh)] = (mesh, suffixes)
         self._pending.clear()
+        for mesh, suffixes in set_by_mesh.values():
+            # As Mitsuba: moved vertices turn a smooth mesh's normals (unless
+            # the same update sets the normals too).
+            if ("vertex_positions" in suffixes and "vertex_normals" not in suffixes
+                    and mesh.vertex_normals is not None):
+                mesh.recompute_vertex_normals()
         if geometry:
             self.scene.update()
         return updated
