@@ -75,7 +75,7 @@ def swap_in_leaves(scene: Any, params: SceneParameters, keys: list,
     and the fresh leaves (the matrix for a ``Transform4f``). Call inside the AD
     scope where the leaves will be differentiated.
     """
-    saved, fresh = {}, {}
+    saved, fresh = SavedValues(), {}
     for key in keys:
         value = params[key]
         saved[key] = value
@@ -99,14 +99,45 @@ def swap_in_leaves(scene: Any, params: SceneParameters, keys: list,
                 dr.set_grad(new_value, t)
             fresh[key] = new_value
         params.store(key, new_value)
+    _attach_smooth_normals(params, keys, saved)
     _rebuild_if_geometry(scene, params, keys)
     return saved, fresh
+
+
+class SavedValues(dict):
+    """Parameter values replaced by :func:`swap_in_leaves` (key -> value), and
+    the vertex normals it attached (``normals``: ``(mesh, value)`` pairs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.normals: list = []
+
+
+def _attach_smooth_normals(params: SceneParameters, keys: list, saved: SavedValues) -> None:
+    """Smooth normals turn with moving vertices (as ``SceneParameters.update``
+    recomputes them): where a mesh's ``vertex_positions`` get fresh leaves
+    and its normals are not among ``keys``, its normals keep their value and
+    take the derivative of their recomputation from the positions."""
+    from .geometry.mesh import Mesh
+    moved = {}
+    for key in keys:
+        owner, suffix = params.owner(key), params.suffix(key)
+        if isinstance(owner, Mesh):
+            moved.setdefault(id(owner), [owner, set()])[1].add(suffix)
+    for mesh, suffixes in moved.values():
+        if ("vertex_positions" in suffixes and "vertex_normals" not in suffixes
+                and mesh.vertex_normals is not None):
+            saved.normals.append((mesh, mesh.vertex_normals))
+            computed = mesh.computed_vertex_normals()
+            mesh.vertex_normals = dr.detach(mesh.vertex_normals) + (computed - dr.detach(computed))
 
 
 def restore_values(scene: Any, params: SceneParameters, saved: dict) -> None:
     """Undo :func:`swap_in_leaves`."""
     for key, value in saved.items():
         params.store(key, value)
+    for mesh, normals in getattr(saved, "normals", ()):
+        mesh.vertex_normals = normals
     # Detached: derivative passes swap fresh leaves in again, and buffers left
     # attached to the caller's variables would keep them alive (and be
     # differentiated for nothing) after the caller disables their gradients.

@@ -94,13 +94,18 @@ class Mesh:
         return dr.ravel(dr.normalize(self.to_world.transform_normal(n)))
 
     def recompute_vertex_normals(self) -> None:
+        """Replace the vertex normals by :meth:`computed_vertex_normals`, as
+        Mitsuba does when a mesh's positions are updated: moving the vertices
+        of a smooth mesh turns its shading normals too, in the image and in its
+        derivatives."""
+        self.vertex_normals = self.computed_vertex_normals()
+
+    def computed_vertex_normals(self) -> Any:
         """Smooth vertex normals from the current ``vertex_positions``, attached
-        to them: the angle-weighted sum of the incident face normals (Thürmer &
-        Wüthrich 1998; ``meshio.vertex_normals`` is the same on numpy), as
-        Mitsuba recomputes them when a mesh's positions are updated. Moving the
-        vertices of a smooth mesh thus turns its shading normals too, in the
-        image and in its derivatives. Degenerate faces add nothing; a vertex
-        without any other face gets (0, 0, 1)."""
+        to them (flat ``Float``): the angle-weighted sum of the incident face
+        normals (Thürmer & Wüthrich 1998; ``meshio.vertex_normals`` is the same
+        on numpy). Degenerate faces add nothing; a vertex without any other face
+        gets (0, 0, 1)."""
         p = dr.unravel(bk.Array3f, self.vertex_positions)
         idx = [dr.gather(bk.UInt32, self.faces, 3 * dr.arange(bk.UInt32, self.face_count) + k)
                for k in range(3)]
@@ -113,7 +118,7 @@ class Mesh:
             dr.scatter_add(acc, n_face * _unit_angle(a, b), idx[k])
         length = dr.sqrt(dr.maximum(dr.squared_norm(acc), 0.0))
         n = dr.select(length > 0, acc * dr.rcp(dr.maximum(length, 1e-30)), bk.Array3f(0, 0, 1))
-        self.vertex_normals = dr.ravel(n)
+        return dr.ravel(n)
 
     def surface_area(self) -> float:
         v = self.positions_numpy().astype(np.float64)

@@ -200,6 +200,10 @@ class SceneParameters(Mapping):
         """The plugin object that holds parameter ``key``."""
         return self._entries[self._resolve(key)].owner
 
+    def suffix(self, key: str) -> str:
+        """The name of parameter ``key`` within its plugin (``'vertex_positions'``)."""
+        return self._entries[self._resolve(key)].suffix
+
     def store(self, key: str, value: Any) -> None:
         """Write ``value`` into the scene object at once (no checks, no buffer
         rebuild): for internal swaps of values that already passed the checks."""

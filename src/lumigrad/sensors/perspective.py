@@ -124,6 +124,21 @@ class PerspectiveSensor:
         o = o + d * (near * inv_z)
         return o, d, (far - near) * inv_z
 
+    def film_direction(self, u: Any) -> Any:
+        """World direction (not normalised) of the ray through film pixel
+        position ``(u_x / u_z, u_y / u_z)``, times ``u_z``: a *linear* function
+        of the homogeneous film coordinates ``u`` (``sample_ray`` normalises
+        it). Differentiable in ``to_world`` and ``x_fov``."""
+        w, h = self.film.width, self.film.height
+        tan_x = dr.tan(dr.deg2rad(self.x_fov) * 0.5)
+        tan_y = tan_x * dr.opaque(bk.Float, h / w)
+        ppx, ppy = self.principal_point
+        d_local = bk.Array3f(
+            tan_x * (u[2] * (1.0 - 2.0 * ppx) - u[0] * dr.opaque(bk.Float, 2.0 / w)),
+            tan_y * (u[2] * (1.0 - 2.0 * ppy) - u[1] * dr.opaque(bk.Float, 2.0 / h)),
+            u[2])
+        return self.to_world.transform_vector(d_local)
+
     # -- projection (boundary terms splat onto the film through these) ---------
     def _focal(self) -> tuple[Any, Any]:
         """``tan(x_fov / 2)`` and the focal length in pixels ``W / (2 tan)``."""

@@ -27,7 +27,8 @@ gives forward-mode derivative images (``dr.forward_to``) and reverse-mode
 gradients (``dr.backward_from``):
 
 * :mod:`.primary`: edges seen by the camera (silhouettes, creases, open
-  boundaries; camera parameters included);
+  boundaries; camera parameters included), with :mod:`.rims` (the edges of
+  the dark rims of smooth shading inside triangles, under the same name);
 * :mod:`.shadow`: edges between a surface the camera sees and an emitter
   (shadows of next-event estimation);
 * :mod:`.indirect`: edges seen from a surface the camera sees, by the
@@ -124,7 +125,8 @@ def all_terms() -> list:
     from .primary import PrimaryEdges
     from .shadow import ShadowEdges
     from .indirect import IndirectEdges
-    return [PrimaryEdges(), ShadowEdges(), IndirectEdges()]
+    from .rims import ShadingRims
+    return [PrimaryEdges(), ShadingRims(), ShadowEdges(), IndirectEdges()]
 
 
 TERM_NAMES = ("interior", "primary", "shadow", "indirect")
@@ -136,10 +138,9 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
     ``terms`` leaving them out) and configurations no term handles yet."""
     notes = []
     for term in all_terms():
-        if getattr(integrator, term.budget, None) == 0:
-            notes.append(f"the {term.name} boundary term is off ({term.budget}=0)")
-        elif terms is not None and term.name not in terms:
-            pass    # a part asked for on purpose
+        note = f"the {term.name} boundary term is off ({term.budget}=0)"
+        if getattr(integrator, term.budget, None) == 0 and note not in notes:
+            notes.append(note)
     if not hasattr(integrator, "max_depth"):
         notes.append(f"the {type(integrator).__name__} integrator has only the primary "
                      "(camera) boundary term")
@@ -204,8 +205,10 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
         n_total = term.sample_count(scene, sensor, integrator, spp_term)
         if n_total <= 0:
             continue
+        salt = getattr(term, "seed_salt", None)
         for i, n in enumerate(_passes(n_total)):
-            rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, mix_seed(seed, 0xB0, k, i)))
+            state = mix_seed(seed, 0xB0, k, i) if salt is None else mix_seed(seed, 0xB0, k, i, salt)
+            rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, state))
             yield term, term.sample(scene, sensor, integrator, rng, n_total)
 
 
