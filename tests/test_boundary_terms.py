@@ -158,7 +158,9 @@ def test_one_vertex_moved(objects):
 
     def at(base, x):
         return base + lg.Float(direction.ravel().astype(np.float32)) * x
-    assert_agrees(*compare(objects, "cube.vertex_positions", at, eps=0.01, spp=128))
+    # 256 spp (default budgets: 128 edge samples per pixel of edge): its error
+    # spreads 0.016-0.037 over seeds (at 128 spp: 0.018-0.085)
+    assert_agrees(*compare(objects, "cube.vertex_positions", at, eps=0.01, spp=256))
 
 
 def test_smooth_mesh_stretched(tmp_path):

@@ -54,9 +54,11 @@ from ..scene.schema import Param
 #: Scene-file parameters of the boundary-term sample budgets (see
 #: ``SamplingIntegrator.BUDGETS``), shared by the differentiable integrators.
 BUDGET_PARAMS = {
-    "sppe": Param("int", None, min=0, doc="primary edge samples per pixel (None: spp)"),
+    "sppe": Param("int", None, min=0,
+                  doc="primary edge samples per pixel of edge (None: spp / 2)"),
     "sppse": Param("int", None, min=0,
-                   doc="shadow edge samples per pixel on surfaces the camera sees (None: spp)"),
+                   doc="shadow edge samples per pixel on surfaces the camera sees "
+                       "(None: spp / 4)"),
     "sppie": Param("int", None, min=0,
                    doc="edge and shadow samples per pixel at later path vertices (None: spp)"),
 }

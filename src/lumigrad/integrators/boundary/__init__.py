@@ -35,8 +35,9 @@ gradients (``dr.backward_from``):
   path tracer's BSDF-sampled rays (inter-reflections).
 
 Sample budgets are per term (like PSDR's ``sppe``/``sppse``): samples per
-pixel of the film, ``0`` turning the term off, ``None`` taking the interior's
-``spp``.
+pixel of the film, ``0`` turning the term off, ``None`` taking a share of the
+interior's ``spp`` (``BoundaryTerm.default_share``: ``sppe = spp/2``,
+``sppse = spp/4``, ``sppie = spp``).
 """
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ class BoundaryTerm:
     name: str = ""
     #: integrator attribute holding this term's samples per pixel
     budget: str = ""
+    #: the budget where the integrator leaves it unset (None), as a fraction of
+    #: the interior's ``spp``: chosen for the least error at equal time on the
+    #: benchmark cases (see BENCHMARKS.md)
+    default_share: float = 1.0
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         """Whether this term can be non-zero for the gradients enabled now."""
@@ -156,7 +161,7 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
 
 def _budget(integrator: Any, term: BoundaryTerm, spp: int, scale: float = 1.0) -> float:
     value = getattr(integrator, term.budget, None)
-    return float(spp) if value is None else float(value) * scale
+    return float(spp) * term.default_share if value is None else float(value) * scale
 
 
 def _passes(n_total: int) -> list[int]:

@@ -139,6 +139,7 @@ def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
 class PrimaryEdges(BoundaryTerm):
     name = "primary"
     budget = "sppe"
+    default_share = 0.5
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         m = moves_geometry(scene, sensor)

@@ -63,6 +63,7 @@ class ShadingRims(BoundaryTerm):
 
     name = "primary"
     budget = "sppe"
+    default_share = 0.5
     #: distinguishes its random numbers from the edge part's
     seed_salt = 0x52
 

@@ -222,6 +222,7 @@ def pass_offset(y: Any) -> Any:
 class ShadowEdges(BoundaryTerm):
     name = "shadow"
     budget = "sppse"
+    default_share = 0.25
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         # (A moving camera moves shadow lines over the film too.)
