@@ -208,7 +208,7 @@ for spp in [int(s) for s in spps.split(',')]:
         dr.sync_thread(); t0 = time.perf_counter(); g = deriv(spp, r + 1); ts.append(time.perf_counter() - t0)
         es.append(rel(g, fd))
     rows.append(dict(spp=spp, time=statistics.median(ts), error=statistics.median(es)))
-print(json.dumps(rows))
+print("RESULT " + json.dumps(rows))
 """
 
 
@@ -230,7 +230,9 @@ def mitsuba_case(name: str, xml: Path, res: int, repeats: int, fd_path: str,
     os.unlink(f.name)
     if out.returncode != 0:
         raise RuntimeError(f"Mitsuba run failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # (Mitsuba's log goes to stdout too.)
+    line = [x for x in out.stdout.splitlines() if "RESULT " in x][-1]
+    return json.loads(line[line.index("RESULT ") + 7:])
 
 
 def cbox_xml(directory: Path, res: int) -> Path:
@@ -239,6 +241,37 @@ def cbox_xml(directory: Path, res: int) -> Path:
     if not shared.exists():
         raise SystemExit(f"the cbox case reads {shared} (Mitsuba's Cornell box scene file)")
     return shared
+
+
+def memory_child(max_depth: int, res: int, spp: int) -> None:
+    """Runs in a subprocess: one reverse-mode gradient of a geometry parameter
+    (the Cornell box's small box, translated), then prints the peak RSS."""
+    import resource
+    scene = lg.load_file(str(cbox_xml(Path("."), res)), res=res, max_depth=max_depth)
+    params = lg.traverse(scene)
+    key = CASES["cbox"]["key"]
+    dr.enable_grad(params[key])
+    params.update()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    image = lg.render(scene, params, spp=spp)
+    dr.backward(dr.mean(image, axis=None))
+    grad = dr.grad(params[key])
+    dr.eval(grad)
+    dr.sync_thread()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"max_depth": max_depth, "peak_mib": peak / 1024,
+                      "delta_mib": (peak - base) / 1024,
+                      "finite": bool(np.isfinite(np.array(grad)).all())}))
+
+
+def bench_memory(res: int, spp: int) -> list:
+    rows = []
+    for depth in (4, 16, 64):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(depth),
+                              "--res", str(res), "--spp", str(spp)],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
 
 
 def main() -> None:
@@ -254,7 +287,23 @@ def main() -> None:
     ap.add_argument("--mitsuba-llvm", default=os.environ.get("MITSUBA_LLVM", ""),
                     help="libLLVM.so for the Mitsuba subprocess (e.g. karellen-llvm-core "
                          "18.1.8's, unpacked from its wheel)")
+    ap.add_argument("--memory", action="store_true",
+                    help="peak memory of a reverse-mode geometry gradient against max_depth")
+    ap.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--spp", type=int, default=16, help="samples per pixel of --memory")
     args = ap.parse_args()
+    if args.memory_child is not None:
+        memory_child(args.memory_child, args.res, args.spp)
+        return
+    if args.memory:
+        print(f"peak memory of one reverse-mode geometry gradient (Cornell box, small box "
+              f"translated), {args.res}² × {args.spp} spp:")
+        rows = bench_memory(args.res, args.spp)
+        for r in rows:
+            print(f"  max_depth {r['max_depth']:>3}: peak RSS {r['peak_mib']:8.1f} MiB "
+                  f"(+{r['delta_mib']:.1f} MiB during the gradient), finite: {r['finite']}")
+        print(f"  ratio max_depth 64 / 4 (peak RSS): {rows[-1]['peak_mib'] / rows[0]['peak_mib']:.3f}")
+        return
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     cases = tuple(CASES) if args.case == "all" else (args.case,)

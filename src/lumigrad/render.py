@@ -99,7 +99,7 @@ def swap_in_leaves(scene: Any, params: SceneParameters, keys: list,
                 dr.set_grad(new_value, t)
             fresh[key] = new_value
         params.store(key, new_value)
-    _attach_smooth_normals(params, keys, saved)
+    _attach_smooth_normals(params, keys, saved, tangents)
     _rebuild_if_geometry(scene, params, keys)
     return saved, fresh
 
@@ -113,30 +113,47 @@ class SavedValues(dict):
         self.normals: list = []
 
 
-def _attach_smooth_normals(params: SceneParameters, keys: list, saved: SavedValues) -> None:
+def _attach_smooth_normals(params: SceneParameters, keys: list, saved: SavedValues,
+                           tangents: Optional[dict]) -> None:
     """Smooth normals turn with moving vertices (as ``SceneParameters.update``
-    recomputes them): where a mesh's ``vertex_positions`` get fresh leaves
-    and its normals are not among ``keys``, its normals keep their value and
-    take the derivative of their recomputation from the positions."""
+    recomputes them): where a mesh's ``vertex_positions`` get a fresh leaf and
+    its normals are not among ``keys``, the normals (same value) get a fresh
+    leaf too, whose tangent is that of their recomputation from the positions
+    (:meth:`Mesh.normals_jvp`); :func:`normals_gradients` hands its gradient
+    back to the positions (``Mesh.normals_vjp``)."""
     from .geometry.mesh import Mesh
     moved = {}
     for key in keys:
         owner, suffix = params.owner(key), params.suffix(key)
         if isinstance(owner, Mesh):
-            moved.setdefault(id(owner), [owner, set()])[1].add(suffix)
+            moved.setdefault(id(owner), [owner, {}])[1][suffix] = key
     for mesh, suffixes in moved.values():
         if ("vertex_positions" in suffixes and "vertex_normals" not in suffixes
                 and mesh.vertex_normals is not None):
-            saved.normals.append((mesh, mesh.vertex_normals))
-            computed = mesh.computed_vertex_normals()
-            mesh.vertex_normals = dr.detach(mesh.vertex_normals) + (computed - dr.detach(computed))
+            key = suffixes["vertex_positions"]
+            leaf = type(mesh.vertex_normals)(dr.detach(mesh.vertex_normals))
+            dr.make_opaque(leaf)
+            dr.enable_grad(leaf)
+            if tangents is not None:
+                dr.set_grad(leaf, mesh.normals_jvp(type(leaf)(tangents[key])))
+            saved.normals.append((mesh, mesh.vertex_normals, key, leaf))
+            mesh.vertex_normals = leaf
+
+
+def normals_gradients(saved: SavedValues, grads: dict) -> dict:
+    """Add the gradients that the normals leaves of :func:`_attach_smooth_normals`
+    received to their meshes' positions (after a reverse pass)."""
+    for mesh, _, key, leaf in saved.normals:
+        g = dr.grad(leaf)
+        grads[key] = grads[key] + mesh.normals_vjp(g)
+    return grads
 
 
 def restore_values(scene: Any, params: SceneParameters, saved: dict) -> None:
     """Undo :func:`swap_in_leaves`."""
     for key, value in saved.items():
         params.store(key, value)
-    for mesh, normals in getattr(saved, "normals", ()):
+    for mesh, normals, _, _ in getattr(saved, "normals", ()):
         mesh.vertex_normals = normals
     # Detached: derivative passes swap fresh leaves in again, and buffers left
     # attached to the caller's variables would keep them alive (and be
@@ -183,7 +200,7 @@ class _RenderOp(dr.CustomOp):
             try:
                 self.integrator.render_backward(self.scene, self.sensor, grad_image,
                                                 self.seed_grad, self.spp_grad, self.terms)
-                grads = {k: dr.grad(v) for k, v in fresh.items()}
+                grads = normals_gradients(saved, {k: dr.grad(v) for k, v in fresh.items()})
             finally:
                 self._restore(saved)
         self.set_grad_in("inputs", grads)
@@ -250,6 +267,7 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
     if params is None:
         params = traverse(scene)
     inputs = {k: _raw(v) for k, v in params.grad_enabled_items().items()}
+    inputs = _independent_inputs(params, inputs)
     if not inputs:
         with dr.suspend_grad():
             return integrator.render(scene, sensor_obj, seed, spp)
@@ -257,6 +275,23 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
     _warn_boundary(scene, params, list(inputs), integrator, terms)
     return dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed, spp,
                      seed_grad, spp_grad, terms)
+
+
+def _independent_inputs(params: SceneParameters, inputs: dict) -> dict:
+    """Leave out the normals of meshes whose normals were recomputed from
+    positions that are inputs too: the render handles that dependency itself
+    (``_attach_smooth_normals``), and Dr.Jit 1.5 loses one of the routes when a
+    custom operation's inputs depend on each other."""
+    from .geometry.mesh import Mesh
+    positions = {id(params.owner(k)) for k in inputs if params.suffix(k) == "vertex_positions"}
+    out = {}
+    for k, v in inputs.items():
+        owner = params.owner(k)
+        if (params.suffix(k) == "vertex_normals" and isinstance(owner, Mesh)
+                and owner.normals_follow_positions and id(owner) in positions):
+            continue
+        out[k] = v
+    return out
 
 
 def check_terms(terms: Optional[Sequence[str]]) -> Optional[tuple]:

@@ -70,6 +70,7 @@ class Mesh:
                                  f"{v.shape[0]} vertices")
             self.vertex_texcoords = bk.from_numpy(bk.Float, uv)
         self.to_world = Transform4f()
+        self.normals_follow_positions = False
 
     # -- accessors ---------------------------------------------------------
     def positions_numpy(self) -> np.ndarray:
@@ -99,14 +100,17 @@ class Mesh:
         of a smooth mesh turns its shading normals too, in the image and in its
         derivatives."""
         self.vertex_normals = self.computed_vertex_normals()
+        #: the normals are a function of the positions (see ``render``)
+        self.normals_follow_positions = True
 
-    def computed_vertex_normals(self) -> Any:
-        """Smooth vertex normals from the current ``vertex_positions``, attached
-        to them (flat ``Float``): the angle-weighted sum of the incident face
-        normals (Thürmer & Wüthrich 1998; ``meshio.vertex_normals`` is the same
-        on numpy). Degenerate faces add nothing; a vertex without any other face
-        gets (0, 0, 1)."""
-        p = dr.unravel(bk.Array3f, self.vertex_positions)
+    def computed_vertex_normals(self, positions: Any = None) -> Any:
+        """Smooth vertex normals from ``positions`` (default: the current
+        ``vertex_positions``), attached to them (flat ``Float``): the
+        angle-weighted sum of the incident face normals (Thürmer & Wüthrich
+        1998; ``meshio.vertex_normals`` is the same on numpy). Degenerate faces
+        add nothing; a vertex without any other face gets (0, 0, 1)."""
+        positions = self.vertex_positions if positions is None else positions
+        p = dr.unravel(bk.Array3f, positions)
         idx = [dr.gather(bk.UInt32, self.faces, 3 * dr.arange(bk.UInt32, self.face_count) + k)
                for k in range(3)]
         pts = [dr.gather(bk.Array3f, p, i) for i in idx]
@@ -119,6 +123,35 @@ class Mesh:
         length = dr.sqrt(dr.maximum(dr.squared_norm(acc), 0.0))
         n = dr.select(length > 0, acc * dr.rcp(dr.maximum(length, 1e-30)), bk.Array3f(0, 0, 1))
         return dr.ravel(n)
+
+    def normals_jvp(self, tangent: Any) -> Any:
+        """Tangent of :meth:`computed_vertex_normals` for a tangent of the
+        positions (detached; derivative passes propagate it from a normals leaf
+        of its own: Dr.Jit 1.5 drops one route when a render's inputs depend on
+        each other, or when reverse mode crosses this scatter-add inside a loop)."""
+        with dr.isolate_grad(), dr.resume_grad():
+            p = type(self.vertex_positions)(dr.detach(self.vertex_positions))
+            dr.enable_grad(p)
+            dr.set_grad(p, tangent)
+            n = self.computed_vertex_normals(p)
+            dr.forward_to(n)
+            out = dr.detach(dr.grad(n))
+        dr.eval(out)
+        return out
+
+    def normals_vjp(self, grad_normals: Any) -> Any:
+        """Gradient of the positions from a gradient of
+        :meth:`computed_vertex_normals` (see :meth:`normals_jvp`)."""
+        with dr.isolate_grad(), dr.resume_grad():
+            p = type(self.vertex_positions)(dr.detach(self.vertex_positions))
+            dr.enable_grad(p)
+            n = self.computed_vertex_normals(p)
+            # (AllowNoGrad: a zero literal gradient makes the sum a constant.)
+            dr.backward_from(dr.sum(n * dr.detach(grad_normals)),
+                             flags=dr.ADFlag.Default | dr.ADFlag.AllowNoGrad)
+            out = dr.detach(dr.grad(p))
+        dr.eval(out)
+        return out
 
     def surface_area(self) -> float:
         v = self.positions_numpy().astype(np.float64)

@@ -269,6 +269,8 @@ class SceneParameters(Mapping):
             if ("vertex_positions" in suffixes and "vertex_normals" not in suffixes
                     and mesh.vertex_normals is not None):
                 mesh.recompute_vertex_normals()
+            elif "vertex_normals" in suffixes:
+                mesh.normals_follow_positions = False
         if geometry:
             self.scene.update()
         return updated
