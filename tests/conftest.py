@@ -1,20 +1,24 @@
-"""Shared test settings: paths to ../shared and a small kernel-cache-friendly setup."""
+"""Shared test settings: paths to the test data shipped in ``tests/data`` and
+small helpers.
+
+The tests need nothing beside the clone: the Cornell box scene and its reference renders
+(copies of ``../shared/scenes/cbox.xml`` and ``../shared/reference/cbox_256*.npy``) live in
+``tests/data``.
+"""
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import drjit as dr
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LUMIGRAD_SHARED", ROOT.parent / "shared"))
-SCENES = SHARED / "scenes"
-REFERENCE = SHARED / "reference"
+DATA = ROOT / "tests" / "data"
+SCENES = DATA / "scenes"
+REFERENCE = DATA / "reference"
 EXAMPLES = ROOT / "examples"
 
 
@@ -53,9 +57,3 @@ def flat(x: Any) -> np.ndarray:
     return np.array(x.array if dr.is_tensor_v(x) else dr.ravel(x), dtype=np.float64)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    if not SCENES.exists():
-        skip = pytest.mark.skip(reason=f"shared scenes not found at {SCENES}")
-        for item in items:
-            if "shared" in item.keywords:
-                item.add_marker(skip)

@@ -1,6 +1,7 @@
 """Forward-mode derivative image of the Cornell box against Mitsuba 3.9.1's.
 
-``../shared/reference/cbox_256_d_green_reflectance`` is the derivative of the
+``tests/data/reference/cbox_256_d_green_reflectance`` (a copy of
+``../shared/reference/``'s) is the derivative of the
 256² image with respect to ``green.reflectance.value`` with every channel
 seeded with 1 (4096 spp). As for the primal image, tolerances come from our
 own Monte Carlo noise (per-pixel variance over K independent derivative

@@ -13,9 +13,7 @@ from lumigrad.scene.xml import srgb_to_linear
 
 from .test_loader_support import plugins  # noqa: F401 (fixture)
 
-CBOX = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "scenes", "cbox.xml")
-if not os.path.exists(CBOX):
-    CBOX = "/work/shared/scenes/cbox.xml"
+CBOX = os.path.join(os.path.dirname(__file__), "data", "scenes", "cbox.xml")
 
 
 def scene(body: str, version: str = "3.0.0") -> str:

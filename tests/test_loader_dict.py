@@ -11,9 +11,7 @@ from lumigrad.scene.loader import SceneLoadError
 
 from .test_loader_support import plugins  # noqa: F401 (fixture)
 
-CBOX = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "scenes", "cbox.xml")
-if not os.path.exists(CBOX):
-    CBOX = "/work/shared/scenes/cbox.xml"
+CBOX = os.path.join(os.path.dirname(__file__), "data", "scenes", "cbox.xml")
 
 
 def same(a, b, path="", seen=None, skip=("id",)):
