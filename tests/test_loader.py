@@ -254,7 +254,7 @@ def test_include(plugins, tmp_path):
 ERRORS = [
     # (body, line, regex)
     ('<bsdf type="kinds"><float name="f" value="1"></bsdf>', 1, r"malformed XML"),
-    ('<bsdf type="kinds"/>\n<medium type="x"/>', 2, r"unknown element <medium>.*known: shape"),
+    ('<bsdf type="kinds"/>\n<medium type="x"/>', 2, r"medium plugin .x. is not supported yet"),
     ('<bsdf type="difuse"/>', 1, r"unknown bsdf plugin type 'difuse' \(did you mean 'diffuse'"),
     ('<bsdf type="kinds">\n<float name="ff" value="1"/></bsdf>', 2,
      r"bsdf of type 'kinds' has no parameter 'ff' \(did you mean 'f'.*accepted: b, c, f"),

@@ -35,7 +35,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .schema import REGISTRY, Param
-from .xml import (CATEGORIES, ObjectDesc, PropDesc, RefDesc, SceneLoadError, parse_xml)
+from .xml import (CATEGORIES, MEDIUM_TYPES, UNSUPPORTED, ObjectDesc, PropDesc, RefDesc,
+                  SceneLoadError, parse_xml, unsupported_message)
 
 __all__ = ["load_file", "load_string", "load_dict", "instantiate_file", "instantiate_string",
            "instantiate_dict", "SceneLoadError", "ensure_plugins"]
@@ -47,6 +48,11 @@ _TOP_PRIORITY = ("shape", "emitter", "sensor", "integrator", "bsdf", "texture", 
                  "sampler", "rfilter")
 #: dict-form ``type`` values that denote a value rather than a plugin
 _VALUE_TYPES = ("rgb", "srgb", "spectrum", "ref")
+
+#: Mitsuba plugin names that lumigrad renders with another plugin: the volumetric path
+#: tracers are the path tracer when the scene has no media (media are refused).
+_TYPE_ALIASES = {("integrator", "volpathmis"): "volpath",
+                 ("integrator", "prbvolpath"): "volpath"}
 
 _PLUGIN_IMPORT_ERRORS: dict[str, str] = {}
 _PLUGINS_LOADED = False
@@ -114,10 +120,13 @@ def _is_number(x: Any) -> bool:
 class _Builder:
     """Instantiates :class:`ObjectDesc` trees against the plugin registry."""
 
-    def __init__(self, file: str, base_dir: Optional[str]) -> None:
+    def __init__(self, file: str, base_dir: Optional[str],
+                 search_paths: Optional[list] = None) -> None:
         ensure_plugins()
         self.file = file
         self.base_dir = base_dir
+        #: folders of the scene's ``<path>`` elements, searched before ``base_dir``
+        self.search_paths = list(search_paths or [])
         self.decls: dict[str, ObjectDesc] = {}
         self.built: dict[str, Any] = {}
         self.category_of: dict[int, str] = {}  # id(obj) -> category
@@ -146,9 +155,16 @@ class _Builder:
     # -- categories ------------------------------------------------------------
     def infer_category(self, desc: ObjectDesc, allowed: tuple) -> str:
         """Category of a dict-form object from its type name, among ``allowed``."""
+        desc.type = next((_TYPE_ALIASES[(c, desc.type)] for c in allowed
+                          if (c, desc.type) in _TYPE_ALIASES), desc.type)
         cands = [c for c in allowed if (c, desc.type) in REGISTRY]
         if cands:
             return cands[0]
+        if desc.type in MEDIUM_TYPES:
+            raise SceneLoadError(unsupported_message(desc.where, "medium", desc.type))
+        known_unsupported = [c for c in allowed if (c, desc.type) in UNSUPPORTED]
+        if known_unsupported:
+            raise SceneLoadError(unsupported_message(desc.where, known_unsupported[0], desc.type))
         every = sorted({c for (c, t) in REGISTRY if t == desc.type})
         if every:
             raise SceneLoadError(f"{desc.where}: a '{desc.type}' plugin is a {' or '.join(every)}, "
@@ -192,8 +208,11 @@ class _Builder:
         elif category not in allowed:
             raise SceneLoadError(f"{desc.where}: a <{category}> is not accepted here "
                                  f"(expected {' or '.join(f'<{a}>' for a in allowed)})")
+        desc.type = _TYPE_ALIASES.get((category, desc.type), desc.type)
         cls = REGISTRY.get((category, desc.type))
         owner = _owner(desc, category)
+        if cls is None and ((category, desc.type) in UNSUPPORTED or desc.type in MEDIUM_TYPES):
+            raise SceneLoadError(unsupported_message(desc.where, category, desc.type))
         if cls is None:
             known = _plugin_types(category)
             raise SceneLoadError(f"{desc.where}: unknown {category} plugin type '{desc.type}'"
@@ -428,9 +447,16 @@ class _Builder:
             raise SceneLoadError(str(e)) from None
 
     def resolve_filename(self, fn: str) -> str:
-        """Relative file names are looked up next to the scene file first, then
-        in the working directory (as Mitsuba's file resolver does)."""
-        if os.path.isabs(fn) or self.base_dir is None:
+        """Relative file names are looked up in the folders of ``<path>``
+        elements (the last declared first), next to the scene file, then in the
+        working directory (as Mitsuba's file resolver does)."""
+        if os.path.isabs(fn):
+            return fn
+        for folder in self.search_paths:
+            cand = os.path.join(folder, fn)
+            if os.path.exists(cand):
+                return cand
+        if self.base_dir is None:
             return fn
         cand = os.path.join(self.base_dir, fn)
         if os.path.exists(cand) or not os.path.exists(fn):
@@ -439,8 +465,9 @@ class _Builder:
 
 
 # --------------------------------------------------------------------------- assembly
-def _instantiate(descs: list, file: str, base_dir: Optional[str]) -> dict:
-    b = _Builder(file, base_dir)
+def _instantiate(descs: list, file: str, base_dir: Optional[str],
+                 search_paths: Optional[list] = None) -> dict:
+    b = _Builder(file, base_dir, search_paths)
     b.collect(descs)
     return _assemble(b, descs, CATEGORIES, xml=True)
 
@@ -486,14 +513,14 @@ def instantiate_file(path: PathLike, **overrides: Any) -> dict:
     """
     path = os.fspath(path)
     descs, info = parse_xml(None, overrides, filename=path)
-    return _instantiate(descs, path, os.path.dirname(os.path.abspath(path)))
+    return _instantiate(descs, path, os.path.dirname(os.path.abspath(path)), info["paths"])
 
 
 def instantiate_string(xml_text: str, **overrides: Any) -> dict:
     """As :func:`instantiate_file` for XML text (relative file names resolve
     against the working directory)."""
     descs, info = parse_xml(xml_text, overrides)
-    return _instantiate(descs, "<string>", None)
+    return _instantiate(descs, "<string>", None, info["paths"])
 
 
 def _scene_from(parts: dict, where: str) -> Any:
@@ -637,6 +664,8 @@ class _DictBuilder(_Builder):
         params = getattr(cls, "PARAMS", {}) if cls is not None else {}
         names = set(params) | {a for p in params.values() for a in getattr(p, "aliases", ())}
         for c in desc.children:
+            if isinstance(c, ObjectDesc) and c.type in MEDIUM_TYPES:
+                raise SceneLoadError(unsupported_message(c.where, "medium", c.type))
             if c.name is not None and c.name not in names and \
                     _camel_to_snake(c.name) not in names:
                 # Mitsuba style: the key of a nested object is its id, not a parameter.

@@ -22,6 +22,12 @@ What this module handles itself, with an error naming the file and line:
   ``lookat`` (``lookAt``), composed as Mitsuba does: each new operation
   left-multiplies the matrix so far, i.e. is applied after the previous ones;
 * ``<include filename>``;
+* ``<path value>``: a folder (relative to the file that declares it) added in
+  front of the search path of relative file names, as Mitsuba's file resolver
+  does (later ``<path>`` elements are searched first, then the scene file's
+  folder, then the working directory); a missing folder is an error;
+* ``<medium>`` elements and other participating-media constructs give a
+  "not supported yet" error naming the file and line;
 * the camelCase spellings of the 0.6 dialect are resolved by the loader.
 """
 from __future__ import annotations
@@ -35,7 +41,7 @@ from xml.parsers import expat
 
 import numpy as np
 
-__all__ = ["SceneLoadError", "ObjectDesc", "PropDesc", "RefDesc", "parse_xml",
+__all__ = ["SceneLoadError", "UNSUPPORTED", "unsupported_message", "ObjectDesc", "PropDesc", "RefDesc", "parse_xml",
            "CATEGORIES", "VALUE_TAGS", "srgb_to_linear", "transform_op_matrix"]
 
 #: XML tags of plugin objects (= registry categories)
@@ -80,6 +86,50 @@ class ObjectDesc:
     where: str
     props: list = field(default_factory=list)      # list[PropDesc]
     children: list = field(default_factory=list)   # list[ObjectDesc | RefDesc]
+
+
+# --------------------------------------------------------------------------- unsupported
+#: Mitsuba 3 plugins that lumigrad does not implement yet, with what to do instead.
+UNSUPPORTED = {
+    ("medium", None): "participating media are not supported yet; remove the <medium> "
+                      "(and the interior/exterior references to it) to render the surfaces "
+                      "alone",
+    ("shape", "bsplinecurve"): "curves are not supported yet; convert the curve to a "
+                               "triangle mesh (obj/ply) to render it",
+    ("shape", "linearcurve"): "curves are not supported yet; convert the curve to a "
+                              "triangle mesh (obj/ply) to render it",
+    ("shape", "sdfgrid"): "SDF grids are not supported yet; extract a triangle mesh (e.g. "
+                          "marching cubes) and load it as obj/ply",
+    ("shape", "ellipsoids"): "ellipsoid shapes are not supported yet",
+    ("shape", "ellipsoidsmesh"): "ellipsoid shapes are not supported yet",
+    ("phase", None): "phase functions (participating media) are not supported yet",
+    ("volume", None): "volume data (participating media) are not supported yet",
+    ("emitter", "volumelight"): "volume emitters (participating media) are not supported yet",
+    ("emitter", "sunsky"): "the sunsky emitter is not supported yet; render the sky into an "
+                           "environment map and use 'envmap'",
+    ("sensor", "radiancemeter"): "radiance meters are not supported yet; use a 1x1 "
+                                 "perspective sensor with a tiny fov",
+    ("sensor", "irradiancemeter"): "irradiance meters are not supported yet",
+    ("sensor", "distant"): "distant sensors are not supported yet",
+    ("sensor", "batch"): "batch sensors are not supported yet; render each sensor with "
+                         "render(scene, sensor=i)",
+    ("integrator", "ptracer"): "the particle tracer is not supported yet; use 'path'",
+    ("integrator", "stokes"): "polarized rendering is not supported (lumigrad renders RGB)",
+    ("film", "specfilm"): "spectral films are not supported (lumigrad renders RGB); use "
+                          "'hdrfilm'",
+}
+#: plugin types of media, by Mitsuba's names (dict form: their category is not known)
+MEDIUM_TYPES = ("homogeneous", "heterogeneous")
+
+
+def unsupported_message(where: str, category: str, type_name: str) -> str:
+    """The "not supported yet" message for a Mitsuba plugin lumigrad lacks."""
+    if type_name in MEDIUM_TYPES:
+        category = "medium"
+    advice = UNSUPPORTED.get((category, type_name)) or UNSUPPORTED.get((category, None)) or \
+        "it is a Mitsuba plugin that lumigrad does not implement yet"
+    return (f"{where}: {category} plugin '{type_name}' is not supported yet by lumigrad: "
+            f"{advice}")
 
 
 # --------------------------------------------------------------------------- XML tree
@@ -297,6 +347,8 @@ class _XMLParser:
         self.overrides = {k: self._fmt(v) for k, v in overrides.items()}
         self.used: set[str] = set()
         self.include_stack: list[str] = []
+        #: folders of ``<path>`` elements, most recent first (searched in this order)
+        self.paths: list[str] = []
 
     @staticmethod
     def _fmt(v: Any) -> str:
@@ -380,6 +432,11 @@ class _XMLParser:
                 continue
             if c.tag == "include":
                 out.extend(self.include(c))
+            elif c.tag == "path":
+                self.path(c)
+            elif c.tag == "medium":
+                raise SceneLoadError(unsupported_message(c.where, "medium",
+                                                         c.attrs.get("type", "?")))
             elif c.tag in CATEGORIES:
                 out.append(self.object(c))
             elif c.tag in VALUE_TAGS:
@@ -388,8 +445,25 @@ class _XMLParser:
             else:
                 raise SceneLoadError(
                     f"{c.where}: unknown element <{c.tag}> in <scene>; known: "
-                    f"{', '.join(CATEGORIES + ('default', 'include'))}")
+                    f"{', '.join(CATEGORIES + ('default', 'include', 'path'))}")
         return out
+
+    def path(self, e: _Elem) -> None:
+        """``<path value="folder"/>``: prepend a folder to the file search path."""
+        self.check_attrs(e, {"value"})
+        if e.children:
+            raise SceneLoadError(f"{e.where}: <path> cannot contain elements")
+        folder = self.attr(e, "value")
+        full = folder if os.path.isabs(folder) else \
+            os.path.join(os.path.dirname(os.path.abspath(e.file)) if e.file != "<string>"
+                         else os.getcwd(), folder)
+        if not os.path.isdir(full):
+            raise SceneLoadError(f"{e.where}: <path value=\"{folder}\">: folder not found "
+                                 f"(looked for {full})")
+        full = os.path.normpath(full)
+        if full in self.paths:
+            self.paths.remove(full)
+        self.paths.insert(0, full)
 
     def include(self, e: _Elem) -> list:
         self.check_attrs(e, {"filename"})
@@ -421,7 +495,10 @@ class _XMLParser:
                                              name=self.attr(c, "name", False), where=c.where))
             elif c.tag in VALUE_TAGS:
                 desc.props.append(self.prop(c))
-            elif c.tag in ("default", "include"):
+            elif c.tag == "medium":
+                raise SceneLoadError(unsupported_message(c.where, "medium",
+                                                         c.attrs.get("type", "?")))
+            elif c.tag in ("default", "include", "path"):
                 raise SceneLoadError(f"{c.where}: <{c.tag}> must be a direct child of <scene>")
             else:
                 raise SceneLoadError(
@@ -520,4 +597,4 @@ def parse_xml(source: Union[str, bytes], overrides: Optional[dict] = None,
                       f"this scene; it declares: {', '.join(known) or 'nothing'}", stacklevel=4)
     merged = dict(p.defaults)
     merged.update(p.overrides)
-    return descs, {"file": file, "defaults": merged, "used": p.used}
+    return descs, {"file": file, "defaults": merged, "used": p.used, "paths": list(p.paths)}
