@@ -126,7 +126,71 @@ def test_volpath_variants_without_media_are_the_path_tracer():
     for t in ("volpath", "volpathmis", "prbvolpath"):
         r = loader.instantiate_string(scene(
             f'<integrator type="{t}"><integer name="max_depth" value="3"/></integrator>'))
-        assert type(r["integrator"]).__name__ == "PathIntegrator"
+        from lumigrad.integrators.path import PathIntegrator   # (volpath: a subclass)
+        assert isinstance(r["integrator"], PathIntegrator)
         assert r["integrator"].max_depth == 3
         d = loader.instantiate_dict({"type": "scene", "i": {"type": t, "max_depth": 3}})
         assert d["integrator"].max_depth == 3
+
+
+# --------------------------------------------------------------------------- parameters
+def test_film_crop_window_rays_match_the_whole_film():
+    """Hand-derived: a 100x50 film, fov 90 along x (tan = 1): the whole film's
+    pixel corner (10, 5) looks along (1 - 2*10/100, (1 - 2*5/50) * 50/100, 1) =
+    (0.8, 0.4, 1) in camera space; the crop window starting there maps its film
+    position (0, 0) to that ray, and its (1, 1) to pixel (40, 25): (0.2, 0, 1)."""
+    import lumigrad as lg
+
+    s = loader.instantiate_dict({
+        "type": "perspective", "fov": 90.0, "film": {
+            "type": "hdrfilm", "width": 100, "height": 50, "crop_offset_x": 10,
+            "crop_offset_y": 5, "crop_width": 30, "crop_height": 20}})
+    assert s.resolution == (30, 20)
+    _, d, _ = s.sample_ray(lg.Array2f([0.0, 1.0], [0.0, 1.0]))
+    d = np.array(d) / np.array(d)[2]
+    np.testing.assert_allclose(d[:, 0], [0.8, 0.4, 1.0], atol=1e-6)
+    np.testing.assert_allclose(d[:, 1], [0.2, 0.0, 1.0], atol=1e-6)
+
+
+def test_film_crop_window_must_fit():
+    with pytest.raises(SceneLoadError, match="crop window"):
+        loader.instantiate_string(scene(
+            '<sensor type="perspective"><film type="hdrfilm"><integer name="width" value="8"/>'
+            '<integer name="crop_offset_x" value="4"/><integer name="crop_width" value="5"/>'
+            '</film></sensor>'))
+
+
+def test_parameters_accepted_for_compatibility_0_6_dialect():
+    # Parameters real files carry that cannot change the image (Param.ignored).
+    r = loader.instantiate_string(scene('''
+<sensor type="perspective" id="cam">
+  <float name="fov" value="40"/>
+  <float name="focusDistance" value="3.5"/>
+  <float name="shutterOpen" value="0"/><float name="shutterClose" value="0.5"/>
+  <sampler type="orthogonal"><integer name="sampleCount" value="8"/>
+    <integer name="strength" value="2"/></sampler>
+  <film type="hdrfilm"><boolean name="banner" value="false"/>
+    <boolean name="compensate" value="true"/><string name="pixelFormat" value="rgba"/>
+    <string name="file_format" value="rgbe"/>
+    <integer name="width" value="4"/><integer name="height" value="2"/></film>
+</sensor>
+<integrator type="direct"><integer name="shading_samples" value="3"/></integrator>
+<emitter type="envmap"><rgb name="bitmap" value="1"/></emitter>''', "0.6.0").replace(
+        '<emitter type="envmap"><rgb name="bitmap" value="1"/></emitter>', ""))
+    cam = r["ids"]["cam"]
+    assert cam.resolution == (4, 2) and cam.sampler.sample_count == 8
+    assert not hasattr(cam, "focus_distance")
+    assert r["integrator"].emitter_samples == 3 and r["integrator"].bsdf_samples == 3
+
+
+def test_ignored_parameters_are_still_checked():
+    with pytest.raises(SceneLoadError, match="focus_distance.*greater than 0"):
+        loader.instantiate_dict({"type": "perspective", "focus_distance": -1.0})
+    with pytest.raises(SceneLoadError, match="banner.*expected a <boolean>"):
+        loader.instantiate_dict({"type": "hdrfilm", "banner": 2.0})
+
+
+def test_envmap_mis_compensation_accepted():
+    e = loader.instantiate_dict({"type": "envmap", "bitmap": np.ones((4, 8, 3)),
+                                 "mis_compensation": True})
+    assert type(e).__name__ == "EnvironmentEmitter" or hasattr(e, "scale")

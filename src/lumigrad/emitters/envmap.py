@@ -103,9 +103,12 @@ class EnvironmentMapEmitter(Emitter):
     PARAMS = {
         "filename": Param("string", default=None,
                           doc="lat-long image (EXR/HDR linear; PNG/JPEG sRGB-decoded)"),
-        "scale": Param("float", default=1.0, doc="factor applied to the image's radiance"),
+        "scale": Param("float", default=1.0, min=0.0, doc="factor applied to the image's radiance"),
         "to_world": Param("transform", default=None, doc="emitter-to-world transform"),
         "sampling_weight": Param("float", default=1.0, min=0.0),
+        "mis_compensation": Param("bool", default=False, ignored="it changes only the "
+                                  "density with which directions are sampled (Karlik et al. "
+                                  "2019), not the expected image"),
         "bitmap": Param("image", default=None,
                         doc="an in-memory lat-long image (H x W x C, linear) instead of a file"),
     }

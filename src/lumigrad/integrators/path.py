@@ -535,7 +535,11 @@ class DirectIntegrator(PathIntegrator):
     }
 
     def __init__(self, emitter_samples: int = 1, bsdf_samples: int = 1,
-                 hide_emitters: bool = False, id: Optional[str] = None, **budgets: Any) -> None:
+                 hide_emitters: bool = False, id: Optional[str] = None,
+                 shading_samples: Optional[int] = None, **budgets: Any) -> None:
+        if shading_samples is not None:
+            # (Mitsuba: the default of both counts)
+            emitter_samples = bsdf_samples = int(shading_samples)
         super().__init__(max_depth=2, rr_depth=1 << 20, hide_emitters=hide_emitters, id=id,
                          **budgets)
         self.emitter_samples = int(emitter_samples)
@@ -553,6 +557,8 @@ class DirectIntegrator(PathIntegrator):
     def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
                        terms: Any = None, budget_scale: float = 1.0) -> Any:
         return super().render_forward(scene, sensor, seed, spp * self._multiplier(), terms,
+        "shading_samples": Param("int", None, min=1,
+                                 doc="sets both emitter_samples and bsdf_samples"),
                                       budget_scale)
 
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,

@@ -297,7 +297,8 @@ class _Builder:
             if p.required:
                 raise SceneLoadError(f"{desc.where}: {owner}: missing required parameter '{n}'"
                                      + (f" ({p.doc})" if p.doc else ""))
-            if p.kind == "texture" and p.default is not None and not hasattr(p.default, "eval"):
+            if p.kind == "texture" and p.default is not None and not hasattr(p.default, "eval") \
+                    and not p.ignored:
                 values[n] = self.constant_texture(p.default, f"{desc.where}: {owner}, "
                                                               f"parameter '{n}'")
 
@@ -310,6 +311,8 @@ class _Builder:
                 raise SceneLoadError(f"{desc.where}: {owner}: the area emitter "
                                      f"'{getattr(em, 'id', None)}' is already attached to "
                                      f"shape '{getattr(em.shape, 'id', None)}'")
+        # Parameters accepted for compatibility only (see Param.ignored).
+        values = {n: v for n, v in values.items() if not params[n].ignored}
         try:
             obj = cls(**values, id=desc.id)
         except SceneLoadError:

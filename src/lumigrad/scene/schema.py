@@ -60,6 +60,14 @@ class Param:
     doc: str = ""
     #: other names accepted for this parameter (e.g. PSDR's older spellings)
     aliases: Sequence[str] = field(default_factory=tuple)
+    #: an emitted quantity (radiance, intensity, irradiance): a flat
+    #: ``<spectrum value="v"/>`` is light of an equal-energy spectrum, converted
+    #: to RGB as Mitsuba's RGB variants do (``emitters._util.flat_emission_rgb``)
+    emission: bool = False
+    #: non-empty: the parameter is accepted (and checked) for compatibility with
+    #: Mitsuba scene files but not passed to the plugin; the text says why it
+    #: cannot change lumigrad's image (e.g. a film's ``banner``)
+    ignored: str = ""
 
     def check_range(self, value: float, where: str) -> None:
         """Raise ``ValueError`` naming ``where`` if ``value`` is out of range."""

@@ -17,7 +17,16 @@ class HDRFilm:
 
     Output images are ``TensorXf`` of shape (height, width, 3). The pixel and
     component format options are accepted for compatibility with Mitsuba scene
-    files; images are always float32 RGB.
+    files; images are always float32 RGB (they are formats of the file Mitsuba
+    writes, not of the radiance it computes).
+
+    ``crop_offset_x/y``, ``crop_width/height`` render only a window of the film,
+    as Mitsuba does: the image is ``crop_height x crop_width``, the part of the
+    whole film's image inside the window (the sensor's field of view still
+    describes the whole film; see :meth:`crop_camera`). ``sample_border``
+    (Mitsuba: also sample outside the window so that border pixels get the whole
+    filter footprint) is what lumigrad always does, since it draws every
+    pixel's samples from its whole filter footprint.
     """
 
     PLUGIN = ("film", "hdrfilm")
@@ -25,23 +34,70 @@ class HDRFilm:
         "width": Param("int", 768, min=1, max=1 << 15),
         "height": Param("int", 576, min=1, max=1 << 15),
         "rfilter": Param("object", category="rfilter"),
-        "pixel_format": Param("string", "rgb", choices=("rgb", "rgba", "luminance", "xyz")),
+        "pixel_format": Param("string", "rgb", choices=("rgb", "rgba", "luminance",
+                                                        "luminance_alpha", "xyz", "xyza")),
         "component_format": Param("string", "float32",
                                   choices=("float16", "float32", "uint32")),
-        "file_format": Param("string", "openexr", choices=("openexr", "exr", "png", "pfm")),
+        "file_format": Param("string", "openexr",
+                             choices=("openexr", "exr", "png", "pfm", "rgbe")),
         "sample_border": Param("bool", False),
+        "crop_offset_x": Param("int", 0, min=0, doc="left column of the crop window"),
+        "crop_offset_y": Param("int", 0, min=0, doc="top row of the crop window"),
+        "crop_width": Param("int", None, min=1, doc="crop window width (default: to the "
+                            "right edge)"),
+        "crop_height": Param("int", None, min=1, doc="crop window height (default: to the "
+                             "bottom edge)"),
+        "banner": Param("bool", True, ignored="a logo Mitsuba 0.6 stamped on LDR output "
+                        "files; lumigrad's images never carry one"),
+        "compensate": Param("bool", False, ignored="Kahan-compensated accumulation in "
+                            "Mitsuba's film (removed there too); it changes rounding only"),
     }
 
     def __init__(self, width: int = 768, height: int = 576, rfilter: Any = None,
                  pixel_format: str = "rgb", component_format: str = "float32",
                  file_format: str = "openexr", sample_border: bool = False,
+                 crop_offset_x: int = 0, crop_offset_y: int = 0,
+                 crop_width: int | None = None, crop_height: int | None = None,
                  id: str | None = None) -> None:
         if int(width) < 1 or int(height) < 1:
             raise ValueError(f"film size must be positive, got {width}x{height}")
         self.id = id
-        self.width = int(width)
-        self.height = int(height)
+        fw, fh = int(width), int(height)
+        ox, oy = int(crop_offset_x), int(crop_offset_y)
+        cw = fw - ox if crop_width is None else int(crop_width)
+        ch = fh - oy if crop_height is None else int(crop_height)
+        if ox < 0 or oy < 0 or cw < 1 or ch < 1 or ox + cw > fw or oy + ch > fh:
+            raise ValueError(f"the crop window (offset {ox}, {oy}, size {cw}x{ch}) does not "
+                             f"fit in the {fw}x{fh} film")
+        #: size of the whole film, whose field of view the sensor's fov describes
+        self.full_size = (fw, fh)
+        #: (x, y) pixel offset of the rendered window in the whole film
+        self.crop_offset = (ox, oy)
+        # The rendered image is the crop window (as Mitsuba's film stores it).
+        self.width = cw
+        self.height = ch
         self.rfilter = rfilter if rfilter is not None else GaussianFilter()
+
+    @property
+    def cropped(self) -> bool:
+        return self.full_size != (self.width, self.height)
+
+    def crop_camera(self, tan_x: float, principal_point: tuple) -> tuple[float, tuple]:
+        """A crop window of a projective camera is the camera with a smaller film.
+
+        With the whole film ``W x H``, window offset ``(o_x, o_y)`` and size
+        ``(c_x, c_y)``, and lumigrad's film mapping ``x = (1 - 2 (s + pp_x))
+        tan_x`` (``s`` in [0, 1] across the film), the window's own mapping has
+        ``tan_x' = tan_x c_x / W`` and principal point offsets
+        ``pp_x' = (c_x - W + 2 o_x + 2 pp_x W) / (2 c_x)``, and likewise in y
+        (``c_y``, ``H``, ``o_y``): returns ``(tan_x', (pp_x', pp_y'))``."""
+        fw, fh = self.full_size
+        ox, oy = self.crop_offset
+        cw, ch = self.width, self.height
+        ppx, ppy = principal_point
+        return (tan_x * cw / fw,
+                ((cw - fw + 2 * ox + 2 * ppx * fw) / (2 * cw),
+                 (ch - fh + 2 * oy + 2 * ppy * fh) / (2 * ch)))
 
     @property
     def size(self) -> tuple[int, int]:

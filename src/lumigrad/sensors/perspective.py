@@ -61,6 +61,13 @@ class PerspectiveSensor:
                  focal_length: Optional[str] = None, near_clip: float = 0.01,
                  far_clip: float = 10000.0, to_world: Optional[Transform4f] = None,
                  film: Optional[HDRFilm] = None, sampler: Optional[IndependentSampler] = None,
+        "focus_distance": Param("float", None, min_exclusive=0.0, ignored="a pinhole camera "
+                                "is in focus at every distance (Mitsuba reads it for every "
+                                "projective camera; only 'thinlens' uses it)"),
+        "shutter_open": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
+                              "scenes (no motion blur), so the shutter interval has no effect"),
+        "shutter_close": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
+                               "scenes (no motion blur), so the shutter interval has no effect"),
                  principal_point_offset_x: float = 0.0, principal_point_offset_y: float = 0.0,
                  id: Optional[str] = None) -> None:
         self.id = id
@@ -73,7 +80,8 @@ class PerspectiveSensor:
         if not (0.0 < near_clip < far_clip):
             raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
                              f"near_clip={near_clip}, far_clip={far_clip}")
-        w, h = self.film.width, self.film.height
+        # (the fov describes the whole film, also when a crop window is rendered)
+        w, h = getattr(self.film, "full_size", (self.film.width, self.film.height))
         x_fov = x_fov_from(float(fov), fov_axis, w, h)
         if not (0.0 < x_fov < 180.0):
             raise ValueError(f"sensor {id!r}: the horizontal field of view {x_fov:.3f}° "
@@ -94,6 +102,11 @@ class PerspectiveSensor:
         if f <= 0:
             raise ValueError(f"focal_length must be positive, got {text!r}")
         return math.degrees(2 * math.atan(math.hypot(36, 24) / (2 * f)))
+        if getattr(self.film, "cropped", False):
+            # A crop window is the same camera with a smaller film (film.crop_camera).
+            t, self.principal_point = self.film.crop_camera(
+                math.tan(math.radians(x_fov) / 2), self.principal_point)
+            self.x_fov = bk.Float(math.degrees(2 * math.atan(t)))
 
     @property
     def resolution(self) -> tuple[int, int]:

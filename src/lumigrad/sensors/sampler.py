@@ -8,16 +8,25 @@ from ..scene.schema import Param, register
 class IndependentSampler:
     """Independent uniform samples; ``sample_count`` is the default spp of renders.
 
+    Mitsuba's ``stratified``, ``multijitter``, ``orthogonal`` and ``ldsampler``
+    load as this sampler (their ``sample_count`` and ``seed`` are used): they
+    place samples more evenly, which lowers the noise but not the expected
+    image, so lumigrad's images converge to the same values.
+
     Random numbers come from one PCG32 stream per Monte Carlo sample (O'Neill
     2014, "PCG: A Family of Simple Fast Space-Efficient Statistically Good
     Algorithms for Random Number Generation"), seeded by the render's ``seed``.
     """
 
-    PLUGIN = ("sampler", ("independent", "stratified", "multijitter", "ldsampler"))
+    PLUGIN = ("sampler", ("independent", "stratified", "multijitter", "orthogonal",
+                          "ldsampler"))
     PARAMS = {
         "sample_count": Param("int", 4, min=1, max=1 << 24),
         "seed": Param("int", 0, min=0),
         "jitter": Param("bool", True),
+        "strength": Param("int", 2, min=1, ignored="the orthogonal-array strength of "
+                          "Mitsuba's 'orthogonal' sampler; lumigrad's independent samples "
+                          "converge to the same image (only the noise differs)"),
     }
 
     def __init__(self, sample_count: int = 4, seed: int = 0, jitter: bool = True,
