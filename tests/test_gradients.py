@@ -308,7 +308,7 @@ def test_replay_from_hit_tape_equals_replay_by_retracing(monkeypatch, unrolled):
     from lumigrad.geometry.bvh import BVH
     monkeypatch.setattr(BVH, "unroll_min_rays", 0 if unrolled else 1 << 30)
     scene = lg.load_file(SCENES / "cbox.xml", res=RES, max_depth=6)
-    assert scene.accel.unrolled(RES * RES) == unrolled
+    assert scene.accel.bvh.unrolled(RES * RES) == unrolled
     _taped_vs_retraced(monkeypatch, scene, ["green.reflectance.value",
                                             "light.emitter.radiance.value",
                                             "floor.vertex_positions"],

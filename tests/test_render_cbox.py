@@ -67,7 +67,7 @@ def test_unrolled_and_stack_traversal_render_the_same_image(monkeypatch) -> None
     images = []
     for min_rays in (1 << 30, 0):
         monkeypatch.setattr(BVH, "unroll_min_rays", min_rays)
-        assert scene.accel.unrolled(32 * 32) == (min_rays == 0)
+        assert scene.accel.bvh.unrolled(32 * 32) == (min_rays == 0)
         images.append(np.array(lg.render(scene, spp=4, seed=3)))
     stack, unrolled = images
     assert np.isfinite(unrolled).all() and unrolled.mean() > 0.05

@@ -23,7 +23,7 @@ from .. import backend as bk
 from ..core.frame import Frame
 from ..core.interaction import SurfaceInteraction
 from ..core.warp import square_to_uniform_triangle
-from ..geometry.bvh import BVH
+from ..geometry.accel import build_accelerator
 
 INVALID = 0xFFFFFFFF
 _LINEAR_CDF_SEARCH = 8     # emitters with at most this many triangles: linear CDF search
@@ -34,7 +34,7 @@ class Scene:
 
     def __init__(self, shapes: Sequence[Any], emitters: Sequence[Any] = (),
                  sensors: Sequence[Any] = (), integrator: Any = None,
-                 ids: Optional[dict] = None) -> None:
+                 ids: Optional[dict] = None, accel: Optional[str] = None) -> None:
         if len(shapes) == 0:
             raise ValueError("a scene needs at least one shape")
         self.shapes = list(shapes)
@@ -71,11 +71,25 @@ class Scene:
                              f"(constant/envmap); found {len(envs)}")
         self.environment = envs[0] if envs else None
         self._positions_np: Optional[np.ndarray] = None
-        self.accel: Any = None
+        #: requested ray-tracing core ('auto', 'builtin', 'mitsuba'; None: LUMIGRAD_ACCEL)
+        self.accel_kind = accel
+        self.accel: Any = None    # a geometry.accel core, built by update()
         self._edges: Any = None
         self.faces_np: Optional[np.ndarray] = None
         self.update()
         self.make_parameters_opaque()
+
+    def set_accelerator(self, kind: Optional[str]) -> None:
+        """Switch the ray-tracing core: ``'auto'``, ``'builtin'``, ``'mitsuba'`` or
+        ``None`` (``LUMIGRAD_ACCEL``); see :mod:`lumigrad.geometry.accel`. Images and
+        gradients do not depend on the core (up to ties on shared edges)."""
+        self.accel_kind = kind
+        self.accel = build_accelerator(self._positions_np, self.faces_np, kind)
+
+    @property
+    def accel_name(self) -> str:
+        """The ray-tracing core in use (``'builtin'`` or ``'mitsuba'``)."""
+        return self.accel.name
 
     def plugins(self) -> list:
         """Every plugin object of the scene (shapes, BSDFs, emitters, sensors)."""
@@ -139,18 +153,14 @@ class Scene:
             shape_i = int(np.searchsorted(self.vertex_offsets, bad, side="right") - 1)
             raise ValueError(f"shape {shapes[shape_i].id!r}: vertex positions contain NaN or "
                              "inf after the update")
-        if self.accel is None or self._positions_np is None or \
-                self._positions_np.shape != pos_np.shape:
-            self.accel = BVH.build(pos_np, self.faces_np)
-            self._accel_cost = self.accel.sah_cost()
+        topology_changed = self.accel is None or self._positions_np is None or \
+            self._positions_np.shape != pos_np.shape or \
+            self.accel.faces.shape != self.faces_np.shape or \
+            not np.array_equal(self.accel.faces, self.faces_np)
+        if topology_changed:
+            self.accel = build_accelerator(pos_np, self.faces_np, self.accel_kind)
         elif not np.array_equal(self._positions_np, pos_np):
-            self.accel.refit(pos_np)
-            # Refitting keeps the topology: after large motions the tree gets
-            # loose, so rebuild once its quality has halved.
-            cost = self.accel.sah_cost()
-            if cost > 2.0 * self._accel_cost:
-                self.accel = BVH.build(pos_np, self.faces_np)
-                self._accel_cost = self.accel.sah_cost()
+            self.accel.update(pos_np)
         self._positions_np = pos_np
 
         # Scene bounds, for infinite emitters.
