@@ -62,6 +62,13 @@ from .mesh import TriangleMesh
 
 #: triangle id of samples that no triangle covers
 BACKGROUND = -1
+#: key of a sample that no candidate reached (depth bits << 32 | triangle id)
+_EMPTY = 0xFFFFFFFFFFFFFFFF
+#: fixed-point coordinates are kept within +-2^23 units, so that every product and
+#: sum of the edge functions stays below 2^53 and is exact in Float64
+_GUARD = float(1 << 23)
+#: default sub-sample precision (8 bits, as in current GPUs' rasterizers)
+DEFAULT_SUBPIXEL_BITS = 8
 
 
 class SilhouetteGradientWarning(UserWarning):
@@ -119,16 +126,23 @@ class TriangleRasterizer:
             :class:`~lumigrad.raster.stages.Resolve` box-filters to pixels.
         cull_backfaces: drop triangles whose back faces the camera.
         chunk: candidate (triangle, sample) pairs per kernel launch.
+        subpixel_bits: fixed-point precision of the coverage test: vertices are
+            snapped to ``2^-subpixel_bits`` of a sample (default 8; 1 to 16).
+        depth_layers: 1, or 2 to also keep the second-nearest surface per sample
+            (for :class:`~lumigrad.raster.occlusion.OcclusionEstimator`).
 
     Output buffers (image layout ``(H*n, W*n, C)``):
         ``triangle_id_buffer`` (``Int32``; ``BACKGROUND = -1`` where uncovered),
         ``barycentric_buffer`` (3 channels, 0 on the background),
-        ``depth_buffer`` (camera-space depth along the view axis, 0 on the background).
+        ``depth_buffer`` (camera-space depth along the view axis, 0 on the background);
+        with ``depth_layers=2`` also the second layer's, in ``triangle_id_buffers[1]``,
+        ``barycentric_buffers[1]``, ``depth_buffers[1]``.
     """
 
     def __init__(self, resolution: Any, camera: Camera, mesh: TriangleMesh,
                  samples_per_pixel: int = 1, cull_backfaces: bool = False,
-                 chunk: int = 1 << 25, subpixel_bits: Any = None) -> None:
+                 chunk: int = 1 << 25, subpixel_bits: Any = None,
+                 depth_layers: int = 1) -> None:
         if not isinstance(camera, Camera):
             raise TypeError(f"TriangleRasterizer: camera must be a raster Camera, got "
                             f"{type(camera).__name__}")
@@ -141,9 +155,19 @@ class TriangleRasterizer:
         if spp < 1 or side * side != spp:
             raise ValueError(f"TriangleRasterizer: samples_per_pixel must be a perfect square "
                              f"(1, 4, 9, 16, ...), got {samples_per_pixel}")
-        # ``subpixel_bits`` (the course's fixed-point precision) is accepted for
-        # compatibility; coverage here is evaluated in floating point.
-        self.subpixel_bits = subpixel_bits
+        bits = DEFAULT_SUBPIXEL_BITS if subpixel_bits is None else subpixel_bits
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 1 <= bits <= 16:
+            raise ValueError(f"TriangleRasterizer: subpixel_bits must be an integer in [1, 16], "
+                             f"got {subpixel_bits!r}")
+        self.subpixel_bits = int(bits)
+        if max(self.width, self.height) * side * (1 << self.subpixel_bits) > _GUARD / 2:
+            raise ValueError(f"TriangleRasterizer: a {self.width}x{self.height} image with "
+                             f"{spp} samples per pixel and subpixel_bits={bits} exceeds the "
+                             f"fixed-point range (2^22 units per axis); use fewer subpixel_bits")
+        if depth_layers not in (1, 2):
+            raise ValueError(f"TriangleRasterizer: depth_layers must be 1 or 2, got "
+                             f"{depth_layers!r}")
+        self.depth_layers = int(depth_layers)
         self.spp_side = side
         self.samples_per_pixel = spp
         self.sample_width = self.width * side
@@ -159,6 +183,15 @@ class TriangleRasterizer:
         self.triangle_id_buffer = Buffer("triangle_id", sh, sw, 1, spp_side=side)
         self.barycentric_buffer = Buffer("barycentric", sh, sw, 3, spp_side=side)
         self.depth_buffer = Buffer("depth", sh, sw, 1, spp_side=side)
+        #: one (ids, barycentrics, depth) buffer per depth layer: [0] nearest surface,
+        #: [1] second-nearest (``depth_layers=2``; ``BACKGROUND`` where there is none)
+        self.triangle_id_buffers = [self.triangle_id_buffer]
+        self.barycentric_buffers = [self.barycentric_buffer]
+        self.depth_buffers = [self.depth_buffer]
+        if self.depth_layers == 2:
+            self.triangle_id_buffers.append(Buffer("triangle_id_1", sh, sw, 1, spp_side=side))
+            self.barycentric_buffers.append(Buffer("barycentric_1", sh, sw, 3, spp_side=side))
+            self.depth_buffers.append(Buffer("depth_1", sh, sw, 1, spp_side=side))
         #: per-triangle facing (True: front face towards the camera), detached
         self.front_facing: Any = None
         self.stats: dict = {}
@@ -198,20 +231,18 @@ class TriangleRasterizer:
         near, far = cam.near_far()
         self._maybe_warn()
         W, H, s = self.width, self.height, self.spp_side
-        Ws, Hs = self.sample_width, self.sample_height
 
         # ---- 1. visibility on detached values ------------------------------------
         pos = dr.detach(mesh.vertices)
         pc = dr.detach(cam.to_camera(pos))
         u, v, w = cam.homogeneous(pc, W, H)
-        hv = bk.Array3f(dr.detach(u), dr.detach(v), dr.detach(w))
+        u, v, w = dr.detach(u), dr.detach(v), dr.detach(w)
+        hv = bk.Array3f(u, v, w)
         F = mesh.n_triangles
         tri_all = dr.arange(bk.UInt32, F)
-        h, z = [], []
-        for k in range(3):
-            vid = dr.gather(bk.UInt32, mesh.triangle_vertex_ids, tri_all * 3 + k)
-            h.append(dr.gather(bk.Array3f, hv, vid))
-            z.append(dr.gather(bk.Float, pc[2], vid))
+        vids = [dr.gather(bk.UInt32, mesh.triangle_vertex_ids, tri_all * 3 + k) for k in range(3)]
+        h = [dr.gather(bk.Array3f, hv, vid) for vid in vids]
+        z = [dr.gather(bk.Float, pc[2], vid) for vid in vids]
         E = _cross_rows(h[0], h[1], h[2])
         det = dr.dot(h[0], E[0])
         front = det * cam.handedness < 0
@@ -220,14 +251,127 @@ class TriangleRasterizer:
         self.triangle_edges = E
         self.triangle_det = det
 
-        # bounding box of the part of the triangle in front of the near plane
+        any_front = (z[0] >= near) | (z[1] >= near) | (z[2] >= near)
+        any_before_far = (z[0] <= far) | (z[1] <= far) | (z[2] <= far)
+        keep = any_front & any_before_far & (det != 0) & dr.isfinite(det)
+
+        # fixed-point raster coordinates of every vertex in front of the near plane
+        # (units of 2^-bits sample); vertices beyond the guard band or behind the
+        # near plane leave their triangles to the floating-point homogeneous path
+        fx = self._fixed_point_triangles(u, v, w, pc[2], vids, near)
+        fixed = keep & fx["ok"]
+        homog = keep & ~fx["ok"]
+        if self.cull_backfaces:
+            fixed &= fx["front"]
+            homog &= front
+        self.stats = {"candidate_pairs": 0, "launches": 0, "homogeneous_triangles": 0}
+        self._passes = []
+        keys = dr.full(bk.UInt64, _EMPTY, self.n_samples)
+        if self._count_true(fixed):
+            lo_x, hi_x, lo_y, hi_y = fx["box"]
+            self._passes.append((self._boxes(fixed, lo_x, hi_x, lo_y, hi_y), self._test_fixed,
+                                 fx["coef"]))
+        n_h = self._count_true(homog)
+        if n_h:
+            self.stats["homogeneous_triangles"] = n_h
+            self._passes.append((self._boxes(homog, *self._homogeneous_boxes(h, z, near)),
+                                 self._test_homogeneous, (E, z)))
+        for boxes, test, data in self._passes:
+            self._enumerate(keys, None, boxes, test, data, near, far)
+
+        # ---- 2. differentiable recomputation from the triangle ids ---------------
+        self._tri, self._valid = self._write_layer(keys, self.triangle_id_buffer,
+                                                   self.barycentric_buffer, self.depth_buffer)
+        if self.depth_layers == 2:
+            # the second-nearest surface: the nearest candidate strictly behind the first
+            keys2 = dr.full(bk.UInt64, _EMPTY, self.n_samples)
+            for boxes, test, data in self._passes:
+                self._enumerate(keys2, keys, boxes, test, data, near, far)
+            self._tri2, self._valid2 = self._write_layer(
+                keys2, self.triangle_id_buffers[1], self.barycentric_buffers[1],
+                self.depth_buffers[1])
+
+    def _write_layer(self, keys: Any, ids: Buffer, bary: Buffer, depth: Buffer) -> tuple:
+        valid = keys != _EMPTY
+        tri = dr.select(valid, bk.UInt32(keys & 0xFFFFFFFF), 0)
+        dr.eval(tri, valid)
+        ids.value = dr.select(valid, bk.Int32(tri), BACKGROUND)
+        b, d = self.interpolate_geometry(tri, valid)
+        bary.value = b
+        depth.value = d
+        return tri, valid
+
+    @staticmethod
+    def _count_true(mask: Any) -> int:
+        return int(dr.count(mask)[0]) if dr.width(mask) else 0
+
+    def _fixed_point_triangles(self, u: Any, v: Any, w: Any, zc: Any, vids: list,
+                               near: float) -> dict:
+        """Snapped corners, edge-function coefficients with the fill rule folded in,
+        depth coefficients and sample-grid boxes of every triangle (Float64, exact)."""
+        F64 = bk.Float64
+        scale = float(self.spp_side * (1 << self.subpixel_bits))
+        ok_v = zc >= near
+        wd = dr.select(ok_v & (w != 0), w, 1.0)
+        X = dr.round(F64(u) / F64(wd) * scale)
+        Y = dr.round(F64(v) / F64(wd) * scale)
+        ok_v &= dr.isfinite(X) & dr.isfinite(Y) & (dr.abs(X) <= _GUARD) & (dr.abs(Y) <= _GUARD)
+        Xs = [dr.gather(F64, X, vid) for vid in vids]
+        Ys = [dr.gather(F64, Y, vid) for vid in vids]
+        zs = [F64(dr.gather(bk.Float, zc, vid)) for vid in vids]
+        ok = (dr.gather(bk.Bool, ok_v, vids[0]) & dr.gather(bk.Bool, ok_v, vids[1])
+              & dr.gather(bk.Bool, ok_v, vids[2]))
+        # twice the signed area (exact: |coordinates| <= 2^23, products <= 2^48)
+        area2 = (Xs[1] - Xs[0]) * (Ys[2] - Ys[0]) - (Ys[1] - Ys[0]) * (Xs[2] - Xs[0])
+        ok &= area2 != 0
+        sgn = dr.select(area2 > 0, F64(1.0), F64(-1.0))
+        area = dr.abs(area2)
+        A, B, C, K, D = [], [], [], F64(0.0), []
+        for i in range(3):
+            j, k = (i + 1) % 3, (i + 2) % 3
+            a = (Ys[j] - Ys[k]) * sgn
+            b = (Xs[k] - Xs[j]) * sgn
+            # top-left rule: a sample exactly on the edge (e = 0) belongs to the
+            # triangle whose interior gradient (a, b) points right, or straight down
+            owned = (a > 0) | ((a == 0) & (b > 0))
+            off = dr.select(owned, F64(0.0), F64(1.0))
+            c = -(a * Xs[j] + b * Ys[j]) - off
+            di = (F64(1.0) / (area * zs[i])) if self.camera.perspective else zs[i] / area
+            K = K + off * di
+            A.append(a)
+            B.append(b)
+            C.append(c)
+            D.append(di)
+        T3 = bk.module.Array3f64
+        coef = (T3(*A), T3(*B), T3(*C), T3(*D), K)
+        half = float(1 << (self.subpixel_bits - 1))
+        inv = 1.0 / (1 << self.subpixel_bits)
+
+        def lo(m: Any) -> Any:  # first sample centre g*S + S/2 >= m
+            return bk.Int32(fclip(bk.Float(dr.ceil((m - half) * inv)), -2.0, 1e7))
+
+        def hi(m: Any) -> Any:
+            return bk.Int32(fclip(bk.Float(dr.floor((m - half) * inv)), -2.0, 1e7))
+
+        xmin = fmin(fmin(Xs[0], Xs[1]), Xs[2])
+        xmax = fmax(fmax(Xs[0], Xs[1]), Xs[2])
+        ymin = fmin(fmin(Ys[0], Ys[1]), Ys[2])
+        ymax = fmax(fmax(Ys[0], Ys[1]), Ys[2])
+        front = area2 * self.camera.handedness < 0
+        return {"ok": ok, "front": front, "coef": coef,
+                "box": (lo(xmin), hi(xmax), lo(ymin), hi(ymax))}
+
+    def _homogeneous_boxes(self, h: list, z: list, near: float) -> tuple:
+        """Sample-grid box of the part of each triangle in front of the near plane
+        (the corners in front plus the points where its edges cross the plane)."""
+        s = self.spp_side
+        Ws, Hs = self.sample_width, self.sample_height
+        F = dr.width(z[0])
         inf = float("inf")
         xmin = dr.full(bk.Float, inf, F)
         ymin = dr.full(bk.Float, inf, F)
         xmax = dr.full(bk.Float, -inf, F)
         ymax = dr.full(bk.Float, -inf, F)
-        any_front = dr.full(bk.Bool, False, F)
-        any_before_far = dr.full(bk.Bool, False, F)
 
         def include(hp: Any, ok: Any) -> None:
             nonlocal xmin, xmax, ymin, ymax
@@ -239,24 +383,21 @@ class TriangleRasterizer:
             ymax = dr.select(ok & (Y > ymax), Y, ymax)
 
         for k in range(3):
-            ok = z[k] >= near
-            any_front |= ok
-            any_before_far |= z[k] <= far
-            include(h[k], ok)
+            include(h[k], z[k] >= near)
             k1 = (k + 1) % 3
             dz = z[k1] - z[k]
             crosses = (z[k] - near) * (z[k1] - near) < 0
             t = (near - z[k]) / dr.select(crosses, dz, 1.0)
             include(h[k] + (h[k1] - h[k]) * t, crosses)
-
-        keep = any_front & any_before_far & (det != 0) & dr.isfinite(det)
-        if self.cull_backfaces:
-            keep &= front
         # (xmin etc. are in pixels; the sample grid is s times finer)
-        lo_x = bk.Int32(dr.ceil(fclip(xmin * s - 0.5, -2.0, Ws + 2.0)))
-        hi_x = bk.Int32(dr.floor(fclip(xmax * s - 0.5, -2.0, Ws + 2.0)))
-        lo_y = bk.Int32(dr.ceil(fclip(ymin * s - 0.5, -2.0, Hs + 2.0)))
-        hi_y = bk.Int32(dr.floor(fclip(ymax * s - 0.5, -2.0, Hs + 2.0)))
+        return (bk.Int32(dr.ceil(fclip(xmin * s - 0.5, -2.0, Ws + 2.0))),
+                bk.Int32(dr.floor(fclip(xmax * s - 0.5, -2.0, Ws + 2.0))),
+                bk.Int32(dr.ceil(fclip(ymin * s - 0.5, -2.0, Hs + 2.0))),
+                bk.Int32(dr.floor(fclip(ymax * s - 0.5, -2.0, Hs + 2.0))))
+
+    def _boxes(self, keep: Any, lo_x: Any, hi_x: Any, lo_y: Any, hi_y: Any) -> tuple:
+        """Clip boxes to the sample grid; per-triangle pair counts and prefix sums."""
+        Ws, Hs = self.sample_width, self.sample_height
         lo_x = dr.select(lo_x < 0, 0, lo_x)
         lo_y = dr.select(lo_y < 0, 0, lo_y)
         hi_x = dr.select(hi_x > Ws - 1, Ws - 1, hi_x)
@@ -266,42 +407,38 @@ class TriangleRasterizer:
         ok_box = keep & (bw > 0) & (bh > 0)
         bw = dr.select(ok_box, bw, 0)
         count = dr.select(ok_box, bw * bh, 0)
-        x0 = bk.UInt32(lo_x)
-        y0 = bk.UInt32(lo_y)
-        dr.eval(count, x0, y0, bw, E, z)
-
+        x0, y0, bwu = bk.UInt32(lo_x), bk.UInt32(lo_y), bk.UInt32(bw)
+        dr.eval(count, x0, y0, bwu)
         counts = np.array(count, dtype=np.int64)
         csum = np.concatenate([[0], np.cumsum(counts)])
-        total = int(csum[-1])
-        self.stats = {"candidate_pairs": total, "launches": 0}
+        return counts, csum, bwu, x0, y0
 
-        keys = dr.full(bk.UInt64, 0xFFFFFFFFFFFFFFFF, self.n_samples)
-        bwu = bk.UInt32(bw)
+    def _enumerate(self, keys: Any, first: Any, boxes: tuple, test: Any, data: Any,
+                   near: float, far: float) -> None:
+        """Test every candidate pair of ``boxes`` and keep the nearest triangle per
+        sample in ``keys`` (only candidates behind ``first``'s key, when given)."""
+        counts, csum, bw, x0, y0 = boxes
+        total = int(csum[-1])
+        self.stats["candidate_pairs"] += total
         # consecutive ranges of at most ``chunk`` pairs (a range may start or end
         # inside one triangle's box, so even a full-screen triangle is split)
         for p0 in range(0, total, self.chunk):
             p1 = min(p0 + self.chunk, total)
-            self._raster_chunk(keys, p0, p1, csum, counts, bwu, x0, y0, E, z, near, far)
+            t, gx, gy = self._pairs(p0, p1, csum, counts, bw, x0, y0)
+            ok, depth = test(t, gx, gy, data, near, far)
+            depth = dr.select(depth > 0, depth, 0.0)
+            key = (bk.UInt64(dr.reinterpret_array(bk.UInt32, depth)) << 32) | bk.UInt64(t)
+            sidx = gy * self.sample_width + gx
+            if first is not None:
+                ok &= key > dr.gather(bk.UInt64, first, sidx)
+            dr.scatter_reduce(dr.ReduceOp.Min, keys, key, sidx, ok)
+            dr.eval(keys)
             self.stats["launches"] += 1
 
-        # ---- 2. differentiable recomputation from the triangle ids ---------------
-        bg = keys == 0xFFFFFFFFFFFFFFFF
-        tri = bk.UInt32(keys & 0xFFFFFFFF)
-        valid = ~bg
-        tri = dr.select(valid, tri, 0)
-        dr.eval(tri, valid)
-        self._tri = tri
-        self._valid = valid
-        self.triangle_id_buffer.value = dr.select(valid, bk.Int32(tri), BACKGROUND)
-        b, depth = self.interpolate_geometry(tri, valid)
-        self.barycentric_buffer.value = b
-        self.depth_buffer.value = depth
-
-    def _raster_chunk(self, keys: Any, p0: int, p1: int, csum: np.ndarray, counts: np.ndarray,
-                      bw: Any, x0: Any, y0: Any, E: tuple, z: list, near: float,
-                      far: float) -> None:
-        """Test the candidate pairs ``p0 <= k < p1`` of the global enumeration and keep
-        the nearest triangle per sample in ``keys``."""
+    @staticmethod
+    def _pairs(p0: int, p1: int, csum: np.ndarray, counts: np.ndarray, bw: Any, x0: Any,
+               y0: Any) -> tuple[Any, Any, Any]:
+        """Triangle and sample of the candidate pairs ``p0 <= k < p1``."""
         m = p1 - p0
         # triangles whose pair ranges meet [p0, p1): the first owns pair p0
         t_first = int(np.searchsorted(csum, p0, side="right")) - 1
@@ -326,6 +463,32 @@ class TriangleRasterizer:
         wbox = dr.select(wbox == 0, 1, wbox)
         gx = dr.gather(bk.UInt32, x0, t) + r % wbox
         gy = dr.gather(bk.UInt32, y0, t) + r // wbox
+        return t, gx, gy
+
+    def _test_fixed(self, t: Any, gx: Any, gy: Any, data: tuple, near: float,
+                    far: float) -> tuple[Any, Any]:
+        """Exact coverage (integer-valued Float64 edge functions with the top-left
+        rule folded into their constants) and the depth from the same snapped
+        edge functions (perspective-correct: 1/z interpolates linearly)."""
+        A, B, C, D, K = data
+        T3 = bk.module.Array3f64
+        S = float(1 << self.subpixel_bits)
+        px = bk.Float64(gx) * S + 0.5 * S
+        py = bk.Float64(gy) * S + 0.5 * S
+        a, b, c = (dr.gather(T3, X, t) for X in (A, B, C))
+        e = a * px + b * py + c
+        inside = (e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)
+        q = dr.dot(e, dr.gather(T3, D, t)) + dr.gather(bk.Float64, K, t)
+        if self.camera.perspective:
+            q = bk.Float64(1.0) / dr.select(q > 0, q, 1.0)
+        depth = bk.Float(q)
+        return inside & (depth >= near) & (depth <= far), depth
+
+    def _test_homogeneous(self, t: Any, gx: Any, gy: Any, data: tuple, near: float,
+                          far: float) -> tuple[Any, Any]:
+        """Floating-point 2-D homogeneous coverage (triangles that cross the near
+        plane or reach beyond the fixed-point guard band)."""
+        E, z = data
         s = self.spp_side
         q = bk.Array3f((bk.Float(gx) + 0.5) / s, (bk.Float(gy) + 0.5) / s, 1.0)
         e = [dr.dot(dr.gather(bk.Array3f, E[i], t), q) for i in range(3)]
@@ -334,11 +497,7 @@ class TriangleRasterizer:
         rs = 1.0 / dr.select(inside, ssum, 1.0)
         depth = (e[0] * dr.gather(bk.Float, z[0], t) + e[1] * dr.gather(bk.Float, z[1], t)
                  + e[2] * dr.gather(bk.Float, z[2], t)) * rs
-        ok = inside & (depth >= near) & (depth <= far)
-        depth = dr.select(depth > 0, depth, 0.0)
-        key = (bk.UInt64(dr.reinterpret_array(bk.UInt32, depth)) << 32) | bk.UInt64(t)
-        dr.scatter_reduce(dr.ReduceOp.Min, keys, key, gy * self.sample_width + gx, ok)
-        dr.eval(keys)
+        return inside & (depth >= near) & (depth <= far), depth
 
     def interpolate_geometry(self, tri: Any, valid: Any) -> tuple[Any, Any]:
         """Barycentrics ``Array3f`` and depth ``Float`` at every sample, attached to
