@@ -236,7 +236,10 @@ def test_psdr_dialect(plugins, tmp_path):
     shape = r["shapes"][0]
     np.testing.assert_allclose(np.abs(shape.positions_numpy()).max(), 2.0)
     np.testing.assert_allclose(const(shape.bsdf.reflectance), [0.2, 0.4, 0.6], rtol=1e-6)
-    np.testing.assert_allclose(const(shape.emitter.radiance), 10.0)
+    # a flat emission spectrum is light of the equal-energy illuminant: XYZ = 10 (1, 1, 1),
+    # whose linear sRGB is 10 x the row sums of the XYZ -> sRGB matrix (as in Mitsuba)
+    np.testing.assert_allclose(const(shape.emitter.radiance), [12.04794, 9.48291, 9.08916],
+                               rtol=1e-5)
     assert kinds('<integer name="maxDepth" value="5"/>')["max_depth"] == 5
 
 

@@ -40,7 +40,7 @@ def wrap_np(i, n, mode):
 def bilinear_np(img, u, v, mode):
     h, w, _ = img.shape
     x = u * w - 0.5
-    y = (1.0 - v) * h - 0.5
+    y = v * h - 0.5  # Mitsuba 3: v = 0 is the first row
     x0 = np.floor(x).astype(int)
     y0 = np.floor(y).astype(int)
     fx = (x - x0)[:, None]
@@ -109,7 +109,7 @@ def test_bitmap_nearest_and_grey():
     out = as_np(tex.eval(make_si(U, V)))
     h, w, _ = IMG.shape
     xi = np.mod(np.floor(U * w).astype(int), w)
-    yi = np.mod(np.floor((1 - V) * h).astype(int), h)
+    yi = np.mod(np.floor(V * h).astype(int), h)
     assert np.allclose(out, IMG[yi, xi], atol=1e-6)
     grey = BitmapTexture(data=IMG[:, :, 0])
     g = np.array(grey.eval_1(make_si(U, V)))
@@ -121,13 +121,14 @@ def test_bitmap_nearest_and_grey():
 
 
 def test_bitmap_orientation_and_to_uv():
-    # top row red, bottom row blue: uv (.5, .9) is near the top of the image.
+    # top row red, bottom row blue: as in Mitsuba 3, v = 0 is the first (top) row,
+    # so uv (.5, .9) is near the bottom of the image.
     img = np.zeros((2, 1, 3), np.float32)
     img[0, 0] = (1, 0, 0)
     img[1, 0] = (0, 0, 1)
     tex = BitmapTexture(data=img, filter_type="nearest")
     out = as_np(tex.eval(make_si([0.5, 0.5], [0.9, 0.1])))
-    assert np.allclose(out[0], [1, 0, 0]) and np.allclose(out[1], [0, 0, 1])
+    assert np.allclose(out[0], [0, 0, 1]) and np.allclose(out[1], [1, 0, 0])
     # to_uv = scale by 2 repeats the image twice
     t2 = BitmapTexture(data=IMG, to_uv=Transform4f().scale((2.0, 2.0, 1.0)))
     a = as_np(t2.eval(make_si([0.1], [0.2])))
@@ -143,7 +144,7 @@ def test_bitmap_gradients_are_bilinear_weights():
     dr.backward(out[0])                         # red channel only
     g = np.array(dr.grad(tex.data))
     h, w, _ = IMG.shape
-    x, y = u * w - 0.5, (1 - v) * h - 0.5
+    x, y = u * w - 0.5, v * h - 0.5
     x0, y0 = int(np.floor(x)), int(np.floor(y))
     fx, fy = x - x0, y - y0
     ref = np.zeros_like(IMG)

@@ -16,7 +16,7 @@ from .conductor import CONDUCTOR_PARAMS, conductor_parameters, conductor_texture
 
 #: Roughness parameters shared by the rough BSDFs (``alpha`` default 0.1).
 ROUGHNESS_PARAMS = {
-    "distribution": Param("string", default="ggx", choices=DISTRIBUTIONS,
+    "distribution": Param("string", default="beckmann", choices=DISTRIBUTIONS,
                           doc="microfacet distribution"),
     "alpha": Param("texture", default=None,
                    doc="isotropic roughness (GGX/Beckmann α; default 0.1)"),
@@ -70,7 +70,7 @@ class RoughConductor(FreezableSampling, RoughnessMixin, BSDF):
         f(wi, wo) cos θ_o = R F(wi·h; η + ik) D(h) G(wi, wo, h) / (4 cos θ_i),
         h = (wi + wo) / |wi + wo|,
 
-    with ``R = specular_reflectance``, GGX (default) or Beckmann ``D`` and
+    with ``R = specular_reflectance``, Beckmann (default, as in Mitsuba 3) or GGX ``D`` and
     Smith's separable ``G``. Sampling draws a microfacet normal (visible normals
     for GGX, Heitz 2018) and reflects ``wi`` about it: ``pdf(wo) = pdf(h) / (4 wo·h)``.
     Single scattering only: energy is lost at high roughness (about 10% of the
@@ -81,7 +81,7 @@ class RoughConductor(FreezableSampling, RoughnessMixin, BSDF):
     PLUGIN = ("bsdf", "roughconductor")
     PARAMS = {**ROUGHNESS_PARAMS, **CONDUCTOR_PARAMS}
 
-    def __init__(self, distribution: str = "ggx", alpha: Any = None, alpha_u: Any = None,
+    def __init__(self, distribution: str = "beckmann", alpha: Any = None, alpha_u: Any = None,
                  alpha_v: Any = None, sample_visible: bool = True, material: str = "none",
                  eta: Any = None, k: Any = None, specular_reflectance: Any = 1.0,
                  id: str | None = None) -> None:

@@ -52,7 +52,7 @@ class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
         "specular_transmittance": Param("texture", default=1.0),
     }
 
-    def __init__(self, distribution: str = "ggx", alpha: Any = None, alpha_u: Any = None,
+    def __init__(self, distribution: str = "beckmann", alpha: Any = None, alpha_u: Any = None,
                  alpha_v: Any = None, sample_visible: bool = True, int_ior: Any = "bk7",
                  ext_ior: Any = "air", specular_reflectance: Any = 1.0,
                  specular_transmittance: Any = 1.0, id: str | None = None) -> None:

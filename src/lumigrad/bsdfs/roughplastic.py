@@ -56,13 +56,13 @@ class RoughPlastic(FreezableSampling, BSDF):
 
     PLUGIN = ("bsdf", "roughplastic")
     PARAMS = {
-        "distribution": Param("string", default="ggx", choices=DISTRIBUTIONS),
+        "distribution": Param("string", default="beckmann", choices=DISTRIBUTIONS),
         "alpha": Param("float", default=0.1, min=0.0, doc="roughness α of the coating"),
         "sample_visible": Param("bool", default=True),
         **PLASTIC_PARAMS,
     }
 
-    def __init__(self, distribution: str = "ggx", alpha: Any = 0.1, sample_visible: bool = True,
+    def __init__(self, distribution: str = "beckmann", alpha: Any = 0.1, sample_visible: bool = True,
                  int_ior: Any = "polypropylene", ext_ior: Any = "air",
                  diffuse_reflectance: Any = 0.5, specular_reflectance: Any = 1.0,
                  nonlinear: bool = False, id: str | None = None) -> None:

@@ -12,6 +12,27 @@ from ..textures.base import Texture
 #: Rec. 709 / sRGB luminance weights (linear RGB -> Y), as Mitsuba's ``luminance``.
 LUMINANCE_WEIGHTS = (0.212671, 0.715160, 0.072169)
 
+#: CIE XYZ -> linear sRGB (Rec. 709 primaries, D65 white), the matrix of
+#: ITU-R BT.709 as tabulated in PBRT and used by Mitsuba's RGB variants.
+XYZ_TO_SRGB = ((3.240479, -1.537150, -0.498535),
+               (-0.969256, 1.875991, 0.041556),
+               (0.055648, -0.204043, 1.057311))
+
+#: Linear sRGB of a flat *emission* spectrum of value 1. An emitter's spectrum is
+#: converted as light, not as a reflectance: ``XYZ = ∫ S(λ) (x̄, ȳ, z̄) dλ / ∫ ȳ dλ``,
+#: and the CIE 1931 matching functions have equal integrals, so a flat ``S = 1``
+#: (the equal-energy illuminant E) has ``XYZ = (1, 1, 1)`` and its sRGB is the
+#: row sums of :data:`XYZ_TO_SRGB`: (1.204794, 0.948291, 0.908916), a pinkish
+#: white (sRGB's white is D65, not E). This is what Mitsuba 3's RGB variants give
+#: for ``<spectrum name="radiance" value="v"/>``.
+FLAT_EMISSION_SRGB = tuple(sum(row) for row in XYZ_TO_SRGB)
+
+
+def flat_emission_rgb(value: float) -> tuple[float, float, float]:
+    """Linear sRGB of a flat emission spectrum of height ``value`` (see
+    :data:`FLAT_EMISSION_SRGB`)."""
+    return tuple(float(value) * c for c in FLAT_EMISSION_SRGB)  # type: ignore[return-value]
+
 
 def to_color3f(value: Any, where: str) -> Any:
     """``bk.Array3f`` from a float, a 3-sequence or a Dr.Jit array (AD graph kept)."""

@@ -28,7 +28,7 @@ class AreaEmitter(Emitter):
 
     PLUGIN = ("emitter", "area")
     PARAMS = {
-        "radiance": Param("texture", default=1.0,
+        "radiance": Param("texture", default=1.0, min=0.0, emission=True,
                           doc="emitted radiance (W / (m^2 sr)), a colour or texture"),
         "sampling_weight": Param("float", default=1.0, min=0.0,
                                  doc="relative weight when choosing an emitter"),

@@ -23,7 +23,8 @@ class ConstantEmitter(Emitter):
 
     PLUGIN = ("emitter", "constant")
     PARAMS = {
-        "radiance": Param("texture", default=1.0, doc="emitted radiance (W / (m^2 sr))"),
+        "radiance": Param("texture", default=1.0, min=0.0, emission=True,
+                          doc="emitted radiance (W / (m^2 sr))"),
         "sampling_weight": Param("float", default=1.0, min=0.0),
     }
     is_infinite = True

@@ -32,7 +32,8 @@ class DirectionalEmitter(Emitter):
 
     PLUGIN = ("emitter", "directional")
     PARAMS = {
-        "irradiance": Param("texture", default=1.0, doc="irradiance (W/m²)"),
+        "irradiance": Param("texture", default=1.0, min=0.0, emission=True,
+                            doc="irradiance (W/m²)"),
         "direction": Param("vector", default=None,
                            doc="direction the light travels in (alternative to to_world)"),
         "to_world": Param("transform", default=None,

@@ -31,7 +31,8 @@ class PointEmitter(Emitter):
 
     PLUGIN = ("emitter", "point")
     PARAMS = {
-        "intensity": Param("texture", default=1.0, doc="radiant intensity (W/sr)"),
+        "intensity": Param("texture", default=1.0, min=0.0, emission=True,
+                           doc="radiant intensity (W/sr)"),
         "position": Param("point", default=None,
                           doc="light position (alternative to to_world)"),
         "to_world": Param("transform", default=None,

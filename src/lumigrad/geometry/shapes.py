@@ -10,6 +10,13 @@ left-multiplied by the user later.
 face) and negates the vertex normals, so geometric and shading normals both
 point to the other side.
 
+A mirroring ``to_world`` (negative determinant) reverses the winding of the
+baked triangles. As in Mitsuba 3, ``rectangle``, ``disk`` and ``cube`` keep
+their front side (their normals transform with ``M^{-T}``), so their winding is
+reversed back; a mesh file without normals gets its smooth normals from the
+world-space winding (so it turns around, as in Mitsuba); the ``sphere`` keeps
+the mirrored winding (Mitsuba's mirrored sphere also faces inwards).
+
 Mitsuba's sphere and disk are analytic; here they are tessellated finely enough
 that renders agree within Monte Carlo noise at 512²:
 
@@ -90,6 +97,12 @@ def bake_transform(positions: np.ndarray, normals: Optional[np.ndarray],
     return ph, n
 
 
+def _mirrors(to_world: Any) -> bool:
+    """Whether the linear part of ``to_world`` has a negative determinant."""
+    m = to_world.numpy() if isinstance(to_world, Transform4f) else np.asarray(to_world, float)
+    return bool(np.linalg.det(np.asarray(m, dtype=np.float64)[:3, :3]) < 0)
+
+
 def _flip(faces: np.ndarray, normals: Optional[np.ndarray]):
     f = np.asarray(faces).reshape(-1, 3)[:, [0, 2, 1]]
     return f, (None if normals is None else -normals)
@@ -101,10 +114,21 @@ class _BaseShape(Mesh):
     def _build(self, positions: np.ndarray, faces: np.ndarray, normals: Optional[np.ndarray],
                uvs: Optional[np.ndarray], to_world: Optional[Transform4f], flip_normals: bool,
                face_normals: bool, bsdf: Any, emitter: Any, id: Optional[str],
-               source: str) -> None:
+               source: str, keep_front: bool = False, normals_from_winding: bool = False
+               ) -> None:
         where = f"shape {id!r}" + (f" ({source})" if source else "")
         p, n = bake_transform(positions, normals, to_world, where)
         f = np.asarray(faces)
+        if keep_front and to_world is not None and _mirrors(to_world):
+            # Mitsuba's analytic rectangle/disk (and its cube) transform their normal
+            # with M^{-T}, so a mirroring to_world keeps the front side they had; the
+            # triangle winding of the baked vertices is reversed by the mirror, so
+            # reverse it back (the vertex normals, baked with M^{-T}, are right).
+            f = np.asarray(f).reshape(-1, 3)[:, [0, 2, 1]]
+        if normals_from_winding and not face_normals:
+            # Mitsuba computes missing vertex normals after applying to_world, so
+            # they follow the (possibly mirrored) winding.
+            n = meshio.vertex_normals(p, np.asarray(f).reshape(-1, 3))
         if flip_normals:
             f, n = _flip(f, n)
         Mesh.__init__(self, p.astype(np.float32), f, vertex_normals=None if face_normals else n,
@@ -124,16 +148,15 @@ class _MeshFileShape(_BaseShape):
         filename = os.fspath(filename)
         m = self.reader(filename)
         normals = m.normals
-        if normals is None and not face_normals:
-            # Mitsuba computes smooth (angle-weighted) normals for meshes without them.
-            normals = meshio.vertex_normals(m.positions, m.faces)
         uvs = m.uvs
         if uvs is not None and flip_tex_coords:
             uvs = uvs.copy()
             uvs[:, 1] = 1.0 - uvs[:, 1]
         self.filename = filename
+        # Without normals in the file, Mitsuba computes smooth (angle-weighted)
+        # ones from the world-space vertices.
         self._build(m.positions, m.faces, normals, uvs, to_world, flip_normals, face_normals,
-                    bsdf, emitter, id, source=filename)
+                    bsdf, emitter, id, source=filename, normals_from_winding=normals is None)
 
 
 @register
@@ -181,7 +204,8 @@ class RectangleShape(_BaseShape):
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
         m = primitives.rectangle()
         self._build(m.positions, m.faces, m.normals, m.uvs, to_world, flip_normals, True,
-                    bsdf, emitter, id, source="rectangle")
+                    bsdf, emitter, id, source="rectangle",
+                    keep_front=True)
 
 
 @register
@@ -196,7 +220,8 @@ class CubeShape(_BaseShape):
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
         m = primitives.cube()
         self._build(m.positions, m.faces, m.normals, m.uvs, to_world, flip_normals, True,
-                    bsdf, emitter, id, source="cube")
+                    bsdf, emitter, id, source="cube",
+                    keep_front=True)
 
 
 @register
@@ -244,4 +269,5 @@ class DiskShape(_BaseShape):
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
         m = primitives.disk(DISK_SEGMENTS)
         self._build(m.positions, m.faces, m.normals, m.uvs, to_world, flip_normals, True,
-                    bsdf, emitter, id, source="disk")
+                    bsdf, emitter, id, source="disk",
+                    keep_front=True)

@@ -415,6 +415,12 @@ class _Builder:
                 raise bad("a colour (<rgb>, <spectrum> or <float>)")
             out = triple(v)
         elif kind == "texture":
+            if tag == "spectrum" and p.emission and _is_number(v):
+                # a flat emission spectrum is not grey in RGB (see flat_emission_rgb)
+                from ..emitters._util import flat_emission_rgb
+
+                self.check_range(p, float(v), loc)
+                tag, v = "rgb", flat_emission_rgb(float(v))
             if tag in ("rgb", "srgb", "spectrum", "float", "integer", "triple"):
                 raw = float(v) if _is_number(v) else triple(v)
                 self.check_range(p, raw, loc)
@@ -432,6 +438,10 @@ class _Builder:
             if tag != "transform":
                 raise bad("a <transform>")
             out = v
+            try:
+                p.check_transform(v.numpy() if hasattr(v, "numpy") else v, loc)
+            except ValueError as e:
+                raise SceneLoadError(str(e)) from None
         elif kind in ("object", "objects"):
             if tag == "instance":
                 return [v] if kind == "objects" else v

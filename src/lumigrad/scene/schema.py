@@ -64,6 +64,8 @@ class Param:
     #: ``<spectrum value="v"/>`` is light of an equal-energy spectrum, converted
     #: to RGB as Mitsuba's RGB variants do (``emitters._util.flat_emission_rgb``)
     emission: bool = False
+    #: kind 'transform': accept a singular linear part (default: an error)
+    singular_ok: bool = False
     #: non-empty: the parameter is accepted (and checked) for compatibility with
     #: Mitsuba scene files but not passed to the plugin; the text says why it
     #: cannot change lumigrad's image (e.g. a film's ``banner``)
@@ -90,6 +92,29 @@ class Param:
                 raise ValueError(f"{where}: value {value!r} must be greater than {self.min_exclusive}")
             if self.max_exclusive is not None and v >= self.max_exclusive:
                 raise ValueError(f"{where}: value {value!r} must be less than {self.max_exclusive}")
+
+
+    def check_transform(self, matrix: Any, where: str) -> None:
+        """Raise ``ValueError`` naming ``where`` if a 4x4 transform is not finite or
+        (unless ``singular_ok``) its linear part is singular or nearly so: a zero
+        scale collapses a camera's view, an emitter or a shape to a plane, a line
+        or a point. The test is scale-free: ``|det A| <= 1e-9 ∏ |A e_j|`` (the
+        volume of the image of the unit cube against the product of the images
+        of its edges)."""
+        import numpy as np
+
+        m = np.asarray(matrix, dtype=np.float64)
+        if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+            raise ValueError(f"{where}: the transform is not a finite 4x4 matrix")
+        if self.singular_ok:
+            return
+        lin = m[:3, :3]
+        cols = np.linalg.norm(lin, axis=0)
+        det = float(np.linalg.det(lin))
+        if not np.all(cols > 0) or abs(det) <= 1e-9 * float(np.prod(cols)):
+            raise ValueError(f"{where}: the transform is degenerate (its linear part is "
+                             f"singular, determinant {det:.3g}: e.g. a zero scale or a "
+                             "projection); give an invertible transform")
 
 
 #: registry: (category, type name) -> plugin class. Filled by ``register``.

@@ -1,14 +1,16 @@
 """The bitmap texture: an image looked up at the surface's uv coordinates.
 
-Orientation: ``uv = (0, 0)`` is the *bottom-left* corner of the image and
-``uv = (1, 1)`` the top-right, i.e. image row ``r`` (row 0 = top of the file)
-covers ``v ∈ [1 - (r+1)/H, 1 - r/H]``. On Mitsuba's ``rectangle`` (uv (0,0) at
-(-1,-1), (1,1) at (1,1)) seen from +Z with +Y up, the image appears upright.
+Orientation (Mitsuba 3's): ``uv = (0, 0)`` is the first pixel of the file (its
+top-left corner as an image viewer shows it) and ``v`` grows with the row index,
+i.e. image row ``r`` covers ``v ∈ [r/H, (r+1)/H]``. The OBJ loader flips ``v``
+(``flip_tex_coords``), so OBJ files, whose ``v = 0`` is the image's bottom, show
+textures upright; on Mitsuba's ``rectangle`` (uv (0,0) at (-1,-1), (1,1) at
+(1,1)) seen from +Z with +Y up, the image appears upside down, as in Mitsuba.
 
-Lookup: continuous texel coordinates ``x = u W - 1/2``, ``y = (1 - v) H - 1/2``
+Lookup: continuous texel coordinates ``x = u W - 1/2``, ``y = v H - 1/2``
 (texel centres at integers); ``bilinear`` blends the four nearest texels with
 weights ``(1-fx)(1-fy), fx(1-fy), (1-fx)fy, fx fy``; ``nearest`` takes texel
-``(⌊uW⌋, ⌊(1-v)H⌋)``. Integer texel indices outside the image are mapped back by
+``(⌊uW⌋, ⌊vH⌋)``. Integer texel indices outside the image are mapped back by
 the ``wrap_mode``: ``repeat`` (periodic), ``mirror`` (period 2W, reflected),
 ``clamp`` (edge texels).
 
@@ -87,7 +89,8 @@ class BitmapTexture(Texture):
                            doc="behaviour outside [0,1]^2"),
         "raw": Param("bool", default=False,
                      doc="use 8/16-bit values as they are (no sRGB decoding); EXR is linear"),
-        "to_uv": Param("transform", default=None, doc="transform applied to uv"),
+        "to_uv": Param("transform", default=None, singular_ok=True,
+                         doc="transform applied to uv"),
         "data": Param("image", default=None,
                       doc="an in-memory image (H x W x C, linear) instead of a file"),
     }
@@ -182,7 +185,7 @@ class BitmapTexture(Texture):
         h, w, _ = self.shape
         uv = apply_to_uv(self.to_uv, si.uv)
         x = uv[0] * w
-        y = (1.0 - uv[1]) * h
+        y = uv[1] * h
         mode = self.wrap_mode
         if self.filter_type == "nearest":
             xi = wrap_index(bk.Int32(dr.floor(x)), w, mode)

@@ -25,7 +25,8 @@ class CheckerboardTexture(Texture):
     PARAMS = {
         "color0": Param("texture", default=0.4, doc="colour of the checks at uv (0,0)"),
         "color1": Param("texture", default=0.2, doc="colour of the other checks"),
-        "to_uv": Param("transform", default=None, doc="transform applied to uv"),
+        "to_uv": Param("transform", default=None, singular_ok=True,
+                         doc="transform applied to uv"),
     }
 
     def __init__(self, color0: Any = 0.4, color1: Any = 0.2, to_uv: Any = None,
