@@ -259,7 +259,7 @@ class TriangleRasterizer:
         # (units of 2^-bits sample); vertices beyond the guard band or behind the
         # near plane leave their triangles to the floating-point homogeneous path
         fx = self._fixed_point_triangles(u, v, w, pc[2], vids, near)
-        fixed = keep & fx["ok"]
+        fixed = keep & fx["ok"] & fx["nondegenerate"]
         homog = keep & ~fx["ok"]
         if self.cull_backfaces:
             fixed &= fx["front"]
@@ -268,9 +268,8 @@ class TriangleRasterizer:
         self._passes = []
         keys = dr.full(bk.UInt64, _EMPTY, self.n_samples)
         if self._count_true(fixed):
-            lo_x, hi_x, lo_y, hi_y = fx["box"]
-            self._passes.append((self._boxes(fixed, lo_x, hi_x, lo_y, hi_y), self._test_fixed,
-                                 fx["coef"]))
+            boxes = self._boxes(fixed, *fx["box"])
+            self._passes.append((boxes, self._test_fixed, self._fixed_origin(fx, boxes)))
         n_h = self._count_true(homog)
         if n_h:
             self.stats["homogeneous_triangles"] = n_h
@@ -323,7 +322,9 @@ class TriangleRasterizer:
               & dr.gather(bk.Bool, ok_v, vids[2]))
         # twice the signed area (exact: |coordinates| <= 2^23, products <= 2^48)
         area2 = (Xs[1] - Xs[0]) * (Ys[2] - Ys[0]) - (Ys[1] - Ys[0]) * (Xs[2] - Xs[0])
-        ok &= area2 != 0
+        # (a triangle that snaps to zero area covers nothing: dropped, not sent to
+        # the floating-point path, where it would overlap its neighbours)
+        nondegenerate = area2 != 0
         sgn = dr.select(area2 > 0, F64(1.0), F64(-1.0))
         area = dr.abs(area2)
         A, B, C, K, D = [], [], [], F64(0.0), []
@@ -342,8 +343,7 @@ class TriangleRasterizer:
             B.append(b)
             C.append(c)
             D.append(di)
-        T3 = bk.module.Array3f64
-        coef = (T3(*A), T3(*B), T3(*C), T3(*D), K)
+        coef = (A, B, C, D, K)
         half = float(1 << (self.subpixel_bits - 1))
         inv = 1.0 / (1 << self.subpixel_bits)
 
@@ -358,8 +358,24 @@ class TriangleRasterizer:
         ymin = fmin(fmin(Ys[0], Ys[1]), Ys[2])
         ymax = fmax(fmax(Ys[0], Ys[1]), Ys[2])
         front = area2 * self.camera.handedness < 0
-        return {"ok": ok, "front": front, "coef": coef,
+        return {"ok": ok, "nondegenerate": nondegenerate, "front": front, "coef": coef,
                 "box": (lo(xmin), hi(xmax), lo(ymin), hi(ymax))}
+
+    def _fixed_origin(self, fx: dict, boxes: tuple) -> tuple:
+        """Per-triangle data of the exact test, relative to each box's first sample:
+        edge functions there (Float64), their steps per sample (``A S``, ``B S``:
+        integers below 2^24, exact in Float32), depth coefficients and constant."""
+        A, B, C, D, K = fx["coef"]
+        x0, y0 = boxes[3], boxes[4]
+        S = float(1 << self.subpixel_bits)
+        px0 = bk.Float64(x0) * S + 0.5 * S
+        py0 = bk.Float64(y0) * S + 0.5 * S
+        e0 = bk.module.Array3f64(*[A[i] * px0 + B[i] * py0 + C[i] for i in range(3)])
+        data = (e0, bk.Array3f(*[bk.Float(a) * S for a in A]),
+                bk.Array3f(*[bk.Float(b) * S for b in B]),
+                bk.Array3f(*[bk.Float(d) for d in D]), bk.Float(K))
+        dr.eval(data)
+        return data
 
     def _homogeneous_boxes(self, h: list, z: list, near: float) -> tuple:
         """Sample-grid box of the part of each triangle in front of the near plane
@@ -424,8 +440,8 @@ class TriangleRasterizer:
         # inside one triangle's box, so even a full-screen triangle is split)
         for p0 in range(0, total, self.chunk):
             p1 = min(p0 + self.chunk, total)
-            t, gx, gy = self._pairs(p0, p1, csum, counts, bw, x0, y0)
-            ok, depth = test(t, gx, gy, data, near, far)
+            t, gx, gy, dx, dy = self._pairs(p0, p1, csum, counts, bw, x0, y0)
+            ok, depth = test(t, gx, gy, dx, dy, data, near, far)
             depth = dr.select(depth > 0, depth, 0.0)
             key = (bk.UInt64(dr.reinterpret_array(bk.UInt32, depth)) << 32) | bk.UInt64(t)
             sidx = gy * self.sample_width + gx
@@ -437,8 +453,9 @@ class TriangleRasterizer:
 
     @staticmethod
     def _pairs(p0: int, p1: int, csum: np.ndarray, counts: np.ndarray, bw: Any, x0: Any,
-               y0: Any) -> tuple[Any, Any, Any]:
-        """Triangle and sample of the candidate pairs ``p0 <= k < p1``."""
+               y0: Any) -> tuple[Any, Any, Any, Any, Any]:
+        """Triangle, sample and offset of the sample in the triangle's box of the
+        candidate pairs ``p0 <= k < p1``."""
         m = p1 - p0
         # triangles whose pair ranges meet [p0, p1): the first owns pair p0
         t_first = int(np.searchsorted(csum, p0, side="right")) - 1
@@ -461,31 +478,25 @@ class TriangleRasterizer:
         # division by 0 traps on the CPU)
         wbox = dr.gather(bk.UInt32, bw, t)
         wbox = dr.select(wbox == 0, 1, wbox)
-        gx = dr.gather(bk.UInt32, x0, t) + r % wbox
-        gy = dr.gather(bk.UInt32, y0, t) + r // wbox
-        return t, gx, gy
+        dx, dy = r % wbox, r // wbox
+        return t, dr.gather(bk.UInt32, x0, t) + dx, dr.gather(bk.UInt32, y0, t) + dy, dx, dy
 
-    def _test_fixed(self, t: Any, gx: Any, gy: Any, data: tuple, near: float,
-                    far: float) -> tuple[Any, Any]:
+    def _test_fixed(self, t: Any, gx: Any, gy: Any, dx: Any, dy: Any, data: tuple,
+                    near: float, far: float) -> tuple[Any, Any]:
         """Exact coverage (integer-valued Float64 edge functions with the top-left
         rule folded into their constants) and the depth from the same snapped
         edge functions (perspective-correct: 1/z interpolates linearly)."""
-        A, B, C, D, K = data
-        T3 = bk.module.Array3f64
-        S = float(1 << self.subpixel_bits)
-        px = bk.Float64(gx) * S + 0.5 * S
-        py = bk.Float64(gy) * S + 0.5 * S
-        a, b, c = (dr.gather(T3, X, t) for X in (A, B, C))
-        e = a * px + b * py + c
+        e0, a, b, d, K = data
+        e = (dr.gather(bk.module.Array3f64, e0, t)
+             + bk.module.Array3f64(dr.gather(bk.Array3f, a, t)) * bk.Float64(dx)
+             + bk.module.Array3f64(dr.gather(bk.Array3f, b, t)) * bk.Float64(dy))
         inside = (e[0] >= 0) & (e[1] >= 0) & (e[2] >= 0)
-        q = dr.dot(e, dr.gather(T3, D, t)) + dr.gather(bk.Float64, K, t)
-        if self.camera.perspective:
-            q = bk.Float64(1.0) / dr.select(q > 0, q, 1.0)
-        depth = bk.Float(q)
+        q = dr.dot(bk.Array3f(e), dr.gather(bk.Array3f, d, t)) + dr.gather(bk.Float, K, t)
+        depth = 1.0 / dr.select(q > 0, q, 1.0) if self.camera.perspective else q
         return inside & (depth >= near) & (depth <= far), depth
 
-    def _test_homogeneous(self, t: Any, gx: Any, gy: Any, data: tuple, near: float,
-                          far: float) -> tuple[Any, Any]:
+    def _test_homogeneous(self, t: Any, gx: Any, gy: Any, dx: Any, dy: Any, data: tuple,
+                          near: float, far: float) -> tuple[Any, Any]:
         """Floating-point 2-D homogeneous coverage (triangles that cross the near
         plane or reach beyond the fixed-point guard band)."""
         E, z = data
