@@ -123,3 +123,18 @@ def test_follows_moving_geometry():
     first, end = int(scene.face_offsets[i]), int(scene.face_offsets[i + 1])
     assert bool(hit[0]) and first <= int(prim[0]) < end
     assert abs(float(t[0]) - (5.2 - 0.3 - 3.0)) < 1e-2
+
+
+def test_loaders_take_the_core():
+    scene = lg.load_dict(lg.cornell_box_dict(res=16, spp=1), accel="builtin")
+    assert scene.accel_name == "builtin"
+    with pytest.raises(lg.SceneLoadError, match="unknown ray-tracing backend 'nope'"):
+        lg.load_dict(lg.cornell_box_dict(res=16, spp=1), accel="nope")
+
+
+def test_cli_reports_the_core(tmp_path, capsys):
+    from lumigrad.cli import main
+    assert main(["render", "cbox", "-D", "res=16", "--spp", "1", "-o", str(tmp_path / "a.exr"),
+                 "--accel", "builtin", "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "36 triangles" in err and "ray tracing: builtin" in err

@@ -29,10 +29,19 @@ def _defaults(items: Optional[Sequence[str]]) -> dict:
 
 def _load(args: argparse.Namespace) -> Any:
     import lumigrad as lg
+    t0 = time.perf_counter()
     if args.scene in ("cbox", "cornell_box", "builtin:cbox"):
         kw = {k: int(v) for k, v in _defaults(args.define).items() if k in ("res", "spp", "max_depth")}
-        return lg.cornell_box(**kw)
-    return lg.load_file(args.scene, **_defaults(args.define))
+        scene = lg.cornell_box(**kw)
+    else:
+        scene = lg.load_file(args.scene, **_defaults(args.define))
+    if getattr(args, "accel", None) is not None:
+        scene.set_accelerator(args.accel)
+    if getattr(args, "verbose", False):
+        print(f"loaded {args.scene} in {time.perf_counter() - t0:.2f} s: {len(scene.shapes)} "
+              f"shapes, {int(scene.faces_np.shape[0])} triangles, {len(scene.emitters)} "
+              f"emitters; ray tracing: {scene.accel_name}", file=sys.stderr)
+    return scene
 
 
 def _render_with_progress(scene: Any, spp: Optional[int], seed: int, sensor: int = 0) -> Any:
@@ -193,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override a <default> of the scene (repeatable)")
         sp.add_argument("--spp", type=int, default=None, help="samples per pixel")
         sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--accel", choices=("auto", "builtin", "mitsuba"), default=None,
+                        help="ray-tracing core (default: LUMIGRAD_ACCEL, else auto: Embree "
+                             "through Mitsuba when installed, for scenes beyond a few dozen "
+                             "triangles)")
+        sp.add_argument("-v", "--verbose", action="store_true",
+                        help="report the scene's size, load time and ray-tracing core")
 
     sp = sub.add_parser("render", help="render an image (EXR, PNG, ... by extension)")
     scene_args(sp)

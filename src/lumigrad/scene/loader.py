@@ -536,30 +536,37 @@ def instantiate_string(xml_text: str, **overrides: Any) -> dict:
     return _instantiate(descs, "<string>", None, info["paths"])
 
 
-def _scene_from(parts: dict, where: str) -> Any:
+def _scene_from(parts: dict, where: str, accel: Optional[str] = None) -> Any:
     from .scene import Scene
 
     try:
-        return Scene(shapes=parts["shapes"], emitters=parts["emitters"],
-                     sensors=parts["sensors"], integrator=parts["integrator"], ids=parts["ids"])
+        scene = Scene(shapes=parts["shapes"], emitters=parts["emitters"],
+                      sensors=parts["sensors"], integrator=parts["integrator"], ids=parts["ids"],
+                      accel=accel)
+        check = getattr(parts["integrator"], "check_scene", None)
+        if check is not None:      # combinations an integrator does not support yet
+            check(scene)
+        return scene
     except SceneLoadError:
         raise
     except (ValueError, TypeError) as e:
         raise SceneLoadError(f"{where}: {e}") from e
 
 
-def load_file(path: PathLike, **overrides: Any) -> Any:
+def load_file(path: PathLike, *, accel: Optional[str] = None, **overrides: Any) -> Any:
     """Load a Mitsuba-format XML scene file into a :class:`~lumigrad.scene.scene.Scene`.
 
     Keyword arguments override ``<default>`` values (``load_file('cbox.xml',
     spp=16, res=128)``); an override that the scene never uses gives a warning.
+    ``accel`` picks the ray-tracing core (``'auto'``, ``'builtin'``, ``'mitsuba'``;
+    default: ``LUMIGRAD_ACCEL``, see :mod:`lumigrad.geometry.accel`).
     """
-    return _scene_from(instantiate_file(path, **overrides), os.fspath(path))
+    return _scene_from(instantiate_file(path, **overrides), os.fspath(path), accel)
 
 
-def load_string(xml_text: str, **overrides: Any) -> Any:
+def load_string(xml_text: str, *, accel: Optional[str] = None, **overrides: Any) -> Any:
     """Load a scene from XML text (see :func:`load_file`)."""
-    return _scene_from(instantiate_string(xml_text, **overrides), "<string>")
+    return _scene_from(instantiate_string(xml_text, **overrides), "<string>", accel)
 
 
 # --------------------------------------------------------------------------- dict form
@@ -752,7 +759,7 @@ def instantiate_dict(d: dict) -> Any:
     return _assemble(b, descs, _TOP_PRIORITY, xml=False)
 
 
-def load_dict(d: dict) -> Any:
+def load_dict(d: dict, *, accel: Optional[str] = None) -> Any:
     """Load Mitsuba's dict form: ``{'type': 'scene', 'id': {'type': ..., ...}}``
     gives a :class:`~lumigrad.scene.scene.Scene`; a single plugin dict gives
     that plugin object (as ``mitsuba.load_dict`` does).
@@ -762,9 +769,10 @@ def load_dict(d: dict) -> Any:
     lists/arrays for transforms, 3-sequences for points/vectors/colours,
     ``{'type': 'ref', 'id': ...}`` for references, or already-created plugin
     objects. Errors name the dict path, e.g. ``scene['green-wall']['bsdf']``.
+    ``accel``: the ray-tracing core, as for :func:`load_file`.
     """
     parts = instantiate_dict(d)
     if isinstance(parts, dict) and set(parts) == {"shapes", "emitters", "sensors",
                                                   "integrator", "ids"}:
-        return _scene_from(parts, "scene")
+        return _scene_from(parts, "scene", accel)
     return parts
