@@ -233,3 +233,48 @@ def test_pipeline_backward_is_the_course_loop_step():
         seed[y, x] = 1.0
         pipe.backward(seed)
         assert abs(float(dr.grad(d)[0][0]) - j[y, x]) <= 1e-5 * np.abs(j).max()
+
+
+@pytest.mark.parametrize("key,component,index", [
+    ("lights.directions", 0, None),   # vector form, one light
+    ("lights.directions", 1, 1),      # vector form, second of two lights
+    ("light.1.direction", 1, None),   # per-light form
+    ("lights.colors", 2, 0),
+    ("light.0.color", 0, None),
+])
+def test_batched_reverse_mode_for_every_light_key(key, component, index):
+    """Batched reverse mode (one parameter copy per pixel) equals forward mode for
+    the vector form of the light parameters as well as the per-light form; the
+    vector and per-light forms of the same scalar give the same image."""
+    n = 1 if index is None and key.startswith("lights.") else 2
+    pipe = sphere_pipeline((1.0, -1.0, -1.0), n_lights=n)
+    if n == 2:
+        pipe.light_array.set_light_direction(1, (-0.5, 0.3, -1.0))
+        pipe.light_array.set_light_color(1, (0.4, 0.7, 0.2))
+    fn = pipe.render_fn(key, component, index=index)
+    j_fwd = jacobian_image(fn, fn.value, mode="forward", channels="rgb")
+    j_bat = jacobian_image(fn, fn.value, mode="reverse_batched", channels="rgb")
+    rng = float(np.abs(j_fwd).max())
+    assert rng > 0.05
+    assert np.abs(j_fwd - j_bat).max() <= 1e-5 * rng
+    # the same scalar through the other form of the key
+    light = index if index is not None else (int(key.split(".")[1]) if key.startswith("light.")
+                                             else 0)
+    kind = "direction" if "direction" in key else "color"
+    if key.startswith("lights."):
+        other = pipe.render_fn(f"light.{light}.{kind}", component)
+    else:
+        other = pipe.render_fn(f"lights.{kind}s", component, index=light)
+    j_other = jacobian_image(other, other.value, mode="reverse_batched", channels="rgb")
+    assert np.abs(j_other - j_fwd).max() <= 1e-5 * rng
+    # the parameters are restored
+    assert np.allclose(np.array(dr.detach(pipe.light_array.light_direction(0))).ravel(),
+                       [1.0, -1.0, -1.0])
+
+
+def test_render_fn_lane_index_errors():
+    pipe = sphere_pipeline(n_lights=2)
+    with pytest.raises(ValueError, match="index"):
+        pipe.render_fn("lights.directions", 0)
+    with pytest.raises(ValueError, match="out of range"):
+        pipe.render_fn("lights.directions", 0, index=2)

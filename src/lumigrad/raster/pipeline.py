@@ -286,12 +286,14 @@ class Pipeline:
                       self.set_vertex_albedos)
         return p
 
-    def render_fn(self, key: str, component: Optional[int] = None) -> "ParamRenderFn":
+    def render_fn(self, key: str, component: Optional[int] = None,
+                  index: Optional[int] = None) -> "ParamRenderFn":
         """A function ``θ -> image`` that sets parameter ``key`` (its ``component``
-        for vector parameters) to ``θ`` and renders: the input of
+        for vector parameters, lane ``index`` for parameters with several lanes,
+        e.g. the light in ``'lights.directions'``) to ``θ`` and renders: the input of
         :func:`~lumigrad.raster.jacobian.jacobian_image`. ``.value`` is the current
         value; ``.restore()`` puts the original parameter back."""
-        return ParamRenderFn(self, key, component)
+        return ParamRenderFn(self, key, component, index)
 
     def gradient_status(self) -> dict:
         """What the derivatives of this pipeline's image are, per group of parameters.
@@ -344,34 +346,64 @@ class Pipeline:
 
 class ParamRenderFn:
     """``θ -> image`` for one scalar of one pipeline parameter (see
-    :meth:`Pipeline.render_fn`)."""
+    :meth:`Pipeline.render_fn`).
 
-    def __init__(self, pipeline: Pipeline, key: str, component: Optional[int]) -> None:
+    ``θ`` may have one lane (forward mode, per-pixel reverse mode, finite
+    differences) or one lane per pixel (batched reverse mode). For a parameter
+    with several lanes (``'lights.directions'`` with several lights), ``index``
+    picks the lane; with one lane per pixel, the parameter is handed to its
+    setter as a list of per-lane values, so each light keeps its own width."""
+
+    def __init__(self, pipeline: Pipeline, key: str, component: Optional[int],
+                 index: Optional[int] = None) -> None:
         self.pipeline = pipeline
         self.params = pipeline.parameters()
         self.key = key
         self.component = component
         self.original = self.params[key]
         orig = self.original
+        lanes = dr.width(orig) if isinstance(orig, dr.ArrayBase) else 1
+        if index is None:
+            if lanes != 1:
+                raise ValueError(f"render_fn: parameter {key!r} has {lanes} lanes; give "
+                                 "index=<lane> (e.g. the light)")
+            index = 0
+        if not 0 <= int(index) < lanes:
+            raise ValueError(f"render_fn: index {index} out of range for parameter {key!r} "
+                             f"({lanes} lanes)")
+        self.index = int(index)
+        self.lanes = lanes
         if component is None:
-            if dr.depth_v(orig) != 1 or dr.width(orig) != 1:
+            if dr.depth_v(orig) != 1:
                 raise ValueError(f"render_fn: parameter {key!r} is not a scalar; give a "
                                  "component index")
-            self.value = float(dr.detach(orig)[0])
+            self.value = float(dr.detach(orig)[self.index])
         else:
-            if dr.depth_v(orig) != 2 or not 0 <= component < len(orig) or dr.width(orig) != 1:
+            if dr.depth_v(orig) != 2 or not 0 <= component < len(orig):
                 raise ValueError(f"render_fn: parameter {key!r} has no scalar component "
                                  f"{component}")
-            self.value = float(dr.detach(orig[component])[0])
+            self.value = float(dr.detach(orig[component])[self.index])
+
+    def _with(self, value: Any, theta: Any) -> Any:
+        """``value`` (one lane) with the chosen component replaced by ``theta``."""
+        if self.component is None:
+            return theta
+        comps = [value[i] for i in range(len(value))]
+        comps[self.component] = theta
+        return type(value)(*comps)
 
     def __call__(self, theta: Any) -> Any:
         orig = self.original
-        if self.component is None:
-            new = theta
-        else:
-            comps = [orig[i] for i in range(len(orig))]
-            comps[self.component] = theta
-            new = type(orig)(*comps)
+        if self.lanes == 1:
+            new: Any = self._with(orig, theta)
+        elif dr.width(theta) == 1:
+            sel = dr.arange(bk.UInt32, self.lanes) == self.index
+            col = orig if self.component is None else orig[self.component]
+            new = self._with(orig, dr.select(sel, theta, col))
+        else:  # per-pixel copies of one lane: a list of per-lane values
+            T = type(orig)
+            new = [dr.gather(T, orig, bk.UInt32(i)) for i in range(self.lanes)]
+            new[self.index] = self._with(new[self.index], theta)
         self.params[self.key] = new
         return self.pipeline.forward()
 

@@ -254,12 +254,20 @@ def _stack(vs: list) -> Any:
 
 
 def _split(v: Any, n: int, what: str) -> list:
+    """One ``Array3f`` per light from: one ``Array3f`` with ``n`` lanes (one per
+    light), a sequence of ``n`` 3-vectors, or (for one light) an ``Array3f`` of any
+    width: a light's value may itself have one lane per pixel or per sample (the
+    per-pixel parameter copies of batched reverse-mode Jacobians)."""
+    if isinstance(v, (list, tuple)) and len(v) == n and all(
+            isinstance(x, dr.ArrayBase) or np.size(x) == 3 for x in v):
+        return [as_array3f(x, f"{what}[{i}]") for i, x in enumerate(v)]
     if isinstance(v, dr.ArrayBase):
         v = bk.Array3f(v)
-        if dr.width(v) != n:
-            raise ValueError(f"{what}: expected {n} lanes, got {dr.width(v)}")
         if n == 1:
             return [v]
+        if dr.width(v) != n:
+            raise ValueError(f"{what}: expected {n} lanes (one per light), got {dr.width(v)}; "
+                             "give a list of per-light values for per-pixel lanes")
         return [dr.gather(bk.Array3f, v, bk.UInt32(i)) for i in range(n)]
     a = np.asarray(v, dtype=np.float64).reshape(-1, 3)
     if a.shape[0] != n:
