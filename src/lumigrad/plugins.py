@@ -10,6 +10,7 @@ PLUGIN_MODULES = (
     "lumigrad.bsdfs.diffuse", "lumigrad.bsdfs.twosided", "lumigrad.bsdfs.conductor",
     "lumigrad.bsdfs.roughconductor", "lumigrad.bsdfs.dielectric",
     "lumigrad.bsdfs.roughdielectric", "lumigrad.bsdfs.plastic", "lumigrad.bsdfs.roughplastic",
+    "lumigrad.bsdfs.thindielectric", "lumigrad.bsdfs.null", "lumigrad.bsdfs.mask",
     "lumigrad.emitters.area", "lumigrad.emitters.point", "lumigrad.emitters.directional",
     "lumigrad.emitters.constant", "lumigrad.emitters.envmap",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",

@@ -11,6 +11,9 @@ from .roughconductor import RoughConductor
 from .roughdielectric import RoughDielectric
 from .roughplastic import RoughPlastic
 from .twosided import TwoSided
+from .thindielectric import ThinDielectric
+from .null import Null
+from .mask import Mask
 
 
 
@@ -42,4 +45,5 @@ def frozen_sampling(*targets: Any) -> Iterator[None]:
 
 
 __all__ = ["frozen_sampling", "BSDF", "BSDFSample", "Diffuse", "SmoothConductor", "RoughConductor",
-           "SmoothDielectric", "RoughDielectric", "SmoothPlastic", "RoughPlastic", "TwoSided"]
+           "SmoothDielectric", "RoughDielectric", "SmoothPlastic", "RoughPlastic", "TwoSided",
+           "ThinDielectric", "Null", "Mask"]

@@ -92,7 +92,7 @@ def _bsdf_step(bsdf: Any, differentiable: bool) -> Any:
 class PathIntegrator(SamplingIntegrator):
     """Path tracer with next-event estimation, MIS and Russian roulette."""
 
-    PLUGIN = ("integrator", ("path", "prb", "prb_basic", "volpath"))
+    PLUGIN = ("integrator", ("path", "prb", "prb_basic"))
     PARAMS = {
         "max_depth": Param("int", -1, min=-1),
         "rr_depth": Param("int", 5, min=1),
@@ -512,6 +512,29 @@ class PathIntegrator(SamplingIntegrator):
                 tape.checkpoint = final.get("checkpoint")
             return final["L"], tape
         return final["L"]
+
+
+@register
+class VolPathIntegrator(PathIntegrator):
+    """Mitsuba's ``volpath`` without media: the path tracer. Mitsuba's volpath
+    lets shadow rays through surfaces with a null lobe (``null``, ``mask``,
+    ``thindielectric``) and does not count them as bounces, which ``path``
+    does not model: such scenes are refused (``check_scene``) rather than
+    rendered differently."""
+
+    PLUGIN = ("integrator", "volpath")
+
+    def check_scene(self, scene: Any) -> None:
+        from ..bsdfs.null import has_null_lobe
+        for b in scene.bsdfs:
+            if has_null_lobe(b):
+                name = type(b).PLUGIN[1]
+                raise ValueError(
+                    f"integrator 'volpath': bsdf '{name}'{f' (id {b.id!r})' if b.id else ''} "
+                    "is not supported yet with volpath (Mitsuba's volpath passes shadow rays "
+                    "through null, mask and thindielectric surfaces without counting a "
+                    "bounce; lumigrad does not model that yet). Use the 'path' integrator, "
+                    "which renders these BSDFs as Mitsuba's 'path' does")
 
 
 @register
