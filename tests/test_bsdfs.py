@@ -103,7 +103,7 @@ def test_energy_rough_conductor():
     # high roughness: GGX (single scattering, separable Smith) loses energy. The
     # documented bound: at alpha = 0.5 and normal incidence the albedo is 0.688,
     # computed here independently by quadrature of f cos over the hemisphere.
-    r = RoughConductor(alpha=0.5)
+    r = RoughConductor(alpha=0.5, distribution="ggx")
     mean, se = albedo(r, thetas=[0.0], per=60000)
     nz, nphi = 2000, 64
     z = (np.arange(nz) + 0.5) / nz
