@@ -6,6 +6,12 @@ The camera looks along its local +Z axis; ``to_world`` places it in the world
 
 A film position ``(sx, sy)`` in [0,1]² (x to the right, y downwards) maps to
 the local direction ``((1 − 2 sx) tan(x_fov/2), (1 − 2 sy) tan(x_fov/2) H/W, 1)``.
+
+Field of view: ``fov`` (degrees) along ``fov_axis`` (``x``, ``y``, ``diagonal``,
+``smaller``, ``larger`` side); without ``fov``, ``focal_length`` (default
+``50mm``) gives ``2 atan(43.27 mm / 2f)`` along the image *diagonal*, the 35 mm
+film convention Mitsuba 3 uses (so the default ``x_fov`` of a 3:2 film is
+``2 atan(36 / 100) = 39.6°``).
 """
 from __future__ import annotations
 
@@ -55,12 +61,6 @@ class PerspectiveSensor:
         "sampler": Param("object", category="sampler"),
         "principal_point_offset_x": Param("float", 0.0),
         "principal_point_offset_y": Param("float", 0.0),
-    }
-
-    def __init__(self, fov: Optional[float] = None, fov_axis: str = "x",
-                 focal_length: Optional[str] = None, near_clip: float = 0.01,
-                 far_clip: float = 10000.0, to_world: Optional[Transform4f] = None,
-                 film: Optional[HDRFilm] = None, sampler: Optional[IndependentSampler] = None,
         "focus_distance": Param("float", None, min_exclusive=0.0, ignored="a pinhole camera "
                                 "is in focus at every distance (Mitsuba reads it for every "
                                 "projective camera; only 'thinlens' uses it)"),
@@ -68,13 +68,24 @@ class PerspectiveSensor:
                               "scenes (no motion blur), so the shutter interval has no effect"),
         "shutter_close": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
                                "scenes (no motion blur), so the shutter interval has no effect"),
+    }
+
+    def __init__(self, fov: Optional[float] = None, fov_axis: str = "x",
+                 focal_length: Optional[str] = None, near_clip: float = 0.01,
+                 far_clip: float = 10000.0, to_world: Optional[Transform4f] = None,
+                 film: Optional[HDRFilm] = None, sampler: Optional[IndependentSampler] = None,
                  principal_point_offset_x: float = 0.0, principal_point_offset_y: float = 0.0,
                  id: Optional[str] = None) -> None:
         self.id = id
         self.film = film if film is not None else HDRFilm()
         self.sampler = sampler if sampler is not None else IndependentSampler()
         if fov is None:
+            # Mitsuba 3: a focal length (default 50mm, 35 mm film: 36 x 24 mm) gives
+            # a field of view along the image *diagonal*, whatever fov_axis says.
             fov = self._fov_from_focal_length(focal_length or "50mm")
+            fov_axis = "diagonal"
+        elif focal_length is not None:
+            raise ValueError(f"sensor {id!r}: give either 'fov' or 'focal_length', not both")
         if not (0.0 < float(fov) < 180.0):
             raise ValueError(f"sensor {id!r}: fov must be in (0, 180) degrees, got {fov}")
         if not (0.0 < near_clip < far_clip):
@@ -91,10 +102,16 @@ class PerspectiveSensor:
         self.far_clip = float(far_clip)
         self.to_world = to_world if to_world is not None else Transform4f()
         self.principal_point = (float(principal_point_offset_x), float(principal_point_offset_y))
+        if getattr(self.film, "cropped", False):
+            # A crop window is the same camera with a smaller film (film.crop_camera).
+            t, self.principal_point = self.film.crop_camera(
+                math.tan(math.radians(x_fov) / 2), self.principal_point)
+            self.x_fov = bk.Float(math.degrees(2 * math.atan(t)))
 
     @staticmethod
     def _fov_from_focal_length(text: str) -> float:
-        # 35 mm film equivalent, measured along the diagonal (36 x 24 mm).
+        # 35 mm film equivalent: the angle subtended by the frame's diagonal
+        # (36 x 24 mm, 43.27 mm) at distance f, applied along the image diagonal.
         try:
             f = float(str(text).strip().removesuffix("mm"))
         except ValueError as e:
@@ -102,11 +119,6 @@ class PerspectiveSensor:
         if f <= 0:
             raise ValueError(f"focal_length must be positive, got {text!r}")
         return math.degrees(2 * math.atan(math.hypot(36, 24) / (2 * f)))
-        if getattr(self.film, "cropped", False):
-            # A crop window is the same camera with a smaller film (film.crop_camera).
-            t, self.principal_point = self.film.crop_camera(
-                math.tan(math.radians(x_fov) / 2), self.principal_point)
-            self.x_fov = bk.Float(math.degrees(2 * math.atan(t)))
 
     @property
     def resolution(self) -> tuple[int, int]:
