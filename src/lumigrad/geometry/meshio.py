@@ -1,10 +1,14 @@
-"""Reading and writing triangle meshes: Wavefront OBJ and Stanford PLY.
+"""Reading and writing triangle meshes: Wavefront OBJ, Stanford PLY and
+Mitsuba's ``serialized`` format.
 
 Readers return a :class:`~lumigrad.geometry.primitives.MeshData`
 ``(positions, faces)`` with ``.normals`` / ``.uvs`` (``None`` when the file has
-none). Polygons are fan-triangulated: ``(i0, i1, ..., ik)`` becomes
-``(i0, ij, ij+1)`` for ``j = 1 .. k-1``. Degenerate triangles are kept (the
-renderer copes with them); an empty mesh is an error.
+none), ``.colors`` (PLY and serialized vertex colours, else ``None``; read, not
+rendered), ``.face_groups`` (one int per triangle) and ``.group_names`` (OBJ
+``o``/``g`` groups; one group for the other formats). Polygons are
+fan-triangulated: ``(i0, i1, ..., ik)`` becomes ``(i0, ij, ij+1)`` for
+``j = 1 .. k-1``. Degenerate triangles are kept (the renderer copes with them);
+an empty mesh is an error.
 
 Texture coordinates are returned as stored in the file; flipping ``v -> 1 - v``
 (Mitsuba's ``flip_tex_coords``) is the shape plugin's job.
@@ -13,22 +17,28 @@ Errors name the file and, where one exists, the line: a missing file raises
 ``FileNotFoundError``, anything wrong with the content :class:`MeshFileError`
 (a ``ValueError``).
 
-Parsing is vectorised with numpy where the format allows; the only per-item
-Python work is splitting OBJ face tokens and reading rows of variable length
-in PLY files that mix polygon sizes.
+Parsing is array work throughout (numpy, no Python loop over lines, faces or
+rows): text files are cut into lines by searching the bytes for newlines,
+lines are classified by their first bytes, the numbers of one kind are parsed
+in one call on their joined text, and the per-line token counts (from
+whitespace transitions) check the structure. Only when a vectorised parse
+fails does a line-by-line scan run, to name the first bad line. Binary PLY
+rows of varying length are located by pointer doubling. Nothing is cached.
 """
 from __future__ import annotations
 
 import os
-import re
+import struct
+import zlib
 from typing import Optional, Union
 
 import numpy as np
 
 from .primitives import MeshData
 
-__all__ = ["MeshFileError", "read_obj", "read_ply", "write_obj", "write_ply",
-           "read_mesh", "vertex_normals", "fan_triangulate"]
+__all__ = ["MeshFileError", "read_obj", "read_ply", "read_serialized", "write_obj",
+           "write_ply", "write_serialized", "read_mesh", "serialized_shape_count",
+           "vertex_normals", "fan_triangulate"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -96,234 +106,303 @@ def vertex_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _finish(path: str, positions: np.ndarray, faces: np.ndarray,
-            normals: Optional[np.ndarray], uvs: Optional[np.ndarray]) -> MeshData:
+            normals: Optional[np.ndarray], uvs: Optional[np.ndarray], **extra) -> MeshData:
+    """Check and wrap the arrays; ``extra`` becomes attributes of the result
+    (``face_groups``, ``group_names``, ``colors``, ...)."""
     if len(positions) == 0 or len(faces) == 0:
         raise MeshFileError(f"{path}: the mesh is empty ({len(positions)} vertices, "
                             f"{len(faces)} faces)")
     if not np.all(np.isfinite(positions)):
         bad = int(np.argmax(~np.all(np.isfinite(positions), axis=1)))
         raise MeshFileError(f"{path}: vertex {bad} has a non-finite position {positions[bad].tolist()}")
-    return MeshData(positions, faces, normals=normals, uvs=uvs)
+    m = MeshData(positions, faces, normals=normals, uvs=uvs)
+    m.colors = None
+    for k, val in extra.items():
+        setattr(m, k, val)
+    return m
+
+
+# --------------------------------------------------------------------------- text
+class _Text:
+    """A text file cut into lines by numpy: ``starts[i]:ends[i]`` is line ``i``
+    (without its newline). Per-line work is array work; no Python loop runs over
+    lines except to word an error message.
+
+    ``continuation``: a backslash at the end of a line joins the next line to it
+    (OBJ); the bytes ``\\``, ``\\r``, ``\\n`` become spaces, so byte offsets and
+    original line numbers (:meth:`lineno`) stay known."""
+
+    def __init__(self, raw: bytes, continuation: bool = False) -> None:
+        n = len(raw)
+        # two bytes of padding: reading line[i][1] and line[i][2] never leaves the buffer
+        buf = np.frombuffer(raw + b"\n\n\n", dtype=np.uint8)
+        self._orig_nl = None
+        if continuation and b"\\" in raw:
+            bs = np.flatnonzero(buf[:n] == 92)
+            lf = bs[buf[bs + 1] == 10]
+            crlf = bs[(buf[bs + 1] == 13) & (buf[bs + 2] == 10)]
+            if len(lf) or len(crlf):
+                self._orig_nl = np.flatnonzero(buf[:n] == 10)
+                buf = buf.copy()
+                for off, sel in ((0, lf), (1, lf), (0, crlf), (1, crlf), (2, crlf)):
+                    buf[sel + off] = 32
+        self.buf = buf
+        self.size = n
+        nl = np.flatnonzero(buf[:n] == 10)
+        if n and buf[n - 1] != 10:
+            nl = np.append(nl, n)          # last line without a newline
+        self.starts = np.concatenate([[0], nl[:-1] + 1]).astype(np.int64)
+        self.ends = nl.astype(np.int64)
+
+    def lineno(self, i: int) -> int:
+        """1-based line number in the file of line ``i``."""
+        if self._orig_nl is None:
+            return int(i) + 1
+        return int(np.searchsorted(self._orig_nl, self.starts[i])) + 1
+
+    def text(self, i: int) -> str:
+        return bytes(self.buf[self.starts[i]:self.ends[i]]).decode("utf-8", "replace").strip()
+
+    def strip_comments(self) -> None:
+        """End every line at its first ``#``."""
+        hashes = np.flatnonzero(self.buf[:self.size] == 35)
+        if len(hashes):
+            line = np.searchsorted(self.ends, hashes)       # first line ending at or after it
+            line, first = np.unique(line, return_index=True)
+            self.ends[line] = np.minimum(self.ends[line], hashes[first])
+
+    def skip_leading_space(self) -> None:
+        s, e = self.starts, self.ends
+        lead = ((self.buf[s] == 32) | (self.buf[s] == 9)) & (s < e)
+        if lead.any():
+            nonspace = np.flatnonzero(self.buf > 32)
+            j = np.minimum(np.searchsorted(nonspace, s[lead]), len(nonspace) - 1)
+            s[lead] = np.minimum(nonspace[j], e[lead])
+
+    def gather(self, lines: np.ndarray, skip: int):
+        """The text of ``lines`` (each without its first ``skip`` bytes), one per row,
+        ended by ``\\n``: returns ``(bytes array, row offsets, row lengths)``."""
+        s = self.starts[lines] + skip
+        lens = np.maximum(self.ends[lines] - s, 0)
+        offs = np.cumsum(lens + 1) - (lens + 1)
+        total = int(offs[-1] + lens[-1] + 1)
+        src = np.repeat(s - offs, lens + 1) + np.arange(total)
+        out = self.buf[src]
+        out[offs + lens] = 10
+        return out, offs, lens
+
+
+def _token_starts(b: np.ndarray) -> np.ndarray:
+    """Mask of the first byte of every whitespace-separated token."""
+    sp = b <= 32
+    st = ~sp
+    st[1:] &= sp[:-1]
+    return st
+
+
+def _row_counts(mask: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Number of set entries of ``mask`` in each row ``offs[i] : offs[i] + lens[i]``."""
+    c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    return c[offs + lens] - c[offs]
+
+
+def _parse_numbers(data: bytes, dtype) -> Optional[np.ndarray]:
+    """All whitespace-separated numbers of ``data`` (``None`` if one is not a number)."""
+    try:
+        return np.fromstring(data, dtype=dtype, sep=" ")
+    except ValueError:
+        return None
+
+
+def _first_bad_token(rows: list[str], conv) -> tuple[int, str]:
+    """Index of the first row holding a token ``conv`` rejects (error path only)."""
+    for i, r in enumerate(rows):
+        for tok in r.split():
+            try:
+                conv(tok)
+            except ValueError:
+                return i, tok
+    return -1, ""
 
 
 # --------------------------------------------------------------------------- OBJ
-def _parse_floats(path: str, rows: list[str], linenos: list[int], what: str,
-                  lo: int, hi: int, take: int) -> np.ndarray:
-    """Parse OBJ rows of ``lo..hi`` numbers each into an (n, take) array; the
-    first bad row is reported with its line number."""
-    if not rows:
+def _obj_floats(path: str, t: _Text, lines: np.ndarray, skip: int, what: str,
+                lo: int, hi: int, take: int) -> np.ndarray:
+    """The numbers of OBJ statements ``lines`` (``lo..hi`` per line, the first
+    ``take`` kept, missing ones 0) as an ``(n, take)`` array."""
+    if len(lines) == 0:
         return np.zeros((0, take))
-    split = [r.split() for r in rows]
-    lens = np.fromiter((len(s) for s in split), dtype=np.int64, count=len(split))
-    bad = np.nonzero((lens < lo) | (lens > hi))[0]
+    out, offs, lens = t.gather(lines, skip)
+    k = _row_counts(_token_starts(out), offs, lens)
+    bad = np.flatnonzero((k < lo) | (k > hi))
     if len(bad):
         i = int(bad[0])
-        raise MeshFileError(f"{path}:{linenos[i]}: '{what}' needs {lo} to {hi} numbers, "
-                            f"got {int(lens[i])}: {rows[i].strip()!r}")
-    if lo == hi == take:
-        flat = [t for s in split for t in s]
-        try:
-            return np.array(flat, dtype=np.float64).reshape(-1, take)
-        except ValueError:
-            pass  # fall through to the row-by-row parse that finds the bad line
-    out = np.zeros((len(split), take))
-    for i, s in enumerate(split):
-        try:
-            vals = [float(t) for t in s[:take]]
-        except ValueError:
-            raise MeshFileError(f"{path}:{linenos[i]}: '{what}' has a value that is not a "
-                                f"number: {rows[i].strip()!r}") from None
-        out[i, :len(vals)] = vals
-    return out
+        raise MeshFileError(f"{path}:{t.lineno(lines[i])}: '{what}' needs {lo} to {hi} numbers, "
+                            f"got {int(k[i])}: {t.text(lines[i])!r}")
+    vals = _parse_numbers(out.tobytes(), np.float64)
+    if vals is None or len(vals) != int(k.sum()):
+        rows = out.tobytes().decode("utf-8", "replace").split("\n")
+        i, tok = _first_bad_token(rows, float)
+        where = f"{path}:{t.lineno(lines[i])}" if i >= 0 else path
+        raise MeshFileError(f"{where}: '{what}' has a value that is not a number ({tok!r}): "
+                            f"{t.text(lines[max(i, 0)])!r}")
+    if np.all(k == take):
+        return vals.reshape(-1, take)
+    first = np.cumsum(k) - k
+    res = np.zeros((len(k), take))
+    for j in range(take):                      # columns, not lines
+        has = k > j
+        res[has, j] = vals[first[has] + j]
+    return res
 
 
-_OBJ_ROW = {k: re.compile(rf"^[ \t]*{k}[ \t]+([^\n#]*)", re.M) for k in ("v", "vt", "vn", "f")}
-_OBJ_TRIANGLE = re.compile(r"^[ \t]*f[ \t]+[^\s#]+[ \t]+[^\s#]+[ \t]+[^\s#]+[ \t\r]*(?:#|$)", re.M)
+_CORNER_HELP = "expected a, a/b, a//c or a/b/c with integers"
 
 
-def _obj_fast(text: str):
-    """Vectorised OBJ parse of the common case: ``v`` rows of 3 numbers, ``vn``
-    of 3, ``vt`` of 2, faces whose corners all use one syntax, no negative
-    indices, no line continuations. Returns ``None`` when the file is anything
-    else (or malformed); the line-by-line parser then handles it and reports
-    errors with line numbers."""
-    if "\\\n" in text or "\\\r" in text:
-        return None
-    try:
-        arrays = []
-        for key, k in (("v", 3), ("vt", 2), ("vn", 3)):
-            rows = _OBJ_ROW[key].findall(text)
-            vals = " ".join(rows).split()
-            if len(vals) != k * len(rows):
-                return None
-            arrays.append(np.array(vals, dtype=np.float64).reshape(-1, k))
-        frows = _OBJ_ROW["f"].findall(text)
-        if not frows:
-            return None
-        if len(_OBJ_TRIANGLE.findall(text)) == len(frows):
-            counts = np.full(len(frows), 3, dtype=np.int64)  # all triangles: skip per-row work
-        else:
-            counts = np.fromiter((len(r.split()) for r in frows), dtype=np.int64,
-                                 count=len(frows))
-        if counts.min() < 3:
-            return None
-        joined = " ".join(frows)
-        corners = joined.split()
-        slashes = corners[0].count("/")
-        if any(c.count("/") != slashes for c in corners):
-            return None
-        doubles = joined.count("//")
-        if doubles not in (0, len(corners)) or "-" in joined:
-            return None
-        nfield = slashes + 1 - (doubles > 0)
-        fields = np.array(joined.replace("//", " ").replace("/", " ").split(),
-                          dtype=np.int64)
-        if len(fields) != nfield * len(corners):
-            return None
-    except ValueError:
-        return None
-    fields = fields.reshape(len(corners), nfield)
-    idx = np.zeros((len(corners), 3), dtype=np.int64)
-    present = np.zeros((len(corners), 3), dtype=bool)
-    cols = {0: [0], 1: [0, 1], 2: [0, 1, 2]}[slashes] if not doubles else [0, 2]
-    for j, c in enumerate(cols):
-        idx[:, c] = fields[:, j] - 1
-        present[:, c] = True
-    return arrays[0], arrays[1], arrays[2], counts, idx, present
+def _obj_faces(path: str, t: _Text, lines: np.ndarray):
+    """Parse the ``f`` statements ``lines``. Returns ``(counts, idx, present)``:
+    corners per face, ``(C, 3)`` raw (v, vt, vn) indices as written (1-based or
+    negative) and which of the three each corner gives."""
+    out, offs, lens = t.gather(lines, 1)
+    st = _token_starts(out)
+    counts = _row_counts(st, offs, lens)
+    small = np.flatnonzero(counts < 3)
+    if len(small):
+        i = int(small[0])
+        raise MeshFileError(f"{path}:{t.lineno(lines[i])}: a face needs at least 3 vertices, "
+                            f"got {int(counts[i])}: {t.text(lines[i])!r}")
+    tokpos = np.flatnonzero(st)                        # first byte of each corner
+    ncorner = len(tokpos)
+    slash = out == 47
+    face_of_corner = np.repeat(np.arange(len(lines)), counts)
+
+    def malformed(c: int) -> MeshFileError:
+        f = int(face_of_corner[c])
+        tok = bytes(out[tokpos[c]:]).split(None, 1)[0].decode("utf-8", "replace")
+        return MeshFileError(f"{path}:{t.lineno(lines[f])}: malformed face vertex {tok!r} "
+                             f"({_CORNER_HELP})")
+
+    corner_of_byte = np.cumsum(st, dtype=np.int64) - 1
+    sl = np.flatnonzero(slash)
+    if len(sl):
+        nslash = np.bincount(corner_of_byte[sl], minlength=ncorner)
+        bad = np.flatnonzero((nslash > 2) | slash[tokpos])
+        if len(bad):
+            raise malformed(int(bad[0]))
+        numbers = out.copy()
+        numbers[sl] = 32
+    else:
+        numbers = out
+    sub = np.flatnonzero(_token_starts(numbers))       # first byte of each index
+    corner = corner_of_byte[sub]
+    vals = _parse_numbers(numbers.tobytes(), np.int64)
+    if vals is None or len(vals) != len(sub):
+        # error path: find the first corner that is not made of integers
+        words = out.tobytes().decode("utf-8", "replace").split()
+        for c, w in enumerate(words):
+            parts = w.split("/")
+            try:
+                [int(x) for x in parts if x]
+            except ValueError:
+                raise malformed(c) from None
+        raise MeshFileError(f"{path}: malformed face statements ({_CORNER_HELP})")
+    if len(sl):
+        cs = np.concatenate([[0], np.cumsum(slash, dtype=np.int64)])
+        field = cs[sub] - cs[tokpos[corner]]           # slashes before it in its corner
+    else:
+        field = np.zeros(len(sub), dtype=np.int64)
+    idx = np.zeros((ncorner, 3), dtype=np.int64)
+    present = np.zeros((ncorner, 3), dtype=bool)
+    idx[corner, field] = vals
+    present[corner, field] = True
+    return counts, idx, present, face_of_corner
 
 
-def _obj_slow(path: str, text: str):
-    """Line-by-line OBJ parse for anything :func:`_obj_fast` declines; raises
-    :class:`MeshFileError` naming the line of the first problem."""
-    lines = text.splitlines()
-    # Join lines continued with a trailing backslash (keep the first line number).
-    joined: list[str] = []
-    nos: list[int] = []
-    buf, start = "", None
-    for i, ln in enumerate(lines, 1):
-        if start is None:
-            start = i
-        if ln.endswith("\\"):
-            buf += ln[:-1] + " "
-            continue
-        joined.append(buf + ln)
-        nos.append(start)
-        buf, start = "", None
-    if start is not None:
-        joined.append(buf)
-        nos.append(start)
+def _obj_groups(t: _Text, is_group: np.ndarray, face_lines: np.ndarray):
+    """Group of every face: the name on the latest ``o`` or ``g`` line before it
+    (``default`` before any, or for a nameless ``g``). Returns ``(group of each
+    face, names)``, groups numbered by first use and only those with faces."""
+    glines = np.flatnonzero(is_group)
+    if len(glines) == 0:
+        return np.zeros(len(face_lines), dtype=np.int64), ["default"]
+    out, _, _ = t.gather(glines, 1)
+    names = np.char.strip(np.array(out.tobytes().decode("utf-8", "replace")
+                                   .split("\n")[:len(glines)], dtype=str))
+    names = np.where(names == "", "default", names)
+    stmt = (np.cumsum(is_group) - 1)[face_lines]     # latest o/g line before each face
+    uniq, inv = np.unique(np.append(names, "default"), return_inverse=True)
+    per_face = np.where(stmt >= 0, inv[np.maximum(stmt, 0)], inv[-1])
+    used, first = np.unique(per_face, return_index=True)
+    order = used[np.argsort(first)]
+    remap = np.zeros(len(uniq), dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    return remap[per_face], [str(n) for n in uniq[order]]
 
-    rows: dict[str, tuple[list[str], list[int]]] = {k: ([], []) for k in ("v", "vt", "vn", "f")}
-    # For relative (negative) indices: how many v/vt/vn exist before each face.
-    counts_at_face: list[tuple[int, int, int]] = []
-    nv = nvt = nvn = 0
-    for ln, no in zip(joined, nos):
-        t = ln.split(None, 1)
-        if not t or t[0] not in rows:
-            continue  # blank, comment, or a statement we ignore (o, g, s, usemtl, ...)
-        head = t[0]
-        if head == "v":
-            nv += 1
-        elif head == "vt":
-            nvt += 1
-        elif head == "vn":
-            nvn += 1
-        else:
-            counts_at_face.append((nv, nvt, nvn))
-        r = rows[head]
-        r[0].append(t[1].split("#", 1)[0] if len(t) > 1 else "")
-        r[1].append(no)
 
-    v = _parse_floats(path, *rows["v"], "v", 3, 7, 3)  # x y z [w] or x y z r g b [a]
-    vt = _parse_floats(path, *rows["vt"], "vt", 1, 3, 2)
-    vn = _parse_floats(path, *rows["vn"], "vn", 3, 3, 3)
-    frows, flines = rows["f"]
-    if not frows:
+def read_obj(path: PathLike) -> MeshData:
+    """Read a Wavefront OBJ file (``v``, ``vt``, ``vn``, ``f``, ``o``, ``g``; other
+    statements are ignored).
+
+    Face corners may be ``a``, ``a/b``, ``a//c`` or ``a/b/c``; negative indices
+    count back from the latest element defined so far; polygons are
+    fan-triangulated. Each distinct ``(v, vt, vn)`` combination becomes one
+    output vertex; output vertices are ordered by (v, vt, vn) index, so a file
+    whose vertices each appear with one combination keeps its vertex order
+    (unreferenced vertices are dropped). Corners without ``vt`` get uv (0, 0);
+    if any corner lacks ``vn``, the mesh gets no normals at all. Texture
+    coordinates are returned as stored (the ``obj`` shape flips ``v``).
+
+    The result also carries ``face_groups`` (int64, one per triangle) and
+    ``group_names``: a face belongs to the group named by the latest ``o`` or
+    ``g`` statement before it (``"default"`` before any); groups are numbered
+    in order of first use.
+
+    The whole file is parsed with array operations (numpy): lines are found,
+    classified and parsed in bulk; errors name the file and line.
+    """
+    path = os.fspath(path)
+    t = _Text(_read_bytes(path), continuation=True)
+    t.strip_comments()
+    t.skip_leading_space()
+    s, e, buf = t.starts, t.ends, t.buf
+    b0, b1, b2 = buf[s], buf[s + 1], buf[s + 2]
+    end1 = (b1 <= 32) | (s + 1 >= e)
+    end2 = (b2 <= 32) | (s + 2 >= e)
+    is_v = (b0 == 118) & end1
+    is_vt = (b0 == 118) & (b1 == 116) & (s + 1 < e) & end2
+    is_vn = (b0 == 118) & (b1 == 110) & (s + 1 < e) & end2
+    is_f = (b0 == 102) & end1
+    is_group = ((b0 == 111) | (b0 == 103)) & end1
+    lv, lvt, lvn, lf = (np.flatnonzero(m) for m in (is_v, is_vt, is_vn, is_f))
+
+    v = _obj_floats(path, t, lv, 1, "v", 3, 7, 3)     # x y z [w] or x y z r g b [a]
+    vt = _obj_floats(path, t, lvt, 2, "vt", 1, 3, 2)
+    vn = _obj_floats(path, t, lvn, 2, "vn", 3, 3, 3)
+    if len(lf) == 0:
         raise MeshFileError(f"{path}: the mesh is empty (no 'f' statements)")
+    counts, idx, present, face_of_corner = _obj_faces(path, t, lf)
 
-    corners: list[str] = []
-    counts = np.empty(len(frows), dtype=np.int64)
-    for i, r in enumerate(frows):
-        toks = r.split()
-        if len(toks) < 3:
-            raise MeshFileError(f"{path}:{flines[i]}: a face needs at least 3 vertices, "
-                                f"got {len(toks)}: 'f {r.strip()}'")
-        counts[i] = len(toks)
-        corners.extend(toks)
-    face_of_corner = np.repeat(np.arange(len(frows)), counts)
-
-    # Split every corner "a/b/c" into three integers.
-    idx = np.zeros((len(corners), 3), dtype=np.int64)
-    present = np.zeros((len(corners), 3), dtype=bool)
-    present[:, 0] = True
-    k = 0
-    try:
-        for k, c in enumerate(corners):
-            parts = c.split("/")
-            if len(parts) > 3 or parts[0] == "":
-                raise ValueError
-            idx[k, 0] = int(parts[0])
-            if len(parts) > 1 and parts[1]:
-                idx[k, 1] = int(parts[1])
-                present[k, 1] = True
-            if len(parts) > 2 and parts[2]:
-                idx[k, 2] = int(parts[2])
-                present[k, 2] = True
-    except ValueError:
-        f = int(face_of_corner[k])
-        raise MeshFileError(f"{path}:{flines[f]}: malformed face vertex {corners[k]!r} "
-                            f"(expected a, a/b, a//c or a/b/c with integers)") from None
-
-    before = np.asarray(counts_at_face, dtype=np.int64)[face_of_corner]  # (C, 3)
     sizes = np.array([len(v), len(vt), len(vn)])
-    # negative: relative to the number defined so far; positive: 1-based
-    absidx = np.where(idx < 0, before + idx, idx - 1)
+    neg = idx < 0
+    if neg.any():
+        # negative: relative to the number defined before the face's line
+        before = np.stack([np.cumsum(m)[lf] for m in (is_v, is_vt, is_vn)], axis=1)
+        before = before[face_of_corner]
+        absidx = np.where(neg, before + idx, idx - 1)
+    else:
+        before = None
+        absidx = idx - 1
     bad = present & ((absidx < 0) | (absidx >= sizes))
     if bad.any():
         k = int(np.argmax(bad.any(axis=1)))
         col = int(np.argmax(bad[k]))
         name = ("vertex", "texture coordinate", "normal")[col]
-        f = int(face_of_corner[k])
         if idx[k, col] < 0:
             have = f"only {int(before[k, col])} are defined before this line"
         else:
             have = f"the file defines {int(sizes[col])} (OBJ indices start at 1)"
-        raise MeshFileError(f"{path}:{flines[f]}: face refers to {name} {int(idx[k, col])}, "
-                            f"but {have}")
-    return v, vt, vn, counts, absidx, present
-
-
-def read_obj(path: PathLike) -> MeshData:
-    """Read a Wavefront OBJ file (``v``, ``vt``, ``vn``, ``f``; other statements
-    are ignored).
-
-    Face corners may be ``a``, ``a/b``, ``a//c`` or ``a/b/c``; negative indices
-    count back from the latest element defined so far. Each distinct
-    ``(v, vt, vn)`` combination becomes one output vertex; output vertices are
-    ordered by (v, vt, vn) index, so a file whose vertices each appear with one
-    combination keeps its vertex order (unreferenced vertices are dropped).
-    Corners without ``vt`` get uv (0, 0); if any corner lacks ``vn``, the mesh
-    gets no normals at all.
-
-    The common case (one corner syntax, no negative indices) is parsed with
-    regular expressions and numpy; anything else, and every error, goes
-    through a line-by-line parser that reports the file and line.
-    """
-    path = os.fspath(path)
-    raw = _read_bytes(path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    parsed = _obj_fast(text)
-    if parsed is not None:
-        v, vt, vn, counts, absidx, present = parsed
-        sizes = np.array([len(v), len(vt), len(vn)])
-        if np.any(present & ((absidx < 0) | (absidx >= sizes))):
-            parsed = None  # out of range: let the slow parser name the line
-    if parsed is None:
-        v, vt, vn, counts, absidx, present = _obj_slow(path, text)
-        sizes = np.array([len(v), len(vt), len(vn)])
+        raise MeshFileError(f"{path}:{t.lineno(lf[face_of_corner[k]])}: face refers to {name} "
+                            f"{int(idx[k, col])}, but {have}")
 
     has_uv = bool(present[:, 1].any())
     has_n = bool(present[:, 2].all())
@@ -347,8 +426,10 @@ def read_obj(path: PathLike) -> MeshData:
     if has_uv:
         uvs = np.where((ukey[:, 1] > 0)[:, None], vt[np.maximum(ukey[:, 1] - 1, 0)], 0.0)
     normals = vn[ukey[:, 2] - 1] if has_n else None
-    faces, _ = fan_triangulate(counts, inv)
-    return _finish(path, positions, faces, normals, uvs)
+    faces, poly = fan_triangulate(counts, inv)
+    groups, names = _obj_groups(t, is_group, lf)
+    return _finish(path, positions, faces, normals, uvs,
+                   face_groups=groups[poly], group_names=names)
 
 
 def write_obj(path: PathLike, positions: np.ndarray, faces: np.ndarray,
@@ -402,6 +483,8 @@ _PLY_TYPES = {
 }
 _UV_NAMES = (("u", "v"), ("s", "t"), ("texture_u", "texture_v"),
              ("texture_s", "texture_t"))
+_COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"),
+                ("diffuse_red", "diffuse_green", "diffuse_blue"))
 
 
 class _Element:
@@ -426,7 +509,7 @@ def _parse_ply_header(path: str, raw: bytes) -> tuple[str, list[_Element], int, 
     header = raw[:end].decode("ascii", errors="replace").splitlines()
     fmt = None
     elements: list[_Element] = []
-    for no, ln in enumerate(header, 1):
+    for no, ln in enumerate(header, 1):        # header lines, not data
         t = ln.split()
         if not t or t[0] in ("ply", "comment", "obj_info"):
             continue
@@ -446,6 +529,9 @@ def _parse_ply_header(path: str, raw: bytes) -> tuple[str, list[_Element], int, 
                 if t[2] not in _PLY_TYPES or t[3] not in _PLY_TYPES:
                     raise MeshFileError(f"{path}:{no}: unknown PLY type in {ln.strip()!r}; "
                                         f"known: {', '.join(sorted(_PLY_TYPES))}")
+                if _PLY_TYPES[t[2]][0] == "f":
+                    raise MeshFileError(f"{path}:{no}: a list count must be an integer type, "
+                                        f"got {t[2]!r}")
                 elements[-1].props.append((t[4], _PLY_TYPES[t[2]], _PLY_TYPES[t[3]]))
             elif len(t) == 3:
                 if t[1] not in _PLY_TYPES:
@@ -461,178 +547,231 @@ def _parse_ply_header(path: str, raw: bytes) -> tuple[str, list[_Element], int, 
     return fmt, elements, body, len(header) + 1
 
 
-def _ply_binary_element(path: str, el: _Element, raw: bytes, pos: int, bo: str):
-    """Read one binary element. Returns (dict name -> array, list values
-    (counts, flat) for the first list property or None, new position)."""
+def _ragged(values: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``values[first[i] : first[i] + counts[i]]`` over ``i``."""
+    total = int(counts.sum())
+    if total == 0:
+        return values[:0]
+    start = np.cumsum(counts) - counts
+    return values[np.repeat(first - start, counts) + np.arange(total)]
+
+
+def _read_at(u8: np.ndarray, off: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """Values of type ``dt`` stored at the byte offsets ``off`` (any alignment)."""
+    if dt.itemsize == 1:
+        return u8[off].view(dt)
+    return np.ascontiguousarray(u8[off[:, None] + np.arange(dt.itemsize)]).view(dt).reshape(-1)
+
+
+def _binary_rows(u8: np.ndarray, starts: np.ndarray, props: list, bo: str, values: bool):
+    """Run the row layout ``props`` from every byte offset in ``starts`` at once.
+
+    Returns ``(ends, ok, scalars, lists)``: where each row ends, whether it fits
+    in the file with non-negative list counts, and (``values``) the scalar
+    properties and ``(counts, items)`` of the list properties."""
+    n = len(u8)
+    off = starts.astype(np.int64)
+    ok = np.ones(len(off), dtype=bool)
+    scalars: dict[str, np.ndarray] = {}
+    lists: dict[str, tuple] = {}
+    for p in props:
+        dt = np.dtype(bo + p[1])
+        if len(p) == 2:
+            if values:
+                scalars[p[0]] = _read_at(u8, np.clip(off, 0, n - dt.itemsize), dt)
+            off = off + dt.itemsize
+            continue
+        it = np.dtype(bo + p[2])
+        ok &= off + dt.itemsize <= n
+        c = _read_at(u8, np.clip(off, 0, max(n - dt.itemsize, 0)), dt).astype(np.int64)
+        ok &= c >= 0
+        c = np.where(ok, c, 0)
+        off = off + dt.itemsize
+        if values:
+            nb = c * it.itemsize
+            raw = _ragged(u8, off, nb)
+            lists[p[0]] = (c, np.ascontiguousarray(raw).view(it))
+        off = off + c * it.itemsize
+    ok &= off <= n
+    return off, ok, scalars, lists
+
+
+def _ply_binary_element(path: str, el: _Element, u8: np.ndarray, pos: int, bo: str):
+    """Read one binary element starting at byte ``pos``. Returns (scalars,
+    lists: name -> (counts, items), position after the element)."""
+    def ends_inside(row: Optional[int] = None) -> MeshFileError:
+        at = f"row {row} of " if row is not None else ""
+        return MeshFileError(f"{path}: file ends inside {at}element '{el.name}' "
+                             f"({el.count} rows declared in the header)")
+
     if not el.has_list:
         dt = np.dtype([(p[0], bo + p[1]) for p in el.props])
         need = dt.itemsize * el.count
-        if pos + need > len(raw):
-            raise MeshFileError(f"{path}: file ends inside element '{el.name}' "
-                                f"({el.count} rows of {dt.itemsize} bytes expected)")
-        a = np.frombuffer(raw, dtype=dt, count=el.count, offset=pos)
-        return {p[0]: a[p[0]] for p in el.props}, None, pos + need
-    # Fast path: guess that every row has the same list lengths as the first
-    # one (all triangles, or all quads), read the element as one structured
-    # array, and verify the guess.
-    first_counts = []
-    off = pos
-    try:
+        if pos + need > len(u8):
+            raise ends_inside()
+        a = np.frombuffer(u8, dtype=dt, count=el.count, offset=pos)
+        return {p[0]: a[p[0]] for p in el.props}, {}, pos + need
+    if el.count == 0:
+        return ({p[0]: np.zeros(0) for p in el.props if len(p) == 2},
+                {p[0]: (np.zeros(0, np.int64), np.zeros(0, np.int64)) for p in el.props
+                 if len(p) == 3}, pos)
+    # Common case: every row has the list lengths of the first row (all
+    # triangles, or all quads): one structured read, then a check.
+    first_end, first_ok, _, first_lists = _binary_rows(u8, np.array([pos]), el.props, bo, True)
+    if not first_ok[0]:
+        raise ends_inside(0)
+    lens = [int(first_lists[p[0]][0][0]) for p in el.props if len(p) == 3]
+    if all(c > 0 for c in lens):
+        fields, it = [], iter(lens)
         for p in el.props:
             if len(p) == 3:
-                c = int(np.frombuffer(raw, bo + p[1], 1, off)[0]) if el.count else 0
-                first_counts.append(c)
-                off += np.dtype(p[1]).itemsize + c * np.dtype(p[2]).itemsize
-            else:
-                off += np.dtype(p[1]).itemsize
-    except ValueError:
-        raise MeshFileError(f"{path}: file ends inside element '{el.name}'") from None
-    if all(c > 0 for c in first_counts):
-        fields, counts_iter = [], iter(first_counts)
-        for p in el.props:
-            if len(p) == 3:
-                fields += [(p[0] + "__n", bo + p[1]), (p[0], bo + p[2], (next(counts_iter),))]
+                fields += [(p[0] + "__n", bo + p[1]), (p[0], bo + p[2], (next(it),))]
             else:
                 fields.append((p[0], bo + p[1]))
         dt = np.dtype(fields)
-        if pos + dt.itemsize * el.count <= len(raw):
-            a = np.frombuffer(raw, dtype=dt, count=el.count, offset=pos)
-            lists_p = [p for p in el.props if len(p) == 3]
-            if all(np.all(a[p[0] + "__n"] == c) for p, c in zip(lists_p, first_counts)):
-                out = {p[0]: a[p[0]] for p in el.props if len(p) == 2}
-                p0, c0 = lists_p[0], first_counts[0]
-                lists = (np.full(el.count, c0, dtype=np.int64), a[p0[0]].reshape(-1))
-                return out, lists, pos + dt.itemsize * el.count
-    # Slow path: rows of varying length, walked one by one.
-    scalars: dict[str, list] = {p[0]: [] for p in el.props if len(p) == 2}
-    counts: list[int] = []
-    flat_parts: list[np.ndarray] = []
-    first_list = next(p[0] for p in el.props if len(p) == 3)
-    for row in range(el.count):
+        if pos + dt.itemsize * el.count <= len(u8):
+            a = np.frombuffer(u8, dtype=dt, count=el.count, offset=pos)
+            lp = [p for p in el.props if len(p) == 3]
+            if all(np.all(a[p[0] + "__n"] == c) for p, c in zip(lp, lens)):
+                return ({p[0]: a[p[0]] for p in el.props if len(p) == 2},
+                        {p[0]: (np.full(el.count, c, dtype=np.int64), a[p[0]].reshape(-1))
+                         for p, c in zip(lp, lens)},
+                        pos + dt.itemsize * el.count)
+    # Rows of varying length: where a row starts depends on all earlier rows.
+    # Compute "next row start" for every byte offset at once, then follow the
+    # chain from `pos` by pointer doubling (log2(count) array gathers): the
+    # first 2L row starts are the first L and their images under next^L.
+    m = len(u8) - pos
+    nxt_end, nxt_ok, _, _ = _binary_rows(u8, np.arange(pos, len(u8)), el.props, bo, False)
+    dead = m + 1                                          # "ran past the file"
+    jump = np.empty(m + 2, dtype=np.int64)
+    jump[:m] = np.where(nxt_ok, nxt_end - pos, dead)
+    jump[m:] = dead
+    chain = np.zeros(1, dtype=np.int64)
+    while len(chain) <= el.count:
+        chain = np.concatenate([chain, jump[chain][:el.count + 1 - len(chain)]])
+        if len(chain) <= el.count:
+            jump = jump[jump]
+    broken = np.flatnonzero(chain == dead)
+    if len(broken):
+        raise ends_inside(int(broken[0]) - 1)
+    _, _, sc, li = _binary_rows(u8, chain[:-1] + pos, el.props, bo, True)
+    return sc, li, pos + int(chain[-1])
+
+
+def _ply_ascii(path: str, raw: bytes, body: int, elements: list[_Element], line0: int):
+    """Read all elements of an ASCII body (one row per non-blank line). Returns
+    {element name: (scalars, lists, file line number of each row)}."""
+    t = _Text(raw[body:])
+    s, e, buf = t.starts, t.ends, t.buf
+    c = np.concatenate([[0], np.cumsum(_token_starts(buf), dtype=np.int64)])
+    k = c[e] - c[s]                                     # tokens per line
+    rows_all = np.flatnonzero(k > 0)
+    out = {}
+    r0 = 0
+    for el in elements:                                 # elements, not rows
+        rows = rows_all[r0:r0 + el.count]
+        r0 += el.count
+        if len(rows) < el.count:
+            raise MeshFileError(f"{path}: file ends inside element '{el.name}' "
+                                f"({el.count} rows expected, {len(rows)} found)")
+        lines = rows + line0
+        if el.count == 0:
+            out[el.name] = ({p[0]: np.zeros(0) for p in el.props if len(p) == 2}, {}, lines)
+            continue
+        kk = k[rows]
+        nprop = len(el.props)
+        if not el.has_list:
+            bad = np.flatnonzero(kk != nprop)
+            if len(bad):
+                i = int(bad[0])
+                raise MeshFileError(f"{path}:{lines[i]}: element '{el.name}' row has "
+                                    f"{int(kk[i])} values, expected {nprop}")
+        data = buf[s[rows[0]]:e[rows[-1]]].tobytes()
+        vals = _parse_numbers(data, np.float64)
+        if vals is None or len(vals) != int(kk.sum()):
+            i, tok = _first_bad_token(data.decode("ascii", "replace").split("\n"), float)
+            # map the i-th line of the slice back to its row
+            i = int(np.searchsorted(rows, rows[0] + max(i, 0)))
+            raise MeshFileError(f"{path}:{lines[min(i, len(rows) - 1)]}: element '{el.name}' "
+                                f"row has a value that is not a number ({tok!r})")
+        if not el.has_list:
+            a = vals.reshape(-1, nprop)
+            out[el.name] = ({p[0]: a[:, j] for j, p in enumerate(el.props)}, {}, lines)
+            continue
+        # Rows of varying length: walk the row layout for all rows at once.
+        off = np.cumsum(kk) - kk
+        end = off + kk
+        ok = np.ones(len(rows), dtype=bool)
+        sc, li = {}, {}
+        top = len(vals) - 1
         for p in el.props:
-            try:
-                if len(p) == 2:
-                    scalars[p[0]].append(np.frombuffer(raw, bo + p[1], 1, pos)[0])
-                    pos += np.dtype(p[1]).itemsize
-                else:
-                    c = int(np.frombuffer(raw, bo + p[1], 1, pos)[0])
-                    pos += np.dtype(p[1]).itemsize
-                    vals = np.frombuffer(raw, bo + p[2], c, pos)
-                    pos += c * np.dtype(p[2]).itemsize
-                    if p[0] == first_list:
-                        counts.append(c)
-                        flat_parts.append(vals)
-            except ValueError:
-                raise MeshFileError(f"{path}: file ends inside row {row} of element "
-                                    f"'{el.name}'") from None
-    flat = np.concatenate(flat_parts) if flat_parts else np.zeros(0, dtype=np.int64)
-    return ({k: np.asarray(v) for k, v in scalars.items()},
-            (np.asarray(counts, dtype=np.int64), flat), pos)
-
-
-def _ply_ascii_element(path: str, el: _Element, lines: list[str], li: int, line0: int):
-    """Read one ASCII element (one row per line). Returns (scalars, lists,
-    new line index, line numbers of the rows)."""
-    rows = lines[li:li + el.count]
-    if len(rows) < el.count:
-        raise MeshFileError(f"{path}: file ends inside element '{el.name}' "
-                            f"({el.count} rows expected, {len(rows)} found)")
-    rowlines = np.arange(li, li + el.count) + line0
-    if not el.has_list:
-        k = len(el.props)
-        toks = [r.split() for r in rows]
-        lens = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
-        bad = np.nonzero(lens != k)[0]
-        if len(bad):
-            i = int(bad[0])
-            raise MeshFileError(f"{path}:{rowlines[i]}: element '{el.name}' row has "
-                                f"{int(lens[i])} values, expected {k}")
-        try:
-            a = np.array([t for r in toks for t in r], dtype=np.float64).reshape(-1, k)
-        except ValueError:
-            for i, r in enumerate(toks):
-                try:
-                    [float(t) for t in r]
-                except ValueError:
-                    raise MeshFileError(f"{path}:{rowlines[i]}: element '{el.name}' row has a "
-                                        f"value that is not a number: {rows[i].strip()!r}") from None
-            raise
-        return {p[0]: a[:, j] for j, p in enumerate(el.props)}, None, li + el.count, rowlines
-    scalars: dict[str, list] = {p[0]: [] for p in el.props if len(p) == 2}
-    counts: list[int] = []
-    flat: list[float] = []
-    first_list = next(p[0] for p in el.props if len(p) == 3)
-    for i, r in enumerate(rows):
-        t = r.split()
-        try:
-            j = 0
-            for p in el.props:
-                if len(p) == 2:
-                    scalars[p[0]].append(float(t[j]))
-                    j += 1
-                else:
-                    c = int(t[j])
-                    vals = t[j + 1:j + 1 + c]
-                    if len(vals) != c or c < 0:
-                        raise IndexError
-                    if p[0] == first_list:
-                        counts.append(c)
-                        flat.extend(float(x) for x in vals)
-                    j += 1 + c
-            if j != len(t):
-                raise IndexError
-        except (ValueError, IndexError):
-            raise MeshFileError(f"{path}:{rowlines[i]}: malformed row of element "
-                                f"'{el.name}': {r.strip()!r}") from None
-    return ({k: np.asarray(v) for k, v in scalars.items()},
-            (np.asarray(counts, dtype=np.int64), np.asarray(flat)), li + el.count, rowlines)
+            if len(p) == 2:
+                sc[p[0]] = vals[np.minimum(off, top)]
+                off = off + 1
+                continue
+            cnt = vals[np.minimum(off, top)]
+            good = (off < end) & (cnt >= 0) & (cnt == np.round(cnt)) & (off + 1 + cnt <= end)
+            ok &= good
+            cnt = np.where(good, cnt, 0).astype(np.int64)
+            li[p[0]] = (cnt, _ragged(vals, off + 1, cnt))
+            off = off + 1 + cnt
+        ok &= off == end
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise MeshFileError(f"{path}:{lines[i]}: malformed row of element '{el.name}': "
+                                f"{t.text(rows[i])!r}")
+        out[el.name] = (sc, li, lines)
+    return out
 
 
 def read_ply(path: PathLike) -> MeshData:
     """Read a PLY file (ascii, binary little or big endian).
 
-    Uses the ``vertex`` element's ``x y z``, optional ``nx ny nz`` and texture
+    Uses the ``vertex`` element's ``x y z``, optional ``nx ny nz``, texture
     coordinates (``u v``, ``s t``, ``texture_u texture_v`` or ``texture_s
-    texture_t``) and the ``face`` element's ``vertex_indices`` (or
-    ``vertex_index``) list; other elements and properties are skipped. ASCII
-    files must have one row per line (as every writer produces).
+    texture_t``) and colours (``red green blue``; integer types are scaled to
+    [0, 1]; returned as ``.colors``, not rendered) and the ``face`` element's
+    ``vertex_indices`` (or ``vertex_index``) list, whose polygons are
+    fan-triangulated; other elements and properties are skipped. ASCII files
+    must have one row per line (as every writer produces). Every element is
+    read with array operations, rows of varying length included.
     """
     path = os.fspath(path)
     raw = _read_bytes(path)
     fmt, elements, body, header_lines = _parse_ply_header(path, raw)
     verts = faces = None
     face_lines = None
+    vdtypes = {}
     if fmt == "ascii":
-        lines = [ln for ln in raw[body:].decode("ascii", errors="replace").split("\n")]
-        # keep line numbers: strip only trailing empties, rows are consecutive lines
-        li = 0
-        for el in elements:
-            # skip blank lines between elements (tolerated)
-            while li < len(lines) and not lines[li].strip() and el.count:
-                li += 1
-            sc, lists, li, rl = _ply_ascii_element(path, el, lines, li, header_lines + 1)
-            if el.name == "vertex":
-                verts = sc
-            elif el.name == "face":
-                faces, face_lines = lists, rl
+        parsed = _ply_ascii(path, raw, body, elements, header_lines + 1)
+        if "vertex" in parsed:
+            verts = parsed["vertex"][0]
+        if "face" in parsed:
+            faces, face_lines = parsed["face"][1], parsed["face"][2]
     else:
         bo = "<" if fmt == "binary_little_endian" else ">"
+        u8 = np.frombuffer(raw, dtype=np.uint8)
         pos = body
-        for el in elements:
-            sc, lists, pos = _ply_binary_element(path, el, raw, pos, bo)
+        for el in elements:                             # elements, not rows
+            sc, lists, pos = _ply_binary_element(path, el, u8, pos, bo)
             if el.name == "vertex":
                 verts = sc
+                vdtypes = {p[0]: p[1] for p in el.props if len(p) == 2}
             elif el.name == "face":
                 faces = lists
     if verts is None or not all(k in verts for k in "xyz"):
         raise MeshFileError(f"{path}: PLY file has no 'vertex' element with x, y, z properties")
-    if faces is None:
+    fel = next((e for e in elements if e.name == "face"), None)
+    lname = None if fel is None else next((p[0] for p in fel.props if len(p) == 3), None)
+    if faces is None or lname is None:
         raise MeshFileError(f"{path}: PLY file has no 'face' element with a vertex_indices list")
-    fel = next(e for e in elements if e.name == "face")
-    lname = next(p[0] for p in fel.props if len(p) == 3)
     if lname not in ("vertex_indices", "vertex_index"):
-        raise MeshFileError(f"{path}: the 'face' element's list is {lname!r}, expected "
-                            "'vertex_indices'")
+        names = [p[0] for p in fel.props if len(p) == 3]
+        lname = next((x for x in names if x in ("vertex_indices", "vertex_index")), None)
+        if lname is None:
+            raise MeshFileError(f"{path}: the 'face' element's list is {names[0]!r}, expected "
+                                "'vertex_indices'")
     n = len(verts["x"])
     positions = np.stack([verts["x"], verts["y"], verts["z"]], axis=1).astype(np.float64)
     normals = None
@@ -643,11 +782,20 @@ def read_ply(path: PathLike) -> MeshData:
         if a in verts and b in verts:
             uvs = np.stack([verts[a], verts[b]], axis=1)
             break
-    counts, flat = faces
+    colors = None
+    for names in _COLOR_NAMES:
+        if all(k in verts for k in names):
+            colors = np.stack([verts[k] for k in names], axis=1).astype(np.float64)
+            kind = vdtypes.get(names[0], "f4")
+            if kind[0] in "iu":
+                colors /= float(np.iinfo(np.dtype(kind)).max)
+            break
+    counts, flat = faces[lname]
+
     def where(i: int) -> str:
         return (f"{path}:{face_lines[i]}: face" if face_lines is not None
                 else f"{path}: face {i}")
-    small = np.nonzero(counts < 3)[0]
+    small = np.flatnonzero(counts < 3)
     if len(small):
         i = int(small[0])
         raise MeshFileError(f"{where(i)} needs at least 3 vertices, got {int(counts[i])}")
@@ -663,7 +811,8 @@ def read_ply(path: PathLike) -> MeshData:
         raise MeshFileError(f"{where(i)} refers to vertex {int(flat[k])}, but the file "
                             f"has {n} vertices (valid: 0 .. {n - 1})")
     tri, _ = fan_triangulate(counts, flat)
-    return _finish(path, positions, tri, normals, uvs)
+    return _finish(path, positions, tri, normals, uvs, colors=colors,
+                   face_groups=np.zeros(len(tri), dtype=np.int64), group_names=["default"])
 
 
 def write_ply(path: PathLike, positions: np.ndarray, faces: np.ndarray,
@@ -700,12 +849,159 @@ def write_ply(path: PathLike, positions: np.ndarray, faces: np.ndarray,
         fh.write(fa.tobytes())
 
 
+# --------------------------------------------------------------------------- serialized
+SERIALIZED_ID = 0x041C
+_SER_NORMALS, _SER_TEXCOORDS, _SER_COLORS, _SER_FACE_NORMALS = 0x0001, 0x0002, 0x0008, 0x0010
+_SER_SINGLE, _SER_DOUBLE = 0x1000, 0x2000
+
+
+def _serialized_offsets(path: str, raw: bytes, version: int) -> np.ndarray:
+    """File offsets of the shapes, from the end-of-file dictionary: ``uint64``
+    offsets (``uint32`` in version 3) followed by a ``uint32`` shape count."""
+    if len(raw) < 8:
+        raise MeshFileError(f"{path}: serialized file too short for its end-of-file dictionary")
+    count = struct.unpack_from("<I", raw, len(raw) - 4)[0]
+    width = 8 if version >= 4 else 4
+    table = len(raw) - 4 - width * count
+    if count == 0 or table < 4:
+        raise MeshFileError(f"{path}: the end-of-file dictionary of the serialized file is "
+                            f"corrupt (it lists {count} shapes)")
+    offs = np.frombuffer(raw, dtype="<u8" if width == 8 else "<u4", count=count, offset=table)
+    if offs[0] != 0 or np.any(np.diff(offs.astype(np.int64)) <= 0) or offs[-1] >= table:
+        raise MeshFileError(f"{path}: the end-of-file dictionary of the serialized file is "
+                            f"corrupt (offsets {offs[:8].tolist()}...)")
+    return offs.astype(np.int64)
+
+
+def serialized_shape_count(path: PathLike) -> int:
+    """Number of shapes in a Mitsuba ``.serialized`` file (its end-of-file dictionary)."""
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    _check_serialized_header(path, raw, 0)
+    return len(_serialized_offsets(path, raw, struct.unpack_from("<H", raw, 2)[0]))
+
+
+def _check_serialized_header(path: str, raw: bytes, off: int) -> int:
+    if off + 4 > len(raw):
+        raise MeshFileError(f"{path}: serialized file ends before the shape header at byte {off}")
+    ident, version = struct.unpack_from("<HH", raw, off)
+    if ident != SERIALIZED_ID:
+        raise MeshFileError(f"{path}: not a Mitsuba serialized mesh (format identifier "
+                            f"0x{ident:04X} at byte {off}, expected 0x{SERIALIZED_ID:04X})")
+    if version not in (3, 4):
+        raise MeshFileError(f"{path}: serialized format version {version} is not supported "
+                            "(3 or 4)")
+    return version
+
+
+def read_serialized(path: PathLike, shape_index: int = 0) -> MeshData:
+    """Read shape ``shape_index`` of a Mitsuba ``.serialized`` file.
+
+    Layout (Mitsuba 3 documentation, shape plugin ``serialized``; little
+    endian): per shape ``uint16`` 0x041C, ``uint16`` version (3 or 4), then a
+    zlib stream holding ``uint32`` flags (0x1 normals, 0x2 texture
+    coordinates, 0x8 vertex colours, 0x10 face normals, 0x1000 single /
+    0x2000 double precision), in version 4 a NUL-terminated UTF-8 name,
+    ``uint64`` vertex and triangle counts, positions, [normals], [uvs],
+    [colours] (``3, 3, 2, 3`` floats per vertex) and the triangles (``uint32``
+    indices, ``uint64`` beyond 2^32 vertices). The file ends with the shape
+    offsets (``uint64``; ``uint32`` in version 3) and a ``uint32`` shape count.
+
+    The result carries ``name``, ``colors`` (or ``None``), ``face_normals``
+    (the 0x10 flag) and one group (``face_groups`` / ``group_names``). Texture
+    coordinates are returned as stored (Mitsuba does not flip them).
+    """
+    path = os.fspath(path)
+    raw = _read_bytes(path)
+    version = _check_serialized_header(path, raw, 0)
+    index = int(shape_index)
+    if index < 0:
+        raise MeshFileError(f"{path}: shape_index must be >= 0, got {index}")
+    off = 0
+    if index > 0:
+        offs = _serialized_offsets(path, raw, version)
+        if index >= len(offs):
+            raise MeshFileError(f"{path}: shape_index {index} is out of range: the file holds "
+                                f"{len(offs)} shapes (0 .. {len(offs) - 1})")
+        off = int(offs[index])
+        version = _check_serialized_header(path, raw, off)
+    where = f"{path} (shape {index})"
+    dec = zlib.decompressobj()
+    try:
+        data = dec.decompress(memoryview(raw)[off + 4:])
+    except zlib.error as e:
+        raise MeshFileError(f"{where}: the compressed shape data is corrupt ({e})") from None
+    if not dec.eof:
+        raise MeshFileError(f"{where}: the compressed shape data is truncated")
+    if len(data) < 4:
+        raise MeshFileError(f"{where}: the shape data is truncated")
+    flags = struct.unpack_from("<I", data, 0)[0]
+    pos = 4
+    name = ""
+    if version >= 4:
+        nul = data.find(b"\0", pos)
+        if nul < 0:
+            raise MeshFileError(f"{where}: the shape name is not NUL-terminated")
+        name = data[pos:nul].decode("utf-8", "replace")
+        pos = nul + 1
+    if pos + 16 > len(data):
+        raise MeshFileError(f"{where}: the shape data is truncated")
+    nv, nf = struct.unpack_from("<QQ", data, pos)
+    pos += 16
+    real = np.dtype("<f8") if flags & _SER_DOUBLE else np.dtype("<f4")
+    index_t = np.dtype("<u4") if nv <= 0xFFFFFFFF else np.dtype("<u8")
+    layout = [("positions", 3, True), ("normals", 3, bool(flags & _SER_NORMALS)),
+              ("uvs", 2, bool(flags & _SER_TEXCOORDS)), ("colors", 3, bool(flags & _SER_COLORS))]
+    need = pos + sum(k * nv * real.itemsize for _, k, on in layout if on) + 3 * nf * index_t.itemsize
+    if need > len(data):
+        raise MeshFileError(f"{where}: the shape data is truncated ({len(data)} bytes, "
+                            f"{need} needed for {nv} vertices and {nf} triangles)")
+    arrays: dict[str, Optional[np.ndarray]] = {}
+    for key, k, on in layout:
+        if on:
+            arrays[key] = np.frombuffer(data, dtype=real, count=k * nv, offset=pos).reshape(-1, k)
+            pos += k * nv * real.itemsize
+        else:
+            arrays[key] = None
+    faces = np.frombuffer(data, dtype=index_t, count=3 * nf, offset=pos).reshape(-1, 3)
+    if nf and int(faces.max()) >= nv:
+        bad = int(np.argmax((faces >= nv).any(axis=1)))
+        raise MeshFileError(f"{where}: triangle {bad} refers to vertex {faces[bad].tolist()}, "
+                            f"but the shape has {nv} vertices")
+    return _finish(where, arrays["positions"].astype(np.float64), faces.astype(np.int64),
+                   arrays["normals"], arrays["uvs"], colors=arrays["colors"], name=name,
+                   face_normals=bool(flags & _SER_FACE_NORMALS),
+                   face_groups=np.zeros(nf, dtype=np.int64), group_names=[name or "default"])
+
+
+def write_serialized(path: PathLike, positions: np.ndarray, faces: np.ndarray,
+                     normals: Optional[np.ndarray] = None, uvs: Optional[np.ndarray] = None,
+                     name: str = "", double: bool = False) -> None:
+    """Write one triangle mesh as a Mitsuba ``.serialized`` file (version 4,
+    the layout of :func:`read_serialized`, with its end-of-file dictionary)."""
+    p, f, n, uv = _check_arrays(positions, faces, normals, uvs)
+    real = "<f8" if double else "<f4"
+    flags = (_SER_DOUBLE if double else _SER_SINGLE) | (_SER_NORMALS if n is not None else 0) | \
+        (_SER_TEXCOORDS if uv is not None else 0)
+    parts = [struct.pack("<I", flags), name.encode("utf-8") + b"\0",
+             struct.pack("<QQ", len(p), len(f))]
+    parts += [a.astype(real).tobytes() for a in (p, n, uv) if a is not None]
+    parts.append(f.astype("<u4").tobytes())
+    with open(os.fspath(path), "wb") as fh:
+        fh.write(struct.pack("<HH", SERIALIZED_ID, 4))
+        fh.write(zlib.compress(b"".join(parts), 6))
+        fh.write(struct.pack("<QI", 0, 1))
+
+
 def read_mesh(path: PathLike) -> MeshData:
-    """Read an ``.obj`` or ``.ply`` file, chosen by extension."""
+    """Read an ``.obj``, ``.ply`` or ``.serialized`` file (its first shape),
+    chosen by extension."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext == ".obj":
         return read_obj(path)
     if ext == ".ply":
         return read_ply(path)
+    if ext == ".serialized":
+        return read_serialized(path)
     raise MeshFileError(f"{os.fspath(path)}: unknown mesh file extension {ext!r} "
-                        "(supported: .obj, .ply)")
+                        "(supported: .obj, .ply, .serialized)")

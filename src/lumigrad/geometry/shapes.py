@@ -1,4 +1,5 @@
-"""Shape plugins: ``obj``, ``ply``, ``rectangle``, ``cube``, ``sphere``, ``disk``.
+"""Shape plugins: ``obj``, ``ply``, ``serialized``, ``rectangle``, ``cube``, ``sphere``,
+``disk``.
 
 Every shape is a :class:`~lumigrad.geometry.mesh.Mesh`. As in Mitsuba 3, the
 ``to_world`` given in the scene is *baked* into the stored vertex positions
@@ -43,7 +44,7 @@ from . import meshio, primitives
 from .mesh import Mesh
 from .transform import Transform4f
 
-__all__ = ["ObjShape", "PlyShape", "RectangleShape", "CubeShape", "SphereShape",
+__all__ = ["ObjShape", "PlyShape", "SerializedShape", "RectangleShape", "CubeShape", "SphereShape",
            "DiskShape", "bake_transform", "SPHERE_BANDS", "SPHERE_SEGMENTS", "DISK_SEGMENTS"]
 
 SPHERE_BANDS = 128
@@ -138,15 +139,28 @@ class _BaseShape(Mesh):
 
 
 class _MeshFileShape(_BaseShape):
-    """Shared code of ``obj`` and ``ply``."""
+    """Shared code of ``obj``, ``ply`` and ``serialized``.
+
+    The file's face groups (OBJ ``o``/``g``; one group otherwise) are kept as
+    ``face_groups`` (one int per triangle, in the order of the mesh's faces)
+    and ``group_names``; they do not change the render."""
 
     reader = staticmethod(meshio.read_mesh)
+
+    def _read(self, filename: str) -> "meshio.MeshData":
+        return self.reader(filename)
 
     def __init__(self, filename: str, face_normals: bool = False, flip_normals: bool = False,
                  flip_tex_coords: bool = True, to_world: Optional[Transform4f] = None,
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
         filename = os.fspath(filename)
-        m = self.reader(filename)
+        m = self._read(filename)
+        # a serialized shape may ask for face normals itself (its flag 0x10)
+        face_normals = bool(face_normals) or bool(getattr(m, "face_normals", False))
+        groups = getattr(m, "face_groups", None)
+        self.face_groups = (np.zeros(len(m.faces), dtype=np.int64) if groups is None
+                            else np.asarray(groups, dtype=np.int64))
+        self.group_names = list(getattr(m, "group_names", None) or ["default"])
         normals = m.normals
         uvs = m.uvs
         if uvs is not None and flip_tex_coords:
@@ -190,6 +204,31 @@ class PlyShape(_MeshFileShape):
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
         super().__init__(filename, face_normals, flip_normals, flip_tex_coords, to_world,
                          bsdf, emitter, id)
+
+
+@register
+class SerializedShape(_MeshFileShape):
+    """Shape ``shape_index`` of a Mitsuba ``.serialized`` file (``filename``):
+    Mitsuba's zlib-compressed binary mesh format, read by
+    :func:`~lumigrad.geometry.meshio.read_serialized`. Texture coordinates are
+    used as stored (Mitsuba does not flip them); the file's face-normals flag
+    acts as ``face_normals``."""
+
+    PLUGIN = ("shape", "serialized")
+    PARAMS = {**_MESH_FILE_PARAMS,
+              "shape_index": Param("int", 0, min=0, doc="which shape of the file to load",
+                                   aliases=("shapeIndex",)),
+              **COMMON_PARAMS}
+
+    def __init__(self, filename: str, shape_index: int = 0, face_normals: bool = False,
+                 flip_normals: bool = False, to_world: Optional[Transform4f] = None,
+                 bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
+        self.shape_index = int(shape_index)
+        super().__init__(filename, face_normals, flip_normals, False, to_world, bsdf,
+                         emitter, id)
+
+    def _read(self, filename: str) -> "meshio.MeshData":
+        return meshio.read_serialized(filename, self.shape_index)
 
 
 @register
