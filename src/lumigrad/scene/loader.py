@@ -574,8 +574,10 @@ def _dict_path(path: str, key: Any) -> str:
     return f"{path}[{key!r}]"
 
 
-def _dict_value(key: str, value: Any, where: str) -> Union[PropDesc, ObjectDesc, RefDesc]:
-    """One entry of a plugin dict -> a property, nested object or reference."""
+def _dict_value(key: str, value: Any, where: str,
+                in_emitter: bool = False) -> Union[PropDesc, ObjectDesc, RefDesc]:
+    """One entry of a plugin dict -> a property, nested object or reference
+    (``in_emitter``: inside an emitter, where spectra are illuminants)."""
     from ..geometry.transform import Transform4f
     import drjit as dr
 
@@ -590,6 +592,9 @@ def _dict_value(key: str, value: Any, where: str) -> Union[PropDesc, ObjectDesc,
                 raise SceneLoadError(f"{where}: a reference is {{'type': 'ref', 'id': '...'}}"
                                      + (f"; unexpected keys {sorted(extra)}" if extra else ""))
             return RefDesc(id=str(value["id"]), name=key, where=where)
+        if t == "blackbody" or (t == "spectrum" and (
+                "filename" in value or _is_pair_list(value.get("value")))):
+            return PropDesc(key, "spectrum", _dict_spectrum(value, where, in_emitter), where)
         if t in ("rgb", "srgb", "spectrum"):
             extra = set(value) - {"type", "value", "color"}
             if extra:
@@ -598,7 +603,7 @@ def _dict_value(key: str, value: Any, where: str) -> Union[PropDesc, ObjectDesc,
             if raw is None:
                 raise SceneLoadError(f"{where}: a {t} value needs a 'value' entry")
             return PropDesc(key, t, _color_value(t, raw, where), where)
-        return _dict_object(value, where, name=key)
+        return _dict_object(value, where, name=key, in_emitter=in_emitter)
     if isinstance(value, bool):
         return PropDesc(key, "boolean", value, where)
     if isinstance(value, (int, np.integer)):
@@ -640,6 +645,51 @@ def _dict_value(key: str, value: Any, where: str) -> Union[PropDesc, ObjectDesc,
     raise SceneLoadError(f"{where}: unsupported value of type {type(value).__name__}")
 
 
+def _is_pair_list(raw: Any) -> bool:
+    """``[(400, 0.3), (500, 0.6)]`` or ``"400:0.3, 500:0.6"``: a wavelength list."""
+    if isinstance(raw, str):
+        return ":" in raw
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return arr.ndim == 2 and arr.shape[1] == 2
+
+
+def _dict_spectrum(value: dict, where: str, in_emitter: bool) -> tuple:
+    """Dict-form spectra: ``{'type': 'spectrum', 'value': [(λ, v), ...]}`` (or the
+    XML's ``"λ:v, ..."`` string), ``{'type': 'spectrum', 'filename': 'x.spd'}``,
+    ``{'type': 'blackbody', 'temperature': T, 'scale': s}`` -> RGB (see
+    :mod:`lumigrad.scene.spectra`)."""
+    from . import spectra
+
+    t = value["type"]
+    allowed = {"type", "temperature", "scale"} if t == "blackbody" else \
+        {"type", "value", "filename"}
+    extra = set(value) - allowed
+    if extra:
+        raise SceneLoadError(f"{where}: unexpected keys {sorted(extra)} in a {t} value; "
+                             f"accepted: {sorted(allowed - {'type'})}")
+    try:
+        if t == "blackbody":
+            if "temperature" not in value:
+                raise ValueError("a black body needs a 'temperature' (kelvin)")
+            return spectra.blackbody_rgb(float(value["temperature"]),
+                                         float(value.get("scale", 1.0)))
+        if "filename" in value:
+            if "value" in value:
+                raise ValueError("give either 'value' or 'filename'")
+            wl, vals = spectra.read_spd(os.fspath(value["filename"]))
+        elif isinstance(value["value"], str):
+            wl, vals = spectra.parse_wavelength_pairs(value["value"])
+        else:
+            arr = np.asarray(value["value"], dtype=np.float64)
+            wl, vals = list(arr[:, 0]), list(arr[:, 1])
+        return spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter)
+    except (TypeError, ValueError) as e:
+        raise SceneLoadError(f"{where}: {t}: {e}") from None
+
+
 def _color_value(tag: str, raw: Any, where: str) -> Any:
     arr = np.asarray(raw, dtype=np.float64).reshape(-1)
     if arr.size not in (1, 3):
@@ -656,10 +706,12 @@ def _color_value(tag: str, raw: Any, where: str) -> Any:
 
 
 def _dict_object(d: dict, where: str, name: Optional[str] = None,
-                 id: Optional[str] = None) -> ObjectDesc:
+                 id: Optional[str] = None, in_emitter: bool = False) -> ObjectDesc:
     t = d.get("type")
     if not isinstance(t, str):
         raise SceneLoadError(f"{where}: every plugin dict needs a string 'type' entry")
+    ensure_plugins()
+    in_emitter = in_emitter or ("emitter", t) in REGISTRY
     oid = d.get("id", id)
     desc = ObjectDesc(category=None, type=t, id=oid, name=name, where=where)
     for k, v in d.items():
@@ -667,7 +719,7 @@ def _dict_object(d: dict, where: str, name: Optional[str] = None,
             continue
         if not isinstance(k, str):
             raise SceneLoadError(f"{where}: keys must be strings, got {k!r}")
-        item = _dict_value(k, v, _dict_path(where, k))
+        item = _dict_value(k, v, _dict_path(where, k), in_emitter)
         if isinstance(item, PropDesc):
             desc.props.append(item)
         else:

@@ -49,7 +49,7 @@ CATEGORIES = ("shape", "bsdf", "texture", "emitter", "sensor", "film", "rfilter"
               "sampler", "integrator")
 #: XML tags of property values
 VALUE_TAGS = ("float", "integer", "boolean", "string", "rgb", "srgb", "spectrum",
-              "point", "vector", "transform", "ref")
+              "blackbody", "point", "vector", "transform", "ref")
 SUPPORTED_VERSIONS = ("0.5", "0.6", "2.", "3.")
 
 
@@ -334,7 +334,9 @@ _SUBST = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _ATTRS = {
     "float": {"name", "value"}, "integer": {"name", "value"}, "boolean": {"name", "value"},
     "string": {"name", "value"}, "rgb": {"name", "value", "intent"},
-    "srgb": {"name", "value", "intent"}, "spectrum": {"name", "value", "intent"},
+    "srgb": {"name", "value", "intent"},
+    "spectrum": {"name", "value", "intent", "filename", "type"},
+    "blackbody": {"name", "temperature", "scale"},
     "point": {"name", "value", "x", "y", "z"}, "vector": {"name", "value", "x", "y", "z"},
     "transform": {"name"}, "ref": {"name", "id"},
 }
@@ -482,19 +484,22 @@ class _XMLParser:
             self.include_stack.pop()
 
     # -- objects and properties ------------------------------------------------
-    def object(self, e: _Elem) -> ObjectDesc:
+    def object(self, e: _Elem, in_emitter: bool = False) -> ObjectDesc:
+        """A plugin element; ``in_emitter``: inside an ``<emitter>`` (spectra
+        there are illuminants, see :mod:`.spectra`)."""
+        in_emitter = in_emitter or e.tag == "emitter"
         self.check_attrs(e, {"type", "id", "name"})
         desc = ObjectDesc(category=e.tag, type=self.attr(e, "type"), id=self.attr(e, "id", False),
                           name=self.attr(e, "name", False), where=e.where)
         for c in e.children:
             if c.tag in CATEGORIES:
-                desc.children.append(self.object(c))
+                desc.children.append(self.object(c, in_emitter))
             elif c.tag == "ref":
                 self.check_attrs(c, _ATTRS["ref"])
                 desc.children.append(RefDesc(id=self.attr(c, "id"),
                                              name=self.attr(c, "name", False), where=c.where))
             elif c.tag in VALUE_TAGS:
-                desc.props.append(self.prop(c))
+                desc.props.append(self.prop(c, in_emitter))
             elif c.tag == "medium":
                 raise SceneLoadError(unsupported_message(c.where, "medium",
                                                          c.attrs.get("type", "?")))
@@ -506,7 +511,7 @@ class _XMLParser:
                     f"{', '.join(VALUE_TAGS + CATEGORIES)}")
         return desc
 
-    def prop(self, e: _Elem) -> PropDesc:
+    def prop(self, e: _Elem, in_emitter: bool = False) -> PropDesc:
         tag = e.tag
         self.check_attrs(e, _ATTRS[tag])
         name = self.attr(e, "name", required=True)
@@ -514,6 +519,9 @@ class _XMLParser:
         where = e.where
         if tag == "transform":
             return PropDesc(name, tag, self.transform(e), where)
+        if tag == "blackbody" or (tag == "spectrum" and
+                                  ("type" in e.attrs or "filename" in e.attrs)):
+            return PropDesc(name, "spectrum", self.spectrum(e, what, in_emitter), where)
         if e.children:
             raise SceneLoadError(f"{where}: {what} cannot contain <{e.children[0].tag}>")
         if tag in ("point", "vector"):
@@ -548,8 +556,70 @@ class _XMLParser:
             return PropDesc(name, tag, low == "true", where)
         if tag == "string":
             return PropDesc(name, tag, value, where)
+        if tag == "spectrum" and ":" in value:
+            from . import spectra
+            try:
+                wl, vals = spectra.parse_wavelength_pairs(value)
+                rgb = spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter)
+            except ValueError as err:
+                raise SceneLoadError(f"{where}: {what}: {err}") from None
+            return PropDesc(name, tag, rgb, where)
         # rgb / srgb / spectrum
         return PropDesc(name, tag, _color(tag, value, where, what), where)
+
+    def spectrum(self, e: _Elem, what: str, in_emitter: bool) -> tuple:
+        """``<blackbody temperature scale>`` (0.5/0.6), ``<spectrum type="blackbody">``
+        with nested ``temperature``/``scale`` floats (3.x), or ``<spectrum
+        filename="x.spd">`` -> an RGB triple (see :mod:`.spectra`)."""
+        from . import spectra
+
+        where = e.where
+        a = self.attrs(e)
+        try:
+            if e.tag == "blackbody" or a.get("type") == "blackbody":
+                args = {k: a[k] for k in ("temperature", "scale") if k in a}
+                for c in e.children:
+                    if c.tag != "float" or c.attrs.get("name") not in ("temperature", "scale"):
+                        raise SceneLoadError(f"{c.where}: {what}: a black body takes <float "
+                                             "name=\"temperature\"> and <float name=\"scale\">")
+                    args[c.attrs["name"]] = self.attr(c, "value")
+                if "temperature" not in args:
+                    raise SceneLoadError(f"{where}: {what}: a black body needs a temperature "
+                                         "(kelvin)")
+                t = _floats(args["temperature"].strip().rstrip("kK"), where,
+                            f"{what} temperature")
+                sc = _floats(args.get("scale", "1"), where, f"{what} scale")
+                if len(t) != 1 or len(sc) != 1:
+                    raise SceneLoadError(f"{where}: {what}: temperature and scale are one "
+                                         "number each")
+                return spectra.blackbody_rgb(t[0], sc[0])
+            if "type" in a:
+                raise SceneLoadError(f"{where}: {what}: spectrum type {a['type']!r} is not "
+                                     "supported yet (supported: blackbody, or value / "
+                                     "filename)")
+            if e.children:
+                raise SceneLoadError(f"{where}: {what} cannot contain <{e.children[0].tag}>")
+            if "value" in a:
+                raise SceneLoadError(f"{where}: {what} takes either 'value' or 'filename'")
+            fn = a["filename"]
+            path = self.find_file(fn, e)
+            wl, vals = spectra.read_spd(path)
+            return spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter)
+        except ValueError as err:
+            if isinstance(err, SceneLoadError):
+                raise
+            raise SceneLoadError(f"{where}: {what}: {err}") from None
+
+    def find_file(self, fn: str, e: _Elem) -> str:
+        """A file named in the scene: absolute, in a ``<path>`` folder, next to
+        the file that names it, or relative to the working directory."""
+        if os.path.isabs(fn):
+            return fn
+        here = os.path.dirname(os.path.abspath(e.file)) if e.file != "<string>" else None
+        for folder in self.paths + ([here] if here else []):
+            if os.path.exists(os.path.join(folder, fn)):
+                return os.path.join(folder, fn)
+        return fn
 
     def transform(self, e: _Elem) -> Any:
         from ..geometry.transform import Transform4f
