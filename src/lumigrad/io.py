@@ -128,7 +128,13 @@ def _read_exr(path: str) -> np.ndarray:
         f = OpenEXR.File(path, separate_channels=True)
     except Exception as exc:  # OpenEXR raises plain Exceptions with a message
         raise ValueError(f"cannot read EXR file '{path}': {exc}") from None
-    chans = {name: np.asarray(c.pixels) for name, c in f.channels().items()}
+    try:
+        # A file cut short after its header opens, then fails here ("Invalid part
+        # index '0': file has 0 parts"), naming no file: say what it is.
+        chans = {name: np.asarray(c.pixels) for name, c in f.channels().items()}
+    except Exception as exc:  # noqa: BLE001 - OpenEXR raises plain Exceptions
+        raise ValueError(f"cannot read EXR file '{path}': the file is truncated or corrupt "
+                         f"(its pixel data cannot be read: {exc})") from None
     if not chans:
         raise ValueError(f"EXR file '{path}' has no image channels")
 
@@ -278,6 +284,21 @@ def _read_rgbe(path: str) -> np.ndarray:
     e = out[..., 3].astype(np.int32)
     scale = np.where(e > 0, np.ldexp(1.0, e - 136), 0.0).astype(np.float32)
     return np.ascontiguousarray(out[..., :3].astype(np.float32) * scale[..., None])
+
+
+def check_finite_image(img: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """Return ``img`` if all its values are finite, else raise ``ValueError``
+    naming the file, how many values are NaN or infinite and where the first is
+    (textures and environment maps must not hold NaN: it spreads to every pixel
+    that sees it)."""
+    bad = ~np.isfinite(img)
+    if bad.any():
+        r, c = (int(x) for x in np.argwhere(bad)[0][:2])
+        nan = int(np.count_nonzero(np.isnan(img)))
+        raise ValueError(f"image file '{os.fspath(path)}' holds {nan} NaN and "
+                         f"{int(np.count_nonzero(bad)) - nan} infinite value(s) (the first "
+                         f"at row {r}, column {c}); fix or re-export the image")
+    return img
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -131,6 +131,10 @@ class EnvironmentMapEmitter(Emitter):
                     from None
             except ValueError as exc:
                 raise ValueError(f"{self._where}: {exc}") from None
+            try:
+                io.check_finite_image(img, path)
+            except ValueError as exc:
+                raise ValueError(f"{self._where}: {exc}") from None
             if not io.is_hdr(path):
                 # 8/16-bit images store sRGB-encoded colour.
                 img = np.concatenate([io.srgb_to_linear(img[..., :3]), img[..., 3:]], axis=-1) \

@@ -146,8 +146,34 @@ class _Elem:
         return f"{self.file}:{self.line}"
 
 
+_XML_ENCODING_RE = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _check_utf8(data: bytes, file: str) -> None:
+    """A file that declares no encoding (or UTF-8) must be UTF-8. expat reports a
+    stray byte (e.g. a Latin-1 letter in a file name) as "not well-formed
+    (invalid token)"; say that it is an encoding problem, and where."""
+    m = _XML_ENCODING_RE.match(data)
+    if m is not None and m.group(1).decode("ascii").lower().replace("_", "-") not in (
+            "utf-8", "utf8"):
+        return  # another declared encoding: expat decodes it (latin-1, utf-16, ...)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SceneLoadError(
+            f"{file}:{line}:{col}: encoding problem: byte 0x{data[e.start]:02x} is not valid "
+            "UTF-8 (the file declares no other encoding, so it is read as UTF-8; a file name "
+            "or string with a Latin-1/Windows-1252 character?). Save the file as UTF-8, or "
+            "declare its encoding in the first line, e.g. <?xml version=\"1.0\" "
+            "encoding=\"latin-1\"?>") from None
+
+
 def _parse_tree(text: Union[str, bytes], file: str) -> _Elem:
     """Parse XML with expat, keeping the line of every element."""
+    if isinstance(text, (bytes, bytearray)):
+        _check_utf8(bytes(text), file)
     parser = expat.ParserCreate()
     stack: list[_Elem] = []
     root: list[_Elem] = []

@@ -131,6 +131,10 @@ class BitmapTexture(Texture):
             raise FileNotFoundError(f"{self._where}: image file '{path}' does not exist") from None
         except ValueError as exc:
             raise ValueError(f"{self._where}: {exc}") from None
+        try:
+            io.check_finite_image(img, path)
+        except ValueError as exc:
+            raise ValueError(f"{self._where}: {exc}") from None
         if img.shape[2] == 4:
             img = img[:, :, :3]
         if not self.raw and not io.is_hdr(path):
