@@ -305,3 +305,85 @@ def test_blackbody_chromaticity(temperature, xy):
 def test_spectrum_errors(body, match):
     with pytest.raises(SceneLoadError, match=r"<string>:2: <\w+ name=\"reflectance\">.*" + match):
         loader.instantiate_string(scene(f'<bsdf type="diffuse">{body}</bsdf>'))
+
+
+# --------------------------------------------------------------------------- moment
+def _moment_scene(to_world=None, nested=None, spp=16):
+    import lumigrad as lg
+
+    T = lg.Transform4f
+    light = {"type": "rectangle", "emitter": {"type": "area",
+                                              "radiance": {"type": "rgb", "value": [1, 2, 3]}}}
+    if to_world is not None:
+        light["to_world"] = to_world
+    return lg.load_dict({
+        "type": "scene",
+        "integrator": {"type": "moment", **(nested or {"a": {"type": "path", "max_depth": 1}})},
+        "sensor": {"type": "perspective", "fov": 10.0,
+                   "to_world": T().look_at([0, 0, 5], [0, 0, 0], [0, 1, 0]),
+                   "film": {"type": "hdrfilm", "width": 4, "height": 4},
+                   "sampler": {"type": "independent", "sample_count": spp}},
+        "light": light})
+
+
+def test_moment_integrator_constant_radiance():
+    """Every camera ray sees radiance (1, 2, 3): the image is (1, 2, 3), its XYZ
+    ``M (1, 2, 3)`` with the sRGB->XYZ matrix = (1.66888, 1.85950, 3.10840), the
+    second moments their squares (Mitsuba 3.9.1 prints the same 9 channels:
+    R, G, B, a.X, a.Y, a.Z, m2_a.X, m2_a.Y, m2_a.Z)."""
+    import lumigrad as lg
+
+    s = _moment_scene(lg.Transform4f().scale([10, 10, 1]))
+    assert s.integrator.channel_names == ["R", "G", "B", "a.X", "a.Y", "a.Z",
+                                          "m2_a.X", "m2_a.Y", "m2_a.Z"]
+    img = np.array(lg.render(s, spp=4))
+    xyz = np.array([1.6688823, 1.8594975, 3.1084013])
+    np.testing.assert_allclose(img[..., :3], np.broadcast_to([1, 2, 3], (4, 4, 3)), rtol=1e-6)
+    np.testing.assert_allclose(img[..., 3:6], np.broadcast_to(xyz, (4, 4, 3)), rtol=1e-5)
+    np.testing.assert_allclose(img[..., 6:9], np.broadcast_to(xyz ** 2, (4, 4, 3)), rtol=1e-5)
+
+
+def test_moment_integrator_second_moment_of_binary_samples():
+    """A light covering part of the view: each sample is 0 or L, so a pixel's
+    second moment is exactly L times its mean, per channel (whatever the noise),
+    and the mean is between 0 and L."""
+    import lumigrad as lg
+
+    s = _moment_scene(lg.Transform4f().translate([0.3, 0, 0]).scale([0.3, 0.3, 1]),
+                      {"a": {"type": "path", "max_depth": 1},
+                       "b": {"type": "aov", "aovs": "dd:depth"}})
+    names = s.integrator.channel_names
+    assert names == ["R", "G", "B", "a.X", "a.Y", "a.Z", "b.dd.y", "b.X", "b.Y", "b.Z",
+                     "m2_a.X", "m2_a.Y", "m2_a.Z", "m2_b.dd.y", "m2_b.X", "m2_b.Y", "m2_b.Z"]
+    img = np.array(lg.render(s, spp=64))
+    xyz_l = np.array([1.6688823, 1.8594975, 3.1084013])
+    m1, m2 = img[..., 3:6], img[..., 10:13]
+    assert 0 < m1[..., 1].mean() < xyz_l[1] and (m1[..., 1] == 0).any()
+    np.testing.assert_allclose(m2, m1 * xyz_l, rtol=1e-4, atol=1e-6)
+    # depth: a mean of positive values; its second moment is at least its square
+    d1, d2 = img[..., 6], img[..., 13]
+    assert np.all(d2 >= d1 ** 2 * (1 - 1e-5))
+    np.testing.assert_array_equal(img[..., 7:10], 0.0)  # an aov has no radiance
+
+
+def test_moment_integrator_xml_names_and_not_differentiable():
+    import drjit as dr
+    import lumigrad as lg
+
+    r = loader.instantiate_string(scene('''
+<integrator type="moment">
+  <integrator type="path" name="nested"><integer name="max_depth" value="2"/></integrator>
+</integrator>'''))
+    m = r["integrator"]
+    assert m.channel_names[:6] == ["R", "G", "B", "nested.X", "nested.Y", "nested.Z"]
+    assert m.integrators[0].max_depth == 2
+    s = _moment_scene(lg.Transform4f().scale([10, 10, 1]))
+    params = lg.traverse(s)
+    key = [k for k in params.keys() if k.endswith("radiance.value")][0]
+    dr.enable_grad(params[key])
+    params.update()
+    with pytest.raises(NotImplementedError, match="moment integrator is not differentiable"):
+        img = lg.render(s, params, spp=4)
+        dr.forward(params[key])
+    with pytest.raises(SceneLoadError, match="at least one nested integrator"):
+        loader.instantiate_string(scene('<integrator type="moment"/>'))

@@ -15,7 +15,7 @@ PLUGIN_MODULES = (
     "lumigrad.emitters.constant", "lumigrad.emitters.envmap",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",
     "lumigrad.sensors.sampler",
-    "lumigrad.integrators.path", "lumigrad.integrators.aov",
+    "lumigrad.integrators.path", "lumigrad.integrators.aov", "lumigrad.integrators.moment",
 )
 
 for _name in PLUGIN_MODULES:

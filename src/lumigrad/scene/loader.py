@@ -234,6 +234,10 @@ class _Builder:
             values[pname] = self.convert(prop, params[pname], pname, owner)
 
         object_params = [(n, p) for n, p in params.items() if p.kind in ("object", "objects")]
+        # A plugin whose nested objects may carry any name (e.g. the moment
+        # integrator's nested integrators): the names go to '<param>_names'.
+        named_any = getattr(cls, "NAMED_CHILDREN", None)
+        child_names: list = []
         for child in desc.children:
             where = child.where
             cname = child.name
@@ -241,7 +245,13 @@ class _Builder:
                 obj, ccat = self.resolve_ref(child)
             else:
                 obj, ccat = None, child.category
-            if cname is not None:
+            if cname is not None and named_any and cname not in params and \
+                    _camel_to_snake(cname) not in params:
+                pname = named_any
+                p = params[pname]
+                want = (p.category,)
+                child_names.append(cname)
+            elif cname is not None:
                 pname = self.match_name(cname, params, owner, where)
                 p = params[pname]
                 if p.kind == "texture":
@@ -278,6 +288,8 @@ class _Builder:
                                          f"nested objects it accepts: {acc or 'none'}")
                 p = params[pname]
                 want = (p.category,)
+                if pname == named_any:
+                    child_names.append(None)
             if obj is None:
                 obj = self.build(child, want)
                 ccat = self.category_of[id(obj)]
@@ -313,6 +325,8 @@ class _Builder:
                                      f"shape '{getattr(em.shape, 'id', None)}'")
         # Parameters accepted for compatibility only (see Param.ignored).
         values = {n: v for n, v in values.items() if not params[n].ignored}
+        if named_any and child_names:
+            values[f"{named_any}_names"] = child_names
         try:
             obj = cls(**values, id=desc.id)
         except SceneLoadError:
