@@ -553,6 +553,8 @@ class DirectIntegrator(PathIntegrator):
     PARAMS = {
         "emitter_samples": Param("int", 1, min=1),
         "bsdf_samples": Param("int", 1, min=1),
+        "shading_samples": Param("int", None, min=1,
+                                 doc="sets both emitter_samples and bsdf_samples"),
         "hide_emitters": Param("bool", False),
         **BUDGET_PARAMS,
     }
@@ -580,8 +582,6 @@ class DirectIntegrator(PathIntegrator):
     def render_forward(self, scene: Any, sensor: Any, seed: int, spp: int,
                        terms: Any = None, budget_scale: float = 1.0) -> Any:
         return super().render_forward(scene, sensor, seed, spp * self._multiplier(), terms,
-        "shading_samples": Param("int", None, min=1,
-                                 doc="sets both emitter_samples and bsdf_samples"),
                                       budget_scale)
 
     def render_backward(self, scene: Any, sensor: Any, grad_image: Any, seed: int,
