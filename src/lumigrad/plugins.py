@@ -11,6 +11,7 @@ PLUGIN_MODULES = (
     "lumigrad.bsdfs.roughconductor", "lumigrad.bsdfs.dielectric",
     "lumigrad.bsdfs.roughdielectric", "lumigrad.bsdfs.plastic", "lumigrad.bsdfs.roughplastic",
     "lumigrad.bsdfs.thindielectric", "lumigrad.bsdfs.null", "lumigrad.bsdfs.mask",
+    "lumigrad.bsdfs.blendbsdf",
     "lumigrad.emitters.area", "lumigrad.emitters.point", "lumigrad.emitters.directional",
     "lumigrad.emitters.constant", "lumigrad.emitters.envmap",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",

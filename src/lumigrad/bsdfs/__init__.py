@@ -14,6 +14,7 @@ from .twosided import TwoSided
 from .thindielectric import ThinDielectric
 from .null import Null
 from .mask import Mask
+from .blendbsdf import BlendBSDF
 
 
 
@@ -46,4 +47,5 @@ def frozen_sampling(*targets: Any) -> Iterator[None]:
 
 __all__ = ["frozen_sampling", "BSDF", "BSDFSample", "Diffuse", "SmoothConductor", "RoughConductor",
            "SmoothDielectric", "RoughDielectric", "SmoothPlastic", "RoughPlastic", "TwoSided",
-           "ThinDielectric", "Null", "Mask"]
+           "ThinDielectric", "Null", "Mask",
+           "BlendBSDF"]

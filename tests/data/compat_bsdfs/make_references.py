@@ -84,6 +84,13 @@ SCENES = {
             <float name="opacity" value="0.3"/>
             <bsdf type="diffuse"><rgb name="reflectance" value="0.8, 0.2, 0.1"/></bsdf>
         </bsdf>"""),
+    "blendbsdf_sphere": (SPHERE, 4, """        <bsdf type="blendbsdf">
+            <!-- (not a checkerboard: Mitsuba 3.9.1's checkerboard eval_1, which a
+                 weight uses, has the opposite parity of its RGB eval) -->
+            <float name="weight" value="0.35"/>
+            <bsdf type="diffuse"><rgb name="reflectance" value="0.8, 0.3, 0.1"/></bsdf>
+            <bsdf type="conductor"><rgb name="specular_reflectance" value="0.9, 0.7, 0.4"/></bsdf>
+        </bsdf>"""),
 }
 
 
