@@ -13,7 +13,7 @@ PLUGIN_MODULES = (
     "lumigrad.bsdfs.thindielectric", "lumigrad.bsdfs.null", "lumigrad.bsdfs.mask",
     "lumigrad.bsdfs.blendbsdf",
     "lumigrad.emitters.area", "lumigrad.emitters.point", "lumigrad.emitters.directional",
-    "lumigrad.emitters.constant", "lumigrad.emitters.envmap",
+    "lumigrad.emitters.constant", "lumigrad.emitters.envmap", "lumigrad.emitters.spot",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",
     "lumigrad.sensors.sampler",
     "lumigrad.integrators.path", "lumigrad.integrators.aov", "lumigrad.integrators.moment",

@@ -1,0 +1,127 @@
+"""Spot light (``spot``): a point light whose intensity falls off with the angle
+to its axis (Mitsuba 3's ``spot`` plugin).
+
+The light sits at the origin of ``to_world`` and shines along its local +Z axis.
+With ``θ`` the angle between that axis and the direction towards the lit point,
+the radiant intensity is ``I · f(θ)`` with the falloff (Mitsuba 3's spot docs):
+
+.. math::
+    f(θ) = \\begin{cases} 1 & θ \\le θ_b \\\\
+                         (θ_c - θ) / (θ_c - θ_b) & θ_b < θ < θ_c \\\\
+                         0 & θ \\ge θ_c \\end{cases}
+
+``θ_c`` = ``cutoff_angle`` (degrees, default 20) and ``θ_b`` = ``beam_width``
+(default ``3/4 θ_c``). A lit point ``p`` receives, as from a point light,
+``I f(θ) / |x_l − p|²`` along the single direction towards ``x_l``: a delta
+light, sampled with pdf 1 and never hit by rays.
+
+Differentiable in ``intensity`` and in ``to_world`` (position and axis).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterator
+
+import drjit as dr
+
+from .. import backend as bk
+from ..geometry.transform import Transform4f
+from ..scene.schema import Param, register
+from ._util import (as_mask, as_texture, constant_value, lane_count, texture_parameters)
+from .base import DirectionSample, Emitter
+
+
+@register
+class SpotEmitter(Emitter):
+    """Spot light. Parameter keys: ``intensity.value``, ``to_world``."""
+
+    PLUGIN = ("emitter", "spot")
+    PARAMS = {
+        "intensity": Param("texture", default=1.0, min=0.0, emission=True,
+                           doc="radiant intensity on the axis (W/sr)"),
+        "cutoff_angle": Param("float", default=20.0, min_exclusive=0.0, max=90.0,
+                              doc="angle (degrees) beyond which no light is emitted"),
+        "beam_width": Param("float", default=None, min=0.0, max=90.0,
+                            doc="angle (degrees) of the cone of full intensity "
+                                "(default: 3/4 of cutoff_angle)"),
+        "to_world": Param("transform", default=None,
+                          doc="emitter-to-world transform: position at its origin, "
+                              "shining along its +Z axis"),
+        "sampling_weight": Param("float", default=1.0, min=0.0),
+    }
+    is_delta = True
+
+    def __init__(self, intensity: Any = 1.0, cutoff_angle: float = 20.0,
+                 beam_width: float | None = None, to_world: Any = None,
+                 sampling_weight: float = 1.0, id: str | None = None) -> None:
+        super().__init__(id)
+        where = f"spot emitter '{id}'"
+        self.intensity = as_texture(intensity, f"{where}: intensity")
+        constant_value(self.intensity, f"{where}: intensity")  # validates
+        cutoff = float(cutoff_angle)
+        beam = 0.75 * cutoff if beam_width is None else float(beam_width)
+        if not (0.0 < cutoff <= 90.0):
+            raise ValueError(f"{where}: cutoff_angle must be in (0, 90] degrees, got {cutoff}")
+        if not (0.0 <= beam <= cutoff):
+            raise ValueError(f"{where}: beam_width must be in [0, cutoff_angle = {cutoff}] "
+                             f"degrees, got {beam}")
+        self.cutoff_angle = cutoff
+        self.beam_width = beam
+        self.to_world = Transform4f(to_world) if to_world is not None else Transform4f()
+        self.sampling_weight = float(sampling_weight)
+
+    def position(self) -> Any:
+        m = self.to_world.matrix
+        return bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
+
+    def falloff(self, cos_theta: Any) -> Any:
+        """``f(θ)`` of the module docstring from ``cos θ``."""
+        cut = math.radians(self.cutoff_angle)
+        beam = math.radians(self.beam_width)
+        cos_cut = dr.opaque(bk.Float, math.cos(cut))
+        cos_beam = dr.opaque(bk.Float, math.cos(beam))
+        # (acos only where the ramp applies; its derivative is finite there)
+        theta = dr.acos(dr.clip(cos_theta, -1.0, 1.0))
+        ramp = (dr.opaque(bk.Float, cut) - theta) * \
+            dr.opaque(bk.Float, 1.0 / max(cut - beam, 1e-12))
+        value = dr.select(cos_theta >= cos_beam, 1.0, ramp)
+        return dr.select(cos_theta > cos_cut, value, 0.0)
+
+    def sample_direction(self, p: Any, sample2: Any, active: Any = True) -> DirectionSample:
+        n = lane_count(p, sample2)
+        active = as_mask(active, n)
+        pos = self.position()
+        diff = pos - bk.Array3f(p)
+        dist2 = dr.squared_norm(diff)
+        ok = active & (dist2 > 0)
+        inv_dist = dr.rsqrt(dr.maximum(dist2, 1e-30))
+        d = dr.select(ok, diff * inv_dist, bk.Array3f(0.0, 0.0, 1.0))
+        axis = dr.normalize(self.to_world.transform_vector(bk.Array3f(0.0, 0.0, 1.0)))
+        cos_theta = dr.dot(-d, axis)
+        weight = constant_value(self.intensity, "spot emitter intensity") * \
+            (self.falloff(cos_theta) * dr.square(inv_dist))
+        return DirectionSample(
+            d=d,
+            dist=dr.select(ok, dist2 * inv_dist, 0.0),
+            pdf=dr.select(ok, bk.Float(1.0), 0.0),
+            weight=dr.select(ok, weight, 0.0),
+            delta=dr.full(bk.Bool, True, n))
+
+    def eval_direction(self, d: Any, active: Any = True) -> Any:
+        return dr.zeros(bk.Array3f, lane_count(d))
+
+    def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
+        return dr.zeros(bk.Float, lane_count(p, d))
+
+    def eval(self, si: Any, active: Any = True) -> Any:
+        return dr.zeros(bk.Array3f, lane_count(si.p))
+
+    def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
+        def set_to_world(v: Any) -> None:
+            self.to_world = v if isinstance(v, Transform4f) else Transform4f(v)
+        yield "to_world", self.to_world, set_to_world
+        yield from texture_parameters("intensity", self.intensity)
+
+    def __repr__(self) -> str:
+        return (f"SpotEmitter(id={self.id!r}, cutoff_angle={self.cutoff_angle}, "
+                f"beam_width={self.beam_width})")
