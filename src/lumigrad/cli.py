@@ -3,6 +3,7 @@
     lumigrad demo [-o out/]                       render the built-in Cornell box and its
                                                   derivative image (no input files needed)
     lumigrad render SCENE -o OUT [--spp N] [-D name=value ...] [--backend llvm|cuda]
+                          [--workers N] [--address ADDR]   on a Ray pool
     lumigrad derivative SCENE --param KEY -o OUT.png [--spp N]
     lumigrad check SCENE --param KEY [--spp N]
     lumigrad params SCENE                         list the scene's parameters
@@ -79,6 +80,9 @@ def _render_with_progress(scene: Any, spp: Optional[int], seed: int, sensor: int
 
 def cmd_render(args: argparse.Namespace) -> int:
     import lumigrad as lg
+    if args.workers or args.address:  # a Ray pool (lumigrad[distributed])
+        from .distributed.cli import render_distributed
+        return render_distributed(args)
     scene = _load(args)
     image = _render_with_progress(scene, args.spp, args.seed, args.sensor)
     lg.write_image(args.output, image)
@@ -213,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     scene_args(sp)
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--sensor", type=int, default=0)
+    sp.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="render on N Ray workers (extra lumigrad[distributed]); the samples "
+                    "are split into passes with seeds seed, seed+1, ...")
+    sp.add_argument("--address", default=None, help="an existing Ray cluster ('auto', "
+                    "'host:6379'); the scene file's folder travels with the job")
+    sp.add_argument("--passes", type=int, default=None,
+                    help="with --workers: passes per view (default: one per worker)")
+    sp.add_argument("--all-sensors", action="store_true",
+                    help="with --workers: render every sensor, to OUT_<i>.<ext>")
     sp.set_defaults(func=cmd_render)
 
     sp = sub.add_parser("derivative", help="forward-mode derivative image of one parameter")

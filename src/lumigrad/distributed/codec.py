@@ -53,12 +53,14 @@ def decode(enc: tuple, like: Any = None) -> Any:
         return Transform4f(bk.Matrix4f(np.ascontiguousarray(enc[1], dtype=np.float32)))
     if kind == "dr":
         name, arr = enc[1], enc[2]
-        if isinstance(like, Transform4f):
-            return Transform4f(bk.Matrix4f(arr.reshape(4, 4)))
-        tp = type(like) if isinstance(like, dr.ArrayBase) else getattr(bk, name, None)
+        tp = getattr(bk, name, None)
         if tp is None:
             raise TypeError(f"unknown array type {name!r}")
-        return to_array(tp, arr)
+        if isinstance(like, dr.ArrayBase) and type(like).__name__ == name:
+            tp = type(like)
+        value = to_array(tp, arr)
+        # (a matrix for a transform parameter: params[key] = value converts it)
+        return value
     if kind in ("np", "py"):
         return enc[1]
     raise ValueError(f"unknown encoding {kind!r}")

@@ -192,6 +192,7 @@ class Pool:
                 raise WorkerError(f"worker {i} (host {info['host']}, pid {info['pid']}) could "
                                   f"not load the scene {self.scene_name!r}: {info['error']}")
         self.infos = infos
+        self._keys = set(infos[0]["keys"])
         self.sensors = infos[0]["sensors"]
         self.set_views(views)
 
@@ -235,6 +236,13 @@ class Pool:
             raise TypeError("params must be a mapping of scene parameter keys to values "
                             f"(a dict, SceneParameters or drjit.opt optimizer), got "
                             f"{type(params).__name__}")
+        import difflib
+        import re
+        for k in params:
+            if k not in self._keys and not re.match(r"^(Mesh|BSDF|Emitter|Sensor)\[\d+\]\.", k):
+                close = difflib.get_close_matches(str(k), sorted(self._keys), n=5, cutoff=0.5)
+                raise KeyError(f"unknown scene parameter {k!r}"
+                               + (f"; close matches: {', '.join(close)}" if close else ""))
         enc = {str(k): encode(v) for k, v in params.items()}
         self._put("values", enc)     # one object per step, read by every worker
         return enc
@@ -299,13 +307,14 @@ class Pool:
             raise ValueError(f"spp must be a positive integer, got {spp!r}")
         if not isinstance(passes, (int, np.integer)) or not 1 <= passes <= spp:
             raise ValueError(f"passes must be between 1 and spp ({spp}), got {passes!r}")
+        prev = self._state.get("values")
         self._set_values(params)
         split = [spp // passes + (1 if i < spp % passes else 0) for i in range(passes)]
         items = [(j, v, n, s + i) for j, (v, s) in enumerate(zip(idx, seeds))
                  for i, n in enumerate(split)]
         chunks = self._chunks(items, views_per_task)
         results, view_seconds, wall = self._run(
-            "render", [[(v, n, s) for _, v, n, s in c] for c in chunks], "render")
+            "render", [[(v, n, s) for _, v, n, s in c] for c in chunks], "render", prev)
         images: list = [None] * len(idx)
         acc: list = [None] * len(idx)
         for c, res in zip(chunks, results):
@@ -344,11 +353,12 @@ class Pool:
         if not params:
             raise ValueError("gradient(): no parameters to differentiate")
         self._set_loss(loss)
+        prev = self._state.get("values")
         self._set_values(params)
         items = [(j, v, int(spp), s) for j, (v, s) in enumerate(zip(idx, seeds))]
         chunks = self._chunks(items, views_per_task)
         results, view_seconds, wall = self._run(
-            "gradient", [[(v, n, s) for _, v, n, s in c] for c in chunks], "gradient")
+            "gradient", [[(v, n, s) for _, v, n, s in c] for c in chunks], "gradient", prev)
         sums: dict = {}
         losses: list = [0.0] * len(idx)
         for c, res in zip(chunks, results):          # task order: deterministic
@@ -387,14 +397,27 @@ class Pool:
                          views_per_task)
 
     # -- the scheduler ------------------------------------------------------
-    def _run(self, method: str, tasks: list, desc: str) -> tuple:
+    def _run(self, method: str, tasks: list, desc: str, prev_values: Any = None) -> tuple:
         """Run ``tasks`` (lists of per-view work) on the workers; returns the
-        results in task order, per-view worker seconds and the wall time."""
+        results in task order, per-view worker seconds and the wall time.
+        On an error, the parameter values in effect before the call
+        (``prev_values``) are restored, so that later calls do not send the
+        values that failed."""
+        state = dict(self._state)
+        try:
+            return self._schedule(method, tasks, desc, state)
+        except BaseException:
+            if prev_values is None:
+                self._state.pop("values", None)
+            else:
+                self._state["values"] = prev_values
+            raise
+
+    def _schedule(self, method: str, tasks: list, desc: str, state: dict) -> tuple:
         ray = _ray()
         from tqdm import tqdm
         t0 = time.perf_counter()
         self._restarts_call = 0
-        state = dict(self._state)
         queue = deque(range(len(tasks)))
         inflight: dict = {}
         load = [0] * self.workers
@@ -429,6 +452,7 @@ class Pool:
                     try:
                         res = ray.get(ref)
                     except ray.exceptions.RayTaskError as e:
+                        _drain(ray, list(inflight), min(self.timeout, 60.0))
                         raise _user_error(e, w, self.infos[w]) from None
                     except ray.exceptions.RayActorError as e:
                         tries[c] += 1
@@ -509,6 +533,17 @@ class _PoolLoss(dr.CustomOp):
 
     def name(self) -> str:
         return "lumigrad.distributed.loss"
+
+
+def _drain(ray: Any, refs: list, timeout: float) -> None:
+    """Wait for the other tasks of a failed call and drop their results (or
+    errors: Ray would log them as unhandled)."""
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout) if refs else ([], [])
+    for ref in ready:
+        try:
+            ray.get(ref)
+        except Exception:
+            pass
 
 
 def _user_error(e: Any, worker: int, info: dict) -> Exception:

@@ -29,6 +29,7 @@ class Worker:
         self.error: Optional[str] = None
         self.cache: dict = {}
         self.view_changes: dict = {}
+        self.loaded: dict = {}      # key -> value in the loaded scene, of keys set since
         try:
             import drjit as dr
 
@@ -64,7 +65,8 @@ class Worker:
 
             import lumigrad as lg
             out.update(variant=lg.variant(), threads=dr.thread_count(),
-                       sensors=[tuple(s.resolution) for s in self.scene.sensors])
+                       sensors=[tuple(s.resolution) for s in self.scene.sensors],
+                       keys=list(self.params.keys()))
         return out
 
     def _state(self, state: dict, name: str) -> Any:
@@ -90,9 +92,16 @@ class Worker:
             return [None if t is None else to_array(lg.TensorXf, t) for t in value]
         if name == "values":
             # Assign once per step: the scene renders with these from now on.
+            # Keys of earlier values that are not sent again go back to the
+            # loaded scene's values, so that a restarted worker (which has
+            # only the loaded scene and this object) renders the same scene.
             decoded = {k: decode(enc, self.params[k]) for k, enc in value.items()}
             self._restore_view()
+            for k, v in self.loaded.items():
+                if k not in decoded:
+                    self.params[k] = v
             for k, v in decoded.items():
+                self.loaded.setdefault(k, self.params[k])
                 self.params[k] = v
             self.params.update()
             return decoded
