@@ -1,6 +1,7 @@
 """Mesh file loading benchmark (run by hand, prints a table).
 
-    python benchmarks/bench_meshio.py [--repeat 5] [--mitsuba] [--keep DIR]
+    python benchmarks/bench_meshio.py [--repeat 5] [--mitsuba] [--check] [--scene]
+                                      [--baseline GIT_REV] [--keep DIR]
 
 Generates, in a temporary folder, meshes of the sizes real scenes ship:
 
@@ -11,6 +12,8 @@ Generates, in a temporary folder, meshes of the sizes real scenes ship:
 * ``rel.obj``: ``poly.obj`` with relative (negative) indices (Mitsuba 3 rejects them);
 * ``big.ply``: binary little-endian PLY, float ``x y z nx ny nz u v``, ~130k triangles;
 * ``big_ascii.ply``: the same mesh as ASCII PLY;
+* ``mixed.ply``: binary PLY of the same surface as quads, every third one split
+  in two triangles (face rows of varying length);
 * ``big.serialized``: the same mesh in Mitsuba's serialized format (zlib).
 
 and prints the median of ``--repeat`` reads with :mod:`lumigrad.geometry.meshio`
@@ -18,6 +21,16 @@ and prints the median of ``--repeat`` reads with :mod:`lumigrad.geometry.meshio`
 normals on top). ``--mitsuba`` also times Mitsuba 3's loader on the same files
 (``mi.load_dict`` of one shape, in the same process; Mitsuba is optional and
 never a dependency of lumigrad). Nothing is cached between reads.
+
+``--baseline REV`` also times ``meshio`` as it was at git revision ``REV``
+(loaded from ``git show``), in the same run, for before/after figures.
+
+``--check`` compares, for every file Mitsuba reads, the shapes both renderers
+build (lumigrad's shape plugin against ``mi.load_dict``): the triangles'
+corner positions, normals and texture coordinates, face by face (vertex order
+may differ), and prints the largest differences. ``--scene`` also times a
+whole ``load_dict`` of a scene holding the mesh (acceleration structure
+included) in both.
 """
 from __future__ import annotations
 
@@ -77,6 +90,51 @@ def write_poly_obj(path: str, p, n, uv, quads, groups: int = 8, relative: bool =
             np.savetxt(fh, rel, fmt="f %d/%d/%d %d/%d/%d %d/%d/%d %d/%d/%d")
 
 
+def write_mixed_ply(path: str, p, n, uv, quads) -> None:
+    """Binary PLY whose faces are quads and triangles (rows of 17 and 13 bytes)."""
+    split = np.arange(len(quads)) % 3 == 0
+    polys = [quads[~split], quads[split][:, [0, 1, 2]], quads[split][:, [0, 2, 3]]]
+    order = np.argsort(np.concatenate([np.flatnonzero(~split), np.flatnonzero(split),
+                                       np.flatnonzero(split)]), kind="stable")
+    counts = np.concatenate([np.full(len(a), a.shape[1]) for a in polys])[order]
+    flat_rows = [r for a in polys for r in a]
+    flat = np.concatenate([flat_rows[i] for i in order]).astype("<i4")
+    row_bytes = 1 + 4 * counts
+    start = np.cumsum(row_bytes) - row_bytes
+    body = np.zeros(int(row_bytes.sum()), dtype=np.uint8)
+    body[start] = counts
+    idx_bytes = flat.view(np.uint8)
+    dest = np.repeat(start + 1, 4 * counts) + (np.arange(len(idx_bytes)) -
+                                                np.repeat(np.cumsum(4 * counts) - 4 * counts,
+                                                          4 * counts))
+    body[dest] = idx_bytes
+    cols = np.concatenate([p, n, uv], axis=1).astype("<f4")
+    names = ["x", "y", "z", "nx", "ny", "nz", "u", "v"]
+    header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(p)}"] + \
+        [f"property float {k}" for k in names] + \
+        [f"element face {len(counts)}", "property list uchar int vertex_indices", "end_header"]
+    with open(path, "wb") as fh:
+        fh.write(("\n".join(header) + "\n").encode())
+        fh.write(cols.tobytes())
+        fh.write(body.tobytes())
+
+
+def load_baseline(rev: str):
+    """lumigrad's meshio module as it was at git revision ``rev``."""
+    import importlib.util
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = subprocess.run(["git", "show", f"{rev}:src/lumigrad/geometry/meshio.py"], cwd=root,
+                         check=True, capture_output=True, text=True).stdout
+    spec = importlib.util.spec_from_loader("lumigrad.geometry._meshio_baseline", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__package__ = "lumigrad.geometry"
+    sys.modules[spec.name] = mod
+    exec(compile(src, f"{rev}:meshio.py", "exec"), mod.__dict__)
+    return mod
+
+
 def median_time(fn, repeat: int) -> float:
     ts = []
     for _ in range(repeat):
@@ -90,6 +148,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--mitsuba", action="store_true", help="time Mitsuba 3's loader too")
+    ap.add_argument("--check", action="store_true",
+                    help="compare the loaded shapes with Mitsuba's (needs Mitsuba)")
+    ap.add_argument("--scene", action="store_true",
+                    help="also time whole-scene loads (lumigrad and, with --mitsuba, Mitsuba)")
+    ap.add_argument("--baseline", default=None, metavar="REV",
+                    help="also time lumigrad's meshio of this git revision")
     ap.add_argument("--keep", default=None, help="write the files here and keep them")
     args = ap.parse_args()
 
@@ -104,18 +168,20 @@ def main() -> None:
     F = np.concatenate([Q[:, [0, 1, 2]], Q[:, [0, 2, 3]]])
     meshio.write_ply(os.path.join(d, "big.ply"), P, F, N, UV)
     meshio.write_ply(os.path.join(d, "big_ascii.ply"), P, F, N, UV, format="ascii")
-    files = ["tri.obj", "poly.obj", "rel.obj", "big.ply", "big_ascii.ply"]
+    write_mixed_ply(os.path.join(d, "mixed.ply"), P, N, UV, Q)
+    files = ["tri.obj", "poly.obj", "rel.obj", "big.ply", "big_ascii.ply", "mixed.ply"]
     if hasattr(meshio, "write_serialized"):
         meshio.write_serialized(os.path.join(d, "big.serialized"), P, F, N, UV)
         files.append("big.serialized")
 
+    old = load_baseline(args.baseline) if args.baseline else None
     mi = None
-    if args.mitsuba:
+    if args.mitsuba or args.check:
         import mitsuba as mi
         mi.set_variant("scalar_rgb")
 
     print(f"{'file':<16} {'size':>9} {'triangles':>10} {'lumigrad':>10} "
-          f"{'Mitsuba':>10}")
+          f"{'Mitsuba':>10}" + (f" {args.baseline[:10]:>10}" if old else ""))
     for name in files:
         path = os.path.join(d, name)
         m = meshio.read_mesh(path)
@@ -129,10 +195,74 @@ def main() -> None:
                 tm = f"{tm:9.3f}s"
             except RuntimeError:
                 tm = "rejects"
+        tb = ""
+        if old is not None:
+            try:
+                tb = f"{median_time(lambda: old.read_mesh(path), args.repeat):9.3f}s"
+            except Exception:
+                tb = "rejects"
         print(f"{name:<16} {os.path.getsize(path) / 1e6:7.2f}MB {len(m.faces):>10} "
-              f"{t:9.3f}s {tm:>10}")
+              f"{t:9.3f}s {tm:>10} {tb:>10}")
+    if args.scene:
+        import lumigrad as lg
+        print("\nwhole scene (load_dict of a scene with the mesh, acceleration structure "
+              "included)")
+        for name in files:
+            path = os.path.join(d, name)
+            kind = os.path.splitext(name)[1][1:]
+            scene = {"type": "scene", "m": {"type": kind, "filename": path}}
+            t = median_time(lambda: lg.load_dict(scene), args.repeat)
+            tm = ""
+            if mi is not None:
+                try:
+                    tm = f"{median_time(lambda: mi.load_dict(scene), args.repeat):9.3f}s"
+                except RuntimeError:
+                    tm = "rejects"
+            print(f"{name:<16} {t:9.3f}s {tm:>10}")
+    if args.check:
+        check_against_mitsuba(mi, d, files)
     if tmp is not None:
         tmp.cleanup()
+
+
+def check_against_mitsuba(mi, d: str, files: list) -> None:
+    """Largest differences between the shapes lumigrad and Mitsuba build."""
+    import drjit as dr
+    import lumigrad as lg
+    print("\nlumigrad shape vs Mitsuba shape (max abs difference over triangle corners)")
+    for name in files:
+        path = os.path.join(d, name)
+        kind = os.path.splitext(name)[1][1:]
+        try:
+            ms = mi.load_dict({"type": kind, "filename": path})
+        except RuntimeError as e:
+            print(f"{name:<16} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
+            continue
+        ls = lg.load_dict({"type": kind, "filename": path})
+        mp = mi.traverse(ms)
+        mf = np.array(mp["faces"]).reshape(-1, 3)
+        lf = ls.faces_numpy()
+        if mf.shape != lf.shape:
+            print(f"{name:<16} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
+            continue
+        row = [f"{name:<16} {len(lf):>7} triangles"]
+        for label, key, k, ours in (
+                ("positions", "vertex_positions", 3, ls.positions_numpy()),
+                ("normals", "vertex_normals", 3,
+                 None if ls.vertex_normals is None else np.array(dr.detach(ls.vertex_normals))),
+                ("uvs", "vertex_texcoords", 2,
+                 None if ls.vertex_texcoords is None else np.array(ls.vertex_texcoords))):
+            theirs = np.array(mp[key]).reshape(-1, k) if key in mp and \
+                dr.width(mp[key]) > 0 else None
+            if ours is None or theirs is None:
+                row.append(f"{label}: {'lumigrad' if ours is not None else ''}"
+                           f"{'/' if ours is not None and theirs is not None else ''}"
+                           f"{'Mitsuba' if theirs is not None else ''} only"
+                           if (ours is not None) != (theirs is not None) else f"{label}: none")
+                continue
+            ours = np.asarray(ours).reshape(-1, k)
+            row.append(f"{label} {np.abs(ours[lf] - theirs[mf]).max():.2e}")
+        print("  ".join(row))
 
 
 if __name__ == "__main__":
