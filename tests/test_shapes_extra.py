@@ -1,0 +1,103 @@
+"""Shapes added for Mitsuba compatibility (issue 10): ``cylinder``.
+
+Expected values are derived by hand from the cylinder's definition (Mitsuba 3's
+``cylinder`` docs: an open tube around p0 -> p1, outward normals)."""
+import math
+
+import numpy as np
+import pytest
+
+import lumigrad as lg
+from lumigrad.geometry.cylinder import CYLINDER_SEGMENTS
+from lumigrad.scene import loader
+from lumigrad.scene.loader import SceneLoadError
+
+
+def _mesh_arrays(shape):
+    p = shape.positions_numpy().astype(np.float64)
+    f = shape.faces_numpy()
+    n = np.array(shape.vertex_normals, dtype=np.float64).reshape(-1, 3)
+    return p, f, n
+
+
+def _axis_distance(p, a, b):
+    d = (b - a) / np.linalg.norm(b - a)
+    v = p - a
+    t = v @ d
+    return np.linalg.norm(v - np.outer(t, d), axis=1), t
+
+
+@pytest.mark.parametrize("form", ["xml", "dict"])
+def test_cylinder_geometry(form):
+    a, b, r = np.array([1.0, -1.0, 0.5]), np.array([2.0, 1.0, 2.5]), 0.3
+    if form == "xml":
+        s = loader.instantiate_string(f'''<scene version="3.0.0">
+<shape type="cylinder" id="c"><point name="p0" value="1, -1, 0.5"/>
+<point name="p1" x="2" y="1" z="2.5"/><float name="radius" value="{r}"/></shape></scene>''')["ids"]["c"]
+    else:
+        s = loader.instantiate_dict({"type": "cylinder", "p0": a.tolist(), "p1": b.tolist(),
+                                     "radius": r})
+    p, f, n = _mesh_arrays(s)
+    dist, t = _axis_distance(p, a, b)
+    length = np.linalg.norm(b - a)
+    np.testing.assert_allclose(dist, r, rtol=1e-5)              # every vertex on the surface
+    assert set(np.round(t / length, 5)) == {0.0, 1.0}            # rings at both ends, no caps
+    # Area: 2 n triangles spanning the inscribed polygon: 2 n r sin(π/n) · L.
+    e1, e2 = p[f[:, 1]] - p[f[:, 0]], p[f[:, 2]] - p[f[:, 0]]
+    cross = np.cross(e1, e2)
+    area = 0.5 * np.linalg.norm(cross, axis=1).sum()
+    m = CYLINDER_SEGMENTS
+    assert area == pytest.approx(2 * m * r * math.sin(math.pi / m) * length, rel=1e-5)
+    assert area == pytest.approx(2 * math.pi * r * length, rel=1e-4)
+    # Winding and normals point away from the axis.
+    centre = (p[f[:, 0]] + p[f[:, 1]] + p[f[:, 2]]) / 3
+    d = (b - a) / length
+    radial = (centre - a) - np.outer((centre - a) @ d, d)
+    assert np.all(np.einsum("ij,ij->i", cross, radial) > 0)
+    radial_v = (p - a) - np.outer((p - a) @ d, d)
+    np.testing.assert_allclose(n, radial_v / r, atol=1e-5)
+
+
+def test_cylinder_mirror_and_flip():
+    # A mirroring to_world keeps the normals outward (Mitsuba transforms the
+    # analytic normal); flip_normals turns them inward.
+    for flip, sign in ((False, 1.0), (True, -1.0)):
+        s = loader.instantiate_dict({"type": "cylinder", "flip_normals": flip,
+                                     "to_world": lg.Transform4f().scale([-1.0, 1.0, 1.0])})
+        p, f, n = _mesh_arrays(s)
+        centre = (p[f[:, 0]] + p[f[:, 1]] + p[f[:, 2]]) / 3
+        cross = np.cross(p[f[:, 1]] - p[f[:, 0]], p[f[:, 2]] - p[f[:, 0]])
+        radial = centre * [1, 1, 0]
+        assert np.all(sign * np.einsum("ij,ij->i", cross, radial) > 0)
+        assert np.all(sign * np.einsum("ij,ij->i", n, p * [1, 1, 0]) > 0)
+
+
+def test_cylinder_errors():
+    with pytest.raises(SceneLoadError, match="p0 and p1 coincide"):
+        loader.instantiate_dict({"type": "cylinder", "p0": [1, 1, 1], "p1": [1, 1, 1]})
+    with pytest.raises(SceneLoadError, match="radius.*greater than 0"):
+        loader.instantiate_dict({"type": "cylinder", "radius": 0.0})
+
+
+def test_cylinder_render_silhouette_width():
+    """An emitting cylinder (radiance 1, radius 0.5, along y, long enough to fill
+    the view vertically) seen from distance D = 4 with a box filter: it covers,
+    in every row, the width between the tangents from the camera,
+    ``2 r D / sqrt(D² - r²)`` at the axis' depth, of the view's ``2 D tan(fov/2)``."""
+    T = lg.Transform4f
+    r, dist, fov, w = 0.5, 4.0, 30.0, 32
+    s = lg.load_dict({
+        "type": "scene", "integrator": {"type": "path", "max_depth": 1},
+        "sensor": {"type": "perspective", "fov": fov,
+                   "to_world": T().look_at([0, 0, dist], [0, 0, 0], [0, 1, 0]),
+                   "film": {"type": "hdrfilm", "width": w, "height": 4,
+                            "rfilter": {"type": "box"}}},
+        "tube": {"type": "cylinder", "p0": [0, -5, 0], "p1": [0, 5, 0], "radius": r,
+                 "emitter": {"type": "area", "radiance": {"type": "rgb", "value": 1.0}}}})
+    img = np.array(lg.render(s, spp=64))[..., 0]
+    expected = 2 * r * dist / math.sqrt(dist ** 2 - r ** 2) / (2 * dist * math.tan(
+        math.radians(fov / 2)))
+    # Only the 2 edge pixels per row are noisy: each is a mean of 64 0/1 samples
+    # (std <= 0.5/8), so a row's mean has std <= sqrt(2) * 0.0625 / 32 = 0.0028.
+    np.testing.assert_allclose(img.mean(axis=1), expected, atol=4 * 0.0028)
+    assert np.all(img[:, w // 2 - 2:w // 2 + 2] == 1.0)
