@@ -407,3 +407,47 @@ def test_ply_ascii_rows_of_varying_length(tmp_path):
     with pytest.raises(meshio.MeshFileError, match=r"a.ply:14: element 'vertex' row has a value "
                        r"that is not a number \('x'\)"):
         meshio.read_ply(path)
+
+
+# --------------------------------------------------------------------------- robustness
+def test_damaged_files_raise_mesh_file_errors(tmp_path):
+    """Randomly damaged files (bytes changed, cut out or inserted) either load or
+    raise MeshFileError naming the file: never an IndexError or the like from
+    deep inside the vectorised parsers."""
+    rng = np.random.default_rng(0)
+    tor_p = np.array(TET_P, dtype=float) * 2
+    base = tmp_path / "base.ply"
+    meshio.write_ply(base, tor_p, TET_F, format="binary_big_endian")
+    seeds = {".obj": MIXED_OBJ.encode(), ".ply": base.read_bytes(),
+             ".serialized": _ser_file([_ser_shape(TET_P, TET_F, name="t"),
+                                       _ser_shape(QUAD_P, QUAD_F)])}
+    meshio.write_ply(base, tor_p, TET_F, format="ascii")
+    seeds["a.ply"] = base.read_bytes()
+    seeds["m.ply"] = _ply_mixed("<", rng.integers(3, 7, size=20), rng)[0]
+    alphabet = b" \n\r\t/#-.0123456789eEvftgo\\x\x00\xff"
+    loaded = failed = 0
+    for ext, seed in seeds.items():
+        for _ in range(100):
+            d = bytearray(seed)
+            for _ in range(int(rng.integers(1, 4))):
+                i = int(rng.integers(0, len(d)))
+                op = int(rng.integers(0, 3))
+                if op == 0:
+                    d[i] = alphabet[int(rng.integers(0, len(alphabet)))]
+                elif op == 1:
+                    del d[i:i + int(rng.integers(1, 8))]
+                else:
+                    d[i:i] = bytes([alphabet[int(rng.integers(0, len(alphabet)))]])
+            path = tmp_path / ("damaged" + ext[-4:] if ext.endswith(".ply") else "damaged" + ext)
+            path.write_bytes(bytes(d))
+            try:
+                with np.errstate(all="ignore"):
+                    if ext == ".serialized":
+                        meshio.read_serialized(path, int(rng.integers(0, 2)))
+                    else:
+                        meshio.read_mesh(path)
+                loaded += 1
+            except meshio.MeshFileError as e:
+                assert "damaged" in str(e)
+                failed += 1
+    assert failed > 50 and loaded > 50        # both outcomes were exercised

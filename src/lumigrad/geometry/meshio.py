@@ -151,7 +151,7 @@ class _Text:
         nl = np.flatnonzero(buf[:n] == 10)
         if n and buf[n - 1] != 10:
             nl = np.append(nl, n)          # last line without a newline
-        self.starts = np.concatenate([[0], nl[:-1] + 1]).astype(np.int64)
+        self.starts = np.concatenate([[0], nl[:-1] + 1]).astype(np.int64)[:len(nl)]
         self.ends = nl.astype(np.int64)
 
     def lineno(self, i: int) -> int:
@@ -175,8 +175,8 @@ class _Text:
         s, e = self.starts, self.ends
         lead = ((self.buf[s] == 32) | (self.buf[s] == 9)) & (s < e)
         if lead.any():
-            nonspace = np.flatnonzero(self.buf > 32)
-            j = np.minimum(np.searchsorted(nonspace, s[lead]), len(nonspace) - 1)
+            nonspace = np.append(np.flatnonzero(self.buf > 32), len(self.buf))
+            j = np.searchsorted(nonspace, s[lead])
             s[lead] = np.minimum(nonspace[j], e[lead])
 
     def gather(self, lines: np.ndarray, skip: int):
@@ -547,6 +547,9 @@ def _parse_ply_header(path: str, raw: bytes) -> tuple[str, list[_Element], int, 
         elif t[0] == "property":
             if not elements:
                 raise MeshFileError(f"{path}:{no}: property before any element")
+            if len(t) >= 3 and t[-1] in (p[0] for p in elements[-1].props):
+                raise MeshFileError(f"{path}:{no}: property {t[-1]!r} is declared twice in "
+                                    f"element '{elements[-1].name}'")
             if len(t) == 5 and t[1] == "list":
                 if t[2] not in _PLY_TYPES or t[3] not in _PLY_TYPES:
                     raise MeshFileError(f"{path}:{no}: unknown PLY type in {ln.strip()!r}; "
@@ -699,7 +702,9 @@ def _ply_ascii(path: str, raw: bytes, body: int, elements: list[_Element], line0
                                 f"({el.count} rows expected, {len(rows)} found)")
         lines = rows + line0
         if el.count == 0:
-            out[el.name] = ({p[0]: np.zeros(0) for p in el.props if len(p) == 2}, {}, lines)
+            out[el.name] = ({p[0]: np.zeros(0) for p in el.props if len(p) == 2},
+                            {p[0]: (np.zeros(0, np.int64), np.zeros(0, np.int64))
+                             for p in el.props if len(p) == 3}, lines)
             continue
         kk = k[rows]
         nprop = len(el.props)
