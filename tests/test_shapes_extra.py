@@ -101,3 +101,93 @@ def test_cylinder_render_silhouette_width():
     # (std <= 0.5/8), so a row's mean has std <= sqrt(2) * 0.0625 / 32 = 0.0028.
     np.testing.assert_allclose(img.mean(axis=1), expected, atol=4 * 0.0028)
     assert np.all(img[:, w // 2 - 2:w // 2 + 2] == 1.0)
+
+
+# --------------------------------------------------------------------------- instances
+GROUP_XML = '''<scene version="3.0.0">
+<shape type="shapegroup" id="g">
+  <shape type="cube" id="box"><bsdf type="diffuse" id="red">
+    <rgb name="reflectance" value="0.8, 0.1, 0.1"/></bsdf>
+    <transform name="to_world"><scale value="0.5"/></transform></shape>
+  <shape type="rectangle"><transform name="to_world"><translate z="3"/></transform></shape>
+</shape>
+<shape type="instance" id="a"><ref id="g"/>
+  <transform name="to_world"><rotate z="1" angle="90"/><translate y="5"/></transform></shape>
+<shape type="instance"><ref id="g"/>
+  <transform name="to_world"><scale x="-1"/><translate x="-4"/></transform></shape>
+</scene>'''
+
+
+def _world(mesh):
+    import drjit as dr
+    return np.array(dr.detach(mesh.world_positions()), dtype=np.float64).reshape(-1, 3)
+
+
+def test_instances_flatten_with_reachable_parameters():
+    from lumigrad.geometry import primitives
+
+    s = lg.load_string(GROUP_XML)
+    assert [m.id for m in s.shapes] == ["a.box", "a.shape_1", "instance_1.box",
+                                        "instance_1.shape_1"]
+    cube = primitives.cube().positions.astype(np.float64) * 0.5
+    # rotate 90° about z then translate y by 5: (x, y, z) -> (-y, x + 5, z)
+    np.testing.assert_allclose(_world(s.shapes[0]),
+                               np.stack([-cube[:, 1], cube[:, 0] + 5, cube[:, 2]], 1),
+                               atol=1e-6)
+    # mirrored: (x, y, z) -> (-x - 4, y, z), baked, winding reversed: still outward
+    w = _world(s.shapes[2])
+    np.testing.assert_allclose(w, np.stack([-cube[:, 0] - 4, cube[:, 1], cube[:, 2]], 1),
+                               atol=1e-6)
+    f = s.shapes[2].faces_numpy()
+    cross = np.cross(w[f[:, 1]] - w[f[:, 0]], w[f[:, 2]] - w[f[:, 0]])
+    centre = (w[f[:, 0]] + w[f[:, 1]] + w[f[:, 2]]) / 3 - [-4, 0, 0]
+    assert np.all(np.einsum("ij,ij->i", cross, centre) > 0)
+    # the rectangle keeps facing +z (its front side) under the mirror
+    r = _world(s.shapes[3])
+    fr = s.shapes[3].faces_numpy()
+    assert np.all(np.cross(r[fr[:, 1]] - r[fr[:, 0]], r[fr[:, 2]] - r[fr[:, 0]])[:, 2] > 0)
+    params = lg.traverse(s)
+    for k in ("a.box.vertex_positions", "a.box.to_world", "instance_1.shape_1.to_world",
+              "red.reflectance.value"):
+        assert k in params
+    assert s.shapes[0].bsdf is s.shapes[2].bsdf  # shared material
+
+
+def test_instances_dict_form_and_errors():
+    s = lg.load_dict({
+        "type": "scene",
+        "g": {"type": "shapegroup", "ball": {"type": "sphere", "radius": 0.5}},
+        "i1": {"type": "instance", "shape": {"type": "ref", "id": "g"},
+               "to_world": lg.Transform4f().translate([2, 0, 0])},
+        "i2": {"type": "instance", "shape": {"type": "ref", "id": "g"}}})
+    assert [m.id for m in s.shapes] == ["i1.ball", "i2.ball"]
+    w = _world(s.shapes[0])
+    np.testing.assert_allclose((w.max(axis=0) + w.min(axis=0)) / 2, [2, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(w - [2, 0, 0], axis=1), 0.5, rtol=1e-6)
+    with pytest.raises(SceneLoadError, match="expected a shapegroup"):
+        lg.load_dict({"type": "scene", "c": {"type": "cube"},
+                      "i": {"type": "instance", "s": {"type": "ref", "id": "c"}}})
+    with pytest.raises(SceneLoadError, match="emitters cannot be instanced"):
+        lg.load_dict({"type": "scene", "g": {"type": "shapegroup", "r": {
+            "type": "rectangle", "emitter": {"type": "area"}}}})
+
+
+def test_instance_renders_like_the_placed_shape():
+    """An instance of a group renders as the same shape placed directly with the
+    composed transform (same triangles, same random numbers)."""
+    T = lg.Transform4f
+    common = {
+        "type": "scene", "integrator": {"type": "direct"},
+        "sensor": {"type": "perspective", "fov": 40.0,
+                   "to_world": T().look_at([0, -6, 3], [0, 0, 0], [0, 0, 1]),
+                   "film": {"type": "hdrfilm", "width": 16, "height": 12}},
+        "light": {"type": "point", "position": [1, -3, 4], "intensity": 20.0}}
+    place = T().translate([0.5, 0, 0]).rotate([0, 0, 1], 30)
+    a = lg.load_dict({**common, "g": {"type": "shapegroup", "c": {
+        "type": "cube", "to_world": T().scale([1, 0.5, 0.7])}},
+        "i": {"type": "instance", "s": {"type": "ref", "id": "g"}, "to_world": place}})
+    b = lg.load_dict({**common, "c": {"type": "cube",
+                                      "to_world": place @ T().scale([1, 0.5, 0.7])}})
+    ia, ib = np.array(lg.render(a, spp=8, seed=3)), np.array(lg.render(b, spp=8, seed=3))
+    assert ib.mean() > 0.01
+    np.testing.assert_allclose(ia, ib, atol=2e-4)

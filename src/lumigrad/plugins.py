@@ -5,7 +5,7 @@ import importlib
 
 #: Modules that define plugins, by category.
 PLUGIN_MODULES = (
-    "lumigrad.geometry.shapes", "lumigrad.geometry.cylinder",
+    "lumigrad.geometry.shapes", "lumigrad.geometry.cylinder", "lumigrad.geometry.instance",
     "lumigrad.textures.constant", "lumigrad.textures.bitmap", "lumigrad.textures.checkerboard",
     "lumigrad.bsdfs.diffuse", "lumigrad.bsdfs.twosided", "lumigrad.bsdfs.conductor",
     "lumigrad.bsdfs.roughconductor", "lumigrad.bsdfs.dielectric",

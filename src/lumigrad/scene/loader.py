@@ -504,10 +504,21 @@ def _assemble(b: Any, descs: list, allowed: Any, xml: bool) -> dict:
     shapes, emitters, sensors and the integrator (errors in the XML or dict
     dialect's terms)."""
     shapes, emitters, sensors, integrators = [], [], [], []
+    instances: list = []
     for d in descs:
         obj = b.build(d, allowed)
         cat = b.category_of[id(obj)]
         if cat == "shape":
+            if getattr(obj, "is_shapegroup", False):
+                continue  # rendered only through instances
+            if hasattr(obj, "instance_meshes"):
+                # Instances are flattened into copies of the group's meshes
+                # (geometry/instance.py); their ids join the scene's ids.
+                for m in obj.instance_meshes(len(instances)):
+                    shapes.append(m)
+                    b.ids[m.id] = m
+                instances.append(obj)
+                continue
             shapes.append(obj)
         elif cat == "emitter":
             if getattr(obj, "is_area", False):
