@@ -56,6 +56,29 @@ class Camera:
         self.far = far
         self._to_world_source: Any = None  # a sensor (live to_world) or a Transform4f
         self._frame: Optional[tuple] = None
+        #: a :class:`~lumigrad.raster.rigid.RigidTransform` pose, when used (it then
+        #: replaces position/target/up)
+        self.rigid_transform: Any = None
+
+    def use_rigid_transform(self, rigid_transform: Any = None) -> Any:
+        """Pose the camera with a learnable :class:`~lumigrad.raster.rigid.RigidTransform`
+        (position + 6-D rotation, the course's camera parameters) instead of
+        position/target/up; by default one equal to the current look-at pose.
+        Returns it (enable gradients on its ``position`` / ``rotation``)."""
+        from .rigid import RigidTransform
+        if rigid_transform is None:
+            rigid_transform = RigidTransform.look_at(
+                np.array(dr.detach(self.position)).reshape(3),
+                np.array(dr.detach(self.target)).reshape(3),
+                np.array(dr.detach(self.up)).reshape(3))
+        if not isinstance(rigid_transform, RigidTransform):
+            raise TypeError(f"use_rigid_transform: expected a RigidTransform, got "
+                            f"{type(rigid_transform).__name__}")
+        if self._to_world_source is not None:
+            raise ValueError("use_rigid_transform: this camera follows a scene sensor's to_world")
+        self.rigid_transform = rigid_transform
+        self._frame = None
+        return rigid_transform
 
     # -- parameters (setters convert and validate; Dr.Jit values keep their AD) --
     @property
@@ -127,6 +150,14 @@ class Camera:
             origin = bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
             r = np.array([[float(dr.detach(inv[i, j])[0]) for j in range(3)] for i in range(3)])
             handed = 1.0 if np.linalg.det(r) > 0 else -1.0
+        elif self.rigid_transform is not None:
+            # world -> camera = R^T (x - p): the rows are R's columns (left, up, forward)
+            rows = list(self.rigid_transform.columns())
+            o = self.rigid_transform.position
+            trans = bk.Array3f(-dr.dot(rows[0], o), -dr.dot(rows[1], o), -dr.dot(rows[2], o))
+            cols = rows
+            origin = o
+            handed = 1.0
         else:
             o, t, u = self.position, self.target, self.up
             d = t - o

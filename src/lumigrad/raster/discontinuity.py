@@ -299,13 +299,16 @@ class RasterizeThenSplat:
         background: colour composited behind the layers (a number or 3-vector).
         depth_tolerance: relative depth difference below which a splat counts as
             the target's own surface.
+        perfect_coords: splat positions equal to the sample centres in value
+            (see :func:`splat_positions`).
     """
 
     GRADIENTS = _SPLAT_GRADIENTS
     approximate = True
 
     def __init__(self, color_buffer: Buffer, rasterizer: TriangleRasterizer, sigma: float = 0.5,
-                 background: Any = 0.0, depth_tolerance: float = 0.02) -> None:
+                 background: Any = 0.0, depth_tolerance: float = 0.02,
+                 perfect_coords: bool = False) -> None:
         if not sigma > 0:
             raise ValueError(f"RasterizeThenSplat: sigma must be > 0, got {sigma}")
         self.color_buffer = color_buffer
@@ -314,6 +317,7 @@ class RasterizeThenSplat:
         self.sigma = float(sigma)
         self.background = background
         self.depth_tolerance = float(depth_tolerance)
+        self.perfect_coords = bool(perfect_coords)
         self.output_buffer = Buffer(color_buffer.name + "_splat", channels=color_buffer.channels,
                                     **color_buffer.like)
 
@@ -327,16 +331,8 @@ class RasterizeThenSplat:
 
     def splat_positions(self) -> Any:
         """Attached sample-grid positions ``p'`` of every covered sample's surface point
-        (detached barycentrics, attached vertices and camera)."""
-        r = self.rasterizer
-        tri, valid = r.triangle_ids, r.coverage
-        b = dr.detach(r.barycentric_buffer.value)
-        hs, _ = r.triangle_homogeneous(tri, valid)
-        hp = hs[0] * b[0] + hs[1] * b[1] + hs[2] * b[2]
-        wd = dr.select(valid & (dr.detach(hp[2]) != 0), hp[2], 1.0)
-        s = r.spp_side
-        # raster (pixel) units -> sample-grid units, sample centres at integer + 0.5
-        return bk.Array2f(hp[0] / wd * s, hp[1] / wd * s)
+        (see :func:`splat_positions`)."""
+        return splat_positions(self.rasterizer, 0, self.perfect_coords)
 
     def forward(self) -> None:
         r = self.rasterizer
@@ -389,6 +385,30 @@ class RasterizeThenSplat:
             c_n = acc_c[L] / dr.select(big, a, 1.0)
             out = c_n + (1.0 - fmin(a, 1.0)) * out
         self.output_buffer.value = out
+
+
+def splat_positions(r: TriangleRasterizer, layer: int = 0, perfect_coords: bool = False) -> Any:
+    """Attached sample-grid positions ``p'`` (``Array2f``, sample centres at
+    integer + 0.5) of the surface points of depth layer ``layer``: detached
+    barycentrics, attached vertices and camera, re-projected. ``p'`` is the
+    sample's centre up to rounding; with ``perfect_coords`` its value is exactly
+    the centre, ``c + (p' - detach(p'))`` (the course's option of that name, which
+    also drops the derivative; here the derivative of ``p'`` is kept)."""
+    ids = r.triangle_id_buffers[layer].value
+    valid = ids >= 0
+    tri = bk.UInt32(dr.select(valid, ids, 0))
+    b = dr.detach(r.barycentric_buffers[layer].value)
+    hs, _ = r.triangle_homogeneous(tri, valid)
+    hp = hs[0] * b[0] + hs[1] * b[1] + hs[2] * b[2]
+    wd = dr.select(valid & (dr.detach(hp[2]) != 0), hp[2], 1.0)
+    s = r.spp_side
+    # raster (pixel) units -> sample-grid units, sample centres at integer + 0.5
+    p = bk.Array2f(hp[0] / wd * s, hp[1] / wd * s)
+    if perfect_coords:
+        idx = dr.arange(bk.UInt32, r.n_samples)
+        c = bk.Array2f(bk.Float(idx % r.sample_width) + 0.5, bk.Float(idx // r.sample_width) + 0.5)
+        p = c + (p - dr.detach(p))
+    return p
 
 
 def make(method: str, color_buffer: Buffer, rasterizer: TriangleRasterizer,

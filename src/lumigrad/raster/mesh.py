@@ -36,10 +36,16 @@ class TriangleMesh:
         normals: optional (N, 3) per-vertex normals (the pipeline estimates its own
             with :class:`~lumigrad.raster.stages.NormalsEstimator`).
         name: for messages.
+        vertex_groups, triangle_groups: optional group index per vertex / per
+            triangle (OBJ ``o``/``g`` groups, see :meth:`from_file`; the course's
+            fields of these names), used by :class:`~lumigrad.raster.rigid.RigidMeshTransform`
+            and group-coloured silhouettes.
+        group_names: optional name per group.
     """
 
     def __init__(self, vertices: Any, faces: Any, uvs: Any = None, normals: Any = None,
-                 name: str = "mesh") -> None:
+                 name: str = "mesh", vertex_groups: Any = None, triangle_groups: Any = None,
+                 group_names: Optional[Sequence[str]] = None) -> None:
         self.name = name
         self._shapes: Optional[list] = None  # live source(s) when built from scene shapes
         f = np.asarray(faces)
@@ -73,6 +79,11 @@ class TriangleMesh:
                 raise ValueError(f"TriangleMesh {name!r}: {nn.shape[0]} normals for {n} vertices")
             self.normals = bk.Array3f(nn[:, 0].copy(), nn[:, 1].copy(), nn[:, 2].copy())
         self.triangle_shape_ids: Optional[np.ndarray] = None
+        self.vertex_groups = _groups(vertex_groups, n, "vertex_groups", name)
+        self.triangle_groups = _groups(triangle_groups, self.n_triangles, "triangle_groups", name)
+        if self.triangle_groups is not None and self.vertex_groups is None:
+            self.vertex_groups = vertex_groups_from_faces(self._faces_np, self.triangle_groups, n)
+        self.group_names = None if group_names is None else [str(g) for g in group_names]
         self._neighbors: Optional[np.ndarray] = None
         self._edges: Optional[np.ndarray] = None
 
@@ -211,15 +222,23 @@ class TriangleMesh:
                 name=name if len(shapes) > 1 else (getattr(shapes[0], "id", None) or name))
         m._shapes = shapes
         m.triangle_shape_ids = np.concatenate(shape_ids)
+        # one group per scene shape
+        m.triangle_groups = m.triangle_shape_ids.astype(np.int64)
+        m.vertex_groups = vertex_groups_from_faces(m._faces_np, m.triangle_groups, m.n_vertices)
+        m.group_names = [getattr(s, "id", None) or f"shape_{i}" for i, s in enumerate(shapes)]
         return m
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "TriangleMesh":
-        """Read an OBJ or PLY file."""
+        """Read an OBJ or PLY file. OBJ ``o``/``g`` statements give the triangle
+        groups (numbered by first use, names in :attr:`group_names`); a vertex
+        belongs to the group of the first triangle that uses it."""
         from ..geometry import meshio
         data = meshio.read_mesh(path)
         return cls(data[0], data[1], uvs=getattr(data, "uvs", None),
-                   normals=getattr(data, "normals", None), name=os.path.basename(os.fspath(path)))
+                   normals=getattr(data, "normals", None), name=os.path.basename(os.fspath(path)),
+                   triangle_groups=getattr(data, "face_groups", None),
+                   group_names=getattr(data, "group_names", None))
 
     @classmethod
     def example(cls, name: str = "icosphere", **kwargs: Any) -> "TriangleMesh":
@@ -273,6 +292,27 @@ def _flat_positions(v: Any, name: str) -> Any:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"TriangleMesh {name!r}: positions contain NaN or inf")
     return bk.Float(np.ascontiguousarray(a.reshape(-1)).copy())
+
+
+def _groups(g: Any, n: int, what: str, name: str) -> Optional[np.ndarray]:
+    if g is None:
+        return None
+    a = np.asarray(g)
+    if a.shape != (n,) or not np.issubdtype(a.dtype, np.integer) or (n and a.min() < 0):
+        raise ValueError(f"TriangleMesh {name!r}: {what} must be {n} non-negative integers, "
+                         f"got shape {a.shape} ({a.dtype})")
+    return a.astype(np.int64).copy()
+
+
+def vertex_groups_from_faces(faces: np.ndarray, triangle_groups: np.ndarray,
+                             n_vertices: int) -> np.ndarray:
+    """Group of each vertex: that of the first triangle using it (0 if unused)."""
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    F = len(f)
+    first = np.full(n_vertices, F, dtype=np.int64)
+    np.minimum.at(first, f.ravel(), np.repeat(np.arange(F), 3))
+    groups = np.append(np.asarray(triangle_groups, dtype=np.int64), 0)
+    return groups[first]
 
 
 def _np_or_none(v: Any, c: int) -> Optional[np.ndarray]:

@@ -27,8 +27,14 @@ from .buffers import Buffer
 from .camera import Camera, OrthographicCamera, PerspectiveCamera
 from .mesh import TriangleMesh
 from .rasterizer import TriangleRasterizer, parse_resolution
+from .layered import LayeredSplat, OcclusionAntialias
+from .occlusion import OcclusionEstimator
+from .rigid import RigidMeshTransform
 from .stages import (BlinnPhongShader, DirectionalLightArray, NormalsEstimator, Resolve,
                      SilhouetteShader, TextureSampler, TriangleAttributeInterpolator)
+
+#: the ``discontinuity`` options of :class:`Pipeline`
+DISCONTINUITY_METHODS = (None, "antialias", "splat", "layered_splat", "occlusion_antialias")
 
 
 class RasterParameters:
@@ -113,13 +119,16 @@ class Pipeline:
                  ambient_constant: Any = 0.1, diffuse_constant: Any = 0.3,
                  specular_constant: Any = 0.2, shine_coefficient: Any = 30.0,
                  background: Any = (0.0, 0.0, 0.0), mesh_kwargs: Optional[dict] = None,
-                 mesh_type: Optional[str] = None) -> None:
+                 mesh_type: Optional[str] = None, subpixel_bits: Optional[int] = None,
+                 perfect_coords: bool = False, rigid_camera: bool = False,
+                 rigid_mesh_groups: Any = None, group_silhouettes: bool = False,
+                 group_colors: Any = None) -> None:
         if shading not in ("blinn_phong", "silhouette"):
             raise ValueError(f"Pipeline: shading must be 'blinn_phong' or 'silhouette', "
                              f"got {shading!r}")
-        if discontinuity not in (None, "antialias", "splat"):
-            raise ValueError(f"Pipeline: discontinuity must be None, 'antialias' or 'splat', "
-                             f"got {discontinuity!r}")
+        if discontinuity not in DISCONTINUITY_METHODS:
+            raise ValueError(f"Pipeline: discontinuity must be one of "
+                             f"{', '.join(map(repr, DISCONTINUITY_METHODS))}, got {discontinuity!r}")
         self.width, self.height = parse_resolution(resolution)
         if mesh_type is not None:  # the course's keyword
             mesh = mesh_type
@@ -128,75 +137,136 @@ class Pipeline:
         if not isinstance(mesh, TriangleMesh):
             raise TypeError(f"Pipeline: mesh must be a TriangleMesh or an example name, got "
                             f"{type(mesh).__name__}")
-        self.mesh = mesh
         self.camera = camera if camera is not None else PerspectiveCamera()
+        if rigid_camera:
+            self.camera.use_rigid_transform()
         self.shading = shading
         self.discontinuity = discontinuity
+        self.stages: list[Any] = [self.camera]
 
+        # rigid motions of vertex groups (chained), before the rasterizer
+        self.input_mesh = mesh
+        self.mesh_transforms: list[RigidMeshTransform] = []
+        if rigid_mesh_groups is not None:
+            if isinstance(rigid_mesh_groups, str) and rigid_mesh_groups == "all":
+                groups: list = [None]
+            else:
+                groups = [int(g) for g in rigid_mesh_groups]
+            for g in groups:
+                t = RigidMeshTransform(mesh, g)
+                self.mesh_transforms.append(t)
+                mesh = t.transformed_mesh
+            self.stages += self.mesh_transforms
+        self.mesh = mesh
+
+        layered = discontinuity in ("layered_splat", "occlusion_antialias")
         self.rasterizer = TriangleRasterizer((self.width, self.height), self.camera, mesh,
                                              samples_per_pixel=samples_per_pixel,
-                                             cull_backfaces=cull_backfaces)
+                                             cull_backfaces=cull_backfaces,
+                                             subpixel_bits=subpixel_bits,
+                                             depth_layers=2 if layered else 1)
         rz = self.rasterizer
-        ids, bary = rz.triangle_id_buffer, rz.barycentric_buffer
-        self.stages: list[Any] = []
+        self.stages.append(rz)
         self.light_array = DirectionalLightArray(n_lights)
         for i in range(n_lights):
             self.light_array.set_light_direction(i, (1.0, -1.0, -1.0))
         self.vertex_albedos = Buffer("vertex_albedos", channels=3)
         self.texture: Optional[Buffer] = None
         self.background = background
-        if shading == "silhouette":
-            self.shader: Any = SilhouetteShader(ids)
-            self.stages = [self.camera, rz, self.shader]
-        else:
-            self.world_position_interpolator = TriangleAttributeInterpolator(
-                mesh, mesh, ids, bary, name="world_position")
-            self.normals_estimator = NormalsEstimator(mesh)
-            self.normals_interpolator = TriangleAttributeInterpolator(
-                self.normals_estimator.normals, mesh, ids, bary, normalize=True, name="normals")
+        self._texture_arg = texture
+        self._shader_kwargs = dict(ambient_constant=ambient_constant,
+                                   specular_constant=specular_constant,
+                                   diffuse_constant=diffuse_constant,
+                                   shine_coefficient=shine_coefficient, background=background)
+        self._group_args = (group_silhouettes, group_colors)
+        if shading == "blinn_phong":
             if texture is not None:
                 if mesh.uvs is None:
                     raise ValueError(f"Pipeline: a texture needs uvs, and mesh {mesh.name!r} has "
                                      "none")
                 self.texture = Buffer("texture")
-                tex = texture if isinstance(texture, dr.ArrayBase) else bk.TensorXf(
-                    np.asarray(texture, dtype=np.float32).copy())
-                self.texture.value = tex
-                self.uv_interpolator = TriangleAttributeInterpolator(
-                    lambda: mesh.uvs, mesh, ids, bary, name="uv")
-                self.albedo_stage: Any = TextureSampler(self.texture, self.uv_interpolator.
-                                                        attribute_buffer, ids)
-                albedo_stages = [self.uv_interpolator, self.albedo_stage]
+                self.texture.value = texture if isinstance(texture, dr.ArrayBase) else \
+                    bk.TensorXf(np.asarray(texture, dtype=np.float32).copy())
             else:
                 va = (np.full((mesh.n_vertices, 3), 0.8, np.float32) if vertex_albedos is None
                       else vertex_albedos)
                 self.set_vertex_albedos(va)
-                self.albedo_stage = TriangleAttributeInterpolator(
-                    self.vertex_albedos, mesh, ids, bary, name="albedo")
-                albedo_stages = [self.albedo_stage]
-            self.shader = BlinnPhongShader(
-                self.camera, self.light_array, ids,
-                self.world_position_interpolator.attribute_buffer,
-                self.normals_interpolator.attribute_buffer,
-                self.albedo_stage.output_buffer,
-                ambient_constant=ambient_constant, specular_constant=specular_constant,
-                diffuse_constant=diffuse_constant, shine_coefficient=shine_coefficient,
-                background=background)
-            self.stages = [self.camera, rz, self.world_position_interpolator,
-                           self.normals_estimator, self.normals_interpolator, *albedo_stages,
-                           self.light_array, self.shader]
+            self.normals_estimator = NormalsEstimator(mesh)
+        color = self._shade_layer(0, vertex_albedos)
         # the course's name for the Blinn-Phong stage
         self.phong_shader = self.shader
-        color = self.shader.output_buffer
         self.discontinuity_stage: Any = None
+        self.occlusion_estimator: Optional[OcclusionEstimator] = None
         if discontinuity is not None:
             bg = background if shading == "blinn_phong" else 0.0
-            self.discontinuity_stage = disc.make(discontinuity, color, rz, background=bg)
+            if discontinuity == "layered_splat":
+                color1 = self._shade_layer(1, vertex_albedos)
+                self.discontinuity_stage = LayeredSplat([color, color1], rz, background=bg,
+                                                        perfect_coords=perfect_coords)
+            elif discontinuity == "occlusion_antialias":
+                self.discontinuity_stage = OcclusionAntialias(color, rz)
+            elif discontinuity == "splat":
+                self.discontinuity_stage = disc.RasterizeThenSplat(
+                    color, rz, background=bg, perfect_coords=perfect_coords)
+            else:
+                self.discontinuity_stage = disc.make(discontinuity, color, rz, background=bg)
+            self.occlusion_estimator = getattr(self.discontinuity_stage, "occlusion", None)
             self.stages.append(self.discontinuity_stage)
             color = self.discontinuity_stage.output_buffer
         self.resolve = Resolve(color)
         self.stages.append(self.resolve)
         self.output_buffer = self.resolve.output_buffer
+
+    def _shade_layer(self, layer: int, vertex_albedos: Any) -> Buffer:
+        """Build the stages that shade depth layer ``layer`` (appended to
+        :attr:`stages`); returns the colour buffer. Layer 0's stages are also
+        attributes (``world_position_interpolator``, ``normals_interpolator``,
+        ``albedo_stage``, ``shader``); layer 1's are in ``layer_stages[1]``."""
+        rz, mesh = self.rasterizer, self.mesh
+        ids, bary = rz.triangle_id_buffers[layer], rz.barycentric_buffers[layer]
+        if self.shading == "silhouette":
+            group_silhouettes, group_colors = self._group_args
+            groups = None
+            if group_silhouettes:
+                if mesh.triangle_groups is None:
+                    raise ValueError(f"Pipeline: group_silhouettes needs triangle groups, and "
+                                     f"mesh {mesh.name!r} has none")
+                groups = mesh.triangle_groups
+            shader: Any = SilhouetteShader(ids, groups, group_colors)
+            new = [shader]
+        else:
+            wpi = TriangleAttributeInterpolator(mesh, mesh, ids, bary, name="world_position")
+            ni = TriangleAttributeInterpolator(self.normals_estimator.normals, mesh, ids, bary,
+                                               normalize=True, name="normals")
+            if self.texture is not None:
+                uvi = TriangleAttributeInterpolator(lambda: mesh.uvs, mesh, ids, bary, name="uv")
+                albedo: Any = TextureSampler(self.texture, uvi.attribute_buffer, ids)
+                albedo_stages = [uvi, albedo]
+                if layer == 0:
+                    self.uv_interpolator = uvi
+            else:
+                albedo = TriangleAttributeInterpolator(self.vertex_albedos, mesh, ids, bary,
+                                                       name="albedo")
+                albedo_stages = [albedo]
+            shader = BlinnPhongShader(self.camera, self.light_array, ids, wpi.attribute_buffer,
+                                      ni.attribute_buffer, albedo.output_buffer,
+                                      **self._shader_kwargs)
+            if layer == 1:
+                # the layer-1 chain reads the shader constants of layer 0's shader
+                shader._constants_from = self.shader
+            new = ([wpi, self.normals_estimator, ni] if layer == 0 else [wpi, ni]) \
+                + albedo_stages + ([self.light_array] if layer == 0 else []) + [shader]
+            if layer == 0:
+                self.world_position_interpolator = wpi
+                self.normals_interpolator = ni
+                self.albedo_stage = albedo
+        if layer == 0:
+            self.shader = shader
+        if not hasattr(self, "layer_stages"):
+            self.layer_stages: dict = {}
+        self.layer_stages[layer] = new
+        self.stages += new
+        return shader.output_buffer
 
     # -- running ------------------------------------------------------------------
     def forward(self) -> Any:
@@ -263,7 +333,22 @@ class Pipeline:
             p.add("camera.fov", *attr(cam, "fov"))
         if isinstance(cam, OrthographicCamera):
             p.add("camera.extent", *attr(cam, "extent"))
-        p.add("mesh.vertex_positions", *attr(self.mesh, "vertex_positions"))
+        if cam.rigid_transform is not None:
+            p.add("camera.rigid.position", *attr(cam.rigid_transform, "position"))
+            p.add("camera.rigid.rotation", *attr(cam.rigid_transform, "rotation"))
+        p.add("mesh.vertex_positions", *attr(self.input_mesh, "vertex_positions"))
+        for t in self.mesh_transforms:
+            g = "all" if t.vertex_group is None else str(t.vertex_group)
+            p.add(f"mesh.group.{g}.position", *attr(t.rigid_transform, "position"))
+            p.add(f"mesh.group.{g}.rotation", *attr(t.rigid_transform, "rotation"))
+        if self.shading == "silhouette" and self._group_args[0]:
+            shaders = [st[-1] for st in self.layer_stages.values()]
+
+            def set_colors(v: Any) -> None:
+                for s in shaders:
+                    s.group_colors = bk.Array3f(v)
+
+            p.add("group_colors", lambda: self.shader.group_colors, set_colors)
         if self.shading == "blinn_phong":
             p.add("lights.colors", *attr(la, "colors"))
             p.add("lights.directions", *attr(la, "directions"))

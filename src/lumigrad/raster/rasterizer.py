@@ -536,6 +536,8 @@ class TriangleRasterizer:
     def _geometry_grad_enabled(self) -> bool:
         cam = self.camera
         vals = [self.mesh.vertex_positions, cam.position, cam.target, cam.up]
+        if cam.rigid_transform is not None:
+            vals += [cam.rigid_transform.position, cam.rigid_transform.rotation]
         for name in ("fov", "extent"):
             if hasattr(cam, name):
                 vals.append(getattr(cam, name))

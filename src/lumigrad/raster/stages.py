@@ -325,13 +325,15 @@ class BlinnPhongShader:
         p = self.world_position_buffer.value
         n = self.normals_buffer.value
         albedo = per_sample(bk.Array3f(read(self.albedo_buffer)), like, "albedo")
-        ka = per_sample(self._scalar(read(self.ambient_constant), "ambient_constant"), like,
+        # (a shader of a second depth layer reads the constants of the first's)
+        src = getattr(self, "_constants_from", None) or self
+        ka = per_sample(self._scalar(read(src.ambient_constant), "ambient_constant"), like,
                         "ambient_constant")
-        kd = per_sample(self._scalar(read(self.diffuse_constant), "diffuse_constant"), like,
+        kd = per_sample(self._scalar(read(src.diffuse_constant), "diffuse_constant"), like,
                         "diffuse_constant")
-        ks = per_sample(self._scalar(read(self.specular_constant), "specular_constant"), like,
+        ks = per_sample(self._scalar(read(src.specular_constant), "specular_constant"), like,
                         "specular_constant")
-        shine = per_sample(self._scalar(read(self.shine_coefficient), "shine_coefficient"), like,
+        shine = per_sample(self._scalar(read(src.shine_coefficient), "shine_coefficient"), like,
                            "shine_coefficient")
         v = self.camera.direction_to_camera(p)
         if self.two_sided:
@@ -352,18 +354,58 @@ class BlinnPhongShader:
 
 
 class SilhouetteShader:
-    """1 where a triangle covers the sample, 0 on the background (one channel).
+    """Silhouettes: 1 where a triangle covers the sample, 0 on the background (one
+    channel); or, with ``triangle_groups``, the colour of the covering triangle's
+    group (3 channels, 0 on the background), as the course's group silhouettes.
 
     Its derivative with respect to geometry and camera is zero everywhere
-    unless a discontinuity method (antialiasing or splatting) follows it."""
+    unless a discontinuity method (antialiasing or splatting) follows it.
 
-    def __init__(self, triangle_id_buffer: Buffer) -> None:
+    Args:
+        triangle_id_buffer: the rasterizer's (either depth layer).
+        triangle_groups: group index per triangle (e.g. ``mesh.triangle_groups``),
+            or ``None`` for the plain silhouette.
+        group_colors: (G, 3) colours, or an ``Array3f`` with G lanes (may be
+            grad-enabled); default: G grey levels ``(g + 1) / G`` (for two groups
+            0.5 and 1, the course's).
+    """
+
+    def __init__(self, triangle_id_buffer: Buffer, triangle_groups: Any = None,
+                 group_colors: Any = None) -> None:
         self.triangle_id_buffer = triangle_id_buffer
-        self.output_buffer = Buffer("silhouette", channels=1, **triangle_id_buffer.like)
+        self.triangle_groups = None
+        self.group_colors = None
+        channels = 1
+        if triangle_groups is not None:
+            g = np.asarray(triangle_groups)
+            if g.ndim != 1 or not np.issubdtype(g.dtype, np.integer) or g.min() < 0:
+                raise ValueError("SilhouetteShader: triangle_groups must be non-negative "
+                                 "integers, one per triangle")
+            n_groups = int(g.max()) + 1
+            self.triangle_groups = bk.UInt32(g.astype(np.uint32))
+            if group_colors is None:
+                lv = (np.arange(n_groups, dtype=np.float32) + 1) / n_groups
+                group_colors = np.repeat(lv[:, None], 3, axis=1)
+            if isinstance(group_colors, dr.ArrayBase):
+                self.group_colors = bk.Array3f(group_colors)
+                have = dr.width(self.group_colors)
+            else:
+                c = np.asarray(group_colors, dtype=np.float32).reshape(-1, 3)
+                have = len(c)
+                self.group_colors = bk.Array3f(*[c[:, k].copy() for k in range(3)])
+            if have < n_groups:
+                raise ValueError(f"SilhouetteShader: {have} group colours for {n_groups} groups")
+            channels = 3
+        self.output_buffer = Buffer("silhouette", channels=channels, **triangle_id_buffer.like)
 
     def forward(self) -> None:
-        _, valid = _tri_and_valid(self.triangle_id_buffer)
-        self.output_buffer.value = dr.select(valid, bk.Float(1.0), 0.0)
+        tri, valid = _tri_and_valid(self.triangle_id_buffer)
+        if self.triangle_groups is None:
+            self.output_buffer.value = dr.select(valid, bk.Float(1.0), 0.0)
+            return
+        g = dr.gather(bk.UInt32, self.triangle_groups, tri, valid)
+        self.output_buffer.value = dr.select(
+            valid, dr.gather(bk.Array3f, self.group_colors, g, valid), 0.0)
 
 
 class TextureSampler:
