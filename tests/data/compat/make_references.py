@@ -1,0 +1,112 @@
+"""Write the small scenes of tests/test_compat_bugs.py (``<name>.xml``) and render
+their references with Mitsuba 3 (``<name>.npy``, float32 H×W×3, linear).
+
+Mitsuba is an optional development tool, never a dependency of lumigrad: run
+this script by hand (``python tests/data/compat/make_references.py [name ...]``)
+with Mitsuba 3.9.1 installed. The ``scalar_rgb`` variant is used (its kernels
+need no particular LLVM).
+
+``rough_plates``: three 1.8×1.8 plates on the ground, seen from above at an
+angle, each lit by a point light above and behind it whose mirror reflection
+falls on the plate (``max_depth`` 2: direct light only, so the only noise is the
+pixel's antialiasing): a ``roughconductor`` (copper-like, α 0.25), a
+``roughplastic`` (α 0.6, reddish base) and a ``roughdielectric`` (α 0.3), each
+with its *default* microfacet distribution (Mitsuba: ``beckmann``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SPP_REFERENCE = 4096
+WIDTH, HEIGHT = 64, 24
+
+TEMPLATE = """<scene version="3.0.0">
+    <integrator type="path">
+        <integer name="max_depth" value="{max_depth}"/>
+    </integrator>
+    <sensor type="perspective">
+        <float name="fov" value="58"/>
+        <transform name="to_world">
+            <lookat origin="0, 3.2, 4.2" target="0, 0, 0.2" up="0, 1, 0"/>
+        </transform>
+        <sampler type="independent">
+            <integer name="sample_count" value="64"/>
+        </sampler>
+        <film type="hdrfilm">
+            <integer name="width" value="{width}"/>
+            <integer name="height" value="{height}"/>
+            <rfilter type="box"/>
+        </film>
+    </sensor>
+{lights}
+{objects}
+</scene>
+"""
+
+PLATE = """    <shape type="rectangle" id="{id}">
+        <transform name="to_world">
+            <scale value="0.9"/>
+            <rotate x="1" angle="-90"/>
+            <translate x="{x}"/>
+        </transform>
+{bsdf}
+    </shape>"""
+
+ROUGH = [
+    ("conductor", -2.0, """        <bsdf type="roughconductor">
+            <!-- (eta, k as RGB: Mitsuba's named materials are spectra, which its RGB
+                 mode converts differently from lumigrad's table) -->
+            <rgb name="eta" value="0.2, 0.9, 1.1"/>
+            <rgb name="k" value="3.9, 2.4, 2.1"/>
+            <float name="alpha" value="0.25"/>
+        </bsdf>"""),
+    ("plastic", 0.0, """        <bsdf type="roughplastic">
+            <float name="alpha" value="0.6"/>
+            <rgb name="diffuse_reflectance" value="0.7, 0.3, 0.2"/>
+        </bsdf>"""),
+    ("dielectric", 2.0, """        <bsdf type="roughdielectric">
+            <float name="alpha" value="0.3"/>
+            <float name="int_ior" value="1.5"/>
+        </bsdf>"""),
+]
+
+#: name: (max_depth, objects XML)
+SCENES = {
+    "rough_plates": (2, "\n".join(PLATE.format(id=i, x=x, bsdf=b) for i, x, b in ROUGH)),
+}
+
+
+LIGHT = """    <emitter type="point">
+        <point name="position" value="{x}, 2.2, -2.0"/>
+        <rgb name="intensity" value="6, 6, 6"/>
+    </emitter>"""
+
+
+def scene_xml(name: str) -> str:
+    depth, objects = SCENES[name]
+    lights = "\n".join(LIGHT.format(x=x) for x in (-2.0, 0.0, 2.0))
+    return TEMPLATE.format(max_depth=depth, objects=objects, lights=lights, width=WIDTH,
+                           height=HEIGHT)
+
+
+def main(names: list[str]) -> None:
+    import mitsuba as mi
+    mi.set_variant("scalar_rgb")
+    for name in names or list(SCENES):
+        xml = scene_xml(name)
+        (HERE / f"{name}.xml").write_text(xml)
+        scene = mi.load_string(xml)
+        img = np.zeros((HEIGHT, WIDTH, 3))
+        chunks = 8
+        for k in range(chunks):    # several seeds: one render's spp is capped by its sampler
+            img += np.array(mi.render(scene, seed=k, spp=SPP_REFERENCE // chunks))[..., :3]
+        np.save(HERE / f"{name}.npy", (img / chunks).astype(np.float32))
+        print(name, img.mean((0, 1)) / chunks)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
