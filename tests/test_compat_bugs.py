@@ -140,11 +140,13 @@ def test_bitmap_first_row_is_v_zero(tmp_path):
 #: which side faces the camera for a mirroring scale, by Mitsuba's rule: the
 #: analytic shapes' normal is M^{-T} n, a mesh file's normal follows its winding
 #: (det M < 0 turns it around). +1: the +Z side (camera at z = +5) is the front.
+#: Mitsuba 3.9.1's mirrored sphere faces its centre (checked: black from outside).
 MIRRORS = [
     ("rectangle", "-1, 1, 1", +1), ("rectangle", "1, 1, -1", -1), ("rectangle", "1, -1, 1", +1),
     ("disk", "-1, 1, 1", +1), ("disk", "1, 1, -1", -1),
     ("cube", "-1, 1, 1", 0), ("cube", "1, 1, -1", 0),             # 0: outwards, both sides
     ("obj", "-1, 1, 1", -1), ("obj", "1, 1, -1", +1), ("obj", "1, 1, 1", +1),
+    ("sphere", "1, 1, 1", 0), ("sphere", "-1, 1, 1", None),   # None: faces inwards
 ]
 
 

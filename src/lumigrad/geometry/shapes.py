@@ -15,8 +15,9 @@ A mirroring ``to_world`` (negative determinant) reverses the winding of the
 baked triangles. As in Mitsuba 3, ``rectangle``, ``disk`` and ``cube`` keep
 their front side (their normals transform with ``M^{-T}``), so their winding is
 reversed back; a mesh file without normals gets its smooth normals from the
-world-space winding (so it turns around, as in Mitsuba); the ``sphere`` keeps
-the mirrored winding (Mitsuba's mirrored sphere also faces inwards).
+world-space winding (so it turns around, as in Mitsuba); a mirrored ``sphere``
+faces inwards, winding and normals (as Mitsuba 3.9.1's: a mirrored diffuse
+sphere is black from outside).
 
 Mitsuba's sphere and disk are analytic; here they are tessellated finely enough
 that renders agree within Monte Carlo noise at 512²:
@@ -115,8 +116,8 @@ class _BaseShape(Mesh):
     def _build(self, positions: np.ndarray, faces: np.ndarray, normals: Optional[np.ndarray],
                uvs: Optional[np.ndarray], to_world: Optional[Transform4f], flip_normals: bool,
                face_normals: bool, bsdf: Any, emitter: Any, id: Optional[str],
-               source: str, keep_front: bool = False, normals_from_winding: bool = False
-               ) -> None:
+               source: str, keep_front: bool = False, normals_from_winding: bool = False,
+               inside_out: bool = False) -> None:
         where = f"shape {id!r}" + (f" ({source})" if source else "")
         p, n = bake_transform(positions, normals, to_world, where)
         f = np.asarray(faces)
@@ -126,6 +127,11 @@ class _BaseShape(Mesh):
             # triangle winding of the baked vertices is reversed by the mirror, so
             # reverse it back (the vertex normals, baked with M^{-T}, are right).
             f = np.asarray(f).reshape(-1, 3)[:, [0, 2, 1]]
+        if inside_out and to_world is not None and _mirrors(to_world) and n is not None:
+            # Mitsuba 3's sphere under a mirroring to_world faces its centre (a mirrored
+            # diffuse sphere renders black from outside in Mitsuba 3.9.1): the baked
+            # winding already points inwards, turn the shading normals with it.
+            n = -n
         if normals_from_winding and not face_normals:
             # Mitsuba computes missing vertex normals after applying to_world, so
             # they follow the (possibly mirrored) winding.
@@ -293,7 +299,7 @@ class SphereShape(_BaseShape):
         self.center = tuple(float(x) for x in c)
         self.radius = radius
         self._build(m.positions, m.faces, m.normals, m.uvs, Transform4f(full), flip_normals,
-                    False, bsdf, emitter, id, source="sphere")
+                    False, bsdf, emitter, id, source="sphere", inside_out=True)
 
 
 @register
