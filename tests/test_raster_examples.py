@@ -40,3 +40,22 @@ def test_shape_example_converges(tmp_path):
     from lumigrad.raster import TriangleMesh
     back = TriangleMesh.from_file(tmp_path / "optimized.ply")
     assert back.n_triangles == 20 * 4 ** 2
+
+
+def test_rigid_group_example_converges():
+    """The course's rigid-transform workflow on group silhouettes with the layered
+    splat: the moved part's pose is recovered."""
+    r = load_example("raster_rigid").main("group", resolution=32, iterations=100, out_dir="",
+                                          progress=False, verbose=False)
+    assert r["final_loss"] < r["initial_loss"] / 100  # stated factor: 100
+    assert r["final_position_error"] < r["initial_position_error"] / 5
+    assert r["final_rotation_error_deg"] < r["initial_rotation_error_deg"] / 5
+
+
+def test_rigid_camera_example_improves():
+    """Camera pose from two-part silhouettes is ill-conditioned (distance against
+    scale), so at this size only the stated factors: loss / 10, rotation / 2."""
+    r = load_example("raster_rigid").main("camera", resolution=32, iterations=100, out_dir="",
+                                          progress=False, verbose=False)
+    assert r["final_loss"] < r["initial_loss"] / 10
+    assert r["final_rotation_error_deg"] < r["initial_rotation_error_deg"] / 2
