@@ -669,10 +669,11 @@ def _ply_binary_element(path: str, el: _Element, u8: np.ndarray, pos: int, bo: s
     m = len(u8) - pos
     nxt_end, nxt_ok, _, _ = _binary_rows(u8, np.arange(pos, len(u8)), el.props, bo, False)
     dead = m + 1                                          # "ran past the file"
-    jump = np.empty(m + 2, dtype=np.int64)
+    itype = np.int32 if m + 2 < 2 ** 31 else np.int64   # half the memory traffic
+    jump = np.empty(m + 2, dtype=itype)
     jump[:m] = np.where(nxt_ok, nxt_end - pos, dead)
     jump[m:] = dead
-    chain = np.zeros(1, dtype=np.int64)
+    chain = np.zeros(1, dtype=itype)
     while len(chain) <= el.count:
         chain = np.concatenate([chain, jump[chain][:el.count + 1 - len(chain)]])
         if len(chain) <= el.count:
@@ -680,7 +681,7 @@ def _ply_binary_element(path: str, el: _Element, u8: np.ndarray, pos: int, bo: s
     broken = np.flatnonzero(chain == dead)
     if len(broken):
         raise ends_inside(int(broken[0]) - 1)
-    _, _, sc, li = _binary_rows(u8, chain[:-1] + pos, el.props, bo, True)
+    _, _, sc, li = _binary_rows(u8, chain[:-1].astype(np.int64) + pos, el.props, bo, True)
     return sc, li, pos + int(chain[-1])
 
 
