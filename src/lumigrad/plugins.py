@@ -11,10 +11,11 @@ PLUGIN_MODULES = (
     "lumigrad.bsdfs.roughconductor", "lumigrad.bsdfs.dielectric",
     "lumigrad.bsdfs.roughdielectric", "lumigrad.bsdfs.plastic", "lumigrad.bsdfs.roughplastic",
     "lumigrad.bsdfs.thindielectric", "lumigrad.bsdfs.null", "lumigrad.bsdfs.mask",
-    "lumigrad.bsdfs.blendbsdf",
+    "lumigrad.bsdfs.blendbsdf", "lumigrad.bsdfs.bumpmap", "lumigrad.bsdfs.normalmap",
     "lumigrad.emitters.area", "lumigrad.emitters.point", "lumigrad.emitters.directional",
     "lumigrad.emitters.constant", "lumigrad.emitters.envmap", "lumigrad.emitters.spot",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",
+    "lumigrad.sensors.orthographic", "lumigrad.sensors.thinlens",
     "lumigrad.sensors.sampler",
     "lumigrad.integrators.path", "lumigrad.integrators.aov", "lumigrad.integrators.moment",
 )

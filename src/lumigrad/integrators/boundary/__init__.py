@@ -188,6 +188,9 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
     (``camera_path = True``) give ``(rng, pixel, film_pos, spp_pass, spp_total)``."""
     w, h = sensor.resolution
     for term in _active_terms(scene, sensor, integrator, terms):
+        refuse = getattr(sensor, "refuse_boundary_terms", None)
+        if refuse is not None:      # a sensor these terms are not written for yet
+            refuse()
         # (Seeded by the term, not by its position among the active ones: the
         # parts of a derivative add up to the whole sample by sample.)
         k = TERM_NAMES.index(term.name)

@@ -1,0 +1,61 @@
+"""Shared parts of the sensors that are not pinhole cameras (``orthographic``,
+``thinlens``): the film window (crop) and the boundary-term interface.
+
+The boundary terms of geometry derivatives (``integrators/boundary``) project
+edges onto the film through a pinhole camera's ``project``, ``film_direction``,
+... . For an orthographic camera or a lens those projections differ (a lens also
+blurs every edge), and they are not written yet: the methods below raise a
+clear error instead of returning pinhole answers, so derivatives with respect
+to geometry (shapes, lights or the camera moving) are refused while
+derivatives with respect to materials and emitted radiance work (they need no
+boundary terms).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import drjit as dr
+
+from .. import backend as bk
+
+
+class NonPinholeSensor:
+    """Mixin: the boundary-term interface of a pinhole camera, refused."""
+
+    PLUGIN: tuple
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"sensor '{self.PLUGIN[1]}'{f' (id {self.id!r})' if getattr(self, 'id', None) else ''}"
+            ": derivatives with respect to geometry (moving shapes, lights or the camera) "
+            "are not supported yet with this sensor: their boundary terms are written for "
+            "the 'perspective' camera. Use a perspective sensor for geometry derivatives; "
+            "derivatives with respect to materials and emission work with this sensor.")
+
+    #: called by the boundary terms (integrators/boundary) before they start
+    refuse_boundary_terms = _refuse
+    project = project_differential = film_direction = film_density = _refuse
+    frustum_bounds = to_local = position = _focal = _refuse
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        """(width, height) in pixels (the crop window, if the film has one)."""
+        return self.film.width, self.film.height  # type: ignore[attr-defined]
+
+    def _film_window(self, scale: float) -> tuple[float, tuple[float, float]]:
+        """``(scale', (pp_x, pp_y))`` of the film's crop window for a camera whose
+        film maps ``s`` in [0, 1] to ``(1 - 2 s) scale`` (see ``HDRFilm.crop_camera``)."""
+        film = self.film  # type: ignore[attr-defined]
+        if getattr(film, "cropped", False):
+            return film.crop_camera(scale, (0.0, 0.0))
+        return scale, (0.0, 0.0)
+
+    def _local_film_xy(self, film_pos: Any, scale: Any) -> tuple[Any, Any]:
+        """Camera-space ``(x, y)`` of film position ``film_pos`` in [0,1]² on the
+        plane where the film spans ``(1 - 2 s) scale`` horizontally (image right
+        is local -X, image down local -Y, as the perspective camera)."""
+        w, h = self.film.width, self.film.height  # type: ignore[attr-defined]
+        ppx, ppy = self._pp
+        x = (1.0 - 2.0 * (film_pos[0] + ppx)) * scale
+        y = (1.0 - 2.0 * (film_pos[1] + ppy)) * scale * dr.opaque(bk.Float, h / w)
+        return x, y
