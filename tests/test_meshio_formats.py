@@ -249,6 +249,12 @@ def test_obj_mixed_syntax_against_reference(tmp_path):
     np.testing.assert_allclose(r.uvs[r.faces], want_uv)
     assert r.group_names == ["first", "second part", "default"]
     np.testing.assert_array_equal([r.group_names[g] for g in r.face_groups], groups)
+    # a vertex's group is that of the first triangle using it
+    want = {}
+    for tri, g in zip(r.faces.tolist(), r.face_groups.tolist()):
+        for i in tri:
+            want.setdefault(i, g)
+    np.testing.assert_array_equal(r.vertex_groups, [want[i] for i in range(len(r.positions))])
 
 
 def _random_obj(rng, n_v=40, n_f=60):
@@ -330,6 +336,10 @@ def test_obj_groups_on_the_shape(tmp_path):
     m = lg.load_dict({"type": "scene", "m": {"type": "obj", "filename": str(path)}}).shapes[0]
     assert m.group_names == ["default", "lid"]
     np.testing.assert_array_equal(m.face_groups, [0, 1])
+    # the lid's corners carry a vt, so they are vertices of their own (uv v = 1 - 0.25)
+    lid = np.array(m.vertex_texcoords).reshape(-1, 2)[:, 1] == 0.75
+    assert lid.sum() == 3 and len(lid) == 6
+    np.testing.assert_array_equal(m.vertex_groups, np.where(lid, 1, 0))
     # the obj shape flips v (Mitsuba's flip_tex_coords default), meshio does not
     assert meshio.read_obj(path).uvs[:, 1].max() == pytest.approx(0.25)
     assert np.array(m.vertex_texcoords).reshape(-1, 2)[:, 1].max() == pytest.approx(1.0)

@@ -134,7 +134,7 @@ class _Text:
 
     def __init__(self, raw: bytes, continuation: bool = False) -> None:
         n = len(raw)
-        # two bytes of padding: reading line[i][1] and line[i][2] never leaves the buffer
+        # padding: reading bytes 1 and 2 of any line never leaves the buffer
         buf = np.frombuffer(raw + b"\n\n\n", dtype=np.uint8)
         self._orig_nl = None
         if continuation and b"\\" in raw:
@@ -374,10 +374,11 @@ def read_obj(path: PathLike) -> MeshData:
     if any corner lacks ``vn``, the mesh gets no normals at all. Texture
     coordinates are returned as stored (the ``obj`` shape flips ``v``).
 
-    The result also carries ``face_groups`` (int64, one per triangle) and
+    The result also carries ``face_groups`` (int64, one per triangle),
+    ``vertex_groups`` (the group of the first face using each vertex) and
     ``group_names``: a face belongs to the group named by the latest ``o`` or
-    ``g`` statement before it (``"default"`` before any); groups are numbered
-    in order of first use.
+    ``g`` statement before it (``"default"`` before any, or for a nameless
+    ``g``); groups are numbered in order of first use.
 
     The whole file is parsed with array operations (numpy): lines are found,
     classified and parsed in bulk; errors name the file and line.
@@ -437,10 +438,10 @@ def read_obj(path: PathLike) -> MeshData:
     m1, m2 = int(sizes[1]) + 1, int(sizes[2]) + 1
     if (int(sizes[0]) + 1) * m1 * m2 < 2 ** 62:
         packed = (key[:, 0] * m1 + key[:, 1]) * m2 + key[:, 2]
-        uniq, inv = np.unique(packed, return_inverse=True)
+        uniq, first, inv = np.unique(packed, return_index=True, return_inverse=True)
         ukey = np.stack([uniq // (m1 * m2), (uniq // m2) % m1, uniq % m2], axis=1)
     else:
-        ukey, inv = np.unique(key, axis=0, return_inverse=True)
+        ukey, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inv = inv.reshape(-1)
 
     positions = v[ukey[:, 0] - 1]
@@ -450,8 +451,9 @@ def read_obj(path: PathLike) -> MeshData:
     normals = vn[ukey[:, 2] - 1] if has_n else None
     faces, poly = fan_triangulate(counts, inv)
     groups, names = _obj_groups(t, is_group, lf)
-    return _finish(path, positions, faces, normals, uvs,
-                   face_groups=groups[poly], group_names=names)
+    # a vertex's group: that of the first face using it (`first`: its first corner)
+    return _finish(path, positions, faces, normals, uvs, face_groups=groups[poly],
+                   vertex_groups=groups[face_of_corner[first]], group_names=names)
 
 
 def write_obj(path: PathLike, positions: np.ndarray, faces: np.ndarray,

@@ -45,8 +45,8 @@ from . import meshio, primitives
 from .mesh import Mesh
 from .transform import Transform4f
 
-__all__ = ["ObjShape", "PlyShape", "SerializedShape", "RectangleShape", "CubeShape", "SphereShape",
-           "DiskShape", "bake_transform", "SPHERE_BANDS", "SPHERE_SEGMENTS", "DISK_SEGMENTS"]
+__all__ = ["ObjShape", "PlyShape", "SerializedShape", "RectangleShape", "CubeShape",
+           "SphereShape", "DiskShape", "bake_transform", "SPHERE_BANDS", "SPHERE_SEGMENTS", "DISK_SEGMENTS"]
 
 SPHERE_BANDS = 128
 SPHERE_SEGMENTS = 256
@@ -148,8 +148,9 @@ class _MeshFileShape(_BaseShape):
     """Shared code of ``obj``, ``ply`` and ``serialized``.
 
     The file's face groups (OBJ ``o``/``g``; one group otherwise) are kept as
-    ``face_groups`` (one int per triangle, in the order of the mesh's faces)
-    and ``group_names``; they do not change the render."""
+    ``face_groups`` (one int per triangle, in the order of the mesh's faces),
+    ``vertex_groups`` (the group of the first face using each vertex) and
+    ``group_names``; they do not change the render."""
 
     reader = staticmethod(meshio.read_mesh)
 
@@ -167,6 +168,9 @@ class _MeshFileShape(_BaseShape):
         self.face_groups = (np.zeros(len(m.faces), dtype=np.int64) if groups is None
                             else np.asarray(groups, dtype=np.int64))
         self.group_names = list(getattr(m, "group_names", None) or ["default"])
+        vgroups = getattr(m, "vertex_groups", None)
+        self.vertex_groups = (np.zeros(len(m.positions), dtype=np.int64) if vgroups is None
+                              else np.asarray(vgroups, dtype=np.int64))
         normals = m.normals
         uvs = m.uvs
         if uvs is not None and flip_tex_coords:
