@@ -1,4 +1,4 @@
-"""Emitters added for Mitsuba compatibility (issue 10): ``spot``.
+"""Emitters added for Mitsuba compatibility (issue 10): ``spot``, ``projector``.
 
 References: Mitsuba 3.9.1's values (tests/data/compat_loader/make_spot_reference.py)
 and the falloff formula of Mitsuba 3's spot documentation, evaluated by hand.
@@ -122,3 +122,87 @@ def test_spot_render_lights_a_disk_on_the_floor():
     # The camera sees the floor within x = 0.013 of the axis, where
     # cos θ / r² = (1 + x²)^(-3/2) > 1 - 2.6e-4.
     np.testing.assert_allclose(img, 0.5 / math.pi * 4.0, rtol=4e-4)
+
+
+# --------------------------------------------------------------------------- projector
+def _projector_reference():
+    with open(os.path.join(DATA, "projector_mitsuba.json")) as fh:
+        return json.load(fh)
+
+
+def _projector(ref, scale=None, dx=0.0):
+    li = ref["look_at"]
+    return loader.instantiate_dict({
+        "type": "projector", "fov": ref["fov"], "scale": ref["scale"] if scale is None else scale,
+        "to_world": lg.Transform4f().translate([dx, 0, 0]) @
+        lg.Transform4f().look_at(li["origin"], li["target"], li["up"]),
+        "irradiance": {"type": "bitmap", "data": np.array(ref["image"], dtype=np.float32)}})
+
+
+def test_projector_matches_mitsuba():
+    """Texel centres, bilinear in-between points, and points outside the frustum,
+    against Mitsuba 3.9.1 (make_projector_reference.py)."""
+    ref = _projector_reference()
+    em = _projector(ref)
+    p = np.array(ref["points"])
+    w = np.array(em.sample_direction(lg.Array3f(*p.T), bk.Array2f(0.5, 0.5), True).weight).T
+    np.testing.assert_allclose(w, ref["weights"], rtol=2e-5, atol=1e-7)
+    # Hand check of the first: texel (0, 0) at depth 1 on the axis' plane:
+    # π · scale · E / (cos³θ · r²) with r = 1 / cos θ -> π · scale · E · cos θ... as
+    # weight = I / r², I = π scale E / cos³θ.
+    li = ref["look_at"]
+    o = np.array(li["origin"])
+    axis = np.array(li["target"]) - o
+    axis /= np.linalg.norm(axis)
+    r = np.linalg.norm(p[0] - o)
+    cos_t = (p[0] - o) @ axis / r
+    e = np.array(ref["image"])[0, 0]
+    np.testing.assert_allclose(w[0], math.pi * 1.5 * e / cos_t ** 3 / r ** 2, rtol=1e-5)
+
+
+def test_projector_render_and_xml():
+    """A uniform projector (irradiance 0.5, scale 2) 1 above a diffuse floor
+    (albedo 0.4): the floor receives π · 2 · 0.5 inside the frustum, so its
+    radiance is 0.4/π · π = 0.4 there; outside the frustum it is dark."""
+    s = lg.load_string('''<scene version="3.0.0">
+<integrator type="direct"/>
+<sensor type="perspective"><float name="fov" value="90"/>
+  <transform name="to_world"><lookat origin="0, 0, 1" target="0, 0, 0" up="0, 1, 0"/></transform>
+  <film type="hdrfilm"><integer name="width" value="8"/><integer name="height" value="8"/>
+    <rfilter type="box"/></film></sensor>
+<shape type="rectangle"><transform name="to_world"><scale value="10"/></transform>
+  <bsdf type="diffuse"><rgb name="reflectance" value="0.4"/></bsdf></shape>
+<emitter type="projector"><rgb name="irradiance" value="0.5"/><float name="scale" value="2"/>
+  <float name="fov" value="45"/>
+  <transform name="to_world"><lookat origin="0, 0, 1" target="0, 0, 0" up="0, 1, 0"/></transform>
+</emitter></scene>''')
+    img = np.array(lg.render(s, spp=16))
+    # camera fov 90 sees x/z in [-1, 1]; the projector lights |x|, |y| < tan(22.5°) = 0.414
+    np.testing.assert_allclose(img[3:5, 3:5], 0.4, rtol=1e-4)
+    np.testing.assert_array_equal(img[0], 0.0)
+
+
+def test_projector_gradients_match_finite_differences():
+    ref = _projector_reference()
+    # (points between texel centres: bilinear interpolation has kinks at the centres)
+    p = bk.Array3f(*np.array(ref["points"][3:6]).T)
+
+    def loss(scale, dx=0.0, grad=False):
+        em = _projector(ref, scale, dx)
+        keys = {k: s for k, _, s in em.parameters()}
+        sc, x = bk.Float(scale), bk.Float(dx)
+        if grad:
+            dr.enable_grad(sc, x)
+        keys["scale"](sc)
+        keys["to_world"](lg.Transform4f().translate(bk.Array3f(x, 0.0, 0.0)) @
+                         _projector(ref, scale).to_world)
+        w = em.sample_direction(p, bk.Array2f(0.5, 0.5), True).weight
+        return dr.sum(w[0] + 0.5 * w[1] + 0.25 * w[2]), sc, x
+
+    value, sc, x = loss(1.5, grad=True)
+    dr.backward(value)
+    h = 1e-3
+    fd_s = (float(loss(1.5 + h)[0][0]) - float(loss(1.5 - h)[0][0])) / (2 * h)
+    fd_x = (float(loss(1.5, h)[0][0]) - float(loss(1.5, -h)[0][0])) / (2 * h)
+    assert float(dr.grad(sc)[0]) == pytest.approx(fd_s, rel=1e-3)
+    assert float(dr.grad(x)[0]) == pytest.approx(fd_x, rel=5e-3, abs=1e-3)

@@ -14,6 +14,7 @@ PLUGIN_MODULES = (
     "lumigrad.bsdfs.blendbsdf", "lumigrad.bsdfs.bumpmap", "lumigrad.bsdfs.normalmap",
     "lumigrad.emitters.area", "lumigrad.emitters.point", "lumigrad.emitters.directional",
     "lumigrad.emitters.constant", "lumigrad.emitters.envmap", "lumigrad.emitters.spot",
+    "lumigrad.emitters.projector",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",
     "lumigrad.sensors.orthographic", "lumigrad.sensors.thinlens",
     "lumigrad.sensors.sampler",
