@@ -191,3 +191,12 @@ def test_instance_renders_like_the_placed_shape():
     ia, ib = np.array(lg.render(a, spp=8, seed=3)), np.array(lg.render(b, spp=8, seed=3))
     assert ib.mean() > 0.01
     np.testing.assert_allclose(ia, ib, atol=2e-4)
+
+
+def test_merge_keeps_its_shapes():
+    s = lg.load_dict({"type": "scene", "m": {
+        "type": "merge", "a": {"type": "cube"},
+        "b": {"type": "rectangle", "to_world": lg.Transform4f().translate([0, 0, 3])}}})
+    assert [x.id for x in s.shapes] == ["a", "b"]
+    assert "b.vertex_positions" in lg.traverse(s)
+    np.testing.assert_allclose(_world(s.shapes[1])[:, 2], 3.0)

@@ -1,4 +1,5 @@
-"""``shapegroup`` and ``instance`` (Mitsuba 3's instancing plugins), flattened.
+"""``shapegroup`` and ``instance`` (Mitsuba 3's instancing plugins), flattened;
+``merge`` (its nested shapes are simply part of the scene).
 
 A ``shapegroup`` holds shapes that are not rendered themselves; each
 ``instance`` places the group once more with its own ``to_world``. Mitsuba
@@ -33,7 +34,7 @@ from ..scene.schema import Param, register
 from .mesh import Mesh
 from .transform import Transform4f
 
-__all__ = ["ShapeGroup", "Instance"]
+__all__ = ["ShapeGroup", "Instance", "MergeShape"]
 
 
 @register
@@ -107,3 +108,29 @@ class Instance:
                 c.to_world = Transform4f(m)
             out.append(c)
         return out
+
+
+@register
+class MergeShape:
+    """Mitsuba 3's ``merge``: its shapes are merged into one mesh there, an
+    optimisation of ray tracing that does not change the image. lumigrad keeps
+    them as they are (one triangle buffer holds every shape anyway): the nested
+    shapes join the scene with their own ids and parameters."""
+
+    PLUGIN = ("shape", "merge")
+    PARAMS = {"shapes": Param("objects", category="shape", doc="the shapes to merge")}
+
+    def __init__(self, shapes: Optional[list] = None, id: Optional[str] = None) -> None:
+        self.id = id
+        self.shapes = list(shapes or [])
+        if not self.shapes:
+            raise ValueError(f"merge {id!r} holds no shape")
+        for s in self.shapes:
+            if not isinstance(s, Mesh):
+                raise ValueError(f"merge {id!r}: a {type(s).__name__} cannot be merged "
+                                 "(only plain shapes)")
+        #: set by the loader when a shape without a bsdf gets the default one
+        self.bsdf: Any = None
+
+    def instance_meshes(self, index: int = 0) -> list:
+        return list(self.shapes)

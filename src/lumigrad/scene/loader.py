@@ -35,8 +35,8 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .schema import REGISTRY, Param
-from .xml import (CATEGORIES, MEDIUM_TYPES, UNSUPPORTED, ObjectDesc, PropDesc, RefDesc,
-                  SceneLoadError, parse_xml, unsupported_message)
+from .xml import (CATEGORIES, MEDIUM_TYPES, MITSUBA_PLUGINS, UNSUPPORTED, ObjectDesc,
+                  PropDesc, RefDesc, SceneLoadError, parse_xml, unsupported_message)
 
 __all__ = ["load_file", "load_string", "load_dict", "instantiate_file", "instantiate_string",
            "instantiate_dict", "SceneLoadError", "ensure_plugins"]
@@ -162,7 +162,8 @@ class _Builder:
             return cands[0]
         if desc.type in MEDIUM_TYPES:
             raise SceneLoadError(unsupported_message(desc.where, "medium", desc.type))
-        known_unsupported = [c for c in allowed if (c, desc.type) in UNSUPPORTED]
+        known_unsupported = [c for c in allowed if (c, desc.type) in UNSUPPORTED
+                             or desc.type in MITSUBA_PLUGINS.get(c, ())]
         if known_unsupported:
             raise SceneLoadError(unsupported_message(desc.where, known_unsupported[0], desc.type))
         every = sorted({c for (c, t) in REGISTRY if t == desc.type})
@@ -211,7 +212,8 @@ class _Builder:
         desc.type = _TYPE_ALIASES.get((category, desc.type), desc.type)
         cls = REGISTRY.get((category, desc.type))
         owner = _owner(desc, category)
-        if cls is None and ((category, desc.type) in UNSUPPORTED or desc.type in MEDIUM_TYPES):
+        if cls is None and ((category, desc.type) in UNSUPPORTED or desc.type in MEDIUM_TYPES
+                            or desc.type in MITSUBA_PLUGINS.get(category, ())):
             raise SceneLoadError(unsupported_message(desc.where, category, desc.type))
         if cls is None:
             known = _plugin_types(category)

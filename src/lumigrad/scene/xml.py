@@ -41,7 +41,7 @@ from xml.parsers import expat
 
 import numpy as np
 
-__all__ = ["SceneLoadError", "UNSUPPORTED", "unsupported_message", "ObjectDesc", "PropDesc", "RefDesc", "parse_xml",
+__all__ = ["SceneLoadError", "UNSUPPORTED", "MITSUBA_PLUGINS", "unsupported_message", "ObjectDesc", "PropDesc", "RefDesc", "parse_xml",
            "CATEGORIES", "VALUE_TAGS", "srgb_to_linear", "transform_op_matrix"]
 
 #: XML tags of plugin objects (= registry categories)
@@ -117,9 +117,50 @@ UNSUPPORTED = {
     ("integrator", "stokes"): "polarized rendering is not supported (lumigrad renders RGB)",
     ("film", "specfilm"): "spectral films are not supported (lumigrad renders RGB); use "
                           "'hdrfilm'",
+    ("rfilter", "mitchell"): "filters with negative lobes (mitchell, catmullrom, lanczos) are "
+                             "not supported yet; use 'gaussian' (Mitsuba's default), 'tent' "
+                             "or 'box'",
+    ("rfilter", "catmullrom"): "filters with negative lobes (mitchell, catmullrom, lanczos) "
+                               "are not supported yet; use 'gaussian' (Mitsuba's default), "
+                               "'tent' or 'box'",
+    ("rfilter", "lanczos"): "filters with negative lobes (mitchell, catmullrom, lanczos) are "
+                            "not supported yet; use 'gaussian' (Mitsuba's default), 'tent' "
+                            "or 'box'",
+    ("integrator", "direct_projective"): "Mitsuba's projective integrators are not supported "
+                                         "under that name; use 'direct' (lumigrad's integrators "
+                                         "add the boundary terms of geometry derivatives "
+                                         "themselves)",
+    ("integrator", "prb_projective"): "Mitsuba's projective integrators are not supported "
+                                      "under that name; use 'path' (lumigrad's integrators add "
+                                      "the boundary terms of geometry derivatives themselves)",
 }
 #: plugin types of media, by Mitsuba's names (dict form: their category is not known)
 MEDIUM_TYPES = ("homogeneous", "heterogeneous")
+
+#: Mitsuba 3's plugins by category (its plugin documentation): a name here that
+#: lumigrad has not registered gets a "not supported yet" error rather than
+#: "unknown plugin" (which suggests a typo).
+MITSUBA_PLUGINS = {
+    "bsdf": ("blendbsdf", "bumpmap", "circular", "conductor", "dielectric", "diffuse", "hair",
+             "mask", "measured", "measured_polarized", "normalmap", "null", "plastic",
+             "polarizer", "pplastic", "principled", "principledthin", "retarder",
+             "roughconductor", "roughdielectric", "roughplastic", "thindielectric",
+             "twosided"),
+    "emitter": ("area", "constant", "directional", "directionalarea", "envmap", "point",
+                "projector", "spot", "sunsky", "volumelight"),
+    "film": ("hdrfilm", "specfilm"),
+    "integrator": ("aov", "depth", "direct", "direct_projective", "moment", "path", "prb",
+                   "prb_basic", "prb_projective", "prbvolpath", "ptracer", "stokes",
+                   "volpath", "volpathmis"),
+    "rfilter": ("box", "tent", "gaussian", "mitchell", "catmullrom", "lanczos"),
+    "sampler": ("independent", "stratified", "multijitter", "orthogonal", "ldsampler"),
+    "sensor": ("perspective", "thinlens", "orthographic", "radiancemeter", "irradiancemeter",
+               "distant", "batch"),
+    "shape": ("obj", "ply", "serialized", "cube", "rectangle", "disk", "sphere", "cylinder",
+              "shapegroup", "instance", "bsplinecurve", "linearcurve", "sdfgrid", "ellipsoids",
+              "ellipsoidsmesh", "merge"),
+    "texture": ("bitmap", "checkerboard", "mesh_attribute", "volume"),
+}
 
 
 def unsupported_message(where: str, category: str, type_name: str) -> str:
@@ -127,7 +168,8 @@ def unsupported_message(where: str, category: str, type_name: str) -> str:
     if type_name in MEDIUM_TYPES:
         category = "medium"
     advice = UNSUPPORTED.get((category, type_name)) or UNSUPPORTED.get((category, None)) or \
-        "it is a Mitsuba plugin that lumigrad does not implement yet"
+        ("it is a Mitsuba 3 plugin that lumigrad does not implement yet; replace it with a "
+         "supported one of its kind")
     return (f"{where}: {category} plugin '{type_name}' is not supported yet by lumigrad: "
             f"{advice}")
 
