@@ -2,10 +2,14 @@
 
 Prints, on the active variant (``LUMIGRAD_VARIANT=llvm|cuda``):
 
+0. watertightness: pixels inside closed icospheres (20k, 82k, 328k triangles)
+   at 512² that show the background or a back face (must be 0), with and
+   without back-face culling, and the rasterization time of each;
 1. rasterize + interpolate + shade (the course's forward pipeline) at 1024² for a
    ~250k-triangle mesh (a torus with 500 x 250 quads), median over runs;
 2. forward + backward of an L2 image loss with respect to the vertex positions
-   and the light parameters, without and with analytic antialiasing;
+   and the light parameters, without a discontinuity method and with each one
+   (analytic antialiasing, splatting, and the course's two-layer variants);
 3. the time to build a 128² Jacobian image with respect to a light direction
    component: forward mode, batched reverse mode, per-pixel reverse mode
    reusing one AD graph, and the course's per-pixel loop that renders again for
@@ -15,7 +19,8 @@ For scale: the course reports above 60 fps for its forward pipeline on the 250k-
 triangle dragon at 1024² on a desktop GPU. Kernel compilation is excluded by
 warm-up runs (it is reported separately once).
 
-Run: ``python benchmarks/bench_raster.py [--res 1024] [--jres 128] [--runs 5]``.
+Run: ``python benchmarks/bench_raster.py [--res 1024] [--jres 128] [--runs 5]``
+(``--quick`` skips the per-pixel reverse-mode loops).
 """
 from __future__ import annotations
 
@@ -29,7 +34,8 @@ import numpy as np
 
 import lumigrad
 from lumigrad import backend as bk
-from lumigrad.raster import PerspectiveCamera, Pipeline, jacobian_image
+from lumigrad.raster import (PerspectiveCamera, Pipeline, TriangleMesh, TriangleRasterizer,
+                             jacobian_image)
 
 
 def timeit(fn, runs: int) -> tuple[float, float]:
@@ -56,6 +62,24 @@ def big_pipeline(res: int, discontinuity=None) -> Pipeline:
     return pipe
 
 
+def uncovered_inside_sphere(subdivisions: int, cull: bool, res: int = 512) -> tuple[int, float]:
+    """(pixels inside the icosphere's outline showing background or a back face,
+    median rasterization time in seconds)."""
+    mesh = TriangleMesh.example("icosphere", subdivisions=subdivisions)
+    cam = PerspectiveCamera(position=(0.3, 0.2, 2.8), target=(0.0, 0.0, 0.0), fov=45)
+    r = TriangleRasterizer(res, cam, mesh, cull_backfaces=cull)
+    _, t = timeit(lambda: (r.forward(), dr.eval(r.barycentric_buffer.value)), 3)
+    ids = r.triangle_id_buffer.numpy()[..., 0]
+    front = np.array(r.front_facing)
+    o, d = cam.primary_rays(res, res)
+    O = np.stack([np.array(o[i]) for i in range(3)], 1).astype(np.float64)
+    D = np.stack([np.array(d[i]) for i in range(3)], 1).astype(np.float64)
+    D /= np.linalg.norm(D, axis=1, keepdims=True)
+    dist = np.linalg.norm(O - (O * D).sum(1, keepdims=True) * D, axis=1).reshape(res, res)
+    bad = (ids < 0) | ~front[np.maximum(ids, 0)]
+    return int((bad & (dist < 0.97)).sum()), t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--res", type=int, default=1024)
@@ -63,9 +87,18 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--subset", type=int, default=64,
                     help="pixels timed for the re-rendering per-pixel loop")
+    ap.add_argument("--quick", action="store_true", help="skip the per-pixel reverse loops")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
     print(f"lumigrad raster benchmark, variant {lumigrad.variant()}")
+
+    # ---- 0. watertightness --------------------------------------------------------
+    print("\nuncovered pixels inside closed icospheres at 512² (culling on / off), "
+          "rasterization time:")
+    for sub in (5, 6, 7):
+        (n_on, t_on), (n_off, t_off) = (uncovered_inside_sphere(sub, c) for c in (True, False))
+        print(f"  {20 * 4 ** sub:7d} triangles: {n_on:4d} / {n_off:4d}   "
+              f"({t_on * 1e3:.1f} / {t_off * 1e3:.1f} ms)")
 
     # ---- 1. forward pipeline ------------------------------------------------------
     pipe = big_pipeline(a.res)
@@ -79,7 +112,7 @@ def main() -> None:
           f"first call with compilation {first:.2f} s)")
 
     # ---- 2. forward + backward ------------------------------------------------------
-    for method in (None, "antialias"):
+    for method in (None, "antialias", "splat", "occlusion_antialias", "layered_splat"):
         p = big_pipeline(a.res, method) if method else pipe
         target = lumigrad.TensorXf(np.zeros((a.res, a.res, 3), np.float32))
         params = p.parameters()
@@ -97,7 +130,7 @@ def main() -> None:
             dr.eval(dr.grad(x), dr.grad(col))
 
         first, med = timeit(fwd_bwd, a.runs)
-        print(f"forward + backward (vertices, light), discontinuity={method!s:9}: "
+        print(f"forward + backward (vertices, light), discontinuity={method!s:19}: "
               f"{med * 1e3:8.1f} ms  (first {first:.2f} s)")
         dr.disable_grad(x)
 
@@ -115,6 +148,15 @@ def main() -> None:
         res[mode] = jacobian_image(fn, fn.value, mode=mode)
         t = time.perf_counter() - t0
         print(f"  {mode:34s} {t * 1e3:10.1f} ms")
+    fv = jp.render_fn("lights.directions", 0)  # the vector form of the same scalar
+    jacobian_image(fv, fv.value, mode="reverse_batched")
+    t0 = time.perf_counter()
+    jv = jacobian_image(fv, fv.value, mode="reverse_batched")
+    t = time.perf_counter() - t0
+    print(f"  {'reverse_batched (lights.directions)':34s} {t * 1e3:10.1f} ms  (max diff "
+          f"{np.abs(jv - res['forward']).max():.1e})")
+    if a.quick:
+        return
     P = a.jres * a.jres
     sub = np.random.default_rng(0).choice(P, min(P, 256), replace=False)
     jacobian_image(fn, fn.value, mode="reverse_pixel", pixels=sub[:4])

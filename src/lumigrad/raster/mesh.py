@@ -238,6 +238,7 @@ class TriangleMesh:
         return cls(data[0], data[1], uvs=getattr(data, "uvs", None),
                    normals=getattr(data, "normals", None), name=os.path.basename(os.fspath(path)),
                    triangle_groups=getattr(data, "face_groups", None),
+                   vertex_groups=getattr(data, "vertex_groups", None),
                    group_names=getattr(data, "group_names", None))
 
     @classmethod

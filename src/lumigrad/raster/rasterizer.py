@@ -12,7 +12,9 @@ Two steps, on purpose:
    ``scatter_reduce(Min)`` on a 64-bit key
    ``depth_bits << 32 | triangle_id`` (positive floats order like their bit
    patterns). Candidate pairs are processed in chunks, so large triangles cost
-   time, not memory.
+   time, not memory. With ``depth_layers=2`` a second pass over the same
+   pairs keeps, per sample, the nearest key strictly greater than the first
+   layer's: the second-nearest surface.
 
 2. **Geometry (differentiated).** From the chosen triangle id and the fixed
    sample position, the barycentrics and the depth are recomputed from the
@@ -22,6 +24,32 @@ Two steps, on purpose:
    the surface point slides along the fixed pixel ray. (Silhouettes, where the
    triangle id itself changes, are not differentiable this way: see
    :mod:`lumigrad.raster.discontinuity`.)
+
+Watertight coverage (the coverage decision only; barycentrics and depths of
+step 2 stay float functions of the *unsnapped* vertices, so derivatives stay
+smooth). As in hardware rasterizers, every vertex in front of the near plane
+is projected and snapped to a fixed-point grid of ``2^-subpixel_bits`` of a
+sample: integer coordinates ``X_i, Y_i`` (held in Float64, |X| <= 2^23, so
+every product and sum below is an exact integer). The edge functions
+
+    e_i(p) = a_i p_x + b_i p_y + c_i,   a_i = Y_j - Y_k,  b_i = X_k - X_j,
+    c_i = -(a_i X_j + b_i Y_j)         (i, j, k cyclic; signs flipped for
+                                         clockwise triangles so e_i > 0 inside)
+
+are then evaluated *exactly* at the sample centres (integers in these units),
+so two triangles sharing an edge compute exactly opposite values on it, and
+the top-left fill rule decides the samples exactly on it: ``e_i = 0`` counts
+as inside only if the edge's inward normal ``(a_i, b_i)`` points right (a
+left edge) or straight down (a top edge, y growing downwards). Every sample
+on a shared edge, or at a shared vertex, belongs to exactly one triangle, and
+a closed mesh has no cracks (Pineda 1988, "A Parallel Algorithm for Polygon
+Rasterization"; the rule of Direct3D and OpenGL implementations). The
+visibility depth comes from the same snapped edge functions (``1/z``
+interpolated with ``e_i / sum e``), and culling reads the sign of the
+snapped area. Triangles that snap to zero area cover nothing. Triangles
+with a corner behind the near plane or beyond the guard band take the
+floating-point homogeneous test below (exact near-plane clipping, not
+watertight against their neighbours: only around the near plane).
 
 Near plane: 2-D homogeneous rasterization (Olano & Greer 1997, "Triangle Scan
 Conversion using 2D Homogeneous Coordinates"). With ``h_i = (u_i, v_i, w_i)``
