@@ -1,7 +1,7 @@
 """Mesh file loading benchmark (run by hand, prints a table).
 
     python benchmarks/bench_meshio.py [--repeat 5] [--mitsuba] [--check] [--scene]
-                                      [--baseline GIT_REV] [--keep DIR]
+                                      [--baseline GIT_REV] [--keep DIR] [MESH_FILE ...]
 
 Generates, in a temporary folder, meshes of the sizes real scenes ship:
 
@@ -154,6 +154,7 @@ def main() -> None:
                     help="also time whole-scene loads (lumigrad and, with --mitsuba, Mitsuba)")
     ap.add_argument("--baseline", default=None, metavar="REV",
                     help="also time lumigrad's meshio of this git revision")
+    ap.add_argument("extra", nargs="*", help="more mesh files to time (and --check)")
     ap.add_argument("--keep", default=None, help="write the files here and keep them")
     args = ap.parse_args()
 
@@ -174,6 +175,7 @@ def main() -> None:
         meshio.write_serialized(os.path.join(d, "big.serialized"), P, F, N, UV)
         files.append("big.serialized")
 
+    files += [os.path.abspath(f) for f in args.extra]
     old = load_baseline(args.baseline) if args.baseline else None
     mi = None
     if args.mitsuba or args.check:
@@ -201,7 +203,8 @@ def main() -> None:
                 tb = f"{median_time(lambda: old.read_mesh(path), args.repeat):9.3f}s"
             except Exception:
                 tb = "rejects"
-        print(f"{name:<16} {os.path.getsize(path) / 1e6:7.2f}MB {len(m.faces):>10} "
+        print(f"{os.path.basename(name)[:16]:<16} {os.path.getsize(path) / 1e6:7.2f}MB "
+              f"{len(m.faces):>10} "
               f"{t:9.3f}s {tm:>10} {tb:>10}")
     if args.scene:
         import lumigrad as lg
@@ -218,7 +221,7 @@ def main() -> None:
                     tm = f"{median_time(lambda: mi.load_dict(scene), args.repeat):9.3f}s"
                 except RuntimeError:
                     tm = "rejects"
-            print(f"{name:<16} {t:9.3f}s {tm:>10}")
+            print(f"{os.path.basename(name)[:16]:<16} {t:9.3f}s {tm:>10}")
     if args.check:
         check_against_mitsuba(mi, d, files)
     if tmp is not None:
@@ -236,16 +239,16 @@ def check_against_mitsuba(mi, d: str, files: list) -> None:
         try:
             ms = mi.load_dict({"type": kind, "filename": path})
         except RuntimeError as e:
-            print(f"{name:<16} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
+            print(f"{os.path.basename(name)[:16]:<16} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
             continue
         ls = lg.load_dict({"type": kind, "filename": path})
         mp = mi.traverse(ms)
         mf = np.array(mp["faces"]).reshape(-1, 3)
         lf = ls.faces_numpy()
         if mf.shape != lf.shape:
-            print(f"{name:<16} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
+            print(f"{os.path.basename(name)[:16]:<16} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
             continue
-        row = [f"{name:<16} {len(lf):>7} triangles"]
+        row = [f"{os.path.basename(name)[:16]:<16} {len(lf):>7} triangles"]
         for label, key, k, ours in (
                 ("positions", "vertex_positions", 3, ls.positions_numpy()),
                 ("normals", "vertex_normals", 3,
