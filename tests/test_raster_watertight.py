@@ -144,3 +144,40 @@ def test_near_plane_triangles_use_the_homogeneous_path():
     assert r.stats["homogeneous_triangles"] == 2
     ids = r.triangle_id_buffer.numpy()[..., 0]
     assert (ids[17:] >= 0).all() and (ids[:16] == BACKGROUND).all()
+
+
+def test_barycentrics_follow_the_unsnapped_vertices():
+    """Only coverage is snapped: moving a vertex by far less than the snapping
+    step (1/256 pixel) changes the barycentrics of the samples it covers linearly,
+    as the forward-mode derivative says (snapped barycentrics would not move)."""
+    import drjit as dr
+    from lumigrad import backend as bk
+    tri = np.array([[2.2, 1.3], [13.6, 3.1], [5.4, 14.2]])
+    v = np.zeros((3, 3), np.float32)
+    v[:, 0], v[:, 1] = tri[:, 0] - 8, 8 - tri[:, 1]
+
+    def bary(dx: float, grad: bool = False):
+        pos = bk.Float(v.ravel().copy())
+        pos[0] = float(v[0, 0]) + dx  # (a one-lane write: x of corner 0)
+        if grad:
+            dr.enable_grad(pos)
+        r = TriangleRasterizer(16, _ortho(16), TriangleMesh(pos, np.array([[0, 1, 2]])))
+        with warnings.catch_warnings():  # (interior derivatives are all this test needs)
+            warnings.simplefilter("ignore")
+            r.forward()
+        b = r.barycentric_buffer.value
+        if grad:
+            dr.set_grad(pos, bk.Float([1.0] + [0.0] * 8))
+            dr.forward_to(b)
+            return np.array(dr.detach(b)).T, np.array(dr.grad(b)).T, r
+        return np.array(b).T, r
+
+    b0, db, r = bary(0.0, grad=True)
+    cov = r.triangle_id_buffer.numpy().ravel() >= 0
+    d = 1e-3  # a quarter of the snapping step
+    b1, r1 = bary(d)
+    assert np.array_equal(r1.triangle_id_buffer.numpy().ravel() >= 0, cov)
+    moved = (b1 - b0)[cov] / d
+    assert np.abs(db[cov]).max() > 0.01
+    # float32 differences of O(1) values over 1e-3: ~1e-4 error
+    assert np.abs(moved - db[cov]).max() < 2e-3
