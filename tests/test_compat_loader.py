@@ -411,3 +411,29 @@ def test_typo_is_not_called_unsupported():
     with pytest.raises(SceneLoadError, match="unknown bsdf plugin type 'difuse' .did you mean "
                        "'diffuse'"):
         loader.instantiate_string(scene('<bsdf type="difuse"/>'))
+
+
+def test_aov_with_nested_integrator():
+    """Mitsuba's aov integrator puts a nested integrator's radiance first
+    (Mitsuba 3.9.1: channels R, G, B, then the AOVs). Every ray sees radiance
+    (1, 2, 3) on a plane at distance 5; the ray starts on the near plane (0.01),
+    so its depth is 4.99 / cos θ with 1/cos θ ≤ sqrt(1 + 2 tan²(5°)) = 1.0076."""
+    import lumigrad as lg
+
+    s = _moment_scene(lg.Transform4f().scale([10, 10, 1]), None)
+    r = loader.instantiate_string(scene('''
+<integrator type="aov"><string name="aovs" value="dd:depth"/>
+  <integrator type="path" name="radiance"><integer name="max_depth" value="1"/></integrator>
+</integrator>'''))
+    aov = r["integrator"]
+    assert aov.channel_names == ["R", "G", "B", "dd.y"] and aov.channels == 4
+    img = np.array(lg.render(s, spp=4, integrator=aov))
+    np.testing.assert_allclose(img[..., :3], np.broadcast_to([1, 2, 3], (4, 4, 3)), rtol=1e-6)
+    assert np.all((img[..., 3] >= 4.99 * (1 - 1e-6)) & (img[..., 3] <= 4.99 * 1.0076))
+    m = loader.instantiate_dict({"type": "moment", "a": {
+        "type": "aov", "aovs": "dd:depth", "n": {"type": "path", "max_depth": 1}}})
+    assert m.channel_names == ["R", "G", "B", "a.dd.y", "a.X", "a.Y", "a.Z",
+                               "m2_a.dd.y", "m2_a.X", "m2_a.Y", "m2_a.Z"]
+    img = np.array(lg.render(s, spp=4, integrator=m))
+    np.testing.assert_allclose(img[..., 4:7], np.broadcast_to(
+        [1.6688823, 1.8594975, 3.1084013], (4, 4, 3)), rtol=1e-5)

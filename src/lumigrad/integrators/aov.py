@@ -15,7 +15,9 @@
 =============  ========  =================================================
 
 The image has one channel per AOV component, in order; ``channel_names``
-lists them (``dd.y``, ``nn.x``, ...). Pixel values are filter-weighted means
+lists them (``dd.y``, ``nn.x``, ...). With a nested integrator (Mitsuba's
+``<integrator type="aov"><integrator type="path"/></integrator>``), its
+radiance comes first, as channels ``R, G, B`` (Mitsuba 3.9.1's layout). Pixel values are filter-weighted means
 like the radiance images (so AOVs at silhouettes are blends).
 """
 from __future__ import annotations
@@ -39,11 +41,24 @@ class AOVIntegrator(SamplingIntegrator):
 
     PLUGIN = ("integrator", "aov")
     PARAMS = {"aovs": Param("string", "dd:depth,nn:sh_normal,aa:albedo"),
+              "integrator": Param("object", None, category="integrator",
+                                  doc="a nested integrator whose radiance comes first "
+                                      "(channels R, G, B), as in Mitsuba"),
               "sppe": BUDGET_PARAMS["sppe"]}
+    #: the nested integrator may carry any name (Mitsuba's files name it freely)
+    NAMED_CHILDREN = "integrator"
 
     def __init__(self, aovs: str = "dd:depth,nn:sh_normal,aa:albedo",
-                 id: Optional[str] = None, sppe: Optional[int] = None) -> None:
+                 id: Optional[str] = None, sppe: Optional[int] = None,
+                 integrator: Any = None, integrator_names: Any = None) -> None:
         super().__init__(id, sppe=sppe)
+        if integrator is not None and (not isinstance(integrator, SamplingIntegrator) or
+                                       hasattr(integrator, "aovs") or
+                                       integrator.channels != 3):
+            raise ValueError("aov integrator: the nested integrator must render radiance "
+                             "(e.g. 'path' or 'direct')")
+        #: nested radiance integrator (None: AOV channels only, as Mitsuba)
+        self.integrator = integrator
         self.aovs: list[tuple[str, str]] = []
         for item in aovs.split(","):
             item = item.strip()
@@ -60,6 +75,9 @@ class AOVIntegrator(SamplingIntegrator):
             raise ValueError("aov integrator: 'aovs' lists no output")
         self.channels = sum(_CHANNELS[k] for _, k in self.aovs)
         names = []
+        if integrator is not None:
+            self.channels += 3
+            names = ["R", "G", "B"]
         for name, kind in self.aovs:
             names += [f"{name}.{s}" for s in _SUFFIX[_CHANNELS[kind]]]
         self.channel_names = names
@@ -68,6 +86,10 @@ class AOVIntegrator(SamplingIntegrator):
                mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
                camera: Any = None, first_prim: Any = None) -> Any:
         o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
+        radiance: list[Any] = []
+        if self.integrator is not None:
+            L = self.integrator.sample(scene, rng, o, d, tmax, active, mode="primal")
+            radiance = [L[0], L[1], L[2]]
         _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, active)
         if first_prim is not None:
             forced = active & (bk.UInt32(first_prim) != 0xFFFFFFFF)
@@ -94,7 +116,7 @@ class AOVIntegrator(SamplingIntegrator):
                 out.append(dr.select(hit, bk.Float(si.prim), 0.0))
             elif kind == "shape_index":
                 out.append(dr.select(hit, bk.Float(si.shape), 0.0))
-        return out
+        return radiance + out
 
     @staticmethod
     def _albedo(scene: Any, si: Any, hit: Any) -> Any:

@@ -76,12 +76,17 @@ class MomentIntegrator(SamplingIntegrator):
 
     @staticmethod
     def _aov_names(n: Any) -> list:
-        return list(getattr(n, "channel_names", [])) if hasattr(n, "aovs") else []
+        if not hasattr(n, "aovs"):
+            return []
+        names = list(getattr(n, "channel_names", []))
+        return names[3:] if getattr(n, "integrator", None) is not None else names
 
     def _outputs(self, n: Any, L: Any) -> tuple[list, Any]:
         """(AOV channels, radiance Array3f) of one nested integrator's sample."""
-        if hasattr(n, "aovs"):        # an aov integrator: no radiance
-            aov = [L[c] for c in range(len(L))]
+        if hasattr(n, "aovs"):
+            if getattr(n, "integrator", None) is not None:  # radiance first, then AOVs
+                return [L[c] for c in range(3, len(L))], bk.Array3f(L[0], L[1], L[2])
+            aov = [L[c] for c in range(len(L))]      # AOVs only: no radiance
             zero = dr.zeros(bk.Float, dr.width(aov[0]))
             return aov, bk.Array3f(zero, zero, zero)
         return [], bk.Array3f(L[0], L[1], L[2])
