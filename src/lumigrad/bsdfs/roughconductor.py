@@ -23,7 +23,7 @@ ROUGHNESS_PARAMS = {
     "alpha_u": Param("texture", default=None, doc="anisotropic roughness along the tangent"),
     "alpha_v": Param("texture", default=None, doc="anisotropic roughness along the bitangent"),
     "sample_visible": Param("bool", default=True,
-                            doc="sample the distribution of visible normals (GGX)"),
+                            doc="sample the distribution of visible normals"),
 }
 
 
@@ -71,8 +71,9 @@ class RoughConductor(FreezableSampling, RoughnessMixin, BSDF):
         h = (wi + wo) / |wi + wo|,
 
     with ``R = specular_reflectance``, Beckmann (default, as in Mitsuba 3) or GGX ``D`` and
-    Smith's separable ``G``. Sampling draws a microfacet normal (visible normals
-    for GGX, Heitz 2018) and reflects ``wi`` about it: ``pdf(wo) = pdf(h) / (4 wo·h)``.
+    Smith's separable ``G``. Sampling draws a microfacet normal (visible normals:
+    Heitz 2018 for GGX, Heitz & d'Eon 2014 for Beckmann) and reflects ``wi``
+    about it: ``pdf(wo) = pdf(h) / (4 wo·h)``.
     Single scattering only: energy is lost at high roughness (about 10% of the
     albedo of a white GGX surface at α = 0.5 and normal incidence, more at
     grazing angles and larger α).

@@ -31,8 +31,8 @@ class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
     ``(η_wi/η_wo)²`` (see the smooth ``dielectric``), which cancels its ``η'²``.
     ``R``/``T`` are ``specular_reflectance``/``specular_transmittance``.
 
-    Sampling: a microfacet normal from the visible normals of ``±wi`` (GGX) or
-    from ``D(h) h_z``, then reflection with probability ``F`` and refraction
+    Sampling: a microfacet normal from the visible normals of ``±wi`` (with
+    ``sample_visible``, the default) or from ``D(h) h_z``, then reflection with probability ``F`` and refraction
     otherwise; ``pdf = F p(h) / (4 |wo·h|)`` or
     ``(1-F) p(h) η'² |wo·h| / (wi·h + η' wo·h)²``. ``BSDFSample.eta`` = ``η'`` for
     refraction. Keys ``eta``, ``alpha.value`` (or ``alpha_u``/``alpha_v``),

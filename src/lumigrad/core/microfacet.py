@@ -25,12 +25,14 @@ so ``∫ D(m) m_z dm = 1``. Smith's separable masking-shadowing
 
 where ``α(v)² tan²θ_v = (v_x² α_u² + v_y² α_v²) / v_z²``.
 
-Sampling: ``sample_visible=True`` (GGX only) draws ``m`` from the distribution
-of normals visible from ``wi``, ``D_wi(m) = G1(wi, m) max(0, wi·m) D(m) / wi_z``
-(Heitz 2018); otherwise (and always for Beckmann, for which no closed-form
-visible sampler exists) ``m`` is drawn with density ``D(m) m_z`` by sampling
-P22 exactly in slope space (radial inverse CDF ``r² = u/(1-u)`` for GGX,
-``r² = -ln(1-u)`` for Beckmann).
+Sampling: ``sample_visible=True`` (the default, as in Mitsuba) draws ``m`` from
+the distribution of normals visible from ``wi``,
+``D_wi(m) = G1(wi, m) max(0, wi·m) D(m) / wi_z``: for GGX in closed form (Heitz
+2018), for Beckmann by inverting the visible-slope CDF numerically (E. Heitz and
+E. d'Eon, "Importance Sampling Microfacet-Based BSDFs using the Distribution of
+Visible Normals", EGSR 2014; see ``_sample_visible_beckmann``). Otherwise ``m``
+is drawn with density ``D(m) m_z`` by sampling P22 exactly in slope space (radial
+inverse CDF ``r² = u/(1-u)`` for GGX, ``r² = -ln(1-u)`` for Beckmann).
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ from .. import backend as bk
 #: Roughness is clamped from below: D is a Dirac delta at α = 0 and float32
 #: overflows for much smaller values (D(+Z) = 1 / (π α²)).
 MIN_ALPHA = 1e-4
+#: Newton steps of the Beckmann visible-slope inversion (bisection where a step would
+#: leave the bracket; converged to float32 by ~20 steps from the erfinv guess).
+NEWTON_STEPS = 20
 #: Distribution names accepted by :class:`MicrofacetDistribution`.
 DISTRIBUTIONS = ("ggx", "beckmann")
 
@@ -78,8 +83,7 @@ class MicrofacetDistribution:
                                   else alpha_u, MIN_ALPHA)
         self.alpha_v = dr.maximum(bk.Float(alpha_v) if isinstance(alpha_v, (int, float))
                                   else alpha_v, MIN_ALPHA)
-        # Visible-normal sampling is implemented for GGX only.
-        self.sample_visible = bool(sample_visible) and self.kind == "ggx"
+        self.sample_visible = bool(sample_visible)
 
     # -- distribution ------------------------------------------------------
     def eval(self, m: Any) -> Any:
@@ -129,8 +133,10 @@ class MicrofacetDistribution:
         Returns ``(m, pdf)`` with ``pdf`` the solid-angle density of ``m``
         (:meth:`pdf`).
         """
-        if self.sample_visible:
+        if self.sample_visible and self.kind == "ggx":
             m = self._sample_visible_ggx(wi, sample2)
+        elif self.sample_visible:
+            m = self._sample_visible_beckmann(wi, sample2)
         else:
             m = self._sample_slopes(sample2)
         return m, self.pdf(wi, m)
@@ -152,6 +158,50 @@ class MicrofacetDistribution:
             r = dr.safe_sqrt(-dr.log(1.0 - u))
         sp, cp = dr.sincos(2.0 * dr.pi * s[1])
         return dr.normalize(bk.Array3f(-self.alpha_u * r * cp, -self.alpha_v * r * sp, 1.0))
+
+    def _sample_visible_beckmann(self, wi: Any, s: Any) -> Any:
+        # Heitz & d'Eon 2014 (EGSR), in the stretched configuration (alpha = 1) where
+        # wi makes the angle θ with +Z and lies in the x̃z plane (azimuth φ). With
+        # m ∝ (-x̃, -ỹ, 1), wi·m ∝ cos θ - x̃ sin θ, so the visible slopes have the
+        # density ∝ max(0, c - x̃) e^{-x̃²} e^{-ỹ²} (c = cot θ): ỹ is a plain Gaussian,
+        # ỹ = erfinv(2 u₂ - 1), and x̃ ≤ c solves the marginal's CDF
+        #   C(x) = c (1 + erf x) / 2 + e^{-x²} / (2√π)   (C' = (c - x) e^{-x²}/√π)
+        # for C(x) = u₁ C(c), by Newton steps kept inside a shrinking bracket
+        # (bisection where a step leaves it). The bracket [-5, min(c, 5)] loses a
+        # slope mass below 1e-11.
+        vs = bk.Array3f(self.alpha_u * wi[0], self.alpha_v * wi[1], wi[2])
+        vs = dr.normalize(vs)
+        sin_t = dr.safe_sqrt(1.0 - dr.square(vs[2]))
+        has_t = sin_t > 1e-7
+        inv_s = dr.rcp(_safe(sin_t, has_t))
+        cos_p = dr.select(has_t, vs[0] * inv_s, 1.0)
+        sin_p = dr.select(has_t, vs[1] * inv_s, 0.0)
+        c = dr.minimum(vs[2] * inv_s, 1e4)
+        c = dr.select(has_t, c, 1e4)
+        inv_sqrt_pi = 1.0 / math.sqrt(math.pi)
+
+        def cdf(x: Any) -> Any:
+            return 0.5 * c * (1.0 + dr.erf(x)) + 0.5 * inv_sqrt_pi * dr.exp(-dr.square(x))
+
+        u1 = dr.clip(s[0], 1e-6, 1.0 - 1e-6)
+        target = u1 * cdf(dr.minimum(c, 5.0))
+        lo = bk.Float(-5.0) + 0.0 * c
+        hi = dr.minimum(c, 5.0)
+        x = dr.clip(dr.erfinv(2.0 * u1 - 1.0), lo, hi)   # the answer for θ -> 0
+        for _ in range(NEWTON_STEPS):                    # fixed count: one kernel
+            f = cdf(x) - target
+            lo = dr.select(f < 0, x, lo)
+            hi = dr.select(f < 0, hi, x)
+            dfx = (c - x) * dr.exp(-dr.square(x)) * inv_sqrt_pi
+            step_ok = dfx > 1e-12
+            xn = x - f / _safe(dfx, step_ok)
+            inside = step_ok & (xn > lo) & (xn < hi)
+            x = dr.select(inside, xn, 0.5 * (lo + hi))
+        y = dr.erfinv(dr.clip(2.0 * s[1] - 1.0, -1.0 + 1e-6, 1.0 - 1e-6))
+        # rotate back to wi's azimuth, unstretch, slope -> normal
+        sx = (cos_p * x - sin_p * y) * self.alpha_u
+        sy = (sin_p * x + cos_p * y) * self.alpha_v
+        return dr.normalize(bk.Array3f(-sx, -sy, 1.0))
 
     def _sample_visible_ggx(self, wi: Any, s: Any) -> Any:
         # Heitz 2018: stretch wi to the configuration where alpha = 1 (a hemisphere),
