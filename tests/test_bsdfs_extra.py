@@ -17,7 +17,9 @@ import pytest
 
 import lumigrad as lg
 from lumigrad import backend as bk
-from lumigrad.bsdfs import BlendBSDF, Diffuse, Mask, Null, SmoothConductor, ThinDielectric
+from lumigrad.bsdfs import (BlendBSDF, BumpMap, Diffuse, Mask, NormalMap, Null, SmoothConductor,
+                            ThinDielectric)
+from lumigrad.textures.bitmap import BitmapTexture
 from lumigrad.core.fresnel import fresnel_dielectric_np
 from lumigrad.scene.loader import SceneLoadError
 
@@ -390,6 +392,177 @@ def test_blendbsdf_loads():
             "b": {"type": "diffuse"}}}})
 
 
+# -- normalmap and bumpmap -------------------------------------------------------------
+
+def make_si_t(wi, dp_du=(1.0, 0.0, 0.0), dp_dv=(0.0, 1.0, 0.0), uv=None):
+    """An interaction in a shading frame equal to the world frame (normal +Z,
+    as ``make_si``), with surface tangents."""
+    si = make_si(wi)
+    si.dp_du = bk.Array3f(*map(float, dp_du))
+    si.dp_dv = bk.Array3f(*map(float, dp_dv))
+    if uv is not None:
+        si.uv = uv
+    return si
+
+
+def shadow_np(n, wo):
+    """The bump-terminator term of Conty Estevez et al. 2019, in numpy."""
+    t2 = lambda z: (1 - z * z) / (z * z)
+    a2 = np.minimum(t2(n[2]) / 8, 1.0)
+    return 2 / (1 + np.sqrt(1 + a2 * t2(wo[2])))
+
+
+def _unit(v):
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v, axis=0)
+
+
+def test_normalmap_shades_with_the_mapped_normal():
+    """A constant map c: n' = normalize(2c - 1) in the tangent frame (s = ∂p/∂u
+    made orthogonal to n). For a Lambertian nested BSDF, eval = ρ/π (wo·n') G
+    (G: the shadowing term, optional) where wo is on the same side of n and n';
+    a flat map (0.5, 0.5, 1) changes nothing."""
+    rng = np.random.default_rng(5)
+    wi = _unit(np.abs(rng.normal(size=(3, 500))) * [[1], [1], [3]] - [[0.5], [0.5], [0]])
+    wo = _unit(rng.normal(size=(3, 500)) + [[0], [0], [1.2]])
+    c = np.array([0.7, 0.4, 0.85])
+    # tangent ∂p/∂u along (cos 30°, sin 30°) in the shading plane: rotates the map
+    a = np.radians(30)
+    s_t = np.array([np.cos(a), np.sin(a), 0.0])
+    t_t = np.cross([0, 0, 1], s_t)
+    n_ts = 2 * c - 1
+    n = _unit(n_ts[0] * s_t + n_ts[1] * t_t + n_ts[2] * np.array([0, 0, 1.0]))
+    wi_d, wo_d = bk.Array3f(wi.astype(np.float32)), bk.Array3f(wo.astype(np.float32))
+    for shadow in (True, False):
+        b = NormalMap(tuple(c), Diffuse(0.6), use_shadowing_function=shadow)
+        si = make_si_t(wi_d, dp_du=2.0 * s_t + [0, 0, 0.3])      # not unit, not tangent
+        got = F(b.eval(si, wo_d))[0]
+        cos_p = n @ wo
+        valid = (cos_p * wo[2] > 0) & (wi[2] * (n @ wi) > 0) & (cos_p > 0)
+        exp = 0.6 / np.pi * cos_p * (shadow_np(n, wo) if shadow else 1.0)
+        assert valid.sum() > 150
+        np.testing.assert_allclose(got[valid], exp[valid], rtol=2e-4, atol=1e-6)
+        assert np.all(got[wo[2] <= 0] == 0)
+    flat = NormalMap((0.5, 0.5, 1.0), Diffuse(0.6))
+    np.testing.assert_allclose(F(flat.eval(make_si_t(wi_d), wo_d)),
+                               F(Diffuse(0.6).eval(make_si(wi_d), wo_d)), atol=1e-6)
+    # flip_invalid_normals: where wi is behind n', the tilt is mirrored: (-x, -y, z)
+    wi1 = bk.Array3f(*map(float, _unit([-0.95, 0.0, 0.2])))
+    wo1 = bk.Array3f(*map(float, _unit([-0.3, 0.0, 0.9])))
+    tilt = NormalMap((0.9, 0.5, 0.6), Diffuse(1.0), use_shadowing_function=False)
+    n_f = _unit([-0.8, 0.0, 0.2])
+    assert F(tilt.eval(make_si_t(wi1), wo1))[0] == pytest.approx(_unit([-0.3, 0.0, 0.9]) @ n_f / np.pi,
+                                                                 rel=1e-4)
+
+
+def test_normalmap_sample_eval_pdf_consistent():
+    b = NormalMap((0.62, 0.45, 0.9), Diffuse(0.5))
+    _, wi = dirs([20.0, 60.0], 5000)
+    si = make_si_t(wi, dp_du=(0.0, 1.0, 0.0))
+    rng = bk.PCG32(dr.width(wi), 3)
+    bs = b.sample(si, rng.next_float32(), bk.Array2f(rng.next_float32(), rng.next_float32()), True)
+    ok = F(bs.pdf) > 0
+    assert ok.mean() > 0.8
+    val, pdf = b.eval_pdf(si, bs.wo, True)
+    np.testing.assert_allclose(F(pdf)[ok], F(bs.pdf)[ok], rtol=1e-4)
+    np.testing.assert_allclose(F(bs.weight)[:, ok], F(val)[:, ok] / F(pdf)[ok], rtol=1e-4)
+
+
+def test_bumpmap_of_a_linear_height_field():
+    """h(u, v) = u: with ∂p/∂u = (1, 0, 0), ∂p/∂v = (0, 1, 0) the bumped surface
+    has tangents (1, 0, k) and (0, 1, 0), k = scale, so n' = (-k, 0, 1)/√(1+k²).
+    The texture is a 2-texel ramp sampled inside its linear part."""
+    ramp = np.array([[[0.0], [1.0]]], np.float32)      # h = u - 1/4 on u in [1/4, 3/4]... × 2
+    k = 0.3
+    b = BumpMap(BitmapTexture(data=ramp, raw=True, wrap_mode="clamp"), Diffuse(0.5), scale=k,
+                use_shadowing_function=False)
+    _, wi = dirs([10.0, 40.0], 200)
+    _, wo = dirs([25.0, 50.0], 200)
+    uv = bk.Array2f(dr.full(bk.Float, 0.45, 400), dr.full(bk.Float, 0.5, 400))
+    si = make_si_t(wi, uv=uv)
+    slope = 2.0 * k                       # dh/du of the ramp is 2 (one texel is 1/2 of u)
+    n = _unit([-slope, 0.0, 1.0])
+    wo_np = F(wo)
+    cos_p = n @ wo_np
+    exp = np.where((cos_p > 0) & (wo_np[2] > 0), 0.5 / np.pi * cos_p, 0.0)
+    ok = (F(wi).T @ n) > 0
+    np.testing.assert_allclose(F(b.eval(si, wo))[0][ok], exp[ok], rtol=1e-3, atol=1e-6)
+    # constant height: no change
+    flat = BumpMap(BitmapTexture(data=np.full((2, 2, 1), 0.3, np.float32)), Diffuse(0.5))
+    np.testing.assert_allclose(F(flat.eval(si, wo)), F(Diffuse(0.5).eval(make_si(wi), wo)),
+                               atol=1e-6)
+
+
+def test_normalmap_matches_mitsuba():
+    assert_matches_reference("normalmap_pane")
+
+
+def test_bumpmap_matches_mitsuba():
+    assert_matches_reference("bumpmap_sphere")
+
+
+def _bumped_pane() -> lg.Scene:
+    """The normal-map pane with a bump map of the height field instead (its
+    normals stay well inside the hemisphere seen by the camera and the light:
+    no flipped normal or back-facing wi, whose boundaries move with the
+    parameters and would need boundary terms)."""
+    xml = (COMPAT / "normalmap_pane.xml").read_text()
+    start, end = xml.index('<bsdf type="normalmap">'), xml.index("</shape>", xml.index('id="object"'))
+    bump = f"""<bsdf type="bumpmap"><texture type="bitmap" name="arbitrary">
+        <string name="filename" value="{COMPAT / 'height.exr'}"/></texture>
+        <float name="scale" value="0.03"/>
+        <bsdf type="diffuse"><rgb name="reflectance" value="0.7, 0.6, 0.5"/></bsdf></bsdf>"""
+    return lg.load_string(xml[:start] + bump + xml[end:], )
+
+
+@pytest.mark.parametrize("name, keys", [
+    ("normalmap_pane", ["object.bsdf.nested_bsdf.reflectance.value", "object.bsdf.normalmap.data"]),
+    ("bumped_pane", ["object.bsdf.scale", "object.bsdf.nested_texture.data"]),
+])
+def test_perturbed_frame_gradients(name, keys):
+    scene = _bumped_pane() if name == "bumped_pane" else lg.load_file(COMPAT / f"{name}.xml")
+    for key in keys:
+        # texels of the height field move the image little: a larger step keeps the
+        # finite differences above float32 rounding (the height enters linearly,
+        # through the bilinear lookup and its central difference, so O(ε²) is small)
+        texels = key.endswith("nested_texture.data")
+        rep = lg.check_gradient(scene, key, spp=4, seed=5, eps=0.03 if texels else None)
+        assert rep.finite and rep.scale > 1e-4, str(rep)
+        assert max(rep.forward_vs_fd) < 5e-3, str(rep)
+        assert rep.reverse_vs_forward < 1e-4, str(rep)
+        if not texels:   # (<grad, v> with random v nearly cancels for the texels)
+            assert rep.reverse_vs_fd < 5e-3, str(rep)
+
+
+def test_perturbed_frame_loading():
+    xml = f"""<scene version="3.0.0">
+      <shape type="sphere"><bsdf type="bumpmap" id="b">
+          <texture type="bitmap" name="arbitrary"><string name="filename"
+              value="{COMPAT / 'height.exr'}"/></texture>
+          <float name="scale" value="0.5"/><boolean name="use_shadowing_function" value="false"/>
+          <bsdf type="roughplastic"/></bsdf></shape>
+      <shape type="rectangle"><bsdf type="twosided"><bsdf type="normalmap" id="n">
+          <texture type="bitmap" name="normalmap"><string name="filename"
+              value="{COMPAT / 'normals.exr'}"/><boolean name="raw" value="true"/></texture>
+          <bsdf type="diffuse"/></bsdf></bsdf></shape>
+      <emitter type="constant"/>
+      <sensor type="perspective"><transform name="to_world"><lookat origin="0, 0.5, 5"
+          target="0, 0, 0" up="0, 1, 0"/></transform><film type="hdrfilm">
+          <integer name="width" value="8"/><integer name="height" value="8"/></film></sensor>
+    </scene>"""
+    scene = lg.load_string(xml)
+    keys = set(lg.traverse(scene).keys())
+    assert {"b.scale", "b.nested_texture.data", "b.nested_bsdf.alpha"} <= keys, keys
+    for k in ("brdf_0.normalmap.data", "brdf_0.nested_bsdf.reflectance.value"):
+        assert any(key.endswith(k) for key in keys), keys      # (inside the twosided)
+    assert not scene.bsdfs[0].use_shadowing_function
+    img = np.array(lg.render(scene, spp=4))
+    assert np.isfinite(img).all() and img.mean() > 0.1
+    with pytest.raises(SceneLoadError, match="normalmap"):
+        lg.load_dict({"type": "scene", "s": {"type": "sphere", "bsdf": {
+            "type": "normalmap", "bsdf": {"type": "diffuse"}}}})
+
+
 # -- all of them: finite values and derivatives at awkward directions -------------------
 
 EXTRA_CASES = {
@@ -398,6 +571,9 @@ EXTRA_CASES = {
     "mask": lambda: Mask(Diffuse(0.5), opacity=0.3),
     "mask_opaque": lambda: Mask(Diffuse(0.5), opacity=1.0),
     "blendbsdf": lambda: BlendBSDF(Diffuse(0.5), SmoothConductor(), weight=0.3),
+    "normalmap": lambda: NormalMap((0.7, 0.4, 0.85), SmoothConductor()),
+    "bumpmap": lambda: BumpMap(BitmapTexture(data=np.random.default_rng(0).random(
+        (4, 4, 1)).astype(np.float32)), Diffuse(0.5), scale=0.2),
     "blendbsdf_ends": lambda: BlendBSDF(Mask(Diffuse(0.5)), ThinDielectric(), weight=1.0),
 }
 
@@ -405,5 +581,11 @@ EXTRA_CASES = {
 @pytest.mark.parametrize("name", list(EXTRA_CASES))
 def test_finite_values_and_gradients(name, monkeypatch):
     from . import test_bsdfs
+
+    def with_tangents(wi):
+        si = make_si(wi)
+        si.dp_du, si.dp_dv = bk.Array3f(1, 0, 0), bk.Array3f(0, 1, 0)
+        return si
     monkeypatch.setitem(test_bsdfs.ALL_CASES, name, EXTRA_CASES[name])
+    monkeypatch.setattr(test_bsdfs, "make_si", with_tangents)
     test_bsdfs.test_finite_values_and_gradients(name)

@@ -15,6 +15,8 @@ from .thindielectric import ThinDielectric
 from .null import Null
 from .mask import Mask
 from .blendbsdf import BlendBSDF
+from .bumpmap import BumpMap
+from .normalmap import NormalMap
 
 
 
@@ -48,4 +50,4 @@ def frozen_sampling(*targets: Any) -> Iterator[None]:
 __all__ = ["frozen_sampling", "BSDF", "BSDFSample", "Diffuse", "SmoothConductor", "RoughConductor",
            "SmoothDielectric", "RoughDielectric", "SmoothPlastic", "RoughPlastic", "TwoSided",
            "ThinDielectric", "Null", "Mask",
-           "BlendBSDF"]
+           "BlendBSDF", "BumpMap", "NormalMap"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import drjit as dr
 
-from .frame import Frame
+from .frame import Frame, coordinate_system
 from .math import hmax
 
 
@@ -30,6 +30,10 @@ class SurfaceInteraction:
     shape: Any      # UInt32: shape index in Scene.shapes
     valid: Any      # Bool: the ray hit something
     bary: Any = None  # Array2f: barycentrics (b1, b2) of p in triangle ``prim``
+    #: Array3f: ∂p/∂u and ∂p/∂v (world), only where a BSDF needs them (bumpmap,
+    #: normalmap: ``Scene`` computes them when some BSDF has ``needs_tangents``)
+    dp_du: Any = None
+    dp_dv: Any = None
 
 
     @property
@@ -48,6 +52,21 @@ class SurfaceInteraction:
         eps = (1.0 + hmax(dr.abs(self.p))) * 1e-4
         side = dr.mulsign(bk_one(self.p), dr.dot(self.n, d))
         return dr.fma(self.n, side * eps, self.p)
+
+
+def triangle_tangents(dp1: Any, dp2: Any, duv1: Any, duv2: Any, n: Any) -> tuple[Any, Any]:
+    """``(∂p/∂u, ∂p/∂v)`` of a triangle from its edge vectors ``dp1 = p1 - p0``,
+    ``dp2 = p2 - p0`` and the matching texture-coordinate differences: the
+    solution of ``dp_k = duv_k.x ∂p/∂u + duv_k.y ∂p/∂v`` (k = 1, 2). Where the
+    uv map is degenerate, the tangents of the (geometric) normal ``n``
+    (``coordinate_system``), as Mitsuba does for meshes without uv."""
+    det = duv1[0] * duv2[1] - duv1[1] * duv2[0]
+    ok = dr.abs(det) > 1e-12
+    inv = dr.select(ok, dr.rcp(dr.select(ok, det, 1.0)), 0.0)
+    dp_du = (dp1 * duv2[1] - dp2 * duv1[1]) * inv
+    dp_dv = (dp2 * duv1[0] - dp1 * duv2[0]) * inv
+    s, t = coordinate_system(n)
+    return dr.select(ok, dp_du, s), dr.select(ok, dp_dv, t)
 
 
 def bk_one(p: Any) -> Any:

@@ -34,6 +34,7 @@ from typing import Any, Optional
 import drjit as dr
 
 from .. import backend as bk
+from ..bsdfs._common import any_nested
 from ..core.interaction import SurfaceInteraction
 from ..core.math import hmax
 
@@ -131,6 +132,8 @@ def plan_record(scene: Any, sensor: Any) -> Optional[RecordLayout]:
         return None
     if any(carries_gradients(shape) for shape in scene.shapes):
         return None        # vertex positions, normals, texture coordinates, transforms
+    if any_nested(scene.bsdfs, "needs_tangents"):
+        return None        # bumpmap/normalmap read ∂p/∂u, ∂p/∂v, which the record lacks
     # Lights that are not shapes: does the direction or distance they are
     # sampled at depend on a parameter (a point light's position, ...)?
     others = scene.emitters[len(scene.area_emitters):]

@@ -21,9 +21,10 @@ import numpy as np
 
 from .. import backend as bk
 from ..core.frame import Frame
-from ..core.interaction import SurfaceInteraction
+from ..core.interaction import SurfaceInteraction, triangle_tangents
 from ..core.warp import square_to_uniform_triangle
 from ..geometry.accel import build_accelerator
+from ..bsdfs._common import any_nested
 
 INVALID = 0xFFFFFFFF
 _LINEAR_CDF_SEARCH = 8     # emitters with at most this many triangles: linear CDF search
@@ -314,9 +315,15 @@ class Scene:
         else:
             uv = bk.Array2f(u, v)
         n_pts = dr.width(p)
+        tangents = {}
+        if any_nested(self.bsdfs, "needs_tangents"):     # bumpmap, normalmap (trace time)
+            duv = (t1 - t0, t2 - t0) if self.has_texcoords else (bk.Array2f(1, 0),
+                                                                 bk.Array2f(0, 1))
+            tangents = dict(zip(("dp_du", "dp_dv"),
+                                triangle_tangents(p1 - p0, p2 - p0, *duv, n)))
         return SurfaceInteraction(t=dr.zeros(bk.Float, n_pts), p=p, n=n, sh_n=sh_n, uv=uv,
                                   wi=bk.Array3f(0, 0, 1), prim=prim, shape=shape,
-                                  valid=bk.Bool(hit), bary=bk.Array2f(u, v))
+                                  valid=bk.Bool(hit), bary=bk.Array2f(u, v), **tangents)
 
     def eval_bsdf(self, si: SurfaceInteraction, wo: Any, active: Any) -> Any:
         """``f(si.wi, wo) |cos θ_o|`` of the BSDF of the triangle hit (``wo`` local)."""

@@ -91,7 +91,36 @@ SCENES = {
             <bsdf type="diffuse"><rgb name="reflectance" value="0.8, 0.3, 0.1"/></bsdf>
             <bsdf type="conductor"><rgb name="specular_reflectance" value="0.9, 0.7, 0.4"/></bsdf>
         </bsdf>"""),
+    "normalmap_pane": (PANE, 3, """        <bsdf type="normalmap">
+            <texture type="bitmap" name="normalmap">
+                <string name="filename" value="normals.exr"/>
+                <boolean name="raw" value="true"/>
+            </texture>
+            <bsdf type="diffuse"><rgb name="reflectance" value="0.7, 0.6, 0.5"/></bsdf>
+        </bsdf>"""),
+    "bumpmap_sphere": (SPHERE, 3, """        <bsdf type="bumpmap">
+            <texture type="bitmap" name="arbitrary">
+                <string name="filename" value="height.exr"/>
+                <boolean name="raw" value="true"/>
+            </texture>
+            <float name="scale" value="0.04"/>
+            <bsdf type="diffuse"><rgb name="reflectance" value="0.7, 0.6, 0.5"/></bsdf>
+        </bsdf>"""),
 }
+
+
+def write_textures() -> None:
+    """``normals.exr``: tangent-space normals tilted by up to ~40° in a smooth
+    pattern (RGB = (n + 1) / 2); ``height.exr``: a grey height field of smooth
+    bumps (3 × 2 periods) on 32 × 32 texels."""
+    import mitsuba as mi
+    y, x = np.mgrid[0:32, 0:32] + 0.5
+    x, y = x / 32, y / 32
+    n = np.stack([0.8 * np.sin(2 * np.pi * x), 0.6 * np.cos(4 * np.pi * y), np.ones_like(x)], -1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    mi.Bitmap(((n + 1) / 2).astype(np.float32)).write(str(HERE / "normals.exr"))
+    h = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * x) * np.sin(2 * np.pi * 2 * y)
+    mi.Bitmap(np.repeat(h[..., None], 3, -1).astype(np.float32)).write(str(HERE / "height.exr"))
 
 
 def scene_xml(name: str) -> str:
@@ -102,10 +131,11 @@ def scene_xml(name: str) -> str:
 def main(names: list[str]) -> None:
     import mitsuba as mi
     mi.set_variant("scalar_rgb")
+    write_textures()
     for name in names or list(SCENES):
         xml = scene_xml(name)
         (HERE / f"{name}.xml").write_text(xml)
-        scene = mi.load_string(xml)
+        scene = mi.load_file(str(HERE / f"{name}.xml"))
         img = np.zeros((24, 24, 3))
         chunks = 8
         for k in range(chunks):    # several seeds: one render's spp is capped by its sampler
