@@ -109,6 +109,23 @@ class Pipeline:
         ambient_constant, diffuse_constant, specular_constant, shine_coefficient:
             Blinn-Phong constants (the course's defaults 0.1, 0.3, 0.2, 30).
         background: colour of uncovered samples.
+        subpixel_bits: fixed-point precision of the watertight coverage test
+            (default 8; see :class:`TriangleRasterizer`).
+        perfect_coords: splat positions exactly at the sample centres in value
+            (``'splat'``, ``'layered_splat'``; derivatives kept).
+        rigid_camera: pose the camera with a learnable
+            :class:`~lumigrad.raster.rigid.RigidTransform` (keys
+            ``'camera.rigid.position'``, ``'camera.rigid.rotation'``).
+        rigid_mesh_groups: ``'all'`` or a list of vertex groups, each moved by its
+            own :class:`~lumigrad.raster.rigid.RigidMeshTransform` (keys
+            ``'mesh.group.<g>.position'`` / ``.rotation``).
+        group_silhouettes, group_colors: with ``shading='silhouette'``, colour
+            each triangle group (see :class:`SilhouetteShader`; key ``'group_colors'``).
+
+    ``discontinuity`` also takes the course's two-layer variants built on the
+    :class:`~lumigrad.raster.occlusion.OcclusionEstimator`: ``'layered_splat'``
+    and ``'occlusion_antialias'`` (:mod:`lumigrad.raster.layered`; approximate),
+    which make the rasterizer keep two depth layers.
     """
 
     def __init__(self, resolution: Any = (64, 64), mesh: Any = "icosphere",
