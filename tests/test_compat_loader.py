@@ -437,3 +437,20 @@ def test_aov_with_nested_integrator():
     img = np.array(lg.render(s, spp=4, integrator=m))
     np.testing.assert_allclose(img[..., 4:7], np.broadcast_to(
         [1.6688823, 1.8594975, 3.1084013], (4, 4, 3)), rtol=1e-5)
+
+
+def test_conductor_eta_k_spectra_are_not_clamped(tmp_path):
+    """Mitsuba 3.9.1 converts a conductor's eta/k spectra like reflectances (under
+    D65) but keeps values above 1, while a diffuse reflectance is clamped to 1
+    (values printed by Mitsuba for these spectra)."""
+    (tmp_path / "k.spd").write_text("# k\n400 2.0\n500 2.5\n600 3.0\n700 4.0\n")
+    fn = write(tmp_path / "s.xml", '''
+<bsdf type="conductor" id="c"><spectrum name="eta" value="400:1.5, 500:1.0, 600:0.3, 700:0.2"/>
+  <spectrum name="k" filename="k.spd"/></bsdf>
+<bsdf type="diffuse" id="d"><spectrum name="reflectance" value="400:2, 700:2"/></bsdf>''')
+    ids = loader.instantiate_file(fn)["ids"]
+    params = {k: np.array(v).ravel() for k, v, _ in ids["c"].parameters()
+              if k in ("eta.value", "k.value")}
+    np.testing.assert_allclose(params["eta.value"], [0.123512, 0.697247, 1.30123], atol=2e-3)
+    np.testing.assert_allclose(params["k.value"], [3.30176, 2.70629, 2.19274], atol=5e-3)
+    np.testing.assert_allclose(np.array(ids["d"].reflectance.value).ravel(), 1.0)

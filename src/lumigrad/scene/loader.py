@@ -621,7 +621,7 @@ def _dict_value(key: str, value: Any, where: str,
             return RefDesc(id=str(value["id"]), name=key, where=where)
         if t == "blackbody" or (t == "spectrum" and (
                 "filename" in value or _is_pair_list(value.get("value")))):
-            return PropDesc(key, "spectrum", _dict_spectrum(value, where, in_emitter), where)
+            return PropDesc(key, "spectrum", _dict_spectrum(value, where, in_emitter, key), where)
         if t in ("rgb", "srgb", "spectrum"):
             extra = set(value) - {"type", "value", "color"}
             if extra:
@@ -683,7 +683,7 @@ def _is_pair_list(raw: Any) -> bool:
     return arr.ndim == 2 and arr.shape[1] == 2
 
 
-def _dict_spectrum(value: dict, where: str, in_emitter: bool) -> tuple:
+def _dict_spectrum(value: dict, where: str, in_emitter: bool, key: str = "") -> tuple:
     """Dict-form spectra: ``{'type': 'spectrum', 'value': [(λ, v), ...]}`` (or the
     XML's ``"λ:v, ..."`` string), ``{'type': 'spectrum', 'filename': 'x.spd'}``,
     ``{'type': 'blackbody', 'temperature': T, 'scale': s}`` -> RGB (see
@@ -712,7 +712,8 @@ def _dict_spectrum(value: dict, where: str, in_emitter: bool) -> tuple:
         else:
             arr = np.asarray(value["value"], dtype=np.float64)
             wl, vals = list(arr[:, 0]), list(arr[:, 1])
-        return spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter)
+        return spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter,
+                                       bounded=key not in spectra.UNBOUNDED_PROPERTIES)
     except (TypeError, ValueError) as e:
         raise SceneLoadError(f"{where}: {t}: {e}") from None
 

@@ -20,7 +20,9 @@ turned into one RGB colour when the scene is loaded:
 
 3. ``XYZ`` becomes linear sRGB with the Rec. 709 matrix (IEC 61966-2-1);
    colours outside the gamut are clamped: negative components to 0 and, for
-   reflectances, components above 1 to 1 (Mitsuba warns and clamps alike).
+   reflectances, components above 1 to 1 (Mitsuba warns and clamps alike) —
+   except for a conductor's ``eta`` and ``k``, converted as reflectances but
+   not clamped above (:data:`UNBOUNDED_PROPERTIES`, as Mitsuba does).
 
 This is the behaviour Mitsuba 3.9.1's RGB variants show for the same input
 (measured; ``tests/test_compat_loader.py`` compares with values it printed).
@@ -64,11 +66,17 @@ _W = np.full(len(_GRID), 1.0)
 _W[[0, -1]] = 0.5
 
 
+#: properties whose spectra are not reflectances in [0, 1] (a conductor's complex
+#: index of refraction): converted like reflectances but not clamped above 1
+UNBOUNDED_PROPERTIES = ("eta", "k")
+
+
 def spectrum_to_rgb(wavelengths: Sequence[float], values: Sequence[float],
-                    illuminant: bool) -> tuple[float, float, float]:
+                    illuminant: bool, bounded: bool = True) -> tuple[float, float, float]:
     """Linear sRGB of the piecewise-linear spectrum through ``(wavelengths,
     values)`` (nm, increasing), as an illuminant or as a reflectance (see the
-    module docstring)."""
+    module docstring); ``bounded = False`` (an index of refraction such as a
+    conductor's ``eta`` and ``k``) keeps components above 1."""
     wl = np.asarray(wavelengths, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if wl.ndim != 1 or wl.shape != v.shape or len(wl) < 1:
@@ -99,7 +107,7 @@ def spectrum_to_rgb(wavelengths: Sequence[float], values: Sequence[float],
         d65 = np.interp(x, _GRID, _D65)
         xyz = (w * sx * d65) @ cmf / ((_W * _D65) @ _CMF[:, 1])
     rgb = XYZ_TO_SRGB @ xyz
-    rgb = np.maximum(rgb, 0.0) if illuminant else np.clip(rgb, 0.0, 1.0)
+    rgb = np.clip(rgb, 0.0, 1.0) if bounded and not illuminant else np.maximum(rgb, 0.0)
     return tuple(float(c) for c in rgb)  # type: ignore[return-value]
 
 

@@ -589,7 +589,7 @@ class _XMLParser:
             return PropDesc(name, tag, self.transform(e), where)
         if tag == "blackbody" or (tag == "spectrum" and
                                   ("type" in e.attrs or "filename" in e.attrs)):
-            return PropDesc(name, "spectrum", self.spectrum(e, what, in_emitter), where)
+            return PropDesc(name, "spectrum", self.spectrum(e, what, in_emitter, name), where)
         if e.children:
             raise SceneLoadError(f"{where}: {what} cannot contain <{e.children[0].tag}>")
         if tag in ("point", "vector"):
@@ -628,14 +628,16 @@ class _XMLParser:
             from . import spectra
             try:
                 wl, vals = spectra.parse_wavelength_pairs(value)
-                rgb = spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter)
+                rgb = spectra.spectrum_to_rgb(
+                    wl, vals, illuminant=in_emitter,
+                    bounded=name not in spectra.UNBOUNDED_PROPERTIES)
             except ValueError as err:
                 raise SceneLoadError(f"{where}: {what}: {err}") from None
             return PropDesc(name, tag, rgb, where)
         # rgb / srgb / spectrum
         return PropDesc(name, tag, _color(tag, value, where, what), where)
 
-    def spectrum(self, e: _Elem, what: str, in_emitter: bool) -> tuple:
+    def spectrum(self, e: _Elem, what: str, in_emitter: bool, name: str = "") -> tuple:
         """``<blackbody temperature scale>`` (0.5/0.6), ``<spectrum type="blackbody">``
         with nested ``temperature``/``scale`` floats (3.x), or ``<spectrum
         filename="x.spd">`` -> an RGB triple (see :mod:`.spectra`)."""
@@ -672,7 +674,8 @@ class _XMLParser:
             fn = a["filename"]
             path = self.find_file(fn, e)
             wl, vals = spectra.read_spd(path)
-            return spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter)
+            return spectra.spectrum_to_rgb(wl, vals, illuminant=in_emitter,
+                                           bounded=name not in spectra.UNBOUNDED_PROPERTIES)
         except ValueError as err:
             if isinstance(err, SceneLoadError):
                 raise
