@@ -161,6 +161,9 @@ def test_serialized_shape_plugin(tmp_path):
     n = np.array(m.vertex_normals).reshape(-1, 3)       # smooth normals of a flat quad
     np.testing.assert_allclose(n, [[0, 0, 1]] * 4, atol=1e-6)
     assert m.group_names == ["quad"] and list(m.face_groups) == [0, 0]
+    # differentiable like every mesh: the same parameters as an obj shape
+    keys = set(lg.traverse(lg.load_file(str(xml))).keys())
+    assert {"q.vertex_positions", "q.vertex_normals", "q.vertex_texcoords", "q.to_world"} <= keys
     flat = lg.load_dict({"type": "scene", "s": {"type": "serialized", "filename": str(path),
                                                 "shape_index": 2}}).shapes[0]
     assert flat.face_normals and flat.vertex_normals is None
