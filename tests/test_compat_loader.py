@@ -454,3 +454,30 @@ def test_conductor_eta_k_spectra_are_not_clamped(tmp_path):
     np.testing.assert_allclose(params["eta.value"], [0.123512, 0.697247, 1.30123], atol=2e-3)
     np.testing.assert_allclose(params["k.value"], [3.30176, 2.70629, 2.19274], atol=5e-3)
     np.testing.assert_allclose(np.array(ids["d"].reflectance.value).ravel(), 1.0)
+
+
+def test_spectrum_plugins_d65_srgb_uniform():
+    """Mitsuba 3.9.1's RGB variants (values it printed): d65 is its color (white
+    by default) times scale, srgb its linear color, uniform the grey value; the
+    dict form's {'type': 'srgb', 'color': ...} is linear too."""
+    r = loader.instantiate_string(scene('''
+<shape type="rectangle"><emitter type="area" id="a">
+  <spectrum type="d65" name="radiance"><float name="scale" value="2"/></spectrum></emitter></shape>
+<shape type="rectangle"><emitter type="area" id="b">
+  <spectrum type="d65" name="radiance"><rgb name="color" value="0.5, 0.2, 0.1"/></spectrum>
+</emitter></shape>
+<shape type="rectangle"><emitter type="area" id="c">
+  <spectrum type="uniform" name="radiance"><float name="value" value="3"/></spectrum>
+</emitter></shape>
+<bsdf type="diffuse" id="d"><spectrum type="srgb" name="reflectance">
+  <rgb name="color" value="0.5, 0.2, 0.1"/></spectrum></bsdf>'''))
+    ids = r["ids"]
+    np.testing.assert_allclose(np.array(ids["a"].radiance.value).ravel(), 2.0)
+    np.testing.assert_allclose(np.array(ids["b"].radiance.value).ravel(), [0.5, 0.2, 0.1])
+    np.testing.assert_allclose(np.array(ids["c"].radiance.value).ravel(), 3.0)
+    np.testing.assert_allclose(np.array(ids["d"].reflectance.value).ravel(), [0.5, 0.2, 0.1])
+    for spec, want in (({"type": "srgb", "color": [0.5, 0.5, 0.5]}, 0.5),
+                       ({"type": "d65", "color": [0.5, 0.5, 0.5]}, 0.5),
+                       ({"type": "uniform", "value": 0.25}, 0.25)):
+        b = loader.instantiate_dict({"type": "diffuse", "reflectance": spec})
+        np.testing.assert_allclose(np.array(b.reflectance.value).ravel(), want, rtol=1e-6)

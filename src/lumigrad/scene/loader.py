@@ -622,6 +622,26 @@ def _dict_value(key: str, value: Any, where: str,
         if t == "blackbody" or (t == "spectrum" and (
                 "filename" in value or _is_pair_list(value.get("value")))):
             return PropDesc(key, "spectrum", _dict_spectrum(value, where, in_emitter, key), where)
+        if t in ("d65", "uniform") or (t == "srgb" and "color" in value):
+            # Mitsuba 3's spectrum plugins in its RGB variants (checked with 3.9.1):
+            # d65 = color (default white) x scale; srgb = its *linear* color;
+            # uniform = the grey value.
+            allowed = {"d65": {"type", "color", "scale"}, "srgb": {"type", "color"},
+                       "uniform": {"type", "value"}}[t]
+            extra = set(value) - allowed
+            if extra:
+                raise SceneLoadError(f"{where}: unexpected keys {sorted(extra)} in a {t} value; "
+                                     f"accepted: {sorted(allowed - {'type'})}")
+            if t == "uniform":
+                v = _color_value("spectrum", value.get("value", 1.0), where)
+                rgb = (v,) * 3 if _is_number(v) else v
+            else:
+                rgb = _color_value("rgb", value.get("color", 1.0), where)
+                scale = value.get("scale", 1.0)
+                if not _is_number(scale) or not np.isfinite(scale):
+                    raise SceneLoadError(f"{where}: 'scale' of a d65 value must be a number")
+                rgb = tuple(float(c) * float(scale) for c in rgb)
+            return PropDesc(key, "rgb", rgb, where)
         if t in ("rgb", "srgb", "spectrum"):
             extra = set(value) - {"type", "value", "color"}
             if extra:

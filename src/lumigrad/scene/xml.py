@@ -663,10 +663,12 @@ class _XMLParser:
                     raise SceneLoadError(f"{where}: {what}: temperature and scale are one "
                                          "number each")
                 return spectra.blackbody_rgb(t[0], sc[0])
+            if a.get("type") in ("d65", "srgb", "uniform"):
+                return self.simple_spectrum(e, what, a["type"])
             if "type" in a:
                 raise SceneLoadError(f"{where}: {what}: spectrum type {a['type']!r} is not "
-                                     "supported yet (supported: blackbody, or value / "
-                                     "filename)")
+                                     "supported yet (supported: blackbody, d65, srgb, "
+                                     "uniform, or value / filename)")
             if e.children:
                 raise SceneLoadError(f"{where}: {what} cannot contain <{e.children[0].tag}>")
             if "value" in a:
@@ -680,6 +682,26 @@ class _XMLParser:
             if isinstance(err, SceneLoadError):
                 raise
             raise SceneLoadError(f"{where}: {what}: {err}") from None
+
+    def simple_spectrum(self, e: _Elem, what: str, kind: str) -> tuple:
+        """Mitsuba 3's ``<spectrum type="d65|srgb|uniform">`` in its RGB variants:
+        ``d65`` is ``color`` (default white) times ``scale``, ``srgb`` its linear
+        ``color``, ``uniform`` the grey ``value`` (checked with Mitsuba 3.9.1)."""
+        allowed = {"d65": {"color", "scale"}, "srgb": {"color"}, "uniform": {"value"}}[kind]
+        vals = {"color": (1.0, 1.0, 1.0), "scale": 1.0, "value": 1.0}
+        for c in e.children:
+            pname = c.attrs.get("name")
+            if pname not in allowed or c.tag not in ("float", "rgb"):
+                raise SceneLoadError(f"{c.where}: {what}: a '{kind}' spectrum takes "
+                                     f"{', '.join(sorted(allowed))}")
+            v = _floats(self.attr(c, "value"), c.where, f"{what} {pname}")
+            if len(v) not in (1, 3) or (pname != "color" and len(v) != 1):
+                raise SceneLoadError(f"{c.where}: {what}: {pname} needs "
+                                     f"{'1 or 3 numbers' if pname == 'color' else 'a number'}")
+            vals[pname] = tuple(v * 3 if len(v) == 1 else v) if pname == "color" else v[0]
+        if kind == "uniform":
+            return (float(vals["value"]),) * 3
+        return tuple(float(c) * float(vals["scale"]) for c in vals["color"])  # type: ignore
 
     def find_file(self, fn: str, e: _Elem) -> str:
         """A file named in the scene: absolute, in a ``<path>`` folder, next to
