@@ -88,7 +88,7 @@ def test_shared_edge_owned_by_exactly_one_triangle(a, b):
     cross = (xs - a[0]) * d[1] - (ys - a[1]) * d[0]
     along = ((xs - a[0]) * d[0] + (ys - a[1]) * d[1]) / (d @ d)
     on_edge = (cross == 0) & (along > 0) & (along < 1)
-    if (a * 2).round().tolist() == (a * 2).tolist() and (b * 2).round().tolist() == (b * 2).tolist():
+    if np.all(np.round(a * 2) == a * 2) and np.all(np.round(b * 2) == b * 2):
         assert on_edge.sum() >= 4
     assert np.all(count[on_edge] == 1)
     # the same with the other triangle's winding reversed (back face) and culling off

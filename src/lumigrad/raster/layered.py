@@ -9,7 +9,8 @@ occlusion from one layer by depth comparisons and triangle walks).
 depth layers are shaded and splatted: the colour ``c`` of layer ``l`` at
 sample ``x`` lands on each target ``n`` of its 3 x 3 neighbourhood with weight
 
-    w = N exp(-|p'_l(x) - c_n|^2 / (2 v)),   N = (1 + a) / sum_{u,v in {-1,0,1}} exp(-(u^2+v^2) / (2 v))
+    w = N exp(-|p'_l(x) - c_n|^2 / (2 v)),
+    N = (1 + a) / sum_{u, v in {-1, 0, 1}} exp(-(u^2 + v^2) / (2 v))
 
 (``v`` = ``kernel_variance`` in samples^2, ``a`` = ``adjustment_factor``,
 ``p'`` the splat position of :func:`~lumigrad.raster.discontinuity.splat_positions`,

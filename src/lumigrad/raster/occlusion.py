@@ -26,8 +26,6 @@ Not differentiated (the flags are discrete); depths are read detached.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import drjit as dr
 
 from .. import backend as bk

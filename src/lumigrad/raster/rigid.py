@@ -187,7 +187,8 @@ class RigidMeshTransform:
         self.rigid_transform = rigid_transform or RigidTransform()
         self.transformed_mesh = TriangleMesh(
             mesh.positions_numpy(), mesh.faces_numpy(),
-            uvs=None if mesh.uvs is None else np.stack([np.array(mesh.uvs[i]) for i in range(2)], 1),
+            uvs=None if mesh.uvs is None else np.stack([np.array(mesh.uvs[i])
+                                                        for i in range(2)], 1),
             name=mesh.name + "_moved", vertex_groups=mesh.vertex_groups,
             triangle_groups=mesh.triangle_groups, group_names=mesh.group_names)
 
