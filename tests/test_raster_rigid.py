@@ -28,7 +28,7 @@ def test_rotation_from_6d_is_gram_schmidt():
     R = t.matrix()
     assert np.allclose(R.T @ R, np.eye(3), atol=1e-6) and abs(np.linalg.det(R) - 1) < 1e-6
     assert np.allclose(R, np_rotation(a[0], a[1]), atol=1e-6)
-    cols = rotation_from_6d(bk.Array3f(*a[0]), bk.Array3f(*a[1]))
+    cols = rotation_from_6d(bk.Array3f(*map(float, a[0])), bk.Array3f(*map(float, a[1])))
     assert np.allclose(np.stack([np.array(c).ravel() for c in cols], 1), R, atol=1e-6)
     assert np.allclose(RigidTransform().matrix(), np.eye(3))
     # scaling a1, or adding a multiple of a1 to a2, leaves the rotation unchanged
