@@ -86,20 +86,26 @@ def vertex_normals(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     no normals. Vertices touched only by degenerate faces get (0, 0, 1)."""
     p = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
     f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
-    v0, v1, v2 = p[f[:, 0]], p[f[:, 1]], p[f[:, 2]]
-    n = np.cross(v1 - v0, v2 - v0)
-    ln = np.linalg.norm(n, axis=1, keepdims=True)
+    v = p[f]                                            # (F, 3 corners, 3)
+    e1 = v[:, 1] - v[:, 0]
+    e2 = v[:, 2] - v[:, 0]
+    # cross product and norms written out: np.cross / np.linalg.norm are slower
+    n = np.stack([e1[:, 1] * e2[:, 2] - e1[:, 2] * e2[:, 1],
+                  e1[:, 2] * e2[:, 0] - e1[:, 0] * e2[:, 2],
+                  e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]], axis=1)
+    ln = np.sqrt(np.einsum("fj,fj->f", n, n))[:, None]
     n = np.divide(n, ln, out=np.zeros_like(n), where=ln > 0)
-    acc = np.zeros_like(p)
-    for k in range(3):
-        a = p[f[:, (k + 1) % 3]] - p[f[:, k]]
-        b = p[f[:, (k + 2) % 3]] - p[f[:, k]]
-        la = np.linalg.norm(a, axis=1)
-        lb = np.linalg.norm(b, axis=1)
-        cosang = np.einsum("ij,ij->i", a, b) / np.maximum(la * lb, 1e-300)
-        ang = np.arccos(np.clip(cosang, -1.0, 1.0))
-        np.add.at(acc, f[:, k], n * ang[:, None])
-    la = np.linalg.norm(acc, axis=1, keepdims=True)
+    # interior angle at every corner k, between the edges to corners k+1 and k+2
+    a = np.roll(v, -1, axis=1) - v
+    b = np.roll(v, -2, axis=1) - v
+    lab = np.sqrt(np.einsum("fkj,fkj->fk", a, a) * np.einsum("fkj,fkj->fk", b, b))
+    cosang = np.einsum("fkj,fkj->fk", a, b) / np.maximum(lab, 1e-300)
+    ang = np.arccos(np.clip(cosang, -1.0, 1.0))         # (F, 3)
+    # scatter-add by bincount (faster than np.add.at)
+    idx = f.reshape(-1)
+    acc = np.stack([np.bincount(idx, weights=(ang * n[:, c:c + 1]).reshape(-1),
+                                minlength=len(p)) for c in range(3)], axis=1)
+    la = np.sqrt(np.einsum("vj,vj->v", acc, acc))[:, None]
     out = np.divide(acc, la, out=np.zeros_like(acc), where=la > 0)
     out[la[:, 0] == 0] = (0.0, 0.0, 1.0)
     return out.astype(np.float32)
