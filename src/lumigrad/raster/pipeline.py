@@ -144,8 +144,9 @@ class Pipeline:
             raise ValueError(f"Pipeline: shading must be 'blinn_phong' or 'silhouette', "
                              f"got {shading!r}")
         if discontinuity not in DISCONTINUITY_METHODS:
-            raise ValueError(f"Pipeline: discontinuity must be one of "
-                             f"{', '.join(map(repr, DISCONTINUITY_METHODS))}, got {discontinuity!r}")
+            known = ", ".join(map(repr, DISCONTINUITY_METHODS))
+            raise ValueError(f"Pipeline: discontinuity must be one of {known}, got "
+                             f"{discontinuity!r}")
         self.width, self.height = parse_resolution(resolution)
         if mesh_type is not None:  # the course's keyword
             mesh = mesh_type
