@@ -190,6 +190,13 @@ def test_loss_backpropagates_to_latent_variables(pool, pose, problem, scene_dict
     want = np.array([*np.ravel(dr.grad(t2)), *np.ravel(dr.grad(a2))])
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
     assert np.abs(want).max() > 0
+    # forward mode through the same operation: d loss / d angle
+    a3 = lg.Float(0.3)
+    dr.enable_grad(a3)
+    loss = pool.loss({"obj.to_world": pose.posed(base, lg.Array2f(0.1, 0.05), a3)}, lg.l2,
+                     spp=SPP, seed=7)
+    dr.forward(a3)
+    assert float(dr.grad(loss)[0]) == pytest.approx(want[2], rel=1e-4)
 
 
 def test_killed_worker_is_restarted_and_its_views_recomputed(pool, problem):
@@ -246,6 +253,45 @@ def test_unreadable_scene_file(ray_local, tmp_path):
     with pytest.raises(WorkerError, match=r"SceneLoadError: .*bad\.xml:3: .*'radius'"):
         Pool(str(bad), workers=1, progress=False)
     assert time.perf_counter() - t0 < 90
+
+
+SCENE_XML = """<scene version="3.0.0">
+  <integrator type="path"><integer name="max_depth" value="2"/></integrator>
+  <sensor type="perspective">
+    <float name="fov" value="40"/>
+    <transform name="to_world"><lookat origin="0, 0.5, 4" target="0, 0, 0" up="0, 1, 0"/></transform>
+    <film type="hdrfilm"><integer name="width" value="16"/><integer name="height" value="16"/></film>
+  </sensor>
+  <shape type="obj"><string name="filename" value="quad.obj"/><bsdf type="diffuse"/></shape>
+  <emitter type="constant"/>
+</scene>
+"""
+
+
+def test_scene_folder_travels_with_the_job(ray_local, tmp_path):
+    """working_dir: Ray ships the scene's folder (job-level runtime_env, so in a
+    process of its own, where the pool starts Ray) and each worker reads the
+    scene and its mesh from that copy, by a path relative to it."""
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "scene.xml").write_text(SCENE_XML)
+    (folder / "quad.obj").write_text("v -1 -1 0\nv 1 -1 0\nv 1 1 0\nv -1 1 0\nf 1 2 3\nf 1 3 4\n")
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import numpy as np
+from lumigrad.distributed import Pool
+with Pool({str(folder / "scene.xml")!r}, workers=1, working_dir={str(folder)!r},
+          progress=False, timeout=120) as p:
+    assert p.scene_name == "scene.xml"
+    (image,) = p.render(spp=2, seed=1)
+    np.save({str(tmp_path / "image.npy")!r}, np.array(image))
+""")
+    import subprocess
+    import sys
+    subprocess.run([sys.executable, str(script)], check=True, timeout=300, cwd=str(tmp_path))
+    ref = lg.render(lg.load_file(str(folder / "scene.xml")), spp=2, seed=1)
+    image = np.load(tmp_path / "image.npy")
+    assert np.array_equal(image, np.array(ref)) and image.max() > 0
 
 
 def test_cli_render_workers(ray_local, tmp_path, capsys):

@@ -101,10 +101,12 @@ class Pool:
             by index into this list. See :meth:`set_views`.
         defaults: ``<default>`` overrides of a scene file (as ``load_file``).
         working_dir: the folder that travels with the job to every node
-            (Ray's ``runtime_env`` ``working_dir``; the scene path is then read
-            relative to it). ``'auto'`` = the scene file's folder when an
-            ``address`` is given (nothing travels for a local pool, which reads
-            the file where it is); None = nothing travels (shared storage).
+            (Ray's job-level ``runtime_env`` ``working_dir``, set when the pool
+            starts Ray; the scene path is then read relative to it). ``'auto'``
+            = the scene file's folder when an ``address`` is given (nothing
+            travels for a local pool, which reads the file where it is); None =
+            nothing travels (shared storage, or a folder the user's own
+            ``ray.init(runtime_env=...)`` ships).
         cpus_per_worker, gpus_per_worker: Ray resources of each actor.
         threads: Dr.Jit (LLVM) threads per worker; default ``cpus_per_worker``.
         variant: ``'llvm'``/``'cuda'`` on the workers (default: the driver's).
@@ -135,38 +137,44 @@ class Pool:
         self.last: Optional[CallStats] = None
         self._on_dispatch: Optional[Callable[[int, int], None]] = None  # (worker, task): tests
         self._owns_ray = False
-        if not ray.is_initialized():
-            if address is None:
-                ray.init(num_cpus=max(os.cpu_count() or 1,
-                                      math.ceil(self.workers * cpus_per_worker)),
-                         include_dashboard=False, logging_level="warning")
-            else:
-                ray.init(address=address, logging_level="warning")
-            self._owns_ray = True
-
-        runtime_env: dict = {}
+        # The folder that travels with the job (Ray ships local folders only
+        # as the job's runtime_env, given to ray.init).
+        folder: Optional[str] = None
         if isinstance(scene, dict):
             scene_arg: Any = scene
         else:
             path = os.fspath(scene)
             if path in ("cbox", "cornell_box", "builtin:cbox"):
                 scene_arg = path
-            elif working_dir == "auto" and address is not None:
-                folder = os.path.dirname(os.path.abspath(path))
-                runtime_env["working_dir"] = folder
-                scene_arg = os.path.basename(path)
-            elif working_dir not in (None, "auto"):
-                runtime_env["working_dir"] = os.fspath(working_dir)
-                scene_arg = os.path.relpath(os.path.abspath(path), os.path.abspath(working_dir))
             else:
-                scene_arg = os.path.abspath(path)
+                if working_dir == "auto":
+                    folder = os.path.dirname(os.path.abspath(path)) if address else None
+                elif working_dir is not None:
+                    folder = os.path.abspath(os.fspath(working_dir))
+                scene_arg = (os.path.relpath(os.path.abspath(path), folder) if folder
+                             else os.path.abspath(path))
+        if not ray.is_initialized():
+            kw: dict = {"logging_level": "warning"}
+            if folder:
+                kw["runtime_env"] = {"working_dir": folder}
+            if address is None:
+                ray.init(num_cpus=max(os.cpu_count() or 1,
+                                      math.ceil(self.workers * cpus_per_worker)),
+                         include_dashboard=False, **kw)
+            else:
+                ray.init(address=address, **kw)
+            self._owns_ray = True
+        elif folder and not ray.get_runtime_context().runtime_env.get("working_dir"):
+            raise ValueError(
+                f"the scene's folder {folder!r} should travel with the job, but Ray was "
+                "started in this process without a working_dir: call ray.init(..., "
+                f"runtime_env={{'working_dir': {folder!r}}}) yourself, let the Pool start "
+                "Ray, or pass working_dir=None (the path is then read as it is on every node)")
         self.scene_name = scene_arg if isinstance(scene_arg, str) else "<dict>"
         options: dict = dict(num_cpus=cpus_per_worker, max_restarts=int(max_restarts),
                              max_task_retries=0)
         if gpus_per_worker:
             options["num_gpus"] = gpus_per_worker
-        if runtime_env:
-            options["runtime_env"] = runtime_env
         from .worker import Worker
         cls = ray.remote(Worker).options(**options)
         threads = threads if threads is not None else max(1, int(cpus_per_worker))
@@ -299,7 +307,9 @@ class Pool:
         ``seed + i``, run on any worker, and averaged on the driver:
         ``Σ_i n_i · render(spp=n_i, seed=seed+i) / spp``, summed in pass order
         in float64 (equal to a single process doing the same up to float
-        rounding). ``params``: parameter values to render with (sent once).
+        rounding). ``params``: parameter values to render with (sent once;
+        they stay in effect for later calls until other values are sent, and
+        keys not sent again revert to the loaded scene's values).
         """
         idx = self._views(views)
         seeds = self._seeds(seed, len(idx))
@@ -519,12 +529,15 @@ class _PoolLoss(dr.CustomOp):
         return bk.Float(res.loss)
 
     def forward(self) -> None:
+        # d loss = Σ_k <∂loss/∂x_k, tangent_k> (the gradient is already known)
         tangents = self.grad_in("inputs")
         total = bk.Float(0.0)
         for k in self.keys:
-            total += dr.sum(dr.ravel(self.grads[k] * tangents[k]), axis=None) \
-                if not dr.is_matrix_v(self.grads[k]) else \
-                sum(self.grads[k][i, j] * tangents[k][i, j] for i in range(4) for j in range(4))
+            g, t = self.grads[k], tangents[k]
+            if dr.is_matrix_v(g):      # (``*`` of two matrices is their product)
+                total += sum(g[i, j] * t[i, j] for i in range(4) for j in range(4))
+            else:
+                total += dr.sum(g * t, axis=None)
         self.set_grad_out(total)
 
     def backward(self) -> None:
