@@ -12,6 +12,7 @@ PLUGIN_MODULES = (
     "lumigrad.bsdfs.roughdielectric", "lumigrad.bsdfs.plastic", "lumigrad.bsdfs.roughplastic",
     "lumigrad.bsdfs.thindielectric", "lumigrad.bsdfs.null", "lumigrad.bsdfs.mask",
     "lumigrad.bsdfs.blendbsdf", "lumigrad.bsdfs.bumpmap", "lumigrad.bsdfs.normalmap",
+    "lumigrad.bsdfs.principled",
     "lumigrad.emitters.area", "lumigrad.emitters.point", "lumigrad.emitters.directional",
     "lumigrad.emitters.constant", "lumigrad.emitters.envmap", "lumigrad.emitters.spot",
     "lumigrad.emitters.projector",

@@ -17,6 +17,7 @@ from .mask import Mask
 from .blendbsdf import BlendBSDF
 from .bumpmap import BumpMap
 from .normalmap import NormalMap
+from .principled import Principled
 
 
 
@@ -50,4 +51,4 @@ def frozen_sampling(*targets: Any) -> Iterator[None]:
 __all__ = ["frozen_sampling", "BSDF", "BSDFSample", "Diffuse", "SmoothConductor", "RoughConductor",
            "SmoothDielectric", "RoughDielectric", "SmoothPlastic", "RoughPlastic", "TwoSided",
            "ThinDielectric", "Null", "Mask",
-           "BlendBSDF", "BumpMap", "NormalMap"]
+           "BlendBSDF", "BumpMap", "NormalMap", "Principled"]

@@ -106,6 +106,26 @@ SCENES = {
             <float name="scale" value="0.04"/>
             <bsdf type="diffuse"><rgb name="reflectance" value="0.7, 0.6, 0.5"/></bsdf>
         </bsdf>"""),
+    "principled_sphere": (SPHERE, 5, """        <bsdf type="principled">
+            <rgb name="base_color" value="0.9, 0.5, 0.3"/>
+            <float name="metallic" value="0.3"/>
+            <float name="specular" value="0.6"/>
+            <float name="roughness" value="0.35"/>
+            <float name="spec_tint" value="0.4"/>
+            <float name="anisotropic" value="0.5"/>
+            <float name="sheen" value="0.3"/>
+            <float name="sheen_tint" value="0.2"/>
+            <float name="clearcoat" value="0.6"/>
+            <float name="clearcoat_gloss" value="0.3"/>
+            <float name="flatness" value="0.4"/>
+        </bsdf>"""),
+    "principled_glass": (SPHERE, 6, """        <bsdf type="principled">
+            <rgb name="base_color" value="0.95, 0.85, 0.7"/>
+            <float name="spec_trans" value="0.85"/>
+            <float name="eta" value="1.4"/>
+            <float name="roughness" value="0.25"/>
+            <float name="clearcoat" value="0.3"/>
+        </bsdf>"""),
 }
 
 
