@@ -34,7 +34,8 @@ from .stages import (BlinnPhongShader, DirectionalLightArray, NormalsEstimator, 
                      SilhouetteShader, TextureSampler, TriangleAttributeInterpolator)
 
 #: the ``discontinuity`` options of :class:`Pipeline`
-DISCONTINUITY_METHODS = (None, "antialias", "splat", "layered_splat", "occlusion_antialias")
+DISCONTINUITY_METHODS = (None, "antialias", "splat", "layered_splat", "occlusion_antialias",
+                         "edge")
 
 
 class RasterParameters:
@@ -100,8 +101,13 @@ class Pipeline:
         samples_per_pixel: perfect square; samples are box-filtered to pixels.
         cull_backfaces: see :class:`TriangleRasterizer`.
         discontinuity: ``None`` (interior derivatives only), ``'antialias'``
-            (Laine et al. 2020) or ``'splat'`` (Cole et al. 2021); see
-            :mod:`lumigrad.raster.discontinuity`.
+            (Laine et al. 2020) or ``'splat'`` (Cole et al. 2021), see
+            :mod:`lumigrad.raster.discontinuity` (approximations); or ``'edge'``:
+            the exact boundary term of the box-filtered image by edge sampling,
+            with the path tracer's primary-edge estimator
+            (:mod:`lumigrad.raster.edge_sampling`; perspective cameras).
+        edge_samples: with ``discontinuity='edge'``, edge samples per pixel of
+            projected edge length (default: ``max(128, samples_per_pixel)``).
         shading: ``'blinn_phong'`` or ``'silhouette'``.
         vertex_albedos: (N, 3) per-vertex albedo (default 0.8 grey), ignored when
             ``texture`` is given.
@@ -139,7 +145,7 @@ class Pipeline:
                  mesh_type: Optional[str] = None, subpixel_bits: Optional[int] = None,
                  perfect_coords: bool = False, rigid_camera: bool = False,
                  rigid_mesh_groups: Any = None, group_silhouettes: bool = False,
-                 group_colors: Any = None) -> None:
+                 group_colors: Any = None, edge_samples: Optional[float] = None) -> None:
         if shading not in ("blinn_phong", "silhouette"):
             raise ValueError(f"Pipeline: shading must be 'blinn_phong' or 'silhouette', "
                              f"got {shading!r}")
@@ -215,7 +221,7 @@ class Pipeline:
         self.phong_shader = self.shader
         self.discontinuity_stage: Any = None
         self.occlusion_estimator: Optional[OcclusionEstimator] = None
-        if discontinuity is not None:
+        if discontinuity not in (None, "edge"):
             bg = background if shading == "blinn_phong" else 0.0
             if discontinuity == "layered_splat":
                 color1 = self._shade_layer(1, vertex_albedos)
@@ -234,14 +240,47 @@ class Pipeline:
         self.resolve = Resolve(color)
         self.stages.append(self.resolve)
         self.output_buffer = self.resolve.output_buffer
+        if discontinuity == "edge":
+            from .edge_sampling import ExactEdgeSampling, PointShader, default_budget
+            smooth = shading == "blinn_phong" or not self._group_args[0]
+            self.discontinuity_stage = ExactEdgeSampling(
+                self, self.output_buffer, PointShader(self),
+                samples_per_pixel=edge_samples if edge_samples is not None
+                else default_budget(samples_per_pixel), smooth=smooth,
+                rims=shading == "blinn_phong")
+            self.stages.append(self.discontinuity_stage)
+            self.output_buffer = self.discontinuity_stage.output_buffer
 
     def _shade_layer(self, layer: int, vertex_albedos: Any) -> Buffer:
         """Build the stages that shade depth layer ``layer`` (appended to
         :attr:`stages`); returns the colour buffer. Layer 0's stages are also
         attributes (``world_position_interpolator``, ``normals_interpolator``,
         ``albedo_stage``, ``shader``); layer 1's are in ``layer_stages[1]``."""
-        rz, mesh = self.rasterizer, self.mesh
+        rz = self.rasterizer
         ids, bary = rz.triangle_id_buffers[layer], rz.barycentric_buffers[layer]
+        new, shader, parts = self._shading_stages(ids, bary, layer)
+        if layer == 0:
+            self.shader = shader
+            if "uv" in parts:
+                self.uv_interpolator = parts["uv"]
+            if "world_position" in parts:
+                self.world_position_interpolator = parts["world_position"]
+                self.normals_interpolator = parts["normals"]
+                self.albedo_stage = parts["albedo"]
+        if not hasattr(self, "layer_stages"):
+            self.layer_stages: dict = {}
+        self.layer_stages[layer] = new
+        self.stages += new
+        return shader.output_buffer
+
+    def _shading_stages(self, ids: Buffer, bary: Buffer, layer: int) -> tuple[list, Any, dict]:
+        """The shading chain over a triangle-id and a barycentric buffer: ``(stages,
+        shader, parts)``. Layer 0 also runs the per-vertex stages (normals
+        estimator, lights) that every other chain reads; other chains (the second
+        depth layer, or ``layer=-1``: the surface points of exact edge sampling)
+        read layer 0's shading constants."""
+        mesh = self.mesh
+        parts: dict = {}
         if self.shading == "silhouette":
             group_silhouettes, group_colors = self._group_args
             groups = None
@@ -251,40 +290,29 @@ class Pipeline:
                                      f"mesh {mesh.name!r} has none")
                 groups = mesh.triangle_groups
             shader: Any = SilhouetteShader(ids, groups, group_colors)
-            new = [shader]
+            return [shader], shader, parts
+        wpi = TriangleAttributeInterpolator(mesh, mesh, ids, bary, name="world_position")
+        ni = TriangleAttributeInterpolator(self.normals_estimator.normals, mesh, ids, bary,
+                                           normalize=True, name="normals")
+        if self.texture is not None:
+            uvi = TriangleAttributeInterpolator(lambda: mesh.uvs, mesh, ids, bary, name="uv")
+            albedo: Any = TextureSampler(self.texture, uvi.attribute_buffer, ids)
+            albedo_stages = [uvi, albedo]
+            parts["uv"] = uvi
         else:
-            wpi = TriangleAttributeInterpolator(mesh, mesh, ids, bary, name="world_position")
-            ni = TriangleAttributeInterpolator(self.normals_estimator.normals, mesh, ids, bary,
-                                               normalize=True, name="normals")
-            if self.texture is not None:
-                uvi = TriangleAttributeInterpolator(lambda: mesh.uvs, mesh, ids, bary, name="uv")
-                albedo: Any = TextureSampler(self.texture, uvi.attribute_buffer, ids)
-                albedo_stages = [uvi, albedo]
-                if layer == 0:
-                    self.uv_interpolator = uvi
-            else:
-                albedo = TriangleAttributeInterpolator(self.vertex_albedos, mesh, ids, bary,
-                                                       name="albedo")
-                albedo_stages = [albedo]
-            shader = BlinnPhongShader(self.camera, self.light_array, ids, wpi.attribute_buffer,
-                                      ni.attribute_buffer, albedo.output_buffer,
-                                      **self._shader_kwargs)
-            if layer == 1:
-                # the layer-1 chain reads the shader constants of layer 0's shader
-                shader._constants_from = self.shader
-            new = ([wpi, self.normals_estimator, ni] if layer == 0 else [wpi, ni]) \
-                + albedo_stages + ([self.light_array] if layer == 0 else []) + [shader]
-            if layer == 0:
-                self.world_position_interpolator = wpi
-                self.normals_interpolator = ni
-                self.albedo_stage = albedo
-        if layer == 0:
-            self.shader = shader
-        if not hasattr(self, "layer_stages"):
-            self.layer_stages: dict = {}
-        self.layer_stages[layer] = new
-        self.stages += new
-        return shader.output_buffer
+            albedo = TriangleAttributeInterpolator(self.vertex_albedos, mesh, ids, bary,
+                                                   name="albedo")
+            albedo_stages = [albedo]
+        shader = BlinnPhongShader(self.camera, self.light_array, ids, wpi.attribute_buffer,
+                                  ni.attribute_buffer, albedo.output_buffer,
+                                  **self._shader_kwargs)
+        if layer != 0:
+            # other chains read the shader constants of layer 0's shader
+            shader._constants_from = self.shader
+        new = ([wpi, self.normals_estimator, ni] if layer == 0 else [wpi, ni]) \
+            + albedo_stages + ([self.light_array] if layer == 0 else []) + [shader]
+        parts.update(world_position=wpi, normals=ni, albedo=albedo)
+        return new, shader, parts
 
     # -- running ------------------------------------------------------------------
     def forward(self) -> Any:

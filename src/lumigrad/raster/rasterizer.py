@@ -581,6 +581,6 @@ class TriangleRasterizer:
             warnings.warn(
                 "rasterizer: camera or geometry parameters have gradients enabled but no "
                 "discontinuity method is active, so silhouette contributions are missing "
-                "(interior derivatives only). Use Pipeline(discontinuity='antialias' or "
-                "'splat') for approximate silhouette gradients.",
+                "(interior derivatives only). Use Pipeline(discontinuity='edge') for exact "
+                "ones, or 'antialias' / 'splat' for approximations.",
                 SilhouetteGradientWarning, stacklevel=3)

@@ -79,7 +79,8 @@ class ShadingRims(BoundaryTerm):
 
     def distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
         key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
-               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]))
+               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]),
+               self._cache_key())
         cached = getattr(self, "_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -94,7 +95,7 @@ class ShadingRims(BoundaryTerm):
         nine coefficients rules a sign change out), weighted by their
         projected perimeter; triangles reaching behind the camera or outside
         the film are left out."""
-        moving_only = not moves_geometry(scene, sensor)["sensor"]
+        moving_only = not moves_geometry(scene, sensor)["sensor"] and not self._all_triangles()
         with dr.suspend_grad():
             n_faces = scene._n_faces
             face = dr.arange(bk.UInt32, n_faces)
@@ -103,16 +104,9 @@ class ShadingRims(BoundaryTerm):
             p = [dr.gather(bk.Array3f, pos, i) for i in idx]
             nrm = [dr.gather(bk.Array3f, dr.detach(scene.normals), i) for i in idx]
             o = dr.detach(sensor.position())
-            pos_any = dr.zeros(bk.Bool, n_faces)
-            neg_any = dr.zeros(bk.Bool, n_faces)
-            for i in range(3):
-                for j in range(3):
-                    a = dr.dot(nrm[i], o - p[j])
-                    pos_any |= a > 0
-                    neg_any |= a < 0
             shape = dr.gather(bk.UInt32, scene.prim_shape, face)
             smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
-            cand = smooth & pos_any & neg_any
+            cand = smooth & self._sign_change(p, nrm, o)
             if moving_only:
                 cand &= dr.gather(bk.Float, edge_motion_weights_by_shape(scene), shape) > 0
             s, front = zip(*[sensor.project(q) for q in p])
@@ -126,6 +120,35 @@ class ShadingRims(BoundaryTerm):
             dr.eval(weight)
         return DiscreteSampler(weight)
 
+    def _all_triangles(self) -> bool:
+        """Whether the curves move on triangles that do not move themselves (e.g.
+        terminators of a turning light); rims move only with their triangles or
+        the camera."""
+        return False
+
+    def _cache_key(self) -> tuple:
+        """What else the candidate triangles depend on (see subclasses)."""
+        return ()
+
+    def _sign_change(self, p: list, nrm: list, o: Any) -> Any:
+        """Triangles where ``h`` may change sign: ``h`` is a quadratic form
+        ``Σ b_i b_j a_ij`` in the barycentrics with ``a_ij = n_i · (o − p_j)``: one
+        sign for all nine coefficients rules a sign change out."""
+        pos_any = dr.zeros(bk.Bool, dr.width(p[0]))
+        neg_any = dr.zeros(bk.Bool, dr.width(p[0]))
+        for i in range(3):
+            for j in range(3):
+                a = dr.dot(nrm[i], o - p[j])
+                pos_any |= a > 0
+                neg_any |= a < 0
+        return pos_any & neg_any
+
+    def _direction(self, integrator: Any, rng: Any, n: int) -> tuple:
+        """``(l, l_attached, 1/probability)``: a fixed direction whose terminator
+        curve ``n_s · l = 0`` is sampled instead of the rim (``l = None``: the rim,
+        ``n_s · (o − x) = 0``); see subclasses."""
+        return None, None, 1.0
+
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         n = dr.width(rng.state)
@@ -136,9 +159,10 @@ class ShadingRims(BoundaryTerm):
                                   dr.zeros(bk.Bool, n))
         w, h = sensor.resolution
         inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
+        l_dir, l_att, inv_p_dir = self._direction(integrator, rng, n)
         with dr.suspend_grad():
             prim, pmf = sampler.sample(rng.next_float32())
-            tri = RimTriangle(scene, sensor, prim, pmf > 0)
+            tri = RimTriangle(scene, sensor, prim, pmf > 0, light=l_dir)
             s = [sensor.project(q)[0] for q in tri.p]
             # A line meeting the projected triangle: direction φ, offset p_l.
             phi = rng.next_float32() * dr.pi
@@ -186,13 +210,13 @@ class ShadingRims(BoundaryTerm):
                                           first_prim=prim)
             # 1/pdf of the line (π · width / P(triangle)), halved (Crofton),
             # doubled where one of two crossings was picked.
-            weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5
+            weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5 * inv_p_dir
                       * dr.select(both, 2.0, 1.0) / dr.maximum(g_len, 1e-30) * (1.0 / total))
             weight = dr.select(active, weight, 0.0)
             s_c = dr.detach(s_c)
         # Attached: h at the fixed film position (camera, triangle and normals
         # all carry the parameters' derivatives).
-        h_att = RimTriangle(scene, sensor, prim, active, attached=True).value(s_c)
+        h_att = RimTriangle(scene, sensor, prim, active, attached=True, light=l_att).value(s_c)
         velocity = h_att - dr.detach(h_att)
         value = [dr.detach((lp - lm) * weight) * velocity for lp, lm in zip(L_plus, L_minus)]
         return BoundarySample(s_c, value, active)
@@ -206,10 +230,14 @@ class RimTriangle:
     so that ``D · m_i`` are the ray's unnormalised barycentrics, ``n_i`` the
     vertex normals and ``σ`` the sign of their sum (which side of the plane
     the camera is on). ``H = h · |W| |n| |D|`` with ``h = sh_n · wi``, so both
-    vanish on the same curve with the same velocity."""
+    vanish on the same curve with the same velocity.
+
+    With ``light`` (a direction ``l``), the curve is the terminator ``sh_n · l = 0``
+    instead: ``H(u) = σ Σ_i (D(u) · m_i)(n_i · l)``, linear in ``u``."""
 
     def __init__(self, scene: Any, sensor: Any, prim: Any, active: Any,
-                 attached: bool = False) -> None:
+                 attached: bool = False, light: Any = None) -> None:
+        self.light = light
         idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, active) for k in range(3)]
         pos = scene.positions if attached else dr.detach(scene.positions)
         nrm = scene.normals if attached else dr.detach(scene.normals)
@@ -227,9 +255,14 @@ class RimTriangle:
         d = self.sensor.film_direction(u)
         return d if self.attached else dr.detach(d)
 
+    def _factor(self, nv: Any, d: Any) -> Any:
+        """The second factor of the form: ``n_i · D`` (rims) or ``n_i · l``."""
+        return dr.dot(nv, d) if self.light is None else dr.dot(nv, self.light)
+
     def value(self, s: Any) -> Any:
         d = self._direction(bk.Array3f(s[0], s[1], 1.0))
-        return -self.sigma * sum(dr.dot(d, m) * dr.dot(nv, d) for m, nv in zip(self.m, self.n))
+        return -self.sigma * sum(dr.dot(d, m) * self._factor(nv, d)
+                                 for m, nv in zip(self.m, self.n))
 
     def along(self, a: Any, e: Any) -> tuple:
         """Coefficients ``(c0, c1, c2)`` of ``H(a + λ e) = c0 + c1 λ + c2 λ²``."""
@@ -238,7 +271,10 @@ class RimTriangle:
         c0 = c1 = c2 = 0.0
         for m, nv in zip(self.m, self.n):
             al, be = dr.dot(d0, m), dr.dot(d1, m)
-            ga, de = dr.dot(nv, d0), dr.dot(nv, d1)
+            if self.light is None:
+                ga, de = dr.dot(nv, d0), dr.dot(nv, d1)
+            else:
+                ga, de = dr.dot(nv, self.light), 0.0
             c0, c1, c2 = c0 + al * ga, c1 + al * de + be * ga, c2 + be * de
         return -self.sigma * c0, -self.sigma * c1, -self.sigma * c2
 
@@ -249,8 +285,13 @@ class RimTriangle:
         for k in range(2):
             dk = self._direction(bk.Array3f(1.0 if k == 0 else 0.0, 1.0 if k == 1 else 0.0,
                                             0.0))
-            out.append(-self.sigma * sum(dr.dot(dk, m) * dr.dot(nv, d) + dr.dot(d, m)
-                                         * dr.dot(nv, dk) for m, nv in zip(self.m, self.n)))
+            if self.light is None:
+                terms = (dr.dot(dk, m) * dr.dot(nv, d) + dr.dot(d, m) * dr.dot(nv, dk)
+                         for m, nv in zip(self.m, self.n))
+            else:
+                terms = (dr.dot(dk, m) * dr.dot(nv, self.light)
+                         for m, nv in zip(self.m, self.n))
+            out.append(-self.sigma * sum(terms))
         return bk.Array2f(out[0], out[1])
 
 
