@@ -637,6 +637,8 @@ def test_principled_reciprocity_and_energy():
 def test_principled_matches_mitsuba():
     assert_matches_reference("principled_sphere")
     assert_matches_reference("principled_glass")
+    # anisotropic highlights follow ∂p/∂u, as Mitsuba's shading frame does
+    assert_matches_reference("principled_aniso")
 
 
 @pytest.mark.parametrize("name, keys", [

@@ -30,10 +30,10 @@ def mask(active: Any, n: int) -> Any:
 
 def any_nested(bsdfs: Any, flag: str) -> bool:
     """Whether one of ``bsdfs`` (a BSDF or a list), or a BSDF nested in one, has
-    the class attribute ``flag`` set (e.g. ``needs_tangents``)."""
+    the attribute ``flag`` set (e.g. ``needs_tangents``)."""
     from .base import BSDF
     for b in (bsdfs if isinstance(bsdfs, (list, tuple)) else [bsdfs]):
-        if getattr(type(b), flag, False) or any(
+        if getattr(b, flag, False) or any(
                 any_nested(v, flag) for v in vars(b).values() if isinstance(v, BSDF)):
             return True
     return False

@@ -151,6 +151,8 @@ class Principled(FreezableSampling, BSDF):
         # Mitsuba turns lobes on where a parameter is given (and not 0): this
         # also decides the small adjustments of eta/specular below.
         self._given_spec_trans = "spec_trans" in scalars and not self._zero("spec_trans")
+        # Anisotropic highlights are oriented by ∂p/∂u (the scene then provides it)
+        self.needs_tangents = "anisotropic" in scalars and not self._zero("anisotropic")
         if eta is not None and specular is not None:
             raise ValueError(f"{w}: give either 'eta' or 'specular', not both (each sets the "
                              "index of refraction)")

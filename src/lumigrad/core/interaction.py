@@ -38,7 +38,18 @@ class SurfaceInteraction:
 
     @property
     def sh_frame(self) -> Frame:
-        return Frame(self.sh_n)
+        """The shading frame: normal ``sh_n``; where the tangents are known
+        (``dp_du``), the first tangent is ``∂p/∂u`` made orthogonal to the
+        normal, as in Mitsuba 3 (anisotropic BSDFs and normal maps are oriented
+        by it), else an arbitrary continuous one (``coordinate_system``)."""
+        if self.dp_du is None:
+            return Frame(self.sh_n)
+        n = self.sh_n
+        s = self.dp_du - n * dr.dot(n, self.dp_du)
+        s_len = dr.norm(s)
+        ok = s_len > 1e-12
+        s = dr.select(ok, s / dr.select(ok, s_len, 1.0), coordinate_system(n)[0])
+        return Frame(n, s, dr.cross(n, s))
 
     def to_world(self, v: Any) -> Any:
         return self.sh_frame.to_world(v)

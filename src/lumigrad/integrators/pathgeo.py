@@ -55,7 +55,6 @@ from typing import Any, Optional
 import drjit as dr
 
 from .. import backend as bk
-from ..core.frame import Frame
 from ..core.math import hmax
 from ..geometry.edges import safe_normalize
 from .replay import vertex_samples
@@ -306,7 +305,7 @@ def edge_term(scene: Any, si: Any, idx: Any, t: Any, C: Any, n_loc: Any, active:
     """Attached edge term ``C · n · (ω − detach(ω))`` of an edge sample."""
     geo = scene.edges().geometry(scene.positions, idx, active)
     y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
-    w = Frame(si.sh_n).to_local(safe_normalize(y - si.p))
+    w = si.to_local(safe_normalize(y - si.p))
     return dr.select(active, C * dr.dot(n_loc, w - dr.detach(w)), 0.0)
 
 
@@ -322,7 +321,7 @@ def shadow_term(scene: Any, si: Any, idx: Any, t: Any, s_l: Any, prim: Any, C: A
     o = dr.select(finite, z, y)
     d = dr.select(finite, y - z, -to_light)
     x = scene.compute_interaction(o, d, prim, active).p
-    w = Frame(si.sh_n).to_local(safe_normalize(x - si.p))
+    w = si.to_local(safe_normalize(x - si.p))
     return dr.select(active, C * dr.dot(n_loc, w - dr.detach(w)), 0.0)
 
 

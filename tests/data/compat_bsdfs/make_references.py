@@ -126,6 +126,12 @@ SCENES = {
             <float name="roughness" value="0.25"/>
             <float name="clearcoat" value="0.3"/>
         </bsdf>"""),
+    "principled_aniso": (SPHERE, 3, """        <bsdf type="principled">
+            <rgb name="base_color" value="0.9, 0.8, 0.7"/>
+            <float name="metallic" value="1"/>
+            <float name="roughness" value="0.4"/>
+            <float name="anisotropic" value="1.0"/>
+        </bsdf>"""),
 }
 
 

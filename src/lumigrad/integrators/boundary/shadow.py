@@ -341,6 +341,7 @@ def _receiver_from(si_a: Any, si_c: Any, through: Any) -> Any:
     one found from the edge with ``wi`` already set (seen in a mirror)."""
     out = si_a
     out.wi = si_c.wi
-    for name in ("p", "n", "sh_n", "uv", "prim", "shape", "bary"):
-        setattr(out, name, dr.select(through, getattr(si_a, name), getattr(si_c, name)))
+    for name in ("p", "n", "sh_n", "uv", "prim", "shape", "bary", "dp_du", "dp_dv"):
+        if getattr(si_a, name) is not None:      # (tangents: only for some BSDFs)
+            setattr(out, name, dr.select(through, getattr(si_a, name), getattr(si_c, name)))
     return out
