@@ -464,3 +464,16 @@ def test_damaged_files_raise_mesh_file_errors(tmp_path):
                 assert "damaged" in str(e)
                 failed += 1
     assert failed > 50 and loaded > 50        # both outcomes were exercised
+
+
+def test_ply_binary_first_row_cut(tmp_path):
+    """The file ends inside the index list of the only face."""
+    hdr = ("ply\nformat binary_little_endian 1.0\nelement vertex 3\nproperty float x\n"
+           "property float y\nproperty float z\nelement face 1\n"
+           "property list uchar int vertex_indices\nend_header\n").encode()
+    path = tmp_path / "cut.ply"
+    path.write_bytes(hdr + struct.pack("<9f", 0, 0, 0, 1, 0, 0, 0, 1, 0)
+                     + struct.pack("<B2i", 3, 0, 1))
+    with pytest.raises(meshio.MeshFileError, match=r"cut.ply: file ends inside row 0 of "
+                       r"element 'face'"):
+        meshio.read_ply(path)

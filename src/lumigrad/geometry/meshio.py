@@ -118,10 +118,13 @@ def _finish(path: str, positions: np.ndarray, faces: np.ndarray,
     if len(positions) == 0 or len(faces) == 0:
         raise MeshFileError(f"{path}: the mesh is empty ({len(positions)} vertices, "
                             f"{len(faces)} faces)")
-    if not np.all(np.isfinite(positions)):
-        bad = int(np.argmax(~np.all(np.isfinite(positions), axis=1)))
-        raise MeshFileError(f"{path}: vertex {bad} has a non-finite position {positions[bad].tolist()}")
-    m = MeshData(positions, faces, normals=normals, uvs=uvs)
+    with np.errstate(over="ignore"):
+        m = MeshData(positions, faces, normals=normals, uvs=uvs)
+    finite = np.all(np.isfinite(m.positions), axis=1)     # after the cast to float32
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise MeshFileError(f"{path}: vertex {bad} has a non-finite position "
+                            f"{np.asarray(positions)[bad].tolist()} (in float32)")
     m.colors = None
     for k, val in extra.items():
         setattr(m, k, val)
@@ -617,9 +620,9 @@ def _binary_rows(u8: np.ndarray, starts: np.ndarray, props: list, bo: str, value
         it = np.dtype(bo + p[2])
         ok &= off + dt.itemsize <= n
         c = _read_at(u8, np.clip(off, 0, max(n - dt.itemsize, 0)), dt).astype(np.int64)
-        ok &= c >= 0
-        c = np.where(ok, c, 0)
         off = off + dt.itemsize
+        ok &= (c >= 0) & (off + c * it.itemsize <= n)
+        c = np.where(ok, c, 0)
         if values:
             nb = c * it.itemsize
             raw = _ragged(u8, off, nb)
