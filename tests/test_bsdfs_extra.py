@@ -426,16 +426,17 @@ def test_normalmap_shades_with_the_mapped_normal():
     wi = _unit(np.abs(rng.normal(size=(3, 500))) * [[1], [1], [3]] - [[0.5], [0.5], [0]])
     wo = _unit(rng.normal(size=(3, 500)) + [[0], [0], [1.2]])
     c = np.array([0.7, 0.4, 0.85])
-    # tangent ∂p/∂u along (cos 30°, sin 30°) in the shading plane: rotates the map
+    # ∂p/∂u along (cos 30°, sin 30°, 0.15) in the world: the shading frame turns
+    # with it, so in local coordinates (those of wi, wo) the map's x axis is +X
     a = np.radians(30)
-    s_t = np.array([np.cos(a), np.sin(a), 0.0])
-    t_t = np.cross([0, 0, 1], s_t)
+    dp_du = 2.0 * np.array([np.cos(a), np.sin(a), 0.15])
+    s_t, t_t = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
     n_ts = 2 * c - 1
     n = _unit(n_ts[0] * s_t + n_ts[1] * t_t + n_ts[2] * np.array([0, 0, 1.0]))
     wi_d, wo_d = bk.Array3f(wi.astype(np.float32)), bk.Array3f(wo.astype(np.float32))
     for shadow in (True, False):
         b = NormalMap(tuple(c), Diffuse(0.6), use_shadowing_function=shadow)
-        si = make_si_t(wi_d, dp_du=2.0 * s_t + [0, 0, 0.3])      # not unit, not tangent
+        si = make_si_t(wi_d, dp_du=dp_du)         # (not unit, not tangent)
         got = F(b.eval(si, wo_d))[0]
         cos_p = n @ wo
         valid = (cos_p * wo[2] > 0) & (wi[2] * (n @ wi) > 0) & (cos_p > 0)
