@@ -7,7 +7,7 @@ import drjit as dr
 
 from .. import backend as bk
 from ..scene.schema import register
-from ._common import full_bool, full_float, mask, width
+from ._common import any_nested, full_bool, full_float, mask, width
 from .base import BSDF, BSDFSample
 
 
@@ -23,9 +23,7 @@ def has_null_lobe(bsdf: Any) -> bool:
     (``null``, ``mask``, ``thindielectric``'s transmission): Mitsuba's
     ``volpath`` treats such lobes as index-matched interfaces, which
     lumigrad's path tracer does not model yet."""
-    if getattr(type(bsdf), "null_lobe", False):
-        return True
-    return any(has_null_lobe(b) for b in vars(bsdf).values() if isinstance(b, BSDF))
+    return any_nested(bsdf, "null_lobe")
 
 
 @register
