@@ -44,6 +44,7 @@ from lumigrad.geometry import meshio, primitives
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_boundary import displaced_sphere  # noqa: E402  (the 131k-triangle test mesh)
+from bench_render import timed  # noqa: E402
 
 CBOX = HERE.parent / "tests" / "data" / "scenes" / "cbox.xml"
 
@@ -162,26 +163,12 @@ def write_scenes(d: Path, res: int, spp: int) -> dict[str, Path]:
     return out
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up call."""
-    fn(0)
-    dr.sync_thread()
-    times = []
-    for i in range(repeats):
-        dr.sync_thread()
-        t0 = time.perf_counter()
-        fn(i + 1)
-        dr.sync_thread()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench_lumigrad(xml: Path, accel: str, spp: int, repeats: int) -> dict:
     t0 = time.perf_counter()
     scene = lg.load_file(xml)
     load = time.perf_counter() - t0
     scene.set_accelerator(accel)
-    t = timed(lambda i: dr.eval(lg.render(scene, spp=spp, seed=i)), repeats)
+    _, t = timed(lambda i: dr.eval(lg.render(scene, spp=spp, seed=i)), repeats)
     return {"render": t, "load": load, "triangles": int(scene.faces_np.shape[0]),
             "accel": scene.accel_name}
 
