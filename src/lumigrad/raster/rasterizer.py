@@ -295,9 +295,9 @@ class TriangleRasterizer:
         self.stats = {"candidate_pairs": 0, "launches": 0, "homogeneous_triangles": 0}
         self._passes = []
         keys = dr.full(bk.UInt64, _EMPTY, self.n_samples)
-        if self._count_true(fixed):
-            boxes = self._boxes(fixed, *fx["box"])
-            self._passes.append((boxes, self._test_fixed, self._fixed_origin(fx, boxes)))
+        # (no count of the fixed-point triangles first: an empty pass launches nothing)
+        boxes = self._boxes(fixed, *fx["box"])
+        self._passes.append((boxes, self._test_fixed, self._fixed_origin(fx, boxes)))
         n_h = self._count_true(homog)
         if n_h:
             self.stats["homogeneous_triangles"] = n_h
