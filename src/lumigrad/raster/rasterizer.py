@@ -295,10 +295,12 @@ class TriangleRasterizer:
         self.stats = {"candidate_pairs": 0, "launches": 0, "homogeneous_triangles": 0}
         self._passes = []
         keys = dr.full(bk.UInt64, _EMPTY, self.n_samples)
-        # (no count of the fixed-point triangles first: an empty pass launches nothing)
-        boxes = self._boxes(fixed, *fx["box"])
+        # (no count of the fixed-point triangles first: an empty pass launches nothing;
+        # the count of the others is evaluated with the boxes, in the same launch)
+        n_h_arr = dr.count(homog)
+        boxes = self._boxes(fixed, *fx["box"], extra=(n_h_arr,))
         self._passes.append((boxes, self._test_fixed, self._fixed_origin(fx, boxes)))
-        n_h = self._count_true(homog)
+        n_h = int(n_h_arr[0]) if F else 0
         if n_h:
             self.stats["homogeneous_triangles"] = n_h
             self._passes.append((self._boxes(homog, *self._homogeneous_boxes(h, z, near)),
@@ -327,10 +329,6 @@ class TriangleRasterizer:
         bary.value = b
         depth.value = d
         return tri, valid
-
-    @staticmethod
-    def _count_true(mask: Any) -> int:
-        return int(dr.count(mask)[0]) if dr.width(mask) else 0
 
     def _fixed_point_triangles(self, u: Any, v: Any, w: Any, zc: Any, vids: list,
                                near: float) -> dict:
@@ -439,7 +437,8 @@ class TriangleRasterizer:
                 bk.Int32(dr.ceil(fclip(ymin * s - 0.5, -2.0, Hs + 2.0))),
                 bk.Int32(dr.floor(fclip(ymax * s - 0.5, -2.0, Hs + 2.0))))
 
-    def _boxes(self, keep: Any, lo_x: Any, hi_x: Any, lo_y: Any, hi_y: Any) -> tuple:
+    def _boxes(self, keep: Any, lo_x: Any, hi_x: Any, lo_y: Any, hi_y: Any,
+               extra: tuple = ()) -> tuple:
         """Clip boxes to the sample grid; per-triangle pair counts and prefix sums."""
         Ws, Hs = self.sample_width, self.sample_height
         lo_x = dr.select(lo_x < 0, 0, lo_x)
@@ -452,7 +451,7 @@ class TriangleRasterizer:
         bw = dr.select(ok_box, bw, 0)
         count = dr.select(ok_box, bw * bh, 0)
         x0, y0, bwu = bk.UInt32(lo_x), bk.UInt32(lo_y), bk.UInt32(bw)
-        dr.eval(count, x0, y0, bwu)
+        dr.eval(count, x0, y0, bwu, *extra)
         counts = np.array(count, dtype=np.int64)
         csum = np.concatenate([[0], np.cumsum(counts)])
         return counts, csum, bwu, x0, y0
