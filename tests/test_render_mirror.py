@@ -53,12 +53,13 @@ def _mirror_scene(max_depth: int = 3, reflectance: float = 1.0) -> lg.Scene:
 
 
 def _reflected_scene() -> lg.Scene:
-    # Reflection reverses the triangle winding, so the emitter would face away from
-    # the camera: flip_normals turns its front back towards it.
+    # The reflected emitter: a rectangle under a mirroring to_world keeps emitting
+    # towards its transformed normal (Mitsuba's analytic rectangle transforms the
+    # normal; lumigrad reverses the meshed winding to match), i.e. towards the camera.
     tw = lg.Transform4f(lg.Matrix4f(MIRROR_Z @ _emitter_to_world().numpy()))
     return lg.load_dict({
         "type": "scene",
-        "emitter_shape": _emitter(tw, flip=True),
+        "emitter_shape": _emitter(tw, flip=False),
         "sensor": _sensor(),
         "integrator": {"type": "path", "max_depth": 3},
     })
