@@ -228,3 +228,30 @@ def test_pipeline_options_and_silhouette_derivative(method):
     dM = float((j * x[None, :]).sum())
     expected = 8.0 * float(img.sum())
     assert 0.8 < dM / expected < 1.2, (dM, expected)
+
+
+def test_perfect_coords_are_the_sample_centres_with_the_same_derivative():
+    from lumigrad.raster import splat_positions
+    mesh = TriangleMesh.example("icosphere", subdivisions=2)
+    pos = bk.Float(mesh.vertex_positions)
+    dr.enable_grad(pos)
+    mesh.vertex_positions = pos
+    r = TriangleRasterizer(N, PerspectiveCamera(position=(0.2, 0.1, 3.0)), mesh)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r.forward()
+    cov = np.array(r.coverage)
+    p_raw = splat_positions(r, 0, False)
+    p_perfect = splat_positions(r, 0, True)
+    idx = np.arange(N * N)
+    centres = np.stack([idx % N + 0.5, idx // N + 0.5], 1)
+    got = np.array(dr.detach(p_perfect)).T
+    assert np.array_equal(got[cov], centres[cov])
+    # the reprojected surface points are the centres up to float rounding
+    assert np.abs(np.array(dr.detach(p_raw)).T[cov] - centres[cov]).max() < 1e-3
+    seed = bk.Float(np.random.default_rng(0).standard_normal(dr.width(pos)).astype(np.float32))
+    dr.set_grad(pos, seed)
+    dr.forward_to(p_raw, p_perfect)
+    g_raw, g_perfect = np.array(dr.grad(p_raw)).T, np.array(dr.grad(p_perfect)).T
+    assert np.abs(g_raw[cov]).max() > 0.1 and np.allclose(g_raw, g_perfect)
