@@ -21,6 +21,10 @@ One-sided materials return zero when ``cos θ_i <= 0`` or (for reflection)
 BSDFs and their textures read only ``si.wi`` and ``si.uv`` of the interaction:
 the reverse pass replays material derivatives from records of just these
 (``integrators/replay.py``); a plugin that needs more must be added there.
+The exception: a BSDF with the attribute ``needs_tangents`` (``bumpmap``,
+``normalmap``, an anisotropic ``principled``) also reads ``si.dp_du``/``si.dp_dv``
+and ``si.n``; the scene then computes the tangents (and aligns the shading frame
+with ``∂p/∂u``, as Mitsuba does) and the replay shades such paths again.
 """
 from __future__ import annotations
 
