@@ -278,3 +278,29 @@ def test_render_fn_lane_index_errors():
         pipe.render_fn("lights.directions", 0)
     with pytest.raises(ValueError, match="out of range"):
         pipe.render_fn("lights.directions", 0, index=2)
+
+
+@pytest.mark.parametrize("key,component,index", [("shader.diffuse_constant", None, None),
+                                                 ("group_colors", 0, 1)])
+def test_batched_reverse_mode_for_shader_and_group_colour_keys(key, component, index):
+    from lumigrad.raster import OrthographicCamera, TriangleMesh
+    if key == "group_colors":
+        v = np.array([[-6, -4, 0], [-1, -4, 0], [-1, 4, 0], [-6, 4, 0],
+                      [1, -4, 0], [6, -4, 0], [6, 4, 0], [1, 4, 0]], np.float32)
+        f = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6], [4, 6, 7]])
+        mesh = TriangleMesh(v, f, triangle_groups=np.array([0, 0, 1, 1]))
+        pipe = Pipeline(RES, mesh=mesh, camera=OrthographicCamera(extent=16.0),
+                        shading="silhouette", group_silhouettes=True)
+    else:
+        pipe = sphere_pipeline((1.0, -1.0, -1.0))
+    fn = pipe.render_fn(key, component, index=index)
+    j_fwd = jacobian_image(fn, fn.value, mode="forward", channels="rgb")
+    j_bat = jacobian_image(fn, fn.value, mode="reverse_batched", channels="rgb")
+    assert np.abs(j_fwd).max() > 0.05
+    assert np.abs(j_fwd - j_bat).max() <= 1e-5 * np.abs(j_fwd).max()
+    if key == "group_colors":  # d(red of group 1's pixels) = 1, nothing else
+        ref = np.zeros((RES, RES, 3), np.float32)
+        ref[:, 9:14, 0] = 1.0  # x in [1, 6] world = raster columns 9..13
+        ref[:2] = ref[14:] = 0.0  # y in [-4, 4]: rows 4..11
+        ref[2:4] = ref[12:14] = 0.0
+        assert np.array_equal(j_fwd, ref)

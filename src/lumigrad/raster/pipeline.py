@@ -391,8 +391,9 @@ class Pipeline:
             shaders = [st[-1] for st in self.layer_stages.values()]
 
             def set_colors(v: Any) -> None:
+                # (a list: one value per group, each possibly per pixel)
                 for s in shaders:
-                    s.group_colors = bk.Array3f(v)
+                    s.group_colors = list(v) if isinstance(v, (list, tuple)) else bk.Array3f(v)
 
             p.add("group_colors", lambda: self.shader.group_colors, set_colors)
         if self.shading == "blinn_phong":

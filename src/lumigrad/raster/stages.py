@@ -367,7 +367,8 @@ class SilhouetteShader:
             or ``None`` for the plain silhouette.
         group_colors: (G, 3) colours, or an ``Array3f`` with G lanes (may be
             grad-enabled); default: G grey levels ``(g + 1) / G`` (for two groups
-            0.5 and 1, the course's).
+            0.5 and 1, the course's). May later be set to a list of G ``Array3f``,
+            each with one lane, one per pixel or one per sample.
     """
 
     def __init__(self, triangle_id_buffer: Buffer, triangle_groups: Any = None,
@@ -404,8 +405,16 @@ class SilhouetteShader:
             self.output_buffer.value = dr.select(valid, bk.Float(1.0), 0.0)
             return
         g = dr.gather(bk.UInt32, self.triangle_groups, tri, valid)
-        self.output_buffer.value = dr.select(
-            valid, dr.gather(bk.Array3f, self.group_colors, g, valid), 0.0)
+        gc = self.group_colors
+        if isinstance(gc, (list, tuple)):
+            like = self.triangle_id_buffer
+            out = bk.Array3f(0.0)
+            for k, c in enumerate(gc):
+                out = dr.select(g == k, per_sample(as_array3f(c, f"group colour {k}"), like,
+                                                   f"group colour {k}"), out)
+        else:
+            out = dr.gather(bk.Array3f, gc, g, valid)
+        self.output_buffer.value = dr.select(valid, out, 0.0)
 
 
 class TextureSampler:
