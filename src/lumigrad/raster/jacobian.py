@@ -26,8 +26,10 @@ reverse-mode AD of its pipeline works. Three ways to get it, which must agree:
     along a new axis, each with its own parameter copy, with the stack
     collapsed to the pixel itself; it is valid exactly when pixels are
     independent given ``θ``.) The raster pipeline supports this for
-    parameters that enter per sample: light colours and directions, shader
-    constants, a constant albedo; per-vertex parameters and the
+    parameters that enter per sample: light colours and directions (the
+    per-light keys ``'light.<i>.direction'`` and the vector keys
+    ``'lights.directions'``, with ``index=`` the light), shader constants, a
+    constant albedo, group colours; per-vertex parameters and the
     discontinuity stages (which mix neighbouring pixels) do not qualify. The
     assumption is *verified*: one extra reverse pass with a random seed
     ``v`` and the ordinary scalar parameter must give ``v . J`` (to float
