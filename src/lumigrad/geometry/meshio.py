@@ -4,8 +4,9 @@ Mitsuba's ``serialized`` format.
 Readers return a :class:`~lumigrad.geometry.primitives.MeshData`
 ``(positions, faces)`` with ``.normals`` / ``.uvs`` (``None`` when the file has
 none), ``.colors`` (PLY and serialized vertex colours, else ``None``; read, not
-rendered), ``.face_groups`` (one int per triangle) and ``.group_names`` (OBJ
-``o``/``g`` groups; one group for the other formats). Polygons are
+rendered), ``.face_groups`` (one int per triangle), ``.group_names`` (OBJ
+``o``/``g`` groups; one group for the other formats) and, for OBJ,
+``.vertex_groups``. Polygons are
 fan-triangulated: ``(i0, i1, ..., ik)`` becomes ``(i0, ij, ij+1)`` for
 ``j = 1 .. k-1``. Degenerate triangles are kept (the renderer copes with them);
 an empty mesh is an error.
@@ -24,6 +25,13 @@ in one call on their joined text, and the per-line token counts (from
 whitespace transitions) check the structure. Only when a vectorised parse
 fails does a line-by-line scan run, to name the first bad line. Binary PLY
 rows of varying length are located by pointer doubling. Nothing is cached.
+
+Sources: OBJ after Wavefront's "Object Files (.obj)" appendix (``v``/``vt``/
+``vn``/``f``, ``o``/``g``, relative indices, ``\`` line continuation), read
+with Mitsuba 3's conventions (one vertex per distinct ``(v, vt, vn)``, ``v``
+flipped by the shape); PLY after Greg Turk's "The PLY Polygon File Format";
+``serialized`` after the format description in Mitsuba 3's plugin
+documentation (shape ``serialized``).
 """
 from __future__ import annotations
 
