@@ -148,3 +148,22 @@ def test_non_utf8_byte_is_an_encoding_error(tmp_path):
     path.write_bytes(b'<?xml version="1.0" encoding="latin-1"?>\n' + path.read_bytes())
     with pytest.raises(SceneLoadError, match="caf\u00e9.obj' does not exist"):
         lg.load_file(path)
+
+
+@pytest.mark.parametrize("bsdf,param", [
+    ('<bsdf type="diffuse"><rgb name="reflectance" value="0.5, -0.1, 0.2"/></bsdf>', "reflectance"),
+    ('<bsdf type="roughplastic"><float name="diffuse_reflectance" value="-1"/></bsdf>',
+     "diffuse_reflectance"),
+    ('<bsdf type="plastic"><float name="specular_reflectance" value="-1"/></bsdf>',
+     "specular_reflectance"),
+    ('<bsdf type="conductor"><rgb name="k" value="-2"/></bsdf>', "k"),
+    ('<bsdf type="roughconductor"><float name="alpha" value="-0.1"/></bsdf>', "alpha"),
+    ('<bsdf type="roughdielectric"><float name="specular_transmittance" value="-0.5"/></bsdf>',
+     "specular_transmittance"),
+    ('<bsdf type="diffuse"><texture type="checkerboard" name="reflectance">'
+     '<float name="color1" value="-0.2"/></texture></bsdf>', "color1"),
+])
+def test_negative_reflectances_are_errors(bsdf, param):
+    # a negative albedo would render negative pixels silently
+    with pytest.raises(SceneLoadError, match=rf"<string>:2: .*parameter '{param}'.*minimum 0"):
+        lg.load_string(scene(f'<shape type="sphere">{bsdf}</shape>'))

@@ -18,11 +18,11 @@ CONDUCTOR_PARAMS = {
     "material": Param("string", default="none",
                       doc="named complex IOR preset: " + ", ".join(CONDUCTOR_TABLE)
                       + " ('none': ideal mirror)"),
-    "eta": Param("texture", default=None,
+    "eta": Param("texture", default=None, min=0.0,
                  doc="real part of the relative complex index (default: from 'material')"),
-    "k": Param("texture", default=None,
+    "k": Param("texture", default=None, min=0.0,
                doc="imaginary part (absorption) of the index (default: from 'material')"),
-    "specular_reflectance": Param("texture", default=1.0,
+    "specular_reflectance": Param("texture", default=1.0, min=0.0,
                                   doc="multiplier of the reflectance (not physical)"),
 }
 

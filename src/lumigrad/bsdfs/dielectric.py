@@ -66,9 +66,9 @@ class SmoothDielectric(EtaMixin, BSDF):
     PLUGIN = ("bsdf", "dielectric")
     PARAMS = {
         **IOR_PARAMS,
-        "specular_reflectance": Param("texture", default=1.0,
+        "specular_reflectance": Param("texture", default=1.0, min=0.0,
                                       doc="multiplier of the reflected part (not physical)"),
-        "specular_transmittance": Param("texture", default=1.0,
+        "specular_transmittance": Param("texture", default=1.0, min=0.0,
                                         doc="multiplier of the refracted part (not physical)"),
     }
     has_delta = True

@@ -23,7 +23,7 @@ class Diffuse(BSDF):
 
     PLUGIN = ("bsdf", "diffuse")
     PARAMS = {
-        "reflectance": Param("texture", default=0.5, doc="diffuse albedo ρ"),
+        "reflectance": Param("texture", default=0.5, min=0.0, doc="diffuse albedo ρ"),
     }
 
     def __init__(self, reflectance: Any = 0.5, id: str | None = None) -> None:

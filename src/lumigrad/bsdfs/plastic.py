@@ -19,8 +19,9 @@ PLASTIC_PARAMS = {
     "int_ior": Param("float_or_string", default="polypropylene", min_exclusive=0.0,
                      doc="interior index of refraction (number or name)"),
     "ext_ior": IOR_PARAMS["ext_ior"],
-    "diffuse_reflectance": Param("texture", default=0.5, doc="albedo ρ of the diffuse base"),
-    "specular_reflectance": Param("texture", default=1.0,
+    "diffuse_reflectance": Param("texture", default=0.5, min=0.0,
+                                 doc="albedo ρ of the diffuse base"),
+    "specular_reflectance": Param("texture", default=1.0, min=0.0,
                                   doc="multiplier of the specular reflection (not physical)"),
     "nonlinear": Param("bool", default=False,
                        doc="account for the colour shift of internal scattering: "

@@ -18,10 +18,12 @@ from .conductor import CONDUCTOR_PARAMS, conductor_parameters, conductor_texture
 ROUGHNESS_PARAMS = {
     "distribution": Param("string", default="beckmann", choices=DISTRIBUTIONS,
                           doc="microfacet distribution"),
-    "alpha": Param("texture", default=None,
+    "alpha": Param("texture", default=None, min=0.0,
                    doc="isotropic roughness (GGX/Beckmann α; default 0.1)"),
-    "alpha_u": Param("texture", default=None, doc="anisotropic roughness along the tangent"),
-    "alpha_v": Param("texture", default=None, doc="anisotropic roughness along the bitangent"),
+    "alpha_u": Param("texture", default=None, min=0.0,
+                     doc="anisotropic roughness along the tangent"),
+    "alpha_v": Param("texture", default=None, min=0.0,
+                     doc="anisotropic roughness along the bitangent"),
     "sample_visible": Param("bool", default=True,
                             doc="sample the distribution of visible normals"),
 }

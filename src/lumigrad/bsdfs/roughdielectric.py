@@ -32,8 +32,8 @@ class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
     ``R``/``T`` are ``specular_reflectance``/``specular_transmittance``.
 
     Sampling: a microfacet normal from the visible normals of ``±wi`` (with
-    ``sample_visible``, the default) or from ``D(h) h_z``, then reflection with probability ``F`` and refraction
-    otherwise; ``pdf = F p(h) / (4 |wo·h|)`` or
+    ``sample_visible``, the default) or from ``D(h) h_z``, then reflection with
+    probability ``F`` and refraction otherwise; ``pdf = F p(h) / (4 |wo·h|)`` or
     ``(1-F) p(h) η'² |wo·h| / (wi·h + η' wo·h)²``. ``BSDFSample.eta`` = ``η'`` for
     refraction. Keys ``eta``, ``alpha.value`` (or ``alpha_u``/``alpha_v``),
     ``specular_reflectance.value``, ``specular_transmittance.value``.
@@ -48,8 +48,8 @@ class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
     PARAMS = {
         **ROUGHNESS_PARAMS,
         **IOR_PARAMS,
-        "specular_reflectance": Param("texture", default=1.0),
-        "specular_transmittance": Param("texture", default=1.0),
+        "specular_reflectance": Param("texture", default=1.0, min=0.0),
+        "specular_transmittance": Param("texture", default=1.0, min=0.0),
     }
 
     def __init__(self, distribution: str = "beckmann", alpha: Any = None, alpha_u: Any = None,

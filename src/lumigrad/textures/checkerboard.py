@@ -23,8 +23,8 @@ class CheckerboardTexture(Texture):
 
     PLUGIN = ("texture", "checkerboard")
     PARAMS = {
-        "color0": Param("texture", default=0.4, doc="colour of the checks at uv (0,0)"),
-        "color1": Param("texture", default=0.2, doc="colour of the other checks"),
+        "color0": Param("texture", default=0.4, min=0.0, doc="colour of the checks at uv (0,0)"),
+        "color1": Param("texture", default=0.2, min=0.0, doc="colour of the other checks"),
         "to_uv": Param("transform", default=None, singular_ok=True,
                          doc="transform applied to uv"),
     }
