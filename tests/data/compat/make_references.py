@@ -12,6 +12,10 @@ falls on the plate (``max_depth`` 2: direct light only, so the only noise is the
 pixel's antialiasing): a ``roughconductor`` (copper-like, α 0.25), a
 ``roughplastic`` (α 0.6, reddish base) and a ``roughdielectric`` (α 0.3), each
 with its *default* microfacet distribution (Mitsuba: ``beckmann``).
+
+``rough_plates_env``: the same plates under a constant sky and a small spherical
+area light (``max_depth`` 4): BSDF sampling, MIS and the transmission through the
+rough dielectric.
 """
 from __future__ import annotations
 
@@ -74,9 +78,18 @@ ROUGH = [
         </bsdf>"""),
 ]
 
-#: name: (max_depth, objects XML)
+#: name: (max_depth, objects XML, point lights?)
 SCENES = {
-    "rough_plates": (2, "\n".join(PLATE.format(id=i, x=x, bsdf=b) for i, x, b in ROUGH)),
+    "rough_plates": (2, "\n".join(PLATE.format(id=i, x=x, bsdf=b) for i, x, b in ROUGH), True),
+    # the same plates under a constant sky and a small area light: BSDF sampling (the
+    # visible normals), MIS and transmission through the dielectric plate
+    "rough_plates_env": (4, "\n".join(PLATE.format(id=i, x=x, bsdf=b) for i, x, b in ROUGH)
+                         + "\n" + """    <emitter type="constant"><rgb name="radiance" value="0.3, 0.35, 0.4"/></emitter>
+    <shape type="sphere">
+        <point name="center" value="0.5, 2.0, -2.0"/>
+        <float name="radius" value="0.3"/>
+        <emitter type="area"><rgb name="radiance" value="8, 7, 6"/></emitter>
+    </shape>""", False),
 }
 
 
@@ -87,8 +100,8 @@ LIGHT = """    <emitter type="point">
 
 
 def scene_xml(name: str) -> str:
-    depth, objects = SCENES[name]
-    lights = "\n".join(LIGHT.format(x=x) for x in (-2.0, 0.0, 2.0))
+    depth, objects, points = SCENES[name]
+    lights = "\n".join(LIGHT.format(x=x) for x in (-2.0, 0.0, 2.0)) if points else ""
     return TEMPLATE.format(max_depth=depth, objects=objects, lights=lights, width=WIDTH,
                            height=HEIGHT)
 
