@@ -210,20 +210,19 @@ def _mitsuba_spectra():
 @pytest.mark.parametrize("name", ["flat", "four_points", "ramp", "smooth_10nm",
                                   "random_20nm", "narrow_box"])
 def test_wavelength_spectra_match_mitsuba_rgb(name):
-    """Against Mitsuba 3.9.1's values (make_spectra_reference.py). lumigrad
-    integrates the piecewise-linear spectrum exactly against CIE tables; Mitsuba
-    sums 1000 samples over 360-830 nm (0.47 nm apart) with its own D65
-    normalisation: measured differences are <= 0.0012 for spectra at least
-    200 nm wide and 0.0045 for a 10 nm box (a few samples more or less)."""
+    """Against Mitsuba 3.9.1's values (make_spectra_reference.py). lumigrad uses
+    CIE tables and Mitsuba's quadrature (1000 wavelengths over 360-830 nm):
+    measured differences are below 2e-6 for illuminants and 1.1e-4 for
+    reflectances (Mitsuba's D65 normalisation is not reproduced exactly), for
+    broad spectra and a 10 nm box alike."""
     from lumigrad.scene import spectra
 
     c = _mitsuba_spectra()[name]
     wl, vals = zip(*c["spectrum"])
-    tol = 0.005 if name == "narrow_box" else 0.0015
     np.testing.assert_allclose(spectra.spectrum_to_rgb(wl, vals, illuminant=False),
-                               c["reflectance"], atol=tol)
+                               c["reflectance"], atol=2e-4)
     np.testing.assert_allclose(spectra.spectrum_to_rgb(wl, vals, illuminant=True),
-                               c["illuminant"], atol=tol)
+                               c["illuminant"], atol=1e-5)
 
 
 def test_wavelength_spectra_in_xml_and_dict_reflectance_vs_illuminant():
@@ -234,9 +233,9 @@ def test_wavelength_spectra_in_xml_and_dict_reflectance_vs_illuminant():
 <shape type="rectangle"><emitter type="area" id="e">
   <spectrum name="radiance" value="{text}"/></emitter></shape>'''))
     np.testing.assert_allclose(np.array(r["ids"]["b"].reflectance.value).ravel(),
-                               c["reflectance"], atol=1.5e-3)
+                               c["reflectance"], atol=2e-4)
     np.testing.assert_allclose(np.array(r["ids"]["e"].radiance.value).ravel(),
-                               c["illuminant"], atol=1.5e-3)
+                               c["illuminant"], atol=1e-5)
     d = loader.instantiate_dict({
         "type": "scene",
         "b": {"type": "diffuse", "reflectance": {"type": "spectrum", "value": c["spectrum"]}},
@@ -481,3 +480,35 @@ def test_spectrum_plugins_d65_srgb_uniform():
                        ({"type": "uniform", "value": 0.25}, 0.25)):
         b = loader.instantiate_dict({"type": "diffuse", "reflectance": spec})
         np.testing.assert_allclose(np.array(b.reflectance.value).ravel(), want, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- a whole scene
+def test_compat_scene_renders_like_mitsuba():
+    """tests/data/compat_loader/compat_scene.xml uses <path>, a crop window,
+    focus_distance, banner, multijitter, wavelength spectra (reflectance and
+    emission), cylinder, shapegroup + instance (one rotated), an OBJ found
+    through <path>, spot, projector, constant and area lights. Mitsuba 3.9.1
+    rendered it at 4096 spp (make_compat_reference.py).
+
+    Tolerances come from the noise: two lumigrad renders with independent seeds
+    give the noise level ``n`` of one render (mean |a - b| / √2); the error of a
+    render against the reference is expected at ``n √(1 + spp/4096)`` (the
+    reference's own noise), and the estimates of both from 3840 pixel values
+    fluctuate by a few percent: allow 15 %. Channel means of the two renders'
+    average: a 128-spp render's mean has a relative std of 0.37 % (measured over
+    16 seeds), so 0.26 % for the average; lumigrad is 0.25 % brighter at 2048 spp
+    (each light alone agrees within 0.2 %): allow 3 σ + 0.3 % = 1.1 %."""
+    import lumigrad as lg
+
+    spp = 128
+    ref = np.load(os.path.join(DATA, "compat_scene_ref.npy"))
+    s = lg.load_file(os.path.join(DATA, "compat_scene.xml"))
+    assert s.sensors[0].resolution == (40, 32)
+    a = np.array(lg.render(s, spp=spp, seed=1))
+    b = np.array(lg.render(s, spp=spp, seed=2))
+    assert a.shape == ref.shape
+    noise = np.abs(a - b).mean() / np.sqrt(2)
+    err = np.abs(a - ref).mean()
+    assert err <= 1.15 * noise * np.sqrt(1 + spp / 4096), (err, noise)
+    np.testing.assert_allclose((a + b).reshape(-1, 3).mean(0) / 2, ref.reshape(-1, 3).mean(0),
+                               rtol=0.011)

@@ -9,7 +9,8 @@ turned into one RGB colour when the scene is loaded:
    zero outside the first and last wavelength given;
 2. it is integrated against the CIE 1931 colour matching functions
    ``x̄, ȳ, z̄`` over 360–830 nm (the tables in :mod:`.cie_tables`, linearly
-   interpolated, trapezoidal rule on a 1 nm grid):
+   interpolated) with Mitsuba's quadrature: a sum over 1000 evenly spaced
+   wavelengths (so a narrow spectrum counts as the samples it covers):
 
    * an **illuminant** (a value inside an ``<emitter>``):
      ``XYZ = ∫ S (x̄, ȳ, z̄) dλ / ∫ ȳ dλ`` — an equal-energy spectrum of 1 has
@@ -64,6 +65,17 @@ _CMF, _D65 = _tables_on_grid()
 # Trapezoidal weights of the grid.
 _W = np.full(len(_GRID), 1.0)
 _W[[0, -1]] = 0.5
+#: exact integrals of the (interpolated) tables: ∫ ȳ dλ and ∫ D65 ȳ dλ
+_Y_INTEGRAL = float(_W @ _CMF[:, 1])
+_D65_Y_INTEGRAL = float((_W * _D65) @ _CMF[:, 1])
+# Mitsuba's quadrature: 1000 wavelengths spread evenly over [360, 830] (ends
+# included); the weights that reproduce its values are the spacing 470/999 for
+# illuminants and 470/1000 for reflectances (to 1e-6 and 1e-4).
+_SAMPLES = np.linspace(360.0, 830.0, 1000)
+_STEP_ILLUMINANT = 470.0 / 999.0
+_STEP_REFLECTANCE = 470.0 / 1000.0
+_CMF_S = np.stack([np.interp(_SAMPLES, _GRID, _CMF[:, i]) for i in range(3)], axis=1)
+_D65_S = np.interp(_SAMPLES, _GRID, _D65)
 
 
 #: properties whose spectra are not reflectances in [0, 1] (a conductor's complex
@@ -87,25 +99,14 @@ def spectrum_to_rgb(wavelengths: Sequence[float], values: Sequence[float],
         raise ValueError("a spectrum's wavelengths must increase")
     if np.any(wl <= 0):
         raise ValueError("wavelengths must be positive (nm)")
-    # Integrate over [max(360, λ_0), min(830, λ_n)] on the 1 nm grid plus the
-    # interval's ends and the given wavelengths (trapezoids: exact for the
-    # linear pieces up to the tables' own interpolation).
-    lo, hi = max(wl[0], _GRID[0]), min(wl[-1], _GRID[-1])
-    if hi <= lo:
-        return (0.0, 0.0, 0.0)
-    x = np.unique(np.concatenate([[lo, hi], _GRID[(_GRID > lo) & (_GRID < hi)],
-                                  wl[(wl > lo) & (wl < hi)]]))
-    w = np.zeros(len(x))
-    dx = np.diff(x)
-    w[:-1] += 0.5 * dx
-    w[1:] += 0.5 * dx
-    sx = np.interp(x, wl, v)
-    cmf = np.stack([np.interp(x, _GRID, _CMF[:, i]) for i in range(3)], axis=1)
+    # Mitsuba's quadrature (module docstring): the spectrum at 1000 evenly spaced
+    # wavelengths of [360, 830], zero outside [λ_0, λ_n].
+    inside = (_SAMPLES >= wl[0]) & (_SAMPLES <= wl[-1])
+    sx = np.where(inside, np.interp(_SAMPLES, wl, v), 0.0)
     if illuminant:
-        xyz = (w * sx) @ cmf / (_W @ _CMF[:, 1])
+        xyz = (sx * _STEP_ILLUMINANT) @ _CMF_S / _Y_INTEGRAL
     else:
-        d65 = np.interp(x, _GRID, _D65)
-        xyz = (w * sx * d65) @ cmf / ((_W * _D65) @ _CMF[:, 1])
+        xyz = (sx * _D65_S * _STEP_REFLECTANCE) @ _CMF_S / _D65_Y_INTEGRAL
     rgb = XYZ_TO_SRGB @ xyz
     rgb = np.clip(rgb, 0.0, 1.0) if bounded and not illuminant else np.maximum(rgb, 0.0)
     return tuple(float(c) for c in rgb)  # type: ignore[return-value]
