@@ -200,3 +200,25 @@ def test_merge_keeps_its_shapes():
     assert [x.id for x in s.shapes] == ["a", "b"]
     assert "b.vertex_positions" in lg.traverse(s)
     np.testing.assert_allclose(_world(s.shapes[1])[:, 2], 3.0)
+
+
+def test_instance_transform_is_differentiable():
+    """An instance copy's to_world is a parameter attached to the scene's world
+    positions: d(world position)/d(translation) is the identity (here along x)."""
+    import drjit as dr
+
+    s = lg.load_dict({"type": "scene", "g": {"type": "shapegroup", "c": {"type": "cube"}},
+                      "i": {"type": "instance", "s": {"type": "ref", "id": "g"},
+                            "to_world": lg.Transform4f().translate([1, 2, 3])}})
+    params = lg.traverse(s)
+    tx = lg.Float(0.0)
+    dr.enable_grad(tx)
+    params["i.c.to_world"] = lg.Transform4f().translate(lg.Array3f(tx, 0.0, 0.0)) @ \
+        params["i.c.to_world"]
+    params.update()
+    pos = s.positions
+    dr.forward(tx)
+    g = np.array(dr.grad(pos)).reshape(-1, 3)
+    np.testing.assert_allclose(g, np.broadcast_to([1.0, 0.0, 0.0], g.shape), atol=1e-6)
+    np.testing.assert_allclose(np.array(dr.detach(pos)).reshape(-1, 3).mean(0), [1, 2, 3],
+                               atol=1e-6)

@@ -117,6 +117,9 @@ UNSUPPORTED = {
     ("integrator", "stokes"): "polarized rendering is not supported (lumigrad renders RGB)",
     ("film", "specfilm"): "spectral films are not supported (lumigrad renders RGB); use "
                           "'hdrfilm'",
+    ("film", "ldrfilm"): "Mitsuba 0.6's tonemapping film is not supported (nor by Mitsuba 3); "
+                         "use 'hdrfilm' (lumigrad's images are linear radiance; "
+                         "lumigrad.write_image tonemaps PNG files)",
     ("rfilter", "mitchell"): "filters with negative lobes (mitchell, catmullrom, lanczos) are "
                              "not supported yet; use 'gaussian' (Mitsuba's default), 'tent' "
                              "or 'box'",
