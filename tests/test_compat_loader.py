@@ -512,3 +512,17 @@ def test_compat_scene_renders_like_mitsuba():
     assert err <= 1.15 * noise * np.sqrt(1 + spp / 4096), (err, noise)
     np.testing.assert_allclose((a + b).reshape(-1, 3).mean(0) / 2, ref.reshape(-1, 3).mean(0),
                                rtol=0.011)
+
+
+def test_depth_integrator():
+    """Mitsuba's depth integrator: grey distance from the ray origin (near plane,
+    0.01) to the hit: a plane 5 away fills the view (fov 10°, so 4.99 / cos θ
+    with 1/cos θ ≤ 1.0076)."""
+    import lumigrad as lg
+
+    s = _moment_scene(lg.Transform4f().scale([10, 10, 1]))
+    integ = loader.instantiate_string(scene('<integrator type="depth"/>'))["integrator"]
+    img = np.array(lg.render(s, spp=4, integrator=integ))
+    assert img.shape == (4, 4, 3)
+    np.testing.assert_array_equal(img[..., 0], img[..., 2])
+    assert np.all((img >= 4.99 * (1 - 1e-6)) & (img <= 4.99 * 1.0076))

@@ -20,6 +20,7 @@ PLUGIN_MODULES = (
     "lumigrad.sensors.orthographic", "lumigrad.sensors.thinlens",
     "lumigrad.sensors.sampler",
     "lumigrad.integrators.path", "lumigrad.integrators.aov", "lumigrad.integrators.moment",
+    "lumigrad.integrators.depth",
 )
 
 for _name in PLUGIN_MODULES:
