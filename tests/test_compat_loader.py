@@ -526,3 +526,9 @@ def test_depth_integrator():
     assert img.shape == (4, 4, 3)
     np.testing.assert_array_equal(img[..., 0], img[..., 2])
     assert np.all((img >= 4.99 * (1 - 1e-6)) & (img <= 4.99 * 1.0076))
+
+
+def test_shape_silhouette_sampling_weight_accepted():
+    for t in ("cube", "sphere", "rectangle", "disk", "cylinder"):
+        s = loader.instantiate_dict({"type": t, "silhouette_sampling_weight": 2.0})
+        assert s.face_count > 0 and not hasattr(s, "silhouette_sampling_weight")

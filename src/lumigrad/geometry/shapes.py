@@ -61,6 +61,10 @@ COMMON_PARAMS = {
     "bsdf": Param("object", None, category="bsdf", doc="the surface material"),
     "emitter": Param("object", None, category="emitter",
                      doc="an area emitter attached to this shape"),
+    "silhouette_sampling_weight": Param(
+        "float", 1.0, min=0.0, ignored="how often Mitsuba's projective integrators sample "
+        "this shape's silhouette; it changes no image, and lumigrad's boundary terms have "
+        "their own sample budgets"),
 }
 
 _MESH_FILE_PARAMS = {
