@@ -280,3 +280,16 @@ def test_beckmann_visible_normal_sampling(au, av, theta):
     se = m.std(axis=1) / math.sqrt(n)
     assert np.all(np.abs(m.mean(axis=1) - want) <= Z * se + 1e-3), (m.mean(axis=1), want, se)
 
+
+
+def test_default_bsdf_of_an_emitter_is_black():
+    """Mitsuba 3 gives a shape without a BSDF a diffuse one of reflectance 0.5, and an
+    emitting shape one of reflectance 0 (checked with Mitsuba 3.9.1's traverse). Light
+    bounced off a lamp's own surface showed: +0.37 % on a floor lit by a square lamp
+    at max_depth 4, 5x the noise."""
+    d = {"type": "scene",
+         "lamp": {"type": "rectangle", "emitter": {"type": "area"}},
+         "wall": {"type": "rectangle"}}
+    params = lg.traverse(lg.load_dict(d))
+    assert np.allclose(np.array(params["lamp.bsdf.reflectance.value"]), 0.0)
+    assert np.allclose(np.array(params["wall.bsdf.reflectance.value"]), 0.5)

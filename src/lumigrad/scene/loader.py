@@ -349,7 +349,11 @@ class _Builder:
                 shape.emitter = em
             em.shape = shape
         if getattr(shape, "bsdf", None) is None and ("bsdf", "diffuse") in REGISTRY:
-            default = ObjectDesc("bsdf", "diffuse", None, None, f"{desc.where} (default bsdf)")
+            # Mitsuba's default material: grey diffuse, black on emitters (light falling
+            # on a lamp without a BSDF is not reflected; Mitsuba 3.9.1's traverse shows 0)
+            where = f"{desc.where} (default bsdf)"
+            props = [PropDesc("reflectance", "float", 0.0, where)] if em is not None else []
+            default = ObjectDesc("bsdf", "diffuse", None, None, where, props)
             shape.bsdf = self._build(default, ("bsdf",))
 
     # -- names and values ------------------------------------------------------

@@ -47,8 +47,10 @@ class Scene:
         self.bsdfs: list[Any] = []
         for s in self.shapes:
             if s.bsdf is None:
-                from ..bsdfs.diffuse import Diffuse  # Mitsuba's default material
-                s.bsdf = Diffuse()
+                # Mitsuba's default material: grey diffuse, black on emitters (as the
+                # loaders do: light falling on a lamp without a BSDF is not reflected)
+                from ..bsdfs.diffuse import Diffuse
+                s.bsdf = Diffuse(0.0 if s.emitter is not None else 0.5)
             if not any(s.bsdf is b for b in self.bsdfs):
                 self.bsdfs.append(s.bsdf)
         self.shape_bsdf = [next(i for i, b in enumerate(self.bsdfs) if b is s.bsdf)
