@@ -532,3 +532,17 @@ def test_shape_silhouette_sampling_weight_accepted():
     for t in ("cube", "sphere", "rectangle", "disk", "cylinder"):
         s = loader.instantiate_dict({"type": t, "silhouette_sampling_weight": 2.0})
         assert s.face_count > 0 and not hasattr(s, "silhouette_sampling_weight")
+
+
+def test_projective_integrators_load_as_path_and_direct():
+    r = loader.instantiate_string(scene('''
+<integrator type="prb_projective"><integer name="max_depth" value="5"/>
+  <integer name="sppp" value="8"/><integer name="sppi" value="3"/><integer name="sppc" value="4"/>
+  <string name="guiding" value="grid"/><boolean name="guiding_proj" value="false"/>
+</integrator>'''))
+    i = r["integrator"]
+    assert isinstance(i, __import__("lumigrad").integrators.path.PathIntegrator)
+    assert (i.max_depth, i.sppe, i.sppie) == (5, 8, 3)
+    d = loader.instantiate_dict({"type": "direct_projective", "max_depth": 3, "sppc": 2,
+                                 "hide_emitters": True})
+    assert d.max_depth == 2 and d.hide_emitters

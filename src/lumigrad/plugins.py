@@ -20,7 +20,7 @@ PLUGIN_MODULES = (
     "lumigrad.sensors.orthographic", "lumigrad.sensors.thinlens",
     "lumigrad.sensors.sampler",
     "lumigrad.integrators.path", "lumigrad.integrators.aov", "lumigrad.integrators.moment",
-    "lumigrad.integrators.depth",
+    "lumigrad.integrators.depth", "lumigrad.integrators.projective",
 )
 
 for _name in PLUGIN_MODULES:

@@ -129,13 +129,6 @@ UNSUPPORTED = {
     ("rfilter", "lanczos"): "filters with negative lobes (mitchell, catmullrom, lanczos) are "
                             "not supported yet; use 'gaussian' (Mitsuba's default), 'tent' "
                             "or 'box'",
-    ("integrator", "direct_projective"): "Mitsuba's projective integrators are not supported "
-                                         "under that name; use 'direct' (lumigrad's integrators "
-                                         "add the boundary terms of geometry derivatives "
-                                         "themselves)",
-    ("integrator", "prb_projective"): "Mitsuba's projective integrators are not supported "
-                                      "under that name; use 'path' (lumigrad's integrators add "
-                                      "the boundary terms of geometry derivatives themselves)",
 }
 #: plugin types of media, by Mitsuba's names (dict form: their category is not known)
 MEDIUM_TYPES = ("homogeneous", "heterogeneous")
