@@ -494,6 +494,31 @@ def test_bumpmap_of_a_linear_height_field():
                                atol=1e-6)
 
 
+def test_height_gradient_is_the_bilinear_slope():
+    """The central difference equals the slope of the bilinear interpolant inside a
+    texel (derived here from the four texels: x = 4u - 1/2, y = 4v - 1/2, row y);
+    nearest filtering and constants have none; a checkerboard is refused (Mitsuba
+    3 has no gradient for it either)."""
+    from lumigrad.bsdfs.bumpmap import height_gradient
+    H = np.random.default_rng(0).random((4, 4, 1)).astype(np.float32)
+    si = make_si(bk.Array3f(0, 0, 1))
+    si.uv = bk.Array2f(0.3, 0.6)
+    x, y = 0.3 * 4 - 0.5, 0.6 * 4 - 0.5
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    fx, fy = x - x0, y - y0
+    f = lambda i, j: float(H[j, i, 0])
+    du = 4 * ((f(x0 + 1, y0) - f(x0, y0)) * (1 - fy) + (f(x0 + 1, y0 + 1) - f(x0, y0 + 1)) * fy)
+    dv = 4 * ((f(x0, y0 + 1) - f(x0, y0)) * (1 - fx) + (f(x0 + 1, y0 + 1) - f(x0 + 1, y0)) * fx)
+    g = [float(c[0]) for c in height_gradient(BitmapTexture(data=H, raw=True), si, True)]
+    assert g == pytest.approx([du, dv], rel=2e-3)
+    for tex in (BitmapTexture(data=H, filter_type="nearest"), lg.load_dict(
+            {"type": "scene", "s": {"type": "sphere"}}).bsdfs[0].reflectance):
+        assert [float(c[0]) for c in height_gradient(tex, si, True)] == [0.0, 0.0]
+    with pytest.raises(SceneLoadError, match="checkerboard"):
+        lg.load_dict({"type": "scene", "s": {"type": "sphere", "bsdf": {
+            "type": "bumpmap", "texture": {"type": "checkerboard"}, "bsdf": {"type": "diffuse"}}}})
+
+
 def test_normalmap_matches_mitsuba():
     assert_matches_reference("normalmap_pane")
 

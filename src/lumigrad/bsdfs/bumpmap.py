@@ -23,8 +23,11 @@ _FD_UV = 1e-4
 
 def height_gradient(tex: Texture, si: Any, active: Any) -> tuple[Any, Any]:
     """``(∂h/∂u, ∂h/∂v)`` of the scalar texture ``h = tex.eval_1`` at ``si.uv``,
-    by central differences in uv (any texture plugin; differentiable in the
-    texture's parameters)."""
+    by central differences in uv (differentiable in the texture's parameters);
+    zero for constant and nearest-filtered textures, as in Mitsuba."""
+    if tex.is_constant() or getattr(tex, "filter_type", None) == "nearest":
+        zero = dr.zeros(bk.Float, dr.width(si.uv))   # piecewise constant: no slope (Mitsuba)
+        return zero, zero
     res = getattr(tex, "resolution", None)
     step = _FD_UV if res is None else _FD_TEXEL / float(max(res()))
     # (a bitmap's to_uv may scale uv: differences stay a fraction of a texel
@@ -73,6 +76,10 @@ class BumpMap(PerturbedFrameBSDF):
         if not isinstance(texture, Texture):
             raise TypeError(f"{where}: 'texture' must be a texture plugin, got "
                             f"{type(texture).__name__}")
+        kind = getattr(type(texture), "PLUGIN", ("", ""))[1]
+        if kind == "checkerboard":
+            raise ValueError(f"{where}: the height texture 'checkerboard' has no gradient (Mitsuba "
+                             "3 refuses it too); use a 'bitmap' height map")
         self.texture = texture
         self._where = where
         self.scale = to_scalar_float(scale, f"{where}: 'scale'")
