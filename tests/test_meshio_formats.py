@@ -314,6 +314,14 @@ def test_obj_random_files_against_reference(tmp_path, seed):
     assert len(np.unique(np.concatenate(attrs, axis=1), axis=0)) == len(r.positions)
 
 
+def test_obj_byte_order_mark(tmp_path):
+    """A UTF-8 byte-order mark before the first statement does not hide it."""
+    path = tmp_path / "bom.obj"
+    path.write_bytes(b"\xef\xbb\xbfv 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    np.testing.assert_array_equal(meshio.read_obj(path).positions, [[0, 0, 0], [1, 0, 0],
+                                                                    [0, 1, 0]])
+
+
 @pytest.mark.parametrize("text,line,match", [
     ("v 0 0 0\r\nv 1 0 0\r\nv 0 1 0\r\nf 1 2 \\\r\n 4\r\nf 1 2 3\r\n", 4, "vertex 4"),
     ("v 0 0 0\nv 1 0 0\nf 1 2 \\\n  3\nv 0 1 0\nv 1 e 0\n", 6, "not a number"),

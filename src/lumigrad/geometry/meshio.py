@@ -163,6 +163,9 @@ class _Text:
                 buf = buf.copy()
                 for off, sel in ((0, lf), (1, lf), (0, crlf), (1, crlf), (2, crlf)):
                     buf[sel + off] = 32
+        if raw.startswith(b"\xef\xbb\xbf"):                # a UTF-8 byte-order mark
+            buf = buf.copy()
+            buf[:3] = 32
         self.buf = buf
         self.size = n
         nl = np.flatnonzero(buf[:n] == 10)
