@@ -60,8 +60,11 @@ class BumpMap(PerturbedFrameBSDF):
     PLUGIN = ("bsdf", "bumpmap")
     PARAMS = {
         "texture": Param("object", category="texture", required=True,
+                         # (Mitsuba takes a nested texture under any name; these are
+                         # the names found in public scenes and exporters)
                          aliases=("arbitrary", "bumpmap", "height", "map", "bump",
-                                  "nested_texture", "displacement"),
+                                  "nested_texture", "displacement", "normalmap",
+                                  "bump_texture", "heightmap", "height_map"),
                          doc="the height field h(u, v) (a scalar texture; any name)"),
         "scale": Param("float", default=1.0, doc="height multiplier"),
         "bsdf": Param("object", category="bsdf", required=True, doc="the BSDF to shade"),
