@@ -27,7 +27,7 @@ fails does a line-by-line scan run, to name the first bad line. Binary PLY
 rows of varying length are located by pointer doubling. Nothing is cached.
 
 Sources: OBJ after Wavefront's "Object Files (.obj)" appendix (``v``/``vt``/
-``vn``/``f``, ``o``/``g``, relative indices, ``\`` line continuation), read
+``vn``/``f``, ``o``/``g``, relative indices, ``\\`` line continuation), read
 with Mitsuba 3's conventions (one vertex per distinct ``(v, vt, vn)``, ``v``
 flipped by the shape); PLY after Greg Turk's "The PLY Polygon File Format";
 ``serialized`` after the format description in Mitsuba 3's plugin
