@@ -243,19 +243,20 @@ def check_against_mitsuba(mi, d: str, files: list) -> None:
     for name in files:
         path = os.path.join(d, name)
         kind = os.path.splitext(name)[1][1:]
+        label = f"{os.path.basename(name)[:16]:<16}"
         try:
             ms = mi.load_dict({"type": kind, "filename": path})
         except RuntimeError as e:
-            print(f"{os.path.basename(name)[:16]:<16} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
+            print(f"{label} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
             continue
         ls = lg.load_dict({"type": kind, "filename": path})
         mp = mi.traverse(ms)
         mf = np.array(mp["faces"]).reshape(-1, 3)
         lf = ls.faces_numpy()
         if mf.shape != lf.shape:
-            print(f"{os.path.basename(name)[:16]:<16} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
+            print(f"{label} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
             continue
-        row = [f"{os.path.basename(name)[:16]:<16} {len(lf):>7} triangles"]
+        row = [f"{label} {len(lf):>7} triangles"]
         for label, key, k, ours in (
                 ("positions", "vertex_positions", 3, ls.positions_numpy()),
                 ("normals", "vertex_normals", 3,

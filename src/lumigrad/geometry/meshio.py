@@ -1007,7 +1007,8 @@ def read_serialized(path: PathLike, shape_index: int = 0) -> MeshData:
     index_t = np.dtype("<u4") if nv <= 0xFFFFFFFF else np.dtype("<u8")
     layout = [("positions", 3, True), ("normals", 3, bool(flags & _SER_NORMALS)),
               ("uvs", 2, bool(flags & _SER_TEXCOORDS)), ("colors", 3, bool(flags & _SER_COLORS))]
-    need = pos + sum(k * nv * real.itemsize for _, k, on in layout if on) + 3 * nf * index_t.itemsize
+    need = (pos + sum(k * nv * real.itemsize for _, k, on in layout if on)
+            + 3 * nf * index_t.itemsize)
     if need > len(data):
         raise MeshFileError(f"{where}: the shape data is truncated ({len(data)} bytes, "
                             f"{need} needed for {nv} vertices and {nf} triangles)")
