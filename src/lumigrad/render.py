@@ -270,11 +270,28 @@ def render(scene: Any, params: Optional[SceneParameters] = None, sensor: Union[i
     inputs = _independent_inputs(params, inputs)
     if not inputs:
         with dr.suspend_grad():
-            return integrator.render(scene, sensor_obj, seed, spp)
+            return _develop(integrator.render(scene, sensor_obj, seed, spp), scene, sensor_obj,
+                            integrator, seed, spp)
     terms = check_terms(terms)
     _warn_boundary(scene, params, list(inputs), integrator, terms)
-    return dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed, spp,
-                     seed_grad, spp_grad, terms)
+    return _develop(dr.custom(_RenderOp, scene, params, inputs, sensor_obj, integrator, seed,
+                              spp, seed_grad, spp_grad, terms),
+                    scene, sensor_obj, integrator, seed, spp)
+
+
+def _develop(image: Any, scene: Any, sensor: Any, integrator: Any, seed: int, spp: int) -> Any:
+    """A radiance image shaped by the film's ``pixel_format`` (luminance, XYZ,
+    alpha; ``HDRFilm.develop``), as Mitsuba's film returns it."""
+    film = sensor.film
+    if getattr(film, "pixel_format", "rgb") == "rgb" or integrator.channels != 3 or \
+            hasattr(integrator, "aovs"):
+        return image
+
+    def alpha() -> Any:
+        from .integrators.coverage import CoverageIntegrator
+        with dr.suspend_grad():
+            return CoverageIntegrator(integrator).render(scene, sensor, seed + 0x5A17, spp)
+    return film.develop(image, alpha)
 
 
 def _independent_inputs(params: SceneParameters, inputs: dict) -> dict:

@@ -17,8 +17,9 @@ class HDRFilm:
 
     Output images are ``TensorXf`` of shape (height, width, 3). The pixel and
     component format options are accepted for compatibility with Mitsuba scene
-    files; images are always float32 RGB (they are formats of the file Mitsuba
-    writes, not of the radiance it computes).
+    files; ``pixel_format`` shapes the rendered image as Mitsuba's film does
+    (``rgb``; ``luminance``; ``xyz``; with ``a``/``_alpha`` a coverage channel:
+    :meth:`develop`); images are float32.
 
     ``crop_offset_x/y``, ``crop_width/height`` render only a window of the film,
     as Mitsuba does: the image is ``crop_height x crop_width``, the part of the
@@ -77,6 +78,47 @@ class HDRFilm:
         self.width = cw
         self.height = ch
         self.rfilter = rfilter if rfilter is not None else GaussianFilter()
+        self.pixel_format = str(pixel_format)
+
+    #: linear sRGB -> CIE XYZ (Rec. 709 primaries, D65 white; IEC 61966-2-1)
+    SRGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
+                   (0.212671, 0.715160, 0.072169),
+                   (0.019334, 0.119193, 0.950227))
+
+    @property
+    def channel_names(self) -> list:
+        """Channels of the developed image (see :meth:`develop`)."""
+        fmt = self.pixel_format
+        names = ["Y"] if fmt.startswith("luminance") else \
+            ["X", "Y", "Z"] if fmt.startswith("xyz") else ["R", "G", "B"]
+        return names + (["A"] if fmt in ("rgba", "xyza", "luminance_alpha") else [])
+
+    def develop(self, image: Any, alpha: Any = None) -> Any:
+        """The image Mitsuba's film returns for ``pixel_format`` from a linear
+        RGB radiance image (H, W, 3): ``rgb`` as is; ``luminance`` the Rec. 709
+        luminance ``Y``; ``xyz`` CIE XYZ; ``rgba``, ``luminance_alpha``, ``xyza``
+        append ``alpha()`` (H, W, 1), the pixel's coverage
+        (integrators/coverage.py). Linear in the radiance: derivatives pass."""
+        fmt = self.pixel_format
+        if fmt == "rgb":
+            return image
+        h, w = image.shape[0], image.shape[1]
+        flat = image.array
+        idx = dr.arange(bk.UInt32, h * w) * 3
+        r, g, b = (dr.gather(bk.Float, flat, idx + c) for c in range(3))
+        if fmt.startswith("luminance"):
+            chans = [0.212671 * r + 0.715160 * g + 0.072169 * b]
+        elif fmt.startswith("xyz"):
+            chans = [m[0] * r + m[1] * g + m[2] * b for m in self.SRGB_TO_XYZ]
+        else:
+            chans = [r, g, b]
+        if fmt in ("rgba", "xyza", "luminance_alpha"):
+            chans.append(alpha().array)
+        out = dr.zeros(bk.Float, h * w * len(chans))
+        k = dr.arange(bk.UInt32, h * w) * len(chans)
+        for c, v in enumerate(chans):
+            dr.scatter(out, v, k + c)
+        return bk.TensorXf(out, shape=(h, w, len(chans)))
 
     @property
     def cropped(self) -> bool:
