@@ -229,10 +229,18 @@ def _token_starts(b: np.ndarray) -> np.ndarray:
     return st
 
 
+def _running_count(mask: np.ndarray) -> np.ndarray:
+    """``c[i]`` = number of set entries of ``mask[:i]`` (``len(mask) + 1`` values;
+    int32 where it fits: half the memory traffic of int64 on big files)."""
+    c = np.zeros(len(mask) + 1, dtype=np.int32 if len(mask) < 2 ** 31 else np.int64)
+    np.cumsum(mask, out=c[1:])
+    return c
+
+
 def _row_counts(mask: np.ndarray, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """Number of set entries of ``mask`` in each row ``offs[i] : offs[i] + lens[i]``."""
-    c = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-    return c[offs + lens] - c[offs]
+    c = _running_count(mask)
+    return (c[offs + lens] - c[offs]).astype(np.int64)
 
 
 def _parse_numbers(data: bytes, dtype) -> Optional[np.ndarray]:
@@ -295,8 +303,9 @@ def _obj_faces(path: str, t: _Text, lines: np.ndarray):
     the face of each corner."""
     out, offs, lens = t.gather(lines, 1)
     st = _token_starts(out)
-    cst = np.cumsum(st, dtype=np.int64)
-    counts = np.concatenate([[0], cst])[offs + lens] - np.concatenate([[0], cst])[offs]
+    c0 = _running_count(st)
+    cst = c0[1:]                                       # corners up to each byte
+    counts = (c0[offs + lens] - c0[offs]).astype(np.int64)
     small = np.flatnonzero(counts < 3)
     if len(small):
         i = int(small[0])
@@ -316,7 +325,7 @@ def _obj_faces(path: str, t: _Text, lines: np.ndarray):
     # an empty field is a slash followed by a slash or by the corner's end.
     sl = np.flatnonzero(out == 47)
     if len(sl):
-        corner_of_slash = cst[sl] - 1
+        corner_of_slash = cst[sl].astype(np.int64) - 1
         nslash = np.bincount(corner_of_slash, minlength=ncorner)
         after = out[sl + 1]
         empty = (after == 47) | (after <= 32)
@@ -712,8 +721,8 @@ def _ply_ascii(path: str, raw: bytes, body: int, elements: list[_Element], line0
     {element name: (scalars, lists, file line number of each row)}."""
     t = _Text(raw[body:])
     s, e, buf = t.starts, t.ends, t.buf
-    c = np.concatenate([[0], np.cumsum(_token_starts(buf), dtype=np.int64)])
-    k = c[e] - c[s]                                     # tokens per line
+    c = _running_count(_token_starts(buf))
+    k = (c[e] - c[s]).astype(np.int64)                  # tokens per line
     rows_all = np.flatnonzero(k > 0)
     out = {}
     r0 = 0
