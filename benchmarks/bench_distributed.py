@@ -146,6 +146,10 @@ def main(argv=None) -> dict:
     print(f"{args.views} views of {args.res}x{args.res} x {args.spp} spp, "
           f"{lg.variant()}, {os.cpu_count()} CPUs", file=sys.stderr)
     sizes = [int(x) for x in args.workers.split(",")]
+    # Ray runs its workers at nice 15 (so that its own services stay responsive).
+    # On a machine that other work shares, that alone slows them against the
+    # single process (nice 0): measure both at the same priority.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(num_cpus=max(os.cpu_count() or 1, args.threads) + sum(sizes),
              include_dashboard=False, logging_level="warning")
     try:
@@ -163,6 +167,8 @@ def main(argv=None) -> dict:
             for i in range(args.steps):
                 for name, run in runs.items():
                     times[name][kind].append(getattr(run, kind)(1 + i))
+                    print(f"  {kind} step {i}: {name} {times[name][kind][-1]:.2f} s",
+                          file=sys.stderr)
         base = {k: statistics.median(v) for k, v in times["single"].items()}
         for name, run in runs.items():
             r = {f"{k}_s": statistics.median(v) for k, v in times[name].items()}

@@ -96,7 +96,6 @@ class Worker:
             # loaded scene's values, so that a restarted worker (which has
             # only the loaded scene and this object) renders the same scene.
             decoded = {k: decode(enc, self.params[k]) for k, enc in value.items()}
-            self._restore_view()
             for k, v in self.loaded.items():
                 if k not in decoded:
                     self.params[k] = v
@@ -108,32 +107,31 @@ class Worker:
         return value
 
     # -- views --------------------------------------------------------------
-    def _restore_view(self) -> None:
-        if self.view_changes:
-            for k, v in self.view_changes.items():
-                self.params[k] = v
-            self.params.update()
-            self.view_changes = {}
-
     def _apply_view(self, views: Optional[list], index: int) -> int:
-        """Set up view ``index`` of the pool; returns the sensor to render from."""
+        """Set up view ``index`` of the pool; returns the sensor to render from.
+
+        Sensor parameters set by the previous view that this one does not set
+        go back to their loaded values; one ``update()`` for both."""
         from .codec import decode
         n = len(views) if views is not None else len(self.scene.sensors)
         if not 0 <= index < n:
             raise IndexError(f"view index {index} out of range: the pool has {n} view(s)")
         spec = ("sensor", index) if views is None else views[index]
-        self._restore_view()
         sensor = spec[1]
         if not 0 <= sensor < len(self.scene.sensors):
             raise IndexError(f"view {index}: sensor {sensor} out of range: the scene has "
                              f"{len(self.scene.sensors)} sensor(s)")
-        if spec[0] == "params":
-            for suffix, enc in spec[2].items():
-                key = f"Sensor[{sensor}].{suffix}"
-                current = self.params[key]
-                self.view_changes[key] = current
-                self.params[key] = decode(enc, current)
-            self.params.update()
+        new = ({f"Sensor[{sensor}].{suffix}": enc for suffix, enc in spec[2].items()}
+               if spec[0] == "params" else {})
+        stale = [k for k in self.view_changes if k not in new]
+        if not stale and not new:
+            return sensor
+        for k in stale:
+            self.params[k] = self.view_changes.pop(k)
+        for k, enc in new.items():
+            original = self.view_changes.setdefault(k, self.params[k])
+            self.params[k] = decode(enc, original)
+        self.params.update()
         return sensor
 
     # -- work ---------------------------------------------------------------
@@ -153,7 +151,6 @@ class Worker:
                 image = lg.render(self.scene, self.params, sensor=sensor, spp=spp, seed=seed)
                 arr = np.array(image, dtype=np.float32)
             out.append((arr, time.perf_counter() - t0))
-        self._restore_view()
         return out
 
     def gradient(self, state: dict, tasks: list) -> dict:
@@ -203,7 +200,6 @@ class Worker:
             for k, v in values.items():
                 self.params[k] = v
             self.params.update()
-            self._restore_view()
         return {"losses": losses, "seconds": seconds, "grads": grads}
 
     def _check(self) -> None:
