@@ -14,7 +14,9 @@ Generates, in a temporary folder, meshes of the sizes real scenes ship:
 * ``big_ascii.ply``: the same mesh as ASCII PLY;
 * ``mixed.ply``: binary PLY of the same surface as quads, every third one split
   in two triangles (face rows of varying length);
-* ``big.serialized``: the same mesh in Mitsuba's serialized format (zlib).
+* ``big.serialized``: the same mesh in Mitsuba's serialized format (zlib);
+* ``multi.serialized``: two shapes (the big mesh, and the small one in double
+  precision with uvs only).
 
 and prints the median (``--best``: the minimum, the figure least disturbed by other
 processes on a shared machine) of ``--repeat`` reads with :mod:`lumigrad.geometry.meshio`
@@ -120,6 +122,22 @@ def write_mixed_ply(path: str, p, n, uv, quads) -> None:
         fh.write(body.tobytes())
 
 
+def write_multi_serialized(path: str, meshes) -> None:
+    """Several shapes in one serialized file: each written by
+    ``meshio.write_serialized`` (positions, faces, normals, uvs, double), its
+    one-shape end-of-file dictionary (12 bytes) replaced by a common one."""
+    import struct
+    out, offsets = b"", []
+    for i, (pos, tri, nor, tex, double) in enumerate(meshes):
+        meshio.write_serialized(path, pos, tri, nor, tex, name=f"part{i}", double=double)
+        with open(path, "rb") as fh:
+            data = fh.read()
+        offsets.append(len(out))
+        out += data[:-12]
+    with open(path, "wb") as fh:
+        fh.write(out + struct.pack(f"<{len(offsets)}QI", *offsets, len(offsets)))
+
+
 def load_baseline(rev: str):
     """lumigrad's meshio module as it was at git revision ``rev``."""
     import importlib.util
@@ -181,6 +199,9 @@ def main() -> None:
     if hasattr(meshio, "write_serialized"):
         meshio.write_serialized(os.path.join(d, "big.serialized"), P, F, N, UV)
         files.append("big.serialized")
+        write_multi_serialized(os.path.join(d, "multi.serialized"), [
+            (P, F, N, UV, False), (p, quads[:, :3], None, uv, True)])
+        files.append("multi.serialized")
 
     files += [os.path.abspath(f) for f in args.extra]
     old = load_baseline(args.baseline) if args.baseline else None
@@ -236,44 +257,50 @@ def main() -> None:
 
 
 def check_against_mitsuba(mi, d: str, files: list) -> None:
-    """Largest differences between the shapes lumigrad and Mitsuba build."""
+    """Largest differences between the shapes lumigrad and Mitsuba build (every
+    shape of a serialized file)."""
     import drjit as dr
     import lumigrad as lg
     print("\nlumigrad shape vs Mitsuba shape (max abs difference over triangle corners)")
     for name in files:
         path = os.path.join(d, name)
         kind = os.path.splitext(name)[1][1:]
-        label = f"{os.path.basename(name)[:16]:<16}"
-        try:
-            ms = mi.load_dict({"type": kind, "filename": path})
-        except RuntimeError as e:
-            print(f"{label} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
-            continue
-        ls = lg.load_dict({"type": kind, "filename": path})
-        mp = mi.traverse(ms)
-        mf = np.array(mp["faces"]).reshape(-1, 3)
-        lf = ls.faces_numpy()
-        if mf.shape != lf.shape:
-            print(f"{label} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
-            continue
-        row = [f"{label} {len(lf):>7} triangles"]
-        for label, key, k, ours in (
-                ("positions", "vertex_positions", 3, ls.positions_numpy()),
-                ("normals", "vertex_normals", 3,
-                 None if ls.vertex_normals is None else np.array(dr.detach(ls.vertex_normals))),
-                ("uvs", "vertex_texcoords", 2,
-                 None if ls.vertex_texcoords is None else np.array(ls.vertex_texcoords))):
-            theirs = np.array(mp[key]).reshape(-1, k) if key in mp and \
-                dr.width(mp[key]) > 0 else None
-            if ours is None or theirs is None:
-                row.append(f"{label}: {'lumigrad' if ours is not None else ''}"
-                           f"{'/' if ours is not None and theirs is not None else ''}"
-                           f"{'Mitsuba' if theirs is not None else ''} only"
-                           if (ours is not None) != (theirs is not None) else f"{label}: none")
+        shapes = [{}]
+        if kind == "serialized":
+            shapes = [{"shape_index": i} for i in range(meshio.serialized_shape_count(path))]
+        for extra in shapes:
+            label = f"{os.path.basename(name)[:16]:<16}" + \
+                (f"@{extra['shape_index']}" if len(shapes) > 1 else "")
+            desc = {"type": kind, "filename": path, **extra}
+            try:
+                ms = mi.load_dict(desc)
+            except RuntimeError as e:
+                print(f"{label} Mitsuba rejects it: {str(e).splitlines()[0][:90]}")
                 continue
-            ours = np.asarray(ours).reshape(-1, k)
-            row.append(f"{label} {np.abs(ours[lf] - theirs[mf]).max():.2e}")
-        print("  ".join(row))
+            ls = lg.load_dict(desc)
+            mp = mi.traverse(ms)
+            mf = np.array(mp["faces"]).reshape(-1, 3)
+            lf = ls.faces_numpy()
+            if mf.shape != lf.shape:
+                print(f"{label} triangle counts differ: lumigrad {len(lf)}, Mitsuba {len(mf)}")
+                continue
+            row = [f"{label} {len(lf):>7} triangles"]
+            for what, key, k, ours in (
+                    ("positions", "vertex_positions", 3, ls.positions_numpy()),
+                    ("normals", "vertex_normals", 3, None if ls.vertex_normals is None
+                     else np.array(dr.detach(ls.vertex_normals))),
+                    ("uvs", "vertex_texcoords", 2, None if ls.vertex_texcoords is None
+                     else np.array(ls.vertex_texcoords))):
+                theirs = np.array(mp[key]).reshape(-1, k) if key in mp and \
+                    dr.width(mp[key]) > 0 else None
+                if ours is None and theirs is None:
+                    row.append(f"{what}: none")
+                elif ours is None or theirs is None:
+                    row.append(f"{what}: {'Mitsuba' if ours is None else 'lumigrad'} only")
+                else:
+                    ours = np.asarray(ours).reshape(-1, k)
+                    row.append(f"{what} {np.abs(ours[lf] - theirs[mf]).max():.2e}")
+            print("  ".join(row))
 
 
 if __name__ == "__main__":
