@@ -123,7 +123,9 @@ def test_disk():
     g, a = _geo(v, f)
     assert np.all(g[:, 2] > 0)
     np.testing.assert_allclose(a.sum(), 0.5 * n * np.sin(2 * np.pi / n), rtol=1e-6)
-    assert np.all(np.linalg.norm(v[1:], axis=1) == pytest.approx(1.0, abs=1e-6))
+    # rim vertices (phi = 0 twice), then one centre vertex per triangle (own uv v)
+    assert np.all(np.linalg.norm(v[:n + 1], axis=1) == pytest.approx(1.0, abs=1e-6))
+    assert np.all(v[n + 1:] == 0) and len(v) == 2 * n + 1
 
 
 def test_bad_arguments():

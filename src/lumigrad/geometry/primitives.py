@@ -186,13 +186,17 @@ def torus(R: float = 1.0, r: float = 0.25, n_major: int = 64, n_minor: int = 32)
 
 
 def cube() -> MeshData:
-    """The cube [-1, 1]^3: 6 faces x 4 vertices (24), 12 triangles, face normals.
+    """The cube [-1, 1]^3: 6 faces x 4 vertices (24), 12 triangles, face normals,
+    with Mitsuba 3's uvs.
 
     Face ``k`` has outward normal ``n`` and tangents ``s``, ``t`` with
-    ``s x t = n``; its corners are ``n + a s + b t`` for ``a, b`` in {-1, 1}
-    and its uvs ``((a + 1) / 2, (b + 1) / 2)``, so each face covers [0, 1]^2.
+    ``s x t = n``; its corners are ``n + a s + b t`` for ``a, b`` in {-1, 1}.
+    Its uvs are Mitsuba's: ``((p·s' + 1) / 2, (p·t' + 1) / 2)`` with the face's
+    own ``(s', t')``, which have ``s' x t' = -n`` (seen from outside, a texture is
+    mirrored), so each face covers [0, 1]^2 and textures land where Mitsuba puts
+    them (with ``v = 0`` at an image's first row).
     """
-    # (normal, s, t) with s x t = normal.
+    # (normal, s, t) with s x t = normal: the corners and the winding.
     frames = np.array([
         [[0, -1, 0], [1, 0, 0], [0, 0, 1]],    # -Y (bottom)
         [[0, 1, 0], [0, 0, 1], [1, 0, 0]],     # +Y (top)
@@ -201,11 +205,20 @@ def cube() -> MeshData:
         [[-1, 0, 0], [0, 0, 1], [0, 1, 0]],    # -X
         [[0, 0, -1], [0, 1, 0], [1, 0, 0]],    # -Z
     ], dtype=np.float64)
+    # Mitsuba's uv axes (s', t') of the same faces, s' x t' = -normal.
+    uv_axes = np.array([
+        [[0, 0, 1], [1, 0, 0]],      # -Y: u ~ z, v ~ x
+        [[-1, 0, 0], [0, 0, -1]],    # +Y: u ~ -x, v ~ -z
+        [[0, 1, 0], [0, 0, -1]],     # +X: u ~ y, v ~ -z
+        [[0, 1, 0], [1, 0, 0]],      # +Z: u ~ y, v ~ x
+        [[0, 1, 0], [0, 0, 1]],      # -X: u ~ y, v ~ z
+        [[0, -1, 0], [1, 0, 0]],     # -Z: u ~ -y, v ~ x
+    ], dtype=np.float64)
     ab = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)  # CCW in (s, t)
     nrm, s, t = frames[:, None, 0], frames[:, None, 1], frames[:, None, 2]
     p = nrm + ab[None, :, 0:1] * s + ab[None, :, 1:2] * t          # (6, 4, 3)
     normals = np.broadcast_to(nrm, p.shape)
-    uv = np.broadcast_to((ab + 1.0) / 2.0, (6, 4, 2))
+    uv = (np.einsum("fvk,fck->fvc", p, uv_axes) + 1.0) / 2.0       # (6, 4, 2)
     base = 4 * np.arange(6)[:, None]
     f = np.concatenate([base + [0, 1, 2], base + [0, 2, 3]], axis=1).reshape(-1, 3)
     return MeshData(p.reshape(-1, 3), f, normals=normals.reshape(-1, 3), uvs=uv.reshape(-1, 2))
@@ -224,15 +237,20 @@ def disk(n_segments: int = 128) -> MeshData:
 
     The rim is the inscribed regular polygon: its largest distance to the true
     circle is ``1 - cos(pi / n_segments)``. uvs are Mitsuba's polar ones,
-    ``(r, phi / 2pi)``; the rim vertex at phi = 0 is duplicated at 2pi so the
-    uvs are continuous, and the centre vertex has uv (0, 0).
+    ``(r, phi / 2pi)`` with ``phi`` in [0, 2pi): the rim vertex at phi = 0 is
+    duplicated at 2pi so the uvs are continuous, and each triangle has its own
+    centre vertex with ``v`` = the triangle's middle angle, so the interpolated
+    ``v`` is the angle all the way to the centre (one shared centre vertex would
+    interpolate ``r phi / 2pi``).
     """
     n = _check_count("n_segments", n_segments, 3)
     phi = np.linspace(0.0, 2.0 * np.pi, n + 1)
     rim = np.stack([np.cos(phi), np.sin(phi), np.zeros_like(phi)], axis=-1)
     rim[-1] = rim[0]
-    p = np.concatenate([[[0.0, 0.0, 0.0]], rim])
-    uv = np.concatenate([[[0.0, 0.0]], np.stack([np.ones_like(phi), phi / (2.0 * np.pi)], -1)])
+    mid = (phi[:-1] + phi[1:]) / (4.0 * np.pi)                     # middle angle / 2pi
+    p = np.concatenate([rim, np.zeros((n, 3))])
+    uv = np.concatenate([np.stack([np.ones_like(phi), phi / (2.0 * np.pi)], -1),
+                         np.stack([np.zeros(n), mid], -1)])
     k = np.arange(n)
-    f = np.stack([np.zeros(n, dtype=np.int64), k + 1, k + 2], axis=-1)
-    return MeshData(p, f, normals=np.tile([0.0, 0.0, 1.0], (n + 2, 1)), uvs=uv)
+    f = np.stack([n + 1 + k, k, k + 1], axis=-1)
+    return MeshData(p, f, normals=np.tile([0.0, 0.0, 1.0], (2 * n + 1, 1)), uvs=uv)

@@ -16,6 +16,10 @@ with its *default* microfacet distribution (Mitsuba: ``beckmann``).
 ``rough_plates_env``: the same plates under a constant sky and a small spherical
 area light (``max_depth`` 4): BSDF sampling, MIS and the transmission through the
 rough dielectric.
+
+``textured_shapes``: a 4×4 texture (``texels_4x4.exr``) as the radiance of a
+cube, a disk, a sphere and a mirrored rectangle seen directly: the uv layouts of
+Mitsuba's shapes with ``v = 0`` at the image's first row.
 """
 from __future__ import annotations
 
@@ -78,6 +82,20 @@ ROUGH = [
         </bsdf>"""),
 ]
 
+#: a 4x4 texture of distinct colours (written next to the scenes as texels_4x4.exr)
+TEXELS = (np.arange(48, dtype=np.float32).reshape(4, 4, 3) % 7 + 1) / 7.0
+
+
+def textured(shape: str, transform: str) -> str:
+    return f"""    <shape type="{shape}">
+        <transform name="to_world">{transform}</transform>
+        <emitter type="area"><texture type="bitmap" name="radiance">
+            <string name="filename" value="texels_4x4.exr"/>
+            <string name="filter_type" value="nearest"/>
+        </texture></emitter>
+    </shape>"""
+
+
 #: name: (max_depth, objects XML, point lights?)
 SCENES = {
     "rough_plates": (2, "\n".join(PLATE.format(id=i, x=x, bsdf=b) for i, x, b in ROUGH), True),
@@ -90,6 +108,16 @@ SCENES = {
         <float name="radius" value="0.3"/>
         <emitter type="area"><rgb name="radiance" value="8, 7, 6"/></emitter>
     </shape>""", False),
+    # textures on the cube (Mitsuba's per-face uvs), a disk (polar uvs), a sphere and a
+    # mirrored rectangle, as emitters seen directly (max_depth 1)
+    "textured_shapes": (1, "\n".join([
+        textured("cube", '<scale value="0.6"/><rotate y="1" angle="35"/>'
+                 '<rotate x="1" angle="-25"/><translate x="-2"/>'),
+        textured("disk", '<scale value="0.9"/><rotate x="1" angle="-50"/>'),
+        textured("sphere", '<scale value="0.7"/><rotate z="1" angle="20"/><translate x="2"/>'),
+        textured("rectangle", '<scale x="-0.8" y="0.3"/><rotate x="1" angle="-60"/>'
+                 '<translate y="-0.2" z="1.2"/>'),
+    ]), False),
 }
 
 
@@ -109,10 +137,13 @@ def scene_xml(name: str) -> str:
 def main(names: list[str]) -> None:
     import mitsuba as mi
     mi.set_variant("scalar_rgb")
+    import OpenEXR
+    OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage},
+                 {"RGB": TEXELS}).write(str(HERE / "texels_4x4.exr"))
     for name in names or list(SCENES):
         xml = scene_xml(name)
         (HERE / f"{name}.xml").write_text(xml)
-        scene = mi.load_string(xml)
+        scene = mi.load_file(str(HERE / f"{name}.xml"))
         img = np.zeros((HEIGHT, WIDTH, 3))
         chunks = 8
         for k in range(chunks):    # several seeds: one render's spp is capped by its sampler
