@@ -320,3 +320,15 @@ def test_default_bsdf_of_an_emitter_is_black():
     params = lg.traverse(lg.load_dict(d))
     assert np.allclose(np.array(params["lamp.bsdf.reflectance.value"]), 0.0)
     assert np.allclose(np.array(params["wall.bsdf.reflectance.value"]), 0.5)
+
+
+def test_bitmap_accepts_mitsubas_storage_parameters(tmp_path):
+    # 'format' and 'accel' (Mitsuba's texel storage and lookup hardware) load and do
+    # not change the texels; a value Mitsuba refuses is refused too
+    io.write_image(tmp_path / "texels.exr", TEXELS)
+    tex = lg.load_dict({"type": "bitmap", "filename": str(tmp_path / "texels.exr"),
+                        "format": "float16", "accel": False})
+    np.testing.assert_array_equal(np.array(tex.data), TEXELS)
+    with pytest.raises(lg.SceneLoadError, match="'format'.*not one of"):
+        lg.load_dict({"type": "bitmap", "filename": str(tmp_path / "texels.exr"),
+                      "format": "fp32"})

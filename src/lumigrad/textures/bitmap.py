@@ -93,6 +93,12 @@ class BitmapTexture(Texture):
                          doc="transform applied to uv"),
         "data": Param("image", default=None,
                       doc="an in-memory image (H x W x C, linear) instead of a file"),
+        "format": Param("string", default="auto",
+                        choices=("auto", "variant", "float16", "fp16", "uint8"),
+                        ignored="Mitsuba's storage precision of the texels; lumigrad keeps "
+                        "float32 texels (a difference below 8-bit quantization)"),
+        "accel": Param("bool", default=True, ignored="Mitsuba's hardware-accelerated "
+                       "lookups; lumigrad applies the same filter in software"),
     }
 
     def __init__(self, filename: str | None = None, filter_type: str = "bilinear",
