@@ -121,7 +121,3 @@ def encode_views(views: Any) -> list:
             raise TypeError(f"view {j}: expected a sensor index, a sensor transform or a dict "
                             f"of sensor parameters, got {type(v).__name__}")
     return out
-
-
-def view_sensor(spec: ViewSpec) -> int:
-    return spec[1]

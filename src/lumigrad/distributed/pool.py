@@ -183,6 +183,8 @@ class Pool:
                         for _ in range(self.workers)]
         self._state: dict = {}
         self._keep: dict = {}
+        self._failures = [0] * self.workers  # consecutive failed tasks of each worker
+        self._dead: set = set()              # workers that failed too often in a row
         try:
             infos = ray.get([a.info.remote() for a in self._actors], timeout=start_timeout)
         except ray.exceptions.GetTimeoutError:
@@ -439,8 +441,12 @@ class Pool:
                    file=sys.stderr, leave=False)
         try:
             while queue or inflight:
-                while queue and min(load) < self.max_in_flight:
-                    w = int(np.argmin(load))
+                while queue:
+                    alive = [i for i in range(self.workers)
+                             if i not in self._dead and load[i] < self.max_in_flight]
+                    if not alive:
+                        break
+                    w = min(alive, key=lambda i: load[i])
                     c = queue.popleft()
                     ref = getattr(self._actors[w], method).remote(state, tasks[c])
                     inflight[ref] = (w, c)
@@ -468,12 +474,15 @@ class Pool:
                         tries[c] += 1
                         self.restarts += 1
                         self._restarts_call += 1
-                        if tries[c] > self.max_retries:
+                        self._failures[w] += 1
+                        if self._failures[w] > self.max_retries:
+                            self._dead.add(w)        # out of restarts: use the others
+                        if tries[c] > self.max_retries or len(self._dead) == self.workers:
                             raise WorkerError(f"{desc}: task {c} failed {tries[c]} times "
-                                              f"(worker {w} died each time); last error: "
-                                              f"{e}") from None
+                                              f"(workers died); last error: {e}") from None
                         queue.appendleft(c)          # recomputed, by whoever is free
                         continue
+                    self._failures[w] = 0
                     if not done[c]:                  # counted once
                         done[c] = True
                         results[c] = res
