@@ -90,8 +90,11 @@ _LEAF_FLAG = 0x80000000
 _SENTINEL = 0xFFFFFFFF          # "no node": stack empty / lane done
 _MAX_LEAF_SIZE = 16             # leaf counts are stored in 4 bits
 _MAX_TRIANGLES = (1 << 27) - 1  # leaf starts are stored in 27 bits
-_STACK_SIZE = 96                # per-lane stack: <= 3 pushes per 4-wide level (depth/2)
 _MAX_DEPTH = 60                 # leaves never deeper; the stack holds <= depth entries
+_WIDTH = 4                      # children per node of the traversed tree (4 or 8)
+# Per-lane stack: <= _WIDTH - 1 pushes per wide level, and every wide level of the
+# greedy collapse descends at least one binary level (<= _MAX_DEPTH).
+_STACK_SIZE = (_WIDTH - 1) * _MAX_DEPTH
 _CLUSTER = 64                   # max triangles per Morton cluster (SAH top-tree unit)
 _LEAF_SAH = True                # SAH-aware leaf collapsing
 _C_TRAV = 1.5                   # SAH cost of visiting a node (two box tests)
@@ -183,6 +186,12 @@ _to_dr = bk.from_numpy  # aligned private copies (see backend.from_numpy)
 # the slab test needs. (dr.minimum/dr.maximum also lower to LLVM's fminimum/
 # fmaximum, which the x86 backend of the bundled LLVM cannot always select:
 # "LLVM ERROR: Cannot select: fminimum", a process abort.)
+#: Sorting networks (Knuth, TAOCP 5.3.4): 5 comparators for 4 keys, 19 for 8.
+_SORT = {4: ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)),
+         8: ((0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7), (0, 1), (2, 3),
+             (4, 5), (6, 7), (2, 4), (3, 5), (1, 4), (3, 6), (1, 2), (3, 4), (5, 6))}
+
+
 def _min(a: Any, b: Any) -> Any:
     return dr.select(a < b, a, b)
 
@@ -748,41 +757,64 @@ class BVH:
         self._wide_records()
 
     def _wide_plan(self) -> tuple[Any, Any, Any, int]:
-        """Collapse of the binary tree into a 4-wide one (numpy, once per build).
+        """Collapse of the binary tree into a ``_WIDTH``-wide one (numpy, once per build).
 
-        Every 4-wide node stands for a binary node ``f`` at even depth: its slots
-        are the children of ``f``'s interior children and ``f``'s leaf children
-        (2-4 slots, the rest empty). Returns per slot (4 per node): the offset of
-        its box in the binary records, whether it is empty, and its reference
-        (interior references renumbered to 4-wide nodes); and the node count.
+        Every 4-wide node stands for a binary node ``f``: its slots start as
+        ``f``'s two children, then twice the interior slot of the largest
+        surface area is opened (replaced by its two children), the greedy
+        collapse of Wald, Benthin & Boulos 2008 ("Getting rid of packets") /
+        Embree: nodes are full wherever the subtree allows, and the largest
+        (most often entered) boxes are flattened first. Returns per slot (4 per
+        node): the offset of its box in the binary records, whether it is
+        empty, and its reference (interior references renumbered to 4-wide
+        nodes); and the node count.
         """
         ref = self._child_ref
-        inner = (ref & _LEAF_FLAG) == 0
         empty_box = self._box_src == ref.shape[0] + self._leaf_starts.size
+        rec = self._rec_np
+        area = np.stack([_half_area(rec[:, 0:3], rec[:, 3:6]),
+                         _half_area(rec[:, 6:9], rec[:, 9:12])], axis=1)
+        openable = ((ref & _LEAF_FLAG) == 0) & ~empty_box
         wide_index = np.full(ref.shape[0], -1, np.int64)
         frontier = np.array([0], np.int64)
+        pending = np.zeros(1, np.int64)   # stack entries above a node: its ancestors' pushes
+        need = 1
         parts = []
         count = 0
         while frontier.size:
             n = frontier.size
-            wide_index[frontier] = count + np.arange(n)
+            rows = np.arange(n)
+            wide_index[frontier] = count + rows
             count += n
-            src = np.empty((n, 4), np.int64)      # binary node * 16 + side * 6
-            sref = np.empty((n, 4), np.uint32)
-            sempty = np.zeros((n, 4), bool)
-            for side in range(2):
-                c = ref[frontier, side]
-                ci = inner[frontier, side]
-                cc = np.where(ci, c, 0).astype(np.int64)
-                # interior child: its two children; leaf child: itself + an empty slot
-                src[:, 2 * side] = np.where(ci, cc * 16, frontier * 16 + side * 6)
-                src[:, 2 * side + 1] = np.where(ci, cc * 16 + 6, 0)
-                sref[:, 2 * side] = np.where(ci, ref[cc, 0], c)
-                sref[:, 2 * side + 1] = np.where(ci, ref[cc, 1], _SENTINEL)
-                sempty[:, 2 * side] = np.where(ci, empty_box[cc, 0], empty_box[frontier, side])
-                sempty[:, 2 * side + 1] = np.where(ci, empty_box[cc, 1], True)
-            parts.append((src, sref, sempty))
-            frontier = sref[~sempty & ((sref & _LEAF_FLAG) == 0)].astype(np.int64)
+            # Slot k is child side[:, k] of binary node par[:, k].
+            par = np.stack([frontier, frontier], axis=1)
+            side = np.tile(np.array([0, 1], np.int64), (n, 1))
+            valid = np.ones((n, 2), bool)
+            for _ in range(_WIDTH - 2):
+                a = np.where(valid & openable[par, side], area[par, side], -1.0)
+                k = np.argmax(a, axis=1)
+                ok = a[rows, k] >= 0
+                c = ref[par[rows, k], side[rows, k]].astype(np.int64)
+                par[rows, k] = np.where(ok, c, par[rows, k])
+                side[rows, k] = np.where(ok, 0, side[rows, k])
+                par = np.concatenate([par, np.where(ok, c, 0)[:, None]], axis=1)
+                side = np.concatenate([side, np.ones((n, 1), np.int64)], axis=1)
+                valid = np.concatenate([valid, ok[:, None]], axis=1)
+            sref = np.where(valid, ref[par, side], _SENTINEL).astype(np.uint32)
+            sempty = ~valid | empty_box[par, side]
+            parts.append((par * 16 + side * 6, sref, sempty))
+            down = ~sempty & ((sref & _LEAF_FLAG) == 0)
+            frontier = sref[down].astype(np.int64)
+            pending = pending + (~sempty).sum(axis=1) - 1      # after this node's pushes
+            need = max(need, int(pending.max()))
+            pending = np.repeat(pending, down.sum(axis=1))
+        # A visit pushes all but one hit slot, so a lane never holds more stack
+        # entries than the pushes along its path (checked, as the kernel's stack
+        # has a fixed size: Dr.Jit 1.5 reuses a cached kernel whose local arrays
+        # differ only in size, so the size must never vary).
+        if need > _STACK_SIZE:   # pragma: no cover - excluded by _MAX_DEPTH
+            raise RuntimeError(f"BVH: traversal stack of {need} entries needed, "
+                               f"{_STACK_SIZE} allocated")
         src = np.concatenate([q[0] for q in parts]).ravel()
         sref = np.concatenate([q[1] for q in parts]).ravel()
         sempty = np.concatenate([q[2] for q in parts]).ravel()
@@ -800,9 +832,11 @@ class BVH:
             self._wide = self._wide_plan()
         src, empty, refs, count = self._wide
         UInt32 = bk.UInt32
-        i = dr.arange(UInt32, 32 * count)
-        slot = (i >> 5) * 4 + (i & 3)
-        field = (i >> 2) & 7                     # 0-5: lo.xyz, hi.xyz; 6: ref; 7: padding
+        W = _WIDTH
+        sh = W.bit_length() - 1                  # log2(W)
+        i = dr.arange(UInt32, 8 * W * count)
+        slot = (i >> (sh + 3)) * W + (i & (W - 1))
+        field = (i >> sh) & 7                    # 0-5: lo.xyz, hi.xyz; 6: ref; 7: padding
         is_box = field < 6
         hole = dr.gather(UInt32, empty, slot) != 0
         val = dr.gather(bk.Float, self._nodes, dr.gather(UInt32, src, slot) + field,
@@ -954,21 +988,23 @@ class BVH:
         def node_step(stack, stack_t, node, sp, t_best):
             """Test the four child boxes of 4-wide ``node``: descend into the
             nearest hit, push the other hits (farthest first)."""
-            g0 = dr.gather(bk.module.ArrayXf, nodes4, node * 2, shape=(16, n))
-            g1 = dr.gather(bk.module.ArrayXf, nodes4, node * 2 + 1, shape=(16, n))
+            W = _WIDTH
+            g = []
+            for j in range(W // 2):     # 8 W floats: 16-float packet gathers
+                g.extend(dr.gather(bk.module.ArrayXf, nodes4, node * (W // 2) + j, shape=(16, n)))
             slots = []
-            for k in range(4):
-                hit, tn = _slab(o, inv, neg, (g0[k], g0[4 + k], g0[8 + k]),
-                                (g0[12 + k], g1[k], g1[4 + k]), t_best)
-                slots.append([dr.select(hit, tn, dr.inf), dr.reinterpret_array(UInt32, g1[8 + k]),
-                              hit])
+            for k in range(W):
+                hit, tn = _slab(o, inv, neg, (g[k], g[W + k], g[2 * W + k]),
+                                (g[3 * W + k], g[4 * W + k], g[5 * W + k]), t_best)
+                slots.append([dr.select(hit, tn, dr.inf),
+                              dr.reinterpret_array(UInt32, g[6 * W + k]), hit])
             # Sorting network on the entry distance (misses last).
-            for a, b in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
+            for a, b in _SORT[W]:
                 swap = slots[b][0] < slots[a][0]
                 sa, sb = slots[a], slots[b]
                 slots[a] = [dr.select(swap, y, x) for x, y in zip(sa, sb)]
                 slots[b] = [dr.select(swap, x, y) for x, y in zip(sa, sb)]
-            for k in (3, 2, 1):
+            for k in range(W - 1, 0, -1):
                 push = slots[k][2]
                 stack.write(slots[k][1], sp, push)
                 if not any_hit:
