@@ -230,7 +230,9 @@ def test_bad_view_index_and_parameter(pool):
     with pytest.raises(IndexError, match="view index 4 out of range: the pool has 4"):
         pool.render([1, 4], spp=1)
     with pytest.raises(IndexError, match="sensor 5 out of range"):
-        Pool.set_views(pool, [5])
+        pool.set_views([5])
+    with pytest.raises(KeyError, match="view 1: sensor 0 has no parameter 'fov'.*x_fov"):
+        pool.set_views([0, {"fov": 30.0}])
     pool.set_views(VIEWS)
     with pytest.raises(KeyError, match=r"unknown scene parameter 'nope.to_world'.*obj.to_world"):
         pool.gradient({"nope.to_world": T()}, lg.l2, spp=1)

@@ -223,6 +223,11 @@ class Pool:
             if not 0 <= spec[1] < len(self.sensors):
                 raise IndexError(f"view {j}: sensor {spec[1]} out of range: the scene has "
                                  f"{len(self.sensors)} sensor(s)")
+            known = self.infos[0]["sensor_params"][spec[1]]
+            for suffix in (spec[2] if spec[0] == "params" else ()):
+                if suffix not in known:
+                    raise KeyError(f"view {j}: sensor {spec[1]} has no parameter {suffix!r} "
+                                   f"(its parameters: {', '.join(known)})")
         self.num_views = len(self.sensors) if specs is None else len(specs)
         self._put("views", specs)
         self._put("targets", None)

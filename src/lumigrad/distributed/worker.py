@@ -66,7 +66,10 @@ class Worker:
             import lumigrad as lg
             out.update(variant=lg.variant(), threads=dr.thread_count(),
                        sensors=[tuple(s.resolution) for s in self.scene.sensors],
-                       keys=list(self.params.keys()))
+                       keys=list(self.params.keys()),
+                       sensor_params=[[self.params.suffix(k) for k in self.params.keys()
+                                       if self.params.owner(k) is sensor]
+                                      for sensor in self.scene.sensors])
         return out
 
     def _state(self, state: dict, name: str) -> Any:
