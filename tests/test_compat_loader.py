@@ -546,3 +546,18 @@ def test_projective_integrators_load_as_path_and_direct():
     d = loader.instantiate_dict({"type": "direct_projective", "max_depth": 3, "sppc": 2,
                                  "hide_emitters": True})
     assert d.max_depth == 2 and d.hide_emitters
+
+
+def test_mitsuba_0_6_names():
+    r = loader.instantiate_string(scene('''
+<integrator type="volpath_simple"><integer name="maxDepth" value="3"/></integrator>
+<sensor type="perspective" id="cam"><float name="fov" value="30"/>
+  <sampler type="ldsampler"><integer name="sampleCount" value="16"/>
+    <integer name="dimension" value="8"/></sampler>
+  <film type="hdrfilm"><boolean name="highQualityEdges" value="true"/>
+    <boolean name="attachLog" value="false"/><integer name="cropOffsetX" value="2"/>
+    <integer name="width" value="10"/><integer name="height" value="6"/></film>
+</sensor>''', "0.6.0"))
+    assert r["integrator"].max_depth == 3
+    cam = r["ids"]["cam"]
+    assert cam.resolution == (8, 6) and cam.sampler.sample_count == 16

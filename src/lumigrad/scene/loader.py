@@ -52,7 +52,8 @@ _VALUE_TYPES = ("rgb", "srgb", "spectrum", "ref")
 #: Mitsuba plugin names that lumigrad renders with another plugin: the volumetric path
 #: tracers are the path tracer when the scene has no media (media are refused).
 _TYPE_ALIASES = {("integrator", "volpathmis"): "volpath",
-                 ("integrator", "prbvolpath"): "volpath"}
+                 ("integrator", "prbvolpath"): "volpath",
+                 ("integrator", "volpath_simple"): "volpath"}  # (Mitsuba 0.6)
 
 _PLUGIN_IMPORT_ERRORS: dict[str, str] = {}
 _PLUGINS_LOADED = False

@@ -41,7 +41,10 @@ class HDRFilm:
                                   choices=("float16", "float32", "uint32")),
         "file_format": Param("string", "openexr",
                              choices=("openexr", "exr", "png", "pfm", "rgbe")),
-        "sample_border": Param("bool", False),
+        "sample_border": Param("bool", False, aliases=("high_quality_edges",),
+                               doc="(0.6: highQualityEdges)"),
+        "attach_log": Param("bool", True, ignored="Mitsuba 0.6 wrote its log into the EXR "
+                            "file's metadata; it is not part of the image"),
         "crop_offset_x": Param("int", 0, min=0, doc="left column of the crop window"),
         "crop_offset_y": Param("int", 0, min=0, doc="top row of the crop window"),
         "crop_width": Param("int", None, min=1, doc="crop window width (default: to the "

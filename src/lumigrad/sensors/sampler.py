@@ -24,6 +24,9 @@ class IndependentSampler:
         "sample_count": Param("int", 4, min=1, max=1 << 24),
         "seed": Param("int", 0, min=0),
         "jitter": Param("bool", True),
+        "dimension": Param("int", 4, min=1, ignored="Mitsuba 0.6's number of sample "
+                           "dimensions of its low-discrepancy samplers; lumigrad's generator "
+                           "has none, and the expected image does not depend on it"),
         "strength": Param("int", 2, min=1, ignored="the orthogonal-array strength of "
                           "Mitsuba's 'orthogonal' sampler; lumigrad's independent samples "
                           "converge to the same image (only the noise differs)"),
