@@ -561,3 +561,12 @@ def test_mitsuba_0_6_names():
     assert r["integrator"].max_depth == 3
     cam = r["ids"]["cam"]
     assert cam.resolution == (8, 6) and cam.sampler.sample_count == 16
+
+
+def test_face_normals_on_cube_and_rectangle():
+    # Mitsuba accepts face_normals on these (their normals are face normals already).
+    for t in ("cube", "rectangle"):
+        s = loader.instantiate_dict({"type": t, "face_normals": True})
+        assert s.face_count in (2, 12)
+    with pytest.raises(SceneLoadError, match="no parameter 'face_normals'"):
+        loader.instantiate_dict({"type": "disk", "face_normals": True})  # as Mitsuba

@@ -251,7 +251,9 @@ class RectangleShape(_BaseShape):
     (2 triangles), placed by ``to_world``."""
 
     PLUGIN = ("shape", "rectangle")
-    PARAMS = dict(COMMON_PARAMS)
+    PARAMS = {**COMMON_PARAMS,
+              "face_normals": Param("bool", False, ignored="a flat rectangle's vertex "
+                                    "normals are its face normal")}
 
     def __init__(self, to_world: Optional[Transform4f] = None, flip_normals: bool = False,
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
@@ -267,7 +269,9 @@ class CubeShape(_BaseShape):
     each face's uvs covering [0, 1]²."""
 
     PLUGIN = ("shape", "cube")
-    PARAMS = dict(COMMON_PARAMS)
+    PARAMS = {**COMMON_PARAMS,
+              "face_normals": Param("bool", False, ignored="the cube is always shaded with "
+                                    "its face normals (4 vertices per face)")}
 
     def __init__(self, to_world: Optional[Transform4f] = None, flip_normals: bool = False,
                  bsdf: Any = None, emitter: Any = None, id: Optional[str] = None) -> None:
