@@ -23,8 +23,11 @@ its ``sample_direction``; ``tests/test_emitters_extra.py``.) A lit point
 receives ``I / |x_l − p|²`` along the single direction towards the light: a
 delta light, never hit by rays.
 
-Differentiable in ``irradiance`` (colour or image texels), ``scale`` and
-``to_world``.
+Differentiable in ``irradiance`` (colour or image texels) and ``scale``.
+Derivatives with respect to ``to_world`` raise a clear error: moving the
+projector moves the hard edge of its frustum over the scene, a boundary term
+that is not sampled yet (the weight's own derivative at a lit point is right,
+``tests/test_emitters_extra.py`` checks it with the guard lifted).
 """
 from __future__ import annotations
 
@@ -60,6 +63,9 @@ class ProjectorEmitter(Emitter):
         "sampling_weight": Param("float", default=1.0, min=0.0),
     }
     is_delta = True
+    #: refuse gradients on to_world (see the module docstring); tests lift it to
+    #: check the weight's own derivative
+    refuse_moving = True
 
     def __init__(self, irradiance: Any = 1.0, scale: float = 1.0, fov: float | None = None,
                  fov_axis: str = "x", focal_length: str | None = None, to_world: Any = None,
@@ -85,6 +91,13 @@ class ProjectorEmitter(Emitter):
         self.sampling_weight = float(sampling_weight)
 
     def sample_direction(self, p: Any, sample2: Any, active: Any = True) -> DirectionSample:
+        if self.refuse_moving and dr.grad_enabled(self.to_world.matrix):
+            # (False inside dr.suspend_grad(): primal renders are unaffected)
+            raise NotImplementedError(
+                f"projector emitter '{self.id}': derivatives with respect to its to_world "
+                "are not supported yet: moving the projector moves the hard edge of its "
+                "frustum across the scene, a boundary term lumigrad does not sample. "
+                "Derivatives with respect to 'scale' and the 'irradiance' image work.")
         n = lane_count(p, sample2)
         active = as_mask(active, n)
         m = self.to_world.matrix
