@@ -236,3 +236,15 @@ def test_spot_texture_matches_mitsuba():
     w = np.array(em.sample_direction(bk.Array3f(*p.T), bk.Array2f(0.5, 0.5), True).weight).T
     np.testing.assert_allclose(w, ref["weights"], rtol=2e-5, atol=1e-7)
     assert any(k.startswith("texture.") for k, _, _ in em.parameters())
+
+
+def test_spot_hard_edge_refuses_placement_derivatives():
+    em = loader.instantiate_dict({"type": "spot", "cutoff_angle": 20.0, "beam_width": 20.0})
+    m = lg.Matrix4f(dr.detach(em.to_world.matrix))
+    dr.enable_grad(m)
+    em.to_world = lg.Transform4f(m)
+    with pytest.raises(NotImplementedError, match="hard edge"):
+        em.sample_direction(bk.Array3f(0.0, 0.0, 1.0), bk.Array2f(0.5, 0.5), True)
+    with dr.suspend_grad():  # primal sampling is unaffected
+        w = em.sample_direction(bk.Array3f(0.0, 0.0, 2.0), bk.Array2f(0.5, 0.5), True).weight
+    np.testing.assert_allclose(np.array(w).ravel(), 0.25, rtol=1e-6)

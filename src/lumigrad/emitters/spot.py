@@ -20,7 +20,9 @@ An optional ``texture`` multiplies the intensity: the image is looked up at
 light's frame (so it spans the cone of the cutoff angle; measured on Mitsuba
 3.9.1).
 
-Differentiable in ``intensity``, ``texture`` and ``to_world`` (position and axis).
+Differentiable in ``intensity``, ``texture`` and ``to_world`` (position and axis;
+the falloff is continuous when ``beam_width < cutoff_angle``; with equal angles
+the cone's edge is hard and ``to_world`` derivatives raise a clear error).
 """
 from __future__ import annotations
 
@@ -99,6 +101,13 @@ class SpotEmitter(Emitter):
         return dr.select(cos_theta > cos_cut, value, 0.0)
 
     def sample_direction(self, p: Any, sample2: Any, active: Any = True) -> DirectionSample:
+        if self.beam_width >= self.cutoff_angle and dr.grad_enabled(self.to_world.matrix):
+            # (False inside dr.suspend_grad(): primal renders are unaffected)
+            raise NotImplementedError(
+                f"spot emitter '{self.id}': with beam_width = cutoff_angle the cone has a "
+                "hard edge, and derivatives with respect to to_world would need its "
+                "boundary term, which is not sampled yet; use a beam_width below the "
+                "cutoff_angle (a soft edge) to differentiate the light's placement")
         n = lane_count(p, sample2)
         active = as_mask(active, n)
         pos = self.position()
