@@ -97,6 +97,10 @@ def test_render_bitwise(pool, scene_dict):
         assert np.array_equal(np.array(image), ref)
     # the views differ (the dict view's camera and fov really were applied)
     assert not np.array_equal(np.array(images[2]), np.array(images[3]))
+    # spp=None: the sensor's sample count, as lg.render
+    (image,) = pool.render([1], seed=2)
+    local_view(scene, params, 1)
+    assert np.array_equal(np.array(image), np.array(lg.render(scene, params, sensor=1, seed=2)))
 
 
 def test_render_split_passes(pool, scene_dict):

@@ -15,7 +15,7 @@ from pathlib import Path
 def render_distributed(args: argparse.Namespace) -> int:
     try:
         return _render(args)
-    except (ImportError, TimeoutError, RuntimeError) as e:   # WorkerError is a RuntimeError
+    except (ImportError, TimeoutError, RuntimeError, IndexError) as e:  # WorkerError: Runtime
         print(f"lumigrad: error: {e}", file=sys.stderr)
         return 2
 
@@ -34,13 +34,13 @@ def _render(args: argparse.Namespace) -> int:
         info = pool.infos[0]
         print(f"{workers} worker(s) ready ({info['variant']}, {info['threads']} thread(s) each)",
               file=sys.stderr)
-        spp = args.spp if args.spp is not None else 16
         out = Path(args.output)
         if args.all_sensors:
-            images = pool.render(list(range(pool.num_views)), spp=spp, seed=args.seed,
+            images = pool.render(list(range(pool.num_views)), spp=args.spp, seed=args.seed,
                                  passes=args.passes or 1)
             paths = [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(len(images))]
         else:
+            spp = args.spp if args.spp is not None else pool.view_spp(args.sensor)
             passes = args.passes or min(workers, spp)
             images = pool.render([args.sensor], spp=spp, seed=args.seed, passes=passes)
             paths = [out]

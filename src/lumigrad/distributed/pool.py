@@ -229,6 +229,7 @@ class Pool:
                     raise KeyError(f"view {j}: sensor {spec[1]} has no parameter {suffix!r} "
                                    f"(its parameters: {', '.join(known)})")
         self.num_views = len(self.sensors) if specs is None else len(specs)
+        self._specs = specs
         self._put("views", specs)
         self._put("targets", None)
 
@@ -301,11 +302,18 @@ class Pool:
         return [items[i:i + per_task] for i in range(0, len(items), per_task)]
 
     # -- the calls ----------------------------------------------------------
-    def render(self, views: Optional[Sequence[int]] = None, spp: int = 16,
+    def view_spp(self, view: int) -> int:
+        """The sample count of the sensor that view ``view`` renders from."""
+        (view,) = self._views([view])
+        spec = ("sensor", view) if self._specs is None else self._specs[view]
+        return int(self.infos[0]["spp"][spec[1]])
+
+    def render(self, views: Optional[Sequence[int]] = None, spp: Optional[int] = None,
                seed: Union[int, Sequence[int]] = 0, passes: int = 1,
                params: Optional[Mapping] = None, views_per_task: Optional[int] = None) -> list:
         """Render views in parallel; returns one ``TensorXf`` per view, in order.
 
+        ``spp``: samples per pixel (None: each view's sensor's sample count).
         ``seed``: one seed for every view, or one per view. With ``passes=1``
         view ``v`` is bit for bit ``lg.render(scene, sensor=v, spp=spp,
         seed=seed)`` (after applying the view's sensor parameters and
@@ -320,15 +328,17 @@ class Pool:
         """
         idx = self._views(views)
         seeds = self._seeds(seed, len(idx))
-        if not isinstance(spp, (int, np.integer)) or spp < 1:
+        if spp is not None and (not isinstance(spp, (int, np.integer)) or spp < 1):
             raise ValueError(f"spp must be a positive integer, got {spp!r}")
-        if not isinstance(passes, (int, np.integer)) or not 1 <= passes <= spp:
-            raise ValueError(f"passes must be between 1 and spp ({spp}), got {passes!r}")
+        spps = [int(spp) if spp is not None else self.view_spp(v) for v in idx]
+        if not isinstance(passes, (int, np.integer)) or not 1 <= passes <= min(spps):
+            raise ValueError(f"passes must be between 1 and spp ({min(spps)}), got {passes!r}")
         prev = self._state.get("values")
         self._set_values(params)
-        split = [spp // passes + (1 if i < spp % passes else 0) for i in range(passes)]
-        items = [(j, v, n, s + i) for j, (v, s) in enumerate(zip(idx, seeds))
-                 for i, n in enumerate(split)]
+        items = []
+        for j, (v, s, n_all) in enumerate(zip(idx, seeds, spps)):
+            split = [n_all // passes + (1 if i < n_all % passes else 0) for i in range(passes)]
+            items += [(j, v, n, s + i) for i, n in enumerate(split)]
         chunks = self._chunks(items, views_per_task)
         results, view_seconds, wall = self._run(
             "render", [[(v, n, s) for _, v, n, s in c] for c in chunks], "render", prev)
@@ -339,7 +349,7 @@ class Pool:
                 if passes == 1:
                     images[j] = img
                 else:
-                    term = img.astype(np.float64) * (n / spp)
+                    term = img.astype(np.float64) * (n / spps[j])
                     acc[j] = term if acc[j] is None else acc[j] + term
         if passes > 1:
             images = [a.astype(np.float32) for a in acc]
@@ -348,7 +358,7 @@ class Pool:
         return [to_array(bk.TensorXf, img) for img in images]
 
     def gradient(self, params: Mapping, loss: Callable, views: Optional[Sequence[int]] = None,
-                 spp: int = 16, seed: Union[int, Sequence[int]] = 0,
+                 spp: Optional[int] = None, seed: Union[int, Sequence[int]] = 0,
                  views_per_task: Optional[int] = None) -> GradientResult:
         """Gradient of ``Σ_v loss(render(view v), target_v)`` with respect to
         the parameters ``params`` (``{key: value}``), computed on the workers
@@ -365,14 +375,15 @@ class Pool:
         """
         idx = self._views(views)
         seeds = self._seeds(seed, len(idx))
-        if not isinstance(spp, (int, np.integer)) or spp < 1:
+        if spp is not None and (not isinstance(spp, (int, np.integer)) or spp < 1):
             raise ValueError(f"spp must be a positive integer, got {spp!r}")
         if not params:
             raise ValueError("gradient(): no parameters to differentiate")
         self._set_loss(loss)
         prev = self._state.get("values")
         self._set_values(params)
-        items = [(j, v, int(spp), s) for j, (v, s) in enumerate(zip(idx, seeds))]
+        items = [(j, v, int(spp) if spp is not None else self.view_spp(v), s)
+                 for j, (v, s) in enumerate(zip(idx, seeds))]
         chunks = self._chunks(items, views_per_task)
         results, view_seconds, wall = self._run(
             "gradient", [[(v, n, s) for _, v, n, s in c] for c in chunks], "gradient", prev)
@@ -395,7 +406,7 @@ class Pool:
                               losses, wall, view_seconds)
 
     def loss(self, params: Mapping, loss: Callable, views: Optional[Sequence[int]] = None,
-             spp: int = 16, seed: Union[int, Sequence[int]] = 0,
+             spp: Optional[int] = None, seed: Union[int, Sequence[int]] = 0,
              views_per_task: Optional[int] = None) -> Any:
         """:meth:`gradient` as a differentiable ``Float``: the summed loss,
         attached to the values in ``params``, so that ``dr.backward(loss)``

@@ -67,6 +67,7 @@ class Worker:
             out.update(variant=lg.variant(), threads=dr.thread_count(),
                        sensors=[tuple(s.resolution) for s in self.scene.sensors],
                        keys=list(self.params.keys()),
+                       spp=[s.sampler.sample_count for s in self.scene.sensors],
                        sensor_params=[[self.params.suffix(k) for k in self.params.keys()
                                        if self.params.owner(k) is sensor]
                                       for sensor in self.scene.sensors])
