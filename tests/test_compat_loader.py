@@ -493,8 +493,8 @@ def test_compat_scene_renders_like_mitsuba():
     Tolerances come from the noise: two lumigrad renders with independent seeds
     give the noise level ``n`` of one render (mean |a - b| / √2); the error of a
     render against the reference is expected at ``n √(1 + spp/4096)`` (the
-    reference's own noise), and the estimates of both from 3840 pixel values
-    fluctuate by a few percent: allow 15 %. Channel means of the two renders'
+    reference's own noise); the ratio of the two estimates, heavy-tailed noise
+    included, spread over 0.91-1.10 across seed pairs (measured): allow 1.3. Channel means of the two renders'
     average: a 128-spp render's mean has a relative std of 0.37 % (measured over
     16 seeds), so 0.26 % for the average; lumigrad is 0.25 % brighter at 2048 spp
     (each light alone agrees within 0.2 %): allow 3 σ + 0.3 % = 1.1 %."""
@@ -509,7 +509,7 @@ def test_compat_scene_renders_like_mitsuba():
     assert a.shape == ref.shape
     noise = np.abs(a - b).mean() / np.sqrt(2)
     err = np.abs(a - ref).mean()
-    assert err <= 1.15 * noise * np.sqrt(1 + spp / 4096), (err, noise)
+    assert err <= 1.3 * noise * np.sqrt(1 + spp / 4096), (err, noise)
     np.testing.assert_allclose((a + b).reshape(-1, 3).mean(0) / 2, ref.reshape(-1, 3).mean(0),
                                rtol=0.011)
 
@@ -570,3 +570,29 @@ def test_face_normals_on_cube_and_rectangle():
         assert s.face_count in (2, 12)
     with pytest.raises(SceneLoadError, match="no parameter 'face_normals'"):
         loader.instantiate_dict({"type": "disk", "face_normals": True})  # as Mitsuba
+
+
+def test_compat_scene_moment_matches_mitsuba():
+    """compat_moment.xml: the compatibility scene with the moment integrator
+    around its path tracer, against Mitsuba 3.9.1 at 4096 spp (all 9 channels:
+    R, G, B, p.X, p.Y, p.Z, m2_p.X, m2_p.Y, m2_p.Z). Per channel, the error is
+    held to the noise as in test_compat_scene_renders_like_mitsuba; channel means
+    of the two renders' average within 1.1 % (first moments, as there) and 2 %
+    for second moments (their 128-spp means spread twice as much, measured)."""
+    import lumigrad as lg
+
+    spp = 128
+    ref = np.load(os.path.join(DATA, "compat_moment_ref.npy"))
+    s = lg.load_file(os.path.join(DATA, "compat_moment.xml"))
+    assert s.integrator.channel_names == ["R", "G", "B", "p.X", "p.Y", "p.Z",
+                                          "m2_p.X", "m2_p.Y", "m2_p.Z"]
+    a = np.array(lg.render(s, spp=spp, seed=1))
+    b = np.array(lg.render(s, spp=spp, seed=2))
+    assert a.shape == ref.shape == (32, 40, 9)
+    noise = np.abs(a - b).mean(axis=(0, 1)) / np.sqrt(2)
+    err = np.abs(a - ref).mean(axis=(0, 1))
+    assert np.all(err <= 1.3 * noise * np.sqrt(1 + spp / 4096)), (err, noise)
+    mean = (a + b).reshape(-1, 9).mean(0) / 2
+    ref_mean = ref.reshape(-1, 9).mean(0)
+    np.testing.assert_allclose(mean[:6], ref_mean[:6], rtol=0.011)
+    np.testing.assert_allclose(mean[6:], ref_mean[6:], rtol=0.02)
