@@ -95,6 +95,7 @@ _WIDTH = 4                      # children per node of the traversed tree (4 or 
 # Per-lane stack: <= _WIDTH - 1 pushes per wide level, and every wide level of the
 # greedy collapse descends at least one binary level (<= _MAX_DEPTH).
 _STACK_SIZE = (_WIDTH - 1) * _MAX_DEPTH
+_TRI_STEP = 2                   # triangle tests per traversal iteration
 _CLUSTER = 64                   # max triangles per Morton cluster (SAH top-tree unit)
 _LEAF_SAH = True                # SAH-aware leaf collapsing
 _C_TRAV = 1.5                   # SAH cost of visiting a node (two box tests)
@@ -972,18 +973,22 @@ class BVH:
                 (stack, stack_t, node, sp, Bool(mask)), c, b, label="bvh.pop")
             return stack, stack_t, node, sp
 
-        def tri_step(tri_cur, t_best, prim, bu, bv, found):
-            """One Möller-Trumbore test of triangle ``tri_cur`` (where pending)."""
-            r = dr.gather(bk.module.ArrayXf, tris, tri_cur, shape=(16, n))
-            hit, t, u, v = _triangle_test(o, d, r, t_best)
-            if any_hit:
-                found = found | hit
-            else:
-                t_best = dr.select(hit, t, t_best)
-                prim = dr.select(hit, dr.reinterpret_array(UInt32, r[9]), prim)
-                bu = dr.select(hit, u, bu)
-                bv = dr.select(hit, v, bv)
-            return tri_cur + 1, t_best, prim, bu, bv, found
+        def tri_step(tri_cur, tri_end, t_best, prim, bu, bv, found):
+            """Möller-Trumbore tests of up to ``_TRI_STEP`` pending triangles from
+            ``tri_cur`` on, in order (the same results as one per iteration)."""
+            for j in range(_TRI_STEP):
+                m = tri_cur + j < tri_end
+                r = dr.gather(bk.module.ArrayXf, tris, tri_cur + j, m, shape=(16, n))
+                hit, t, u, v = _triangle_test(o, d, r, t_best)
+                hit &= m
+                if any_hit:
+                    found = found | hit
+                else:
+                    t_best = dr.select(hit, t, t_best)
+                    prim = dr.select(hit, dr.reinterpret_array(UInt32, r[9]), prim)
+                    bu = dr.select(hit, u, bu)
+                    bv = dr.select(hit, v, bv)
+            return _min(tri_cur + _TRI_STEP, tri_end), tri_end, t_best, prim, bu, bv, found
 
         def node_step(stack, stack_t, node, sp, t_best):
             """Test the four child boxes of 4-wide ``node``: descend into the
@@ -1027,8 +1032,8 @@ class BVH:
             # (2) One triangle test, (3) one interior node. Symbolic conditionals
             # compile to branches that a SIMD packet skips when no lane needs them.
             do_tri = tri_cur < tri_end
-            tri_cur, t_best, prim, bu, bv, found = dr.if_stmt(
-                (tri_cur, t_best, prim, bu, bv, found), do_tri, tri_step,
+            tri_cur, tri_end, t_best, prim, bu, bv, found = dr.if_stmt(
+                (tri_cur, tri_end, t_best, prim, bu, bv, found), do_tri, tri_step,
                 lambda *args: args, label="bvh.triangle")
             do_node = ((node & _LEAF_FLAG) == 0) & ~found
             stack, stack_t, node, sp = dr.if_stmt(
