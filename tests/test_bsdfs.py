@@ -571,7 +571,7 @@ def test_albedo_channel():
 
 
 def test_errors_name_plugin_and_parameter():
-    with pytest.raises(ValueError, match=r"conductor.*'material'.*Au, Ag"):
+    with pytest.raises(ValueError, match=r"conductor.*'material'.*unknown conductor material 'Pt'.*Au, Be"):
         SmoothConductor(material="Pt")
     with pytest.raises(ValueError, match="not both"):
         SmoothConductor(material="Au", eta=1.0)

@@ -332,3 +332,22 @@ def test_bitmap_accepts_mitsubas_storage_parameters(tmp_path):
     with pytest.raises(lg.SceneLoadError, match="'format'.*not one of"):
         lg.load_dict({"type": "bitmap", "filename": str(tmp_path / "texels.exr"),
                       "format": "fp32"})
+
+
+def test_named_conductors_match_mitsuba():
+    """Every conductor Mitsuba 3 names (71 measured spectra) has Mitsuba 3.9.1's RGB
+    eta and k (its traverse values, tests/data/compat/conductors_mitsuba.json): named
+    materials are converted with the illuminant quadrature (no D65). Before, lumigrad
+    knew five, sampled at three wavelengths: gold was 24 % too bright in blue."""
+    import json
+    from lumigrad.core.fresnel import CONDUCTOR_TABLE, conductor_ior
+    ref = json.loads((DATA / "compat" / "conductors_mitsuba.json").read_text())
+    assert len(ref) >= 70 and set(ref) <= set(CONDUCTOR_TABLE)
+    for name, (eta, k) in ref.items():
+        ours = conductor_ior(name, "test")
+        np.testing.assert_allclose(ours[0], eta, rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(ours[1], k, rtol=1e-4, atol=1e-6, err_msg=name)
+    # normal-incidence reflectance of gold, ((η-1)² + k²)/((η+1)² + k²), by hand
+    eta, k = (np.array(v) for v in conductor_ior("au", "test"))
+    r0 = ((eta - 1) ** 2 + k ** 2) / ((eta + 1) ** 2 + k ** 2)
+    assert r0[0] > r0[1] > r0[2] and 0.3 < r0[2] < 0.45

@@ -235,28 +235,90 @@ def resolve_ior(value: Any, where: str) -> float:
     return v
 
 
-#: Complex indices of refraction ``(eta, k)`` of metals at the RGB wavelengths
-#: (650 nm, 550 nm, 450 nm), relative to vacuum, obtained by linear interpolation
-#: in wavelength of tabulated measurements:
-#:
-#: * Au, Ag, Cu: P. B. Johnson and R. W. Christy, "Optical constants of the noble
-#:   metals", Phys. Rev. B 6, 4370 (1972);
-#: * Cr: P. B. Johnson and R. W. Christy, "Optical constants of transition metals",
-#:   Phys. Rev. B 9, 5056 (1974);
-#: * Al: A. D. Rakić, "Algorithm for the determination of intrinsic optical
-#:   constants of metal films: application to aluminum", Appl. Opt. 34, 4755 (1995);
-#:
-#: as tabulated in the public-domain refractiveindex.info database. The normal
-#: incidence reflectance ((η-1)² + k²)/((η+1)² + k²) is, for instance,
-#: Au (0.957, 0.792, 0.408), Ag (0.990, 0.983, 0.980), Cu (0.935, 0.624, 0.538).
+#: Complex indices of refraction ``(eta, k)`` of the conductors Mitsuba 3 names, as
+#: linear RGB, relative to vacuum. Each is the measured spectrum (refractiveindex.info /
+#: E. D. Palik, "Handbook of Optical Constants of Solids"; P. B. Johnson and R. W.
+#: Christy, Phys. Rev. B 6, 4370 (1972) for the noble metals; as distributed in
+#: Mitsuba's ``data/ior``) converted the way Mitsuba 3's RGB variants convert a named
+#: material: the illuminant quadrature of :func:`lumigrad.scene.spectra.spectrum_to_rgb`
+#: (no D65 weighting, negative components set to 0, none clamped at 1). The values were
+#: computed with lumigrad's converter by ``tests/data/compat/make_conductor_table.py``,
+#: which also checks them against Mitsuba 3.9.1 (``conductors_mitsuba.json``). A spectrum
+#: given as a file or list is converted as a reflectance instead (Mitsuba does so too).
 #: ``none`` is Mitsuba's ideal mirror (η = 0, k = 1 gives F = 1 at every angle).
 CONDUCTOR_TABLE: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-    "Au": ((0.1556, 0.4241, 1.3831), (3.6024, 2.4721, 1.9155)),
-    "Ag": ((0.0522, 0.0596, 0.0400), (4.4094, 3.5974, 2.6484)),
-    "Cu": ((0.2378, 1.0066, 1.2404), (3.6264, 2.5823, 2.3929)),
-    "Al": ((1.5580, 1.0152, 0.6332), (7.7124, 6.6273, 5.4544)),
-    "Cr": ((3.1071, 3.1812, 2.3230), (3.3314, 3.3291, 3.1350)),
+    "a-C": ((2.944, 2.2271, 1.9682), (0.88747, 0.7993, 0.81529)),
+    "Ag": ((0.15528, 0.11673, 0.13839), (4.8284, 3.1222, 2.1469)),
+    "Al": ((1.6575, 0.88041, 0.52124), (9.2238, 6.2695, 4.837)),
+    "AlAs": ((3.6053, 3.2329, 2.2163), (0.00067944, 0, 0.0075127)),
+    "AlAs_palik": ((3.6053, 3.2329, 2.2163), (0.00067944, 0, 0.0075127)),
+    "AlSb": ((0, 4.1394, 4.6693), (0, 0.094009, 1.3006)),
+    "AlSb_palik": ((0, 4.1394, 4.6693), (0, 0.094009, 1.3006)),
+    "Au": ((0.14304, 0.37531, 1.442), (3.983, 2.3856, 1.6034)),
+    "Be": ((4.185, 3.185, 2.7841), (3.8355, 3.0101, 2.869)),
+    "Be_palik": ((4.185, 3.185, 2.7841), (3.8355, 3.0101, 2.869)),
+    "Cr": ((4.3697, 2.9165, 1.6549), (5.2066, 4.2313, 3.7547)),
+    "CsI": ((2.1449, 1.7023, 1.6624), (0, 0, 0)),
+    "CsI_palik": ((2.1449, 1.7023, 1.6624), (0, 0, 0)),
+    "Cu": ((0.20101, 0.92375, 1.1022), (3.9133, 2.453, 2.1421)),
+    "Cu2O": ((3.5518, 2.9499, 2.7519), (0.11421, 0.1939, 0.60613)),
+    "Cu2O_palik": ((3.5518, 2.9499, 2.7519), (0.11421, 0.1939, 0.60613)),
+    "Cu_palik": ((0.21323, 0.91972, 1.1024), (3.9219, 2.4573, 2.1366)),
+    "CuO": ((3.2475, 2.4478, 2.2102), (0.52109, 0.57003, 0.72218)),
+    "CuO_palik": ((3.2475, 2.4478, 2.2102), (0.52109, 0.57003, 0.72218)),
+    "d-C": ((2.7087, 2.3188, 2.2289), (0, 0, 0)),
+    "d-C_palik": ((2.7087, 2.3188, 2.2289), (0, 0, 0)),
+    "Hg": ((2.3989, 1.44, 0.90957), (6.3276, 4.3719, 3.4218)),
+    "Hg_palik": ((2.3989, 1.44, 0.90957), (6.3276, 4.3719, 3.4218)),
+    "HgTe": ((4.779, 3.2312, 2.6599), (1.6316, 1.5808, 1.7293)),
+    "HgTe_palik": ((4.779, 3.2312, 2.6599), (1.6316, 1.5808, 1.7293)),
+    "Ir": ((3.0863, 2.0822, 1.6179), (5.5922, 4.0671, 3.2673)),
+    "Ir_palik": ((3.0863, 2.0822, 1.6179), (5.5922, 4.0671, 3.2673)),
+    "K": ((0.064043, 0.04641, 0.038185), (2.1042, 1.3489, 0.91313)),
+    "K_palik": ((0.064043, 0.04641, 0.038185), (2.1042, 1.3489, 0.91313)),
+    "Li": ((0.26579, 0.19562, 0.22095), (3.5402, 2.3111, 1.6686)),
+    "Li_palik": ((0.26579, 0.19562, 0.22095), (3.5402, 2.3111, 1.6686)),
+    "MgO": ((2.0896, 1.6507, 1.5949), (4.3327e-12, 0, 2.4986e-11)),
+    "MgO_palik": ((2.0896, 1.6507, 1.5949), (4.3327e-12, 0, 2.4986e-11)),
+    "Mo": ((4.484, 3.5251, 2.7763), (4.1114, 3.4208, 3.1506)),
+    "Mo_palik": ((4.484, 3.5251, 2.7763), (4.1114, 3.4208, 3.1506)),
+    "Na_palik": ((0.060269, 0.056141, 0.061988), (3.1793, 2.1125, 1.579)),
+    "Nb": ((3.4201, 2.7901, 2.3956), (3.4414, 2.7377, 2.5797)),
+    "Nb_palik": ((3.4201, 2.7901, 2.3956), (3.4414, 2.7377, 2.5797)),
+    "Ni_palik": ((2.3673, 1.6634, 1.4671), (4.4988, 3.0502, 2.3454)),
+    "Rh": ((2.5858, 1.8602, 1.5543), (6.7823, 4.703, 3.9761)),
+    "Rh_palik": ((2.5858, 1.8602, 1.5543), (6.7823, 4.703, 3.9761)),
+    "Se": ((4.0583, 2.8429, 2.8209), (0.75405, 0.63844, 0.52181)),
+    "Se-e": ((5.7229, 4.1657, 4.0813), (0.87114, 1.1052, 1.5653)),
+    "Se-e_palik": ((5.7229, 4.1657, 4.0813), (0.87114, 1.1052, 1.5653)),
+    "Se_palik": ((4.0583, 2.8429, 2.8209), (0.75405, 0.63844, 0.52181)),
+    "SiC": ((3.1723, 2.526, 2.4794), (7.5377e-07, 0, 1.0193e-05)),
+    "SiC_palik": ((3.1723, 2.526, 2.4794), (7.5377e-07, 0, 1.0193e-05)),
+    "SnTe": ((4.5243, 1.9816, 1.2816), (0, 0, 0)),
+    "SnTe_palik": ((4.5243, 1.9816, 1.2816), (0, 0, 0)),
+    "Ta": ((2.0627, 2.3929, 2.6279), (2.4084, 1.7415, 1.947)),
+    "Ta_palik": ((2.0627, 2.3929, 2.6279), (2.4084, 1.7415, 1.947)),
+    "Te": ((7.3902, 4.4821, 2.6371), (3.256, 3.5271, 3.2921)),
+    "Te-e": ((7.5089, 4.2964, 2.37), (5.5839, 4.9472, 3.9976)),
+    "Te-e_palik": ((7.5089, 4.2964, 2.37), (5.5839, 4.9472, 3.9976)),
+    "Te_palik": ((7.3902, 4.4821, 2.6371), (3.256, 3.5271, 3.2921)),
+    "ThF4": ((1.8307, 1.4422, 1.3876), (0, 0, 0)),
+    "ThF4_palik": ((1.8307, 1.4422, 1.3876), (0, 0, 0)),
+    "TiC": ((3.7005, 2.8374, 2.5823), (3.2656, 2.3516, 2.1728)),
+    "TiC_palik": ((3.7005, 2.8374, 2.5823), (3.2656, 2.3516, 2.1728)),
+    "TiN": ((1.6485, 1.1505, 1.3798), (3.3683, 1.9435, 1.1021)),
+    "TiN_palik": ((1.6485, 1.1505, 1.3798), (3.3683, 1.9435, 1.1021)),
+    "TiO2": ((3.4566, 2.8017, 2.9052), (0.00010526, 0, 0.00065289)),
+    "TiO2-e": ((3.1066, 2.5132, 2.5824), (2.9752e-05, 0, 0.0001827)),
+    "TiO2-e_palik": ((3.1066, 2.5132, 2.5824), (2.9752e-05, 0, 0.0001827)),
+    "TiO2_palik": ((3.4566, 2.8017, 2.9052), (0.00010526, 0, 0.00065289)),
+    "V_palik": ((4.2776, 3.513, 2.7611), (3.4913, 2.8895, 3.1115)),
+    "VC": ((3.6576, 2.7527, 2.5327), (3.0683, 2.1987, 1.9632)),
+    "VC_palik": ((3.6576, 2.7527, 2.5327), (3.0683, 2.1987, 1.9632)),
+    "VN": ((2.8656, 2.1192, 1.9401), (3.0322, 2.0561, 1.6163)),
+    "VN_palik": ((2.8656, 2.1192, 1.9401), (3.0322, 2.0561, 1.6163)),
+    "W": ((4.3708, 3.3002, 2.9984), (3.5006, 2.6049, 2.2732)),
 }
 
 
@@ -265,6 +327,9 @@ def conductor_ior(name: str, where: str) -> tuple[tuple[float, ...], tuple[float
     lookup = {k.lower(): k for k in CONDUCTOR_TABLE}
     key = str(name).strip().lower()
     if key not in lookup:
-        raise ValueError(f"{where}: unknown conductor material {name!r}; known materials: "
-                         f"{', '.join(CONDUCTOR_TABLE)}")
+        import difflib
+        close = difflib.get_close_matches(str(name), list(CONDUCTOR_TABLE), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise ValueError(f"{where}: unknown conductor material {name!r}{hint}; known materials "
+                         f"(Mitsuba 3's): {', '.join(CONDUCTOR_TABLE)}")
     return CONDUCTOR_TABLE[lookup[key]]
