@@ -18,6 +18,7 @@ PLUGIN_MODULES = (
     "lumigrad.emitters.projector",
     "lumigrad.sensors.perspective", "lumigrad.sensors.film", "lumigrad.sensors.rfilter",
     "lumigrad.sensors.orthographic", "lumigrad.sensors.thinlens",
+    "lumigrad.sensors.rfilter_signed",
     "lumigrad.sensors.sampler",
     "lumigrad.integrators.path", "lumigrad.integrators.aov", "lumigrad.integrators.moment",
     "lumigrad.integrators.depth", "lumigrad.integrators.projective",

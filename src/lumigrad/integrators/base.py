@@ -188,8 +188,14 @@ class SamplingIntegrator:
         px = bk.Float(pixel % w_o)
         py = bk.Float(pixel // w_o)
         rf = sensor.film.rfilter
-        ox = rf.sample(rng.next_float32())
-        oy = rf.sample(rng.next_float32())
+        ux = rng.next_float32()
+        uy = rng.next_float32()
+        ox = rf.sample(ux)
+        oy = rf.sample(uy)
+        # Filters with negative lobes: offsets drawn in proportion to |f|, each
+        # sample weighted by about sign(f) ∫|f| / ∫f per axis (sensors/rfilter_signed.py).
+        self._last_sample_weight = (rf.sample_weight(ux, ox) * rf.sample_weight(uy, oy)
+                                    if getattr(rf, "signed", False) else None)
         pos = bk.Array2f((px + 0.5 + ox) * dr.opaque(bk.Float, 1.0 / w),
                          (py + 0.5 + oy) * dr.opaque(bk.Float, 1.0 / h))
         o, d, tmax = sensor.sample_ray(pos)
@@ -224,6 +230,8 @@ class SamplingIntegrator:
             rng, pixel, o, d, tmax = self._camera_rays(scene, sensor, seed, i, spp_pass)
             L = self.sample(scene, rng, o, d, tmax, dr.full(bk.Bool, True, dr.width(pixel)),
                             mode=mode)
+            if self._last_sample_weight is not None:
+                L = [L[c] * self._last_sample_weight for c in range(len(L))]
             img = self._to_image(L, spp_pass, w, h)
             if mode == "primal":
                 dr.eval(img)
@@ -246,6 +254,7 @@ class SamplingIntegrator:
         scales explicitly set boundary budgets (``render.forward_in_chunks``).
         """
         from . import boundary
+        _refuse_signed_filter(sensor)
         with self.derivative_estimator(scene, sensor):
             return self._render_forward(scene, sensor, seed, spp, terms, boundary, budget_scale)
 
@@ -288,6 +297,7 @@ class SamplingIntegrator:
         gradients of every grad-enabled scene parameter (accumulated), plus the
         boundary terms (``terms`` as in :meth:`render_forward`)."""
         from . import boundary
+        _refuse_signed_filter(sensor)
         with self.derivative_estimator(scene, sensor):
             self._render_backward(scene, sensor, grad_image, seed, spp, terms, boundary)
 
@@ -336,6 +346,15 @@ class SamplingIntegrator:
                         delta_L=delta_L, L_primal=L, camera=(sensor, pos),
                         **({} if tape is None else {"tape": tape}))
             dr.eval()
+
+
+def _refuse_signed_filter(sensor: Any) -> None:
+    rf = sensor.film.rfilter
+    if getattr(rf, "signed", False):
+        raise NotImplementedError(
+            f"derivatives with the '{type(rf).PLUGIN[1]}' reconstruction filter (negative "
+            "lobes) are not supported yet; use 'gaussian', 'tent' or 'box' for derivative "
+            "renders")
 
 
 def mis_weight(pdf_a: Any, pdf_b: Any) -> Any:

@@ -120,15 +120,6 @@ UNSUPPORTED = {
     ("film", "ldrfilm"): "Mitsuba 0.6's tonemapping film is not supported (nor by Mitsuba 3); "
                          "use 'hdrfilm' (lumigrad's images are linear radiance; "
                          "lumigrad.write_image tonemaps PNG files)",
-    ("rfilter", "mitchell"): "filters with negative lobes (mitchell, catmullrom, lanczos) are "
-                             "not supported yet; use 'gaussian' (Mitsuba's default), 'tent' "
-                             "or 'box'",
-    ("rfilter", "catmullrom"): "filters with negative lobes (mitchell, catmullrom, lanczos) "
-                               "are not supported yet; use 'gaussian' (Mitsuba's default), "
-                               "'tent' or 'box'",
-    ("rfilter", "lanczos"): "filters with negative lobes (mitchell, catmullrom, lanczos) are "
-                            "not supported yet; use 'gaussian' (Mitsuba's default), 'tent' "
-                            "or 'box'",
 }
 #: plugin types of media, by Mitsuba's names (dict form: their category is not known)
 MEDIUM_TYPES = ("homogeneous", "heterogeneous")
