@@ -44,6 +44,8 @@ class RoughnessMixin:
             self.alpha_u = as_texture(alpha_u, f"{where}: 'alpha_u'")
             self.alpha_v = as_texture(alpha_v, f"{where}: 'alpha_v'")
             self.anisotropic = True
+            # alpha_u runs along dp/du, as in Mitsuba: the scene computes the tangents
+            self.needs_tangents = True
         else:
             self.alpha_u = as_texture(0.1 if alpha is None else alpha, f"{where}: 'alpha'")
             self.alpha_v = self.alpha_u
