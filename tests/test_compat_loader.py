@@ -596,3 +596,13 @@ def test_compat_scene_moment_matches_mitsuba():
     ref_mean = ref.reshape(-1, 9).mean(0)
     np.testing.assert_allclose(mean[:6], ref_mean[:6], rtol=0.011)
     np.testing.assert_allclose(mean[6:], ref_mean[6:], rtol=0.02)
+
+
+def test_include_is_found_through_path(tmp_path):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "box.xml").write_text(scene('<shape type="cube" id="box"/>'))
+    fn = write(tmp_path / "s.xml", '<path value="parts"/>\n<include filename="box.xml"/>')
+    assert loader.instantiate_file(fn)["ids"]["box"].face_count == 12
+    fn = write(tmp_path / "s2.xml", '<include filename="nothere.xml"/>')
+    with pytest.raises(SceneLoadError, match="included file 'nothere.xml' not found"):
+        loader.instantiate_file(fn)

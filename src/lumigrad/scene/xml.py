@@ -527,7 +527,13 @@ class _XMLParser:
         fn = self.attr(e, "filename")
         path = fn if os.path.isabs(fn) else os.path.join(os.path.dirname(e.file), fn)
         if not os.path.exists(path):
-            raise SceneLoadError(f"{e.where}: included file {fn!r} not found (looked for {path})")
+            # (as Mitsuba's resolver: the folders of <path> elements too)
+            found = self.find_file(fn, e)
+            if os.path.exists(found):
+                path = found
+        if not os.path.exists(path):
+            raise SceneLoadError(f"{e.where}: included file {fn!r} not found (looked for {path}"
+                                 f"{' and in ' + ', '.join(self.paths) if self.paths else ''})")
         real = os.path.realpath(path)
         if real in self.include_stack:
             raise SceneLoadError(f"{e.where}: recursive <include> of {fn!r}")
