@@ -115,9 +115,15 @@ def test_bitmap_nearest_and_grey():
     g = np.array(grey.eval_1(make_si(U, V)))
     ref = bilinear_np(IMG[:, :, :1].astype(np.float64), U, V, "repeat")[:, 0]
     assert np.allclose(g, ref, atol=2e-5)
-    # eval_1 of an RGB bitmap is the channel mean
+    # eval_1 of an RGB bitmap is its luminance, as Mitsuba 3.9.1's bitmap gives it (a
+    # uniform (0.2, 0.5, 0.8) image reads 0.457849 there; its constant 'rgb' reads the mean)
     e1 = np.array(BitmapTexture(data=IMG).eval_1(make_si(U, V)))
-    assert np.allclose(e1, bilinear_np(IMG.astype(np.float64), U, V, "repeat").mean(1), atol=2e-5)
+    lum = bilinear_np(IMG.astype(np.float64), U, V, "repeat") @ np.array([0.212671, 0.715160,
+                                                                          0.072169])
+    assert np.allclose(e1, lum, atol=2e-5)
+    flat = np.zeros((4, 4, 3), np.float32) + np.array([0.2, 0.5, 0.8], np.float32)
+    assert np.allclose(np.array(BitmapTexture(data=flat, raw=True).eval_1(make_si(U, V))),
+                       0.457849, atol=1e-5)
 
 
 def test_bitmap_orientation_and_to_uv():

@@ -189,7 +189,9 @@ class BitmapTexture(Texture):
         if self.shape[2] == 1:
             return dr.gather(bk.Float, self.data.array, idx, active)
         c = self._fetch(idx, active)
-        return (c[0] + c[1] + c[2]) * (1.0 / 3.0)
+        # A scalar read of colour data is its luminance, as Mitsuba's bitmap does
+        # (linear sRGB / Rec. 709 weights; a constant colour's scalar is its mean).
+        return c[0] * 0.212671 + c[1] * 0.715160 + c[2] * 0.072169
 
     def _lookup(self, si: Any, active: Any, fetch: Callable[[Any, Any], Any]) -> Any:
         h, w, _ = self.shape
