@@ -214,6 +214,10 @@ def test_volpath_refuses_null_surfaces():
             lg.load_dict(d)
     lg.load_dict({"type": "scene", "integrator": {"type": "volpath"},
                   "s": {"type": "sphere", "bsdf": {"type": "diffuse"}}})
+    # nested in a moment integrator too
+    with pytest.raises(SceneLoadError, match="volpath.*not supported yet"):
+        lg.load_dict({"type": "scene", "integrator": {"type": "moment", "a": {"type": "volpath"}},
+                      "s": {"type": "sphere", "bsdf": {"type": "null"}}})
 
 
 # -- mask ------------------------------------------------------------------------------

@@ -109,6 +109,13 @@ class MomentIntegrator(SamplingIntegrator):
         out = [rgb0[0], rgb0[1], rgb0[2]] + first + [dr.square(v) for v in first]
         return out
 
+    def check_scene(self, scene: Any) -> None:
+        """Scenes a nested integrator refuses are refused here too."""
+        for n in self.integrators:
+            check = getattr(n, "check_scene", None)
+            if check is not None:
+                check(scene)
+
     def _not_differentiable(self) -> None:
         raise NotImplementedError("the moment integrator is not differentiable (second "
                                   "moments are not linear in the scene); differentiate its "
