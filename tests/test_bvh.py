@@ -345,6 +345,43 @@ def test_structure_invariants():
         assert 0 < bvh.depth <= _MAX_DEPTH
 
 
+def test_wide_collapse_invariants():
+    """The 4-wide records (greedy collapse) hold every leaf of the binary tree in
+    exactly one slot, each slot box equals its binary box, interior slots point
+    to later nodes, and the nodes are full wherever the binary subtree has four
+    or more leaves (a wide node is short only when its subtree is)."""
+    from lumigrad.geometry.bvh import _WIDTH
+    p, f = uv_sphere(20, 40)
+    bvh = BVH.build(p, f, leaf_size=2)
+    W = _WIDTH
+    rec = np.array(bvh._nodes4, dtype=np.float32).reshape(-1, 8, W)
+    refs = rec[:, 6].view(np.uint32)
+    lo, hi = rec[:, 0:3], rec[:, 3:6]                  # (nodes, 3, W)
+    empty = refs == 0xFFFFFFFF
+    assert np.all(lo[np.broadcast_to(empty[:, None], lo.shape)] == np.inf)
+    leaf = ~empty & ((refs & _LEAF_FLAG) != 0)
+    inner = ~empty & ~leaf
+    # every binary leaf exactly once
+    bref = bvh._child_ref
+    bleaf = np.sort(bref[(bref & _LEAF_FLAG) != 0])
+    assert np.array_equal(np.sort(refs[leaf]), bleaf)
+    rows = np.nonzero(inner)[0]
+    assert np.all(refs[inner] > rows)                  # children after parents
+    assert np.array_equal(np.sort(refs[inner]), np.arange(1, rec.shape[0]))
+    # triangles of a leaf slot lie in its box
+    tri = p[np.asarray(f, np.int64)[bvh._order]]
+    for r, k in zip(*np.nonzero(leaf)):
+        s, c = (int(refs[r, k]) >> 4) & 0x7FFFFFF, (int(refs[r, k]) & 15) + 1
+        t = tri[s:s + c]
+        assert np.all(t.min((0, 1)) >= lo[r, :, k]) and np.all(t.max((0, 1)) <= hi[r, :, k])
+    # leaves under each node: a short node has fewer than W leaves below it
+    below = np.zeros(rec.shape[0], np.int64)
+    for r in range(rec.shape[0] - 1, -1, -1):
+        below[r] = leaf[r].sum() + below[refs[r][inner[r]].astype(np.int64)].sum()
+    short = (~empty).sum(1) < W
+    assert np.all(below[short] < W)
+
+
 def test_pathological_distributions_depth_guard():
     """Exponentially spaced triangles, coincident triangles (identical Morton
     codes) and a tight depth limit: depth stays bounded, hits stay right."""

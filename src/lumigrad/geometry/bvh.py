@@ -40,9 +40,10 @@ A reference is an interior node index, or ``0x80000000 | start << 4 | (count-1)`
 for a leaf covering the reordered triangles ``[start, start + count)``. Per
 reordered triangle we store 16 floats (one 64-byte cache line) ``[p0, e1 = p1 -
 p0, e2 = p2 - p0, bits(prim), 0...]``. The binary records (refitted bottom-up)
-are then gathered into a **4-wide** tree (BVH4: each node holds the 2-4
-grandchildren of a binary node at even depth, leaves kept as they are), one
-32-float record per node::
+are then gathered into a **4-wide** tree (BVH4, ``_WIDTH``; greedy collapse:
+a wide node starts with the two children of a binary node and opens the
+interior slot of largest surface area until it has four, leaves kept as they
+are), one 32-float record per node::
 
     [lo.x x4, lo.y x4, lo.z x4, hi.x x4, hi.y x4, hi.z x4, bits(ref) x4, 0 x4]
 
@@ -53,7 +54,8 @@ Traversal (Dr.Jit kernel, LLVM and CUDA alike)
 ----------------------------------------------
 One symbolic ``dr.while_loop`` per ray with a per-lane stack in local memory
 (``dr.alloc_local``, part of the loop state). Each iteration may (1) start a
-pending leaf, (2) test one triangle of the current leaf and (3) test the four
+pending leaf, (2) test up to two triangles of the current leaf (``_TRI_STEP``;
+leaves hold 1-4, mostly 2) and (3) test the four
 children of the current 4-wide node, sorted by entry distance (a five-exchange
 sorting network), descending into the nearest hit and pushing the others
 farthest first, in the spirit of the "if-if" traversal of Aila & Laine 2009
