@@ -78,7 +78,7 @@ class SmoothDielectric(EtaMixin, BSDF):
                  specular_reflectance: Any = 1.0, specular_transmittance: Any = 1.0,
                  id: str | None = None) -> None:
         super().__init__(id)
-        self._where = where_prefix("dielectric", id)
+        self._where = where_prefix(self.PLUGIN[1], id)
         self.eta = relative_eta(int_ior, ext_ior, self._where)
         self.specular_reflectance = as_texture(
             specular_reflectance, f"{self._where}: 'specular_reflectance'")

@@ -1,18 +1,17 @@
 """The thin dielectric: a thin slab of glass (a window pane, a soap bubble)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import drjit as dr
 
 from .. import backend as bk
 from ..core.frame import reflect
 from ..core.fresnel import fresnel_dielectric
-from ..scene.schema import Param, register
-from ..textures.constant import as_texture, texture_parameters
-from ._common import full_bool, full_float, mask, safe, width, where_prefix
-from .base import BSDF, BSDFSample
-from .dielectric import IOR_PARAMS, EtaMixin, relative_eta
+from ..scene.schema import register
+from ._common import full_bool, full_float, mask, safe, width
+from .base import BSDFSample
+from .dielectric import SmoothDielectric
 
 
 def thin_slab_reflectance(cos_theta_i: Any, eta: Any) -> Any:
@@ -34,7 +33,7 @@ def thin_slab_reflectance(cos_theta_i: Any, eta: Any) -> Any:
 
 
 @register
-class ThinDielectric(EtaMixin, BSDF):
+class ThinDielectric(SmoothDielectric):
     """A thin dielectric slab: delta reflection with probability ``R'`` (see
     :func:`thin_slab_reflectance`) and delta transmission ``wo = -wi`` (no
     refraction: the ray leaves the slab parallel to where it entered) with
@@ -50,28 +49,11 @@ class ThinDielectric(EtaMixin, BSDF):
     """
 
     PLUGIN = ("bsdf", "thindielectric")
-    PARAMS = {
-        **IOR_PARAMS,
-        "specular_reflectance": Param("texture", default=1.0,
-                                      doc="multiplier of the reflected part (not physical)"),
-        "specular_transmittance": Param("texture", default=1.0,
-                                        doc="multiplier of the transmitted part (not physical)"),
-    }
+    # PARAMS, the constructor, eval/pdf/albedo and parameters() are dielectric's.
     has_delta = True
     delta_only = True
     #: the transmission is a straight pass-through (Mitsuba flags it "null")
     null_lobe = True
-
-    def __init__(self, int_ior: Any = "bk7", ext_ior: Any = "air",
-                 specular_reflectance: Any = 1.0, specular_transmittance: Any = 1.0,
-                 id: str | None = None) -> None:
-        super().__init__(id)
-        self._where = where_prefix("thindielectric", id)
-        self.eta = relative_eta(int_ior, ext_ior, self._where)
-        self.specular_reflectance = as_texture(
-            specular_reflectance, f"{self._where}: 'specular_reflectance'")
-        self.specular_transmittance = as_texture(
-            specular_transmittance, f"{self._where}: 'specular_transmittance'")
 
     def sample(self, si: Any, sample1: Any, sample2: Any, active: Any = True) -> BSDFSample:
         n = width(sample1, sample2, si.wi)
@@ -99,21 +81,6 @@ class ThinDielectric(EtaMixin, BSDF):
 
     def unfreeze_sampling(self) -> None:
         self._frozen_eta = None
-
-    def eval(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, width(si.wi, wo))
-
-    def pdf(self, si: Any, wo: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Float, width(si.wi, wo))
-
-    def albedo(self, si: Any, active: Any = True) -> Any:
-        """The transmittance multiplier (a pane has no diffuse colour)."""
-        return self.specular_transmittance.eval(si, active)
-
-    def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
-        yield "eta", self.eta, self._set_eta
-        yield from texture_parameters("specular_reflectance", self.specular_reflectance)
-        yield from texture_parameters("specular_transmittance", self.specular_transmittance)
 
     def __repr__(self) -> str:
         return f"ThinDielectric(eta={float(dr.detach(self.eta)[0]):.4g})"
