@@ -109,7 +109,9 @@ class Pool:
             ``ray.init(runtime_env=...)`` ships).
         cpus_per_worker, gpus_per_worker: Ray resources of each actor.
         threads: Dr.Jit (LLVM) threads per worker; default ``cpus_per_worker``.
-        variant: ``'llvm'``/``'cuda'`` on the workers (default: the driver's).
+        variant: ``'llvm'``/``'cuda'`` on the workers (default: CUDA where a
+            worker has a GPU, else LLVM; renders are bitwise equal to the
+            driver's only on the same backend).
         timeout: seconds without any result before a call raises ``TimeoutError``.
         start_timeout: seconds to wait for the workers to load the scene.
         max_restarts: how often Ray restarts a dead worker; ``max_retries``:
@@ -126,7 +128,6 @@ class Pool:
                  max_restarts: int = 4, max_retries: int = 3, max_in_flight: int = 2,
                  progress: bool = True) -> None:
         ray = _ray()
-        import lumigrad as lg
         if not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         self.workers = int(workers)
@@ -178,7 +179,8 @@ class Pool:
         from .worker import Worker
         cls = ray.remote(Worker).options(**options)
         threads = threads if threads is not None else max(1, int(cpus_per_worker))
-        variant = variant if variant is not None else (None if gpus_per_worker else lg.variant())
+        if variant is None:   # a worker with a GPU runs CUDA, one without it LLVM
+            variant = "cuda" if gpus_per_worker else "llvm"
         self._actors = [cls.remote(scene_arg, dict(defaults or {}), threads, variant)
                         for _ in range(self.workers)]
         self._state: dict = {}
@@ -204,7 +206,11 @@ class Pool:
         self.infos = infos
         self._keys = set(infos[0]["keys"])
         self.sensors = infos[0]["sensors"]
-        self.set_views(views)
+        try:
+            self.set_views(views)
+        except Exception:
+            self.close()
+            raise
 
     # -- state broadcast ----------------------------------------------------
     def _put(self, name: str, value: Any) -> None:
