@@ -90,6 +90,7 @@ __all__ = ["BVH"]
 
 _LEAF_FLAG = 0x80000000
 _SENTINEL = 0xFFFFFFFF          # "no node": stack empty / lane done
+_POP = 0xFFFFFFFE               # "pop next iteration" (a visit hit no child, stack not empty)
 _MAX_LEAF_SIZE = 16             # leaf counts are stored in 4 bits
 _MAX_TRIANGLES = (1 << 27) - 1  # leaf starts are stored in 27 bits
 _MAX_DEPTH = 60                 # leaves never deeper; the stack holds <= depth entries
@@ -1017,19 +1018,21 @@ class BVH:
                 if not any_hit:
                     stack_t.write(slots[k][0], sp, push)
                 sp = dr.select(push, sp + 1, sp)
-            any_hit_ = slots[0][2]
-            node = dr.select(any_hit_, slots[0][1], node)
-            stack, stack_t, node, sp = pop(stack, stack_t, node, sp, t_best, ~any_hit_)
+            # No child hit: the next iteration pops (one pop per iteration).
+            node = dr.select(slots[0][2], slots[0][1],
+                             dr.select(sp > 0, UInt32(_POP), UInt32(_SENTINEL)))
             return stack, stack_t, node, sp
 
         def step(stack, stack_t, node, tri_cur, tri_end, sp, t_best, prim, bu, bv, found, cnt):
-            # (1) No triangles pending and the current reference is a leaf: start it.
+            # (1) No triangles pending and the current reference is a leaf: start
+            # it and pop; or pop after a visit that hit no child.
             is_leaf = (node & _LEAF_FLAG) != 0
-            fetch = (tri_cur >= tri_end) & is_leaf & (node != _SENTINEL)
+            fetch = (tri_cur >= tri_end) & is_leaf & (node < _POP)
             start = (node >> 4) & 0x7FFFFFF
             tri_cur = dr.select(fetch, start, tri_cur)
             tri_end = dr.select(fetch, start + (node & 15) + 1, tri_end)
-            stack, stack_t, node, sp = pop(stack, stack_t, node, sp, t_best, fetch)
+            stack, stack_t, node, sp = pop(stack, stack_t, node, sp, t_best,
+                                           fetch | (node == _POP))
 
             # (2) One triangle test, (3) one interior node. Symbolic conditionals
             # compile to branches that a SIMD packet skips when no lane needs them.
