@@ -136,7 +136,9 @@ def assert_agrees(ad, fd, tol: float = 0.05, min_scale: float = 1e-3) -> None:
 
 # -- shapes -------------------------------------------------------------------------------
 def test_translated_mesh(objects):
-    assert_agrees(*compare(objects, "cube.to_world", translate(0), eps=0.01))
+    # 256 spp: over seeds 1-4 its error is 0.015-0.035 (at 64 spp 0.038-0.088: rare
+    # heavy edge samples; a rerun under other load hit 0.055)
+    assert_agrees(*compare(objects, "cube.to_world", translate(0), eps=0.01, spp=256))
 
 
 def test_rotated_mesh_latent_angle(objects):
