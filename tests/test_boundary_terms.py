@@ -202,7 +202,8 @@ def test_crease_only():
     shape = np.array(lg.render(scene, spp=4, integrator=lg.load_dict(
         {"type": "aov", "aovs": "s:shape_index,d:depth"})))
     assert np.all(shape[..., 0] == 0) and np.all(shape[..., 1] > 0)
-    assert_agrees(*compare(scene, "cube.to_world", rotate([0, 1, 0]), eps=0.01))
+    # 256 spp: 0.011-0.035 over seeds 2-4 (at 64 spp 0.036-0.040)
+    assert_agrees(*compare(scene, "cube.to_world", rotate([0, 1, 0]), eps=0.01, spp=256))
 
 
 def test_open_mesh_occluder():
@@ -211,7 +212,8 @@ def test_open_mesh_occluder():
     d["cube"] = {"type": "rectangle", "to_world": T().rotate([0, 1, 0], 30).scale(0.5),
                  "bsdf": {"type": "ref", "id": "orange"}}
     scene = lg.load_dict(d)
-    assert_agrees(*compare(scene, "cube.to_world", rotate([1, 0, 0]), eps=0.01))
+    # 256 spp: 0.014-0.017 over seeds 2-4 (at 64 spp 0.033-0.045)
+    assert_agrees(*compare(scene, "cube.to_world", rotate([1, 0, 0]), eps=0.01, spp=256))
 
 
 # -- shadows ------------------------------------------------------------------------------
@@ -239,17 +241,22 @@ def test_moving_area_light(objects):
 
 # -- camera ---------------------------------------------------------------------------------
 def test_camera_translation(objects_path):
-    assert_agrees(*compare(objects_path, "sensor.to_world", translate(0), eps=0.01))
+    # 256 spp; over seeds 2-4 the error is 0.022, 0.031 and 0.21: the indirect edge
+    # samples of a path vertex that slides fast with the camera (grazing view) are
+    # heavy-tailed (see BENCHMARKS.md); at 64 spp 0.037-0.085
+    assert_agrees(*compare(objects_path, "sensor.to_world", translate(0), eps=0.01, spp=256))
 
 
 def test_camera_rotation(objects):
     def at(base, x):
         return base @ T(lg.rotation_matrix_rad([0, 1, 0], x))
-    assert_agrees(*compare(objects, "sensor.to_world", at, eps=0.003))
+    # 256 spp: 0.015-0.027 over seeds 2-4 (at 64 spp 0.036-0.079)
+    assert_agrees(*compare(objects, "sensor.to_world", at, eps=0.003, spp=256))
 
 
 def test_camera_fov(objects):
-    assert_agrees(*compare(objects, "sensor.x_fov", lambda b, x: b + x, eps=0.2))
+    # 256 spp: 0.023-0.030 over seeds 2-4 (at 64 spp 0.048-0.070)
+    assert_agrees(*compare(objects, "sensor.x_fov", lambda b, x: b + x, eps=0.2, spp=256))
 
 
 # -- path tracing ---------------------------------------------------------------------------
