@@ -64,3 +64,46 @@ class Emitter:
 
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         return iter(())
+
+
+class DeltaEmitter(Emitter):
+    """Lights from a point or a single direction (point, spot, projector,
+    directional): reached only by sampling them, never by a ray, so they have no
+    radiance along rays and no solid-angle density."""
+
+    is_delta = True
+
+    def eval_direction(self, d: Any, active: Any = True) -> Any:
+        return _zeros3(d)
+
+    def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
+        import drjit as dr
+
+        from .. import backend as bk
+        from ._util import lane_count
+        return dr.zeros(bk.Float, lane_count(p, d))
+
+    def eval(self, si: Any, active: Any = True) -> Any:
+        return _zeros3(si.p)
+
+    @staticmethod
+    def delta_sample(d: Any, dist: Any, weight: Any, ok: Any) -> DirectionSample:
+        """The sample of a delta light: direction ``d`` and distance ``dist`` (inf
+        for a direction), ``weight`` (intensity / dist² or irradiance), density 1;
+        all zero where not ``ok``."""
+        import drjit as dr
+
+        from .. import backend as bk
+        n = dr.width(ok)
+        return DirectionSample(d=d, dist=dr.select(ok, dist, 0.0),
+                               pdf=dr.select(ok, bk.Float(1.0), 0.0),
+                               weight=dr.select(ok, weight, 0.0),
+                               delta=dr.full(bk.Bool, True, n))
+
+
+def _zeros3(x: Any) -> Any:
+    import drjit as dr
+
+    from .. import backend as bk
+    from ._util import lane_count
+    return dr.zeros(bk.Array3f, lane_count(x))

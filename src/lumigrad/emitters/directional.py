@@ -23,11 +23,11 @@ from ..core.frame import coordinate_system
 from ..scene.schema import Param, register
 from ._util import (as_mask, as_texture, constant_value, lane_count, texture_parameters,
                     to_vector3f)
-from .base import DirectionSample, Emitter
+from .base import DeltaEmitter, DirectionSample
 
 
 @register
-class DirectionalEmitter(Emitter):
+class DirectionalEmitter(DeltaEmitter):
     """Distant directional light. Keys: ``irradiance.value``, ``direction``, ``to_world``."""
 
     PLUGIN = ("emitter", "directional")
@@ -40,7 +40,6 @@ class DirectionalEmitter(Emitter):
                           doc="emitter-to-world transform; light travels along local +Z"),
         "sampling_weight": Param("float", default=1.0, min=0.0),
     }
-    is_delta = True
     is_infinite = True
 
     def __init__(self, irradiance: Any = 1.0, direction: Any = None, to_world: Any = None,
@@ -92,21 +91,7 @@ class DirectionalEmitter(Emitter):
         active = as_mask(active, n)
         d = -self.direction + dr.zeros(bk.Array3f, n)
         weight = constant_value(self.irradiance, "directional emitter irradiance")
-        return DirectionSample(
-            d=d,
-            dist=dr.full(bk.Float, dr.inf, n),
-            pdf=dr.select(active, bk.Float(1.0), 0.0),
-            weight=dr.select(active, weight, 0.0),
-            delta=dr.full(bk.Bool, True, n))
-
-    def eval_direction(self, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(d))
-
-    def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Float, lane_count(p, d))
-
-    def eval(self, si: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(si.p))
+        return self.delta_sample(d, dr.full(bk.Float, dr.inf, n), weight, active)
 
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         # Both keys write the same state (the travel direction); a scene update

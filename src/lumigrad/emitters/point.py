@@ -22,11 +22,11 @@ from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
 from ._util import (as_mask, as_texture, constant_value, lane_count, texture_parameters,
                     to_vector3f)
-from .base import DirectionSample, Emitter
+from .base import DeltaEmitter, DirectionSample
 
 
 @register
-class PointEmitter(Emitter):
+class PointEmitter(DeltaEmitter):
     """Isotropic point light. Parameter keys: ``position``, ``intensity.value``."""
 
     PLUGIN = ("emitter", "point")
@@ -39,7 +39,6 @@ class PointEmitter(Emitter):
                           doc="emitter-to-world transform; the light sits at its origin"),
         "sampling_weight": Param("float", default=1.0, min=0.0),
     }
-    is_delta = True
 
     def __init__(self, intensity: Any = 1.0, position: Any = None, to_world: Any = None,
                  sampling_weight: float = 1.0, id: str | None = None) -> None:
@@ -69,21 +68,7 @@ class PointEmitter(Emitter):
         d = dr.select(ok, diff * inv_dist, bk.Array3f(0.0, 0.0, 1.0))
         weight = constant_value(self.intensity, "point emitter intensity") * \
             dr.square(inv_dist)
-        return DirectionSample(
-            d=d,
-            dist=dr.select(ok, dist2 * inv_dist, 0.0),
-            pdf=dr.select(ok, bk.Float(1.0), 0.0),
-            weight=dr.select(ok, weight, 0.0),
-            delta=dr.full(bk.Bool, True, n))
-
-    def eval_direction(self, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(d))
-
-    def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Float, lane_count(p, d))
-
-    def eval(self, si: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(si.p))
+        return self.delta_sample(d, dist2 * inv_dist, weight, ok)
 
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         def set_position(v: Any) -> None:

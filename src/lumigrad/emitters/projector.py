@@ -42,11 +42,11 @@ from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
 from ..sensors.perspective import PerspectiveSensor, x_fov_from
 from ._util import as_mask, as_texture, lane_count, texture_parameters
-from .base import DirectionSample, Emitter
+from .base import DeltaEmitter, DirectionSample
 
 
 @register
-class ProjectorEmitter(Emitter):
+class ProjectorEmitter(DeltaEmitter):
     """Image projector. Parameter keys: ``irradiance.*``, ``scale``, ``to_world``."""
 
     PLUGIN = ("emitter", "projector")
@@ -62,7 +62,6 @@ class ProjectorEmitter(Emitter):
                               "along its +Z axis"),
         "sampling_weight": Param("float", default=1.0, min=0.0),
     }
-    is_delta = True
     #: refuse gradients on to_world (see the module docstring); tests lift it to
     #: check the weight's own derivative
     refuse_moving = True
@@ -120,21 +119,7 @@ class ProjectorEmitter(Emitter):
         e = bk.Array3f(self.irradiance.eval(si, ok))
         falloff = math.pi * self.scale * dr.rcp(dr.maximum(cos_theta, 1e-6) ** 3)
         weight = e * (falloff * dr.square(inv_dist))
-        return DirectionSample(
-            d=d,
-            dist=dr.select(ok, dist2 * inv_dist, 0.0),
-            pdf=dr.select(ok, bk.Float(1.0), 0.0),
-            weight=dr.select(ok, weight, 0.0),
-            delta=dr.full(bk.Bool, True, n))
-
-    def eval_direction(self, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(d))
-
-    def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Float, lane_count(p, d))
-
-    def eval(self, si: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(si.p))
+        return self.delta_sample(d, dist2 * inv_dist, weight, ok)
 
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         def set_to_world(v: Any) -> None:

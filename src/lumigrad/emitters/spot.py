@@ -35,11 +35,11 @@ from .. import backend as bk
 from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
 from ._util import (as_mask, as_texture, constant_value, lane_count, texture_parameters)
-from .base import DirectionSample, Emitter
+from .base import DeltaEmitter, DirectionSample
 
 
 @register
-class SpotEmitter(Emitter):
+class SpotEmitter(DeltaEmitter):
     """Spot light. Parameter keys: ``intensity.value``, ``to_world``."""
 
     PLUGIN = ("emitter", "spot")
@@ -58,7 +58,6 @@ class SpotEmitter(Emitter):
         "texture": Param("texture", default=None,
                          doc="an image projected by the light (multiplies intensity)"),
     }
-    is_delta = True
 
     def __init__(self, intensity: Any = 1.0, cutoff_angle: float = 20.0,
                  beam_width: float | None = None, to_world: Any = None,
@@ -122,12 +121,7 @@ class SpotEmitter(Emitter):
             (self.falloff(cos_theta) * dr.square(inv_dist))
         if self.texture is not None:
             weight = weight * self._texture_value(p, ok)
-        return DirectionSample(
-            d=d,
-            dist=dr.select(ok, dist2 * inv_dist, 0.0),
-            pdf=dr.select(ok, bk.Float(1.0), 0.0),
-            weight=dr.select(ok, weight, 0.0),
-            delta=dr.full(bk.Bool, True, n))
+        return self.delta_sample(d, dist2 * inv_dist, weight, ok)
 
     def _texture_value(self, p: Any, active: Any) -> Any:
         from ..core.interaction import SurfaceInteraction
@@ -142,15 +136,6 @@ class SpotEmitter(Emitter):
                                 prim=dr.zeros(bk.UInt32, n), shape=dr.zeros(bk.UInt32, n),
                                 valid=active)
         return bk.Array3f(self.texture.eval(si, active))
-
-    def eval_direction(self, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(d))
-
-    def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Float, lane_count(p, d))
-
-    def eval(self, si: Any, active: Any = True) -> Any:
-        return dr.zeros(bk.Array3f, lane_count(si.p))
 
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         def set_to_world(v: Any) -> None:
