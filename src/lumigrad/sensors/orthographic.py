@@ -23,9 +23,10 @@ import drjit as dr
 
 from .. import backend as bk
 from ..geometry.transform import Transform4f
-from ..scene.schema import Param, register
+from ..scene.schema import register
 from ._nonpinhole import NonPinholeSensor
 from .film import HDRFilm
+from .perspective import COMMON_SENSOR_PARAMS, check_clip
 from .sampler import IndependentSampler
 
 
@@ -35,15 +36,7 @@ class OrthographicSensor(NonPinholeSensor):
 
     PLUGIN = ("sensor", "orthographic")
     PARAMS = {
-        "near_clip": Param("float", 0.01, min_exclusive=0.0),
-        "far_clip": Param("float", 10000.0, min_exclusive=0.0),
-        "to_world": Param("transform", None),
-        "film": Param("object", category="film"),
-        "sampler": Param("object", category="sampler"),
-        "shutter_open": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
-                              "scenes (no motion blur), so the shutter interval has no effect"),
-        "shutter_close": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
-                               "scenes (no motion blur), so the shutter interval has no effect"),
+        **COMMON_SENSOR_PARAMS,
     }
 
     #: no field of view: None, so that code asking whether the sensor's fov
@@ -56,9 +49,7 @@ class OrthographicSensor(NonPinholeSensor):
         self.id = id
         self.film = film if film is not None else HDRFilm()
         self.sampler = sampler if sampler is not None else IndependentSampler()
-        if not (0.0 < near_clip < far_clip):
-            raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
-                             f"near_clip={near_clip}, far_clip={far_clip}")
+        check_clip(near_clip, far_clip, id)
         self.near_clip = float(near_clip)
         self.far_clip = float(far_clip)
         self.to_world = to_world if to_world is not None else Transform4f()

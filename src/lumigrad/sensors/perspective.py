@@ -45,29 +45,67 @@ def x_fov_from(fov: float, fov_axis: str, width: int, height: int) -> float:
     raise ValueError(f"fov_axis must be one of x, y, diagonal, smaller, larger; got {fov_axis!r}")
 
 
+#: Parameters every sensor plugin accepts (Mitsuba's projective cameras).
+COMMON_SENSOR_PARAMS = {
+    "near_clip": Param("float", 0.01, min_exclusive=0.0),
+    "far_clip": Param("float", 10000.0, min_exclusive=0.0),
+    "to_world": Param("transform", None),
+    "film": Param("object", category="film"),
+    "sampler": Param("object", category="sampler"),
+    "shutter_open": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
+                          "scenes (no motion blur), so the shutter interval has no effect"),
+    "shutter_close": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
+                           "scenes (no motion blur), so the shutter interval has no effect"),
+}
+
+#: ... and those of cameras with a field of view (perspective, thinlens).
+FOV_PARAMS = {
+    "fov": Param("float", None, min_exclusive=0.0, max_exclusive=180.0),
+    "fov_axis": Param("string", "x", choices=("x", "y", "diagonal", "smaller", "larger")),
+    "focal_length": Param("string", None),
+}
+
+
+def check_clip(near_clip: float, far_clip: float, id: Optional[str]) -> None:
+    if not (0.0 < near_clip < far_clip):
+        raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
+                         f"near_clip={near_clip}, far_clip={far_clip}")
+
+
+def resolve_x_fov(fov: Optional[float], fov_axis: str, focal_length: Optional[str],
+                  film: Any, id: Optional[str]) -> float:
+    """The horizontal field of view (degrees) of ``fov``/``fov_axis`` or, without a
+    ``fov``, of ``focal_length`` (default 50mm): Mitsuba 3 turns a focal length (35 mm
+    film: 36 x 24 mm) into a field of view along the image *diagonal*, whatever
+    fov_axis says. It describes the whole film, also when a crop window is rendered."""
+    if fov is None:
+        fov = PerspectiveSensor._fov_from_focal_length(focal_length or "50mm")
+        fov_axis = "diagonal"
+    elif focal_length is not None:
+        raise ValueError(f"sensor {id!r}: give either 'fov' or 'focal_length', not both")
+    if not (0.0 < float(fov) < 180.0):
+        raise ValueError(f"sensor {id!r}: fov must be in (0, 180) degrees, got {fov}")
+    w, h = getattr(film, "full_size", (film.width, film.height))
+    x_fov = x_fov_from(float(fov), fov_axis, w, h)
+    if not (0.0 < x_fov < 180.0):
+        raise ValueError(f"sensor {id!r}: the horizontal field of view {x_fov:.3f}° "
+                         "implied by fov/fov_axis is outside (0, 180)")
+    return x_fov
+
+
 @register
 class PerspectiveSensor:
     """A pinhole camera with a field of view and near/far clip planes."""
 
     PLUGIN = ("sensor", "perspective")
     PARAMS = {
-        "fov": Param("float", None, min_exclusive=0.0, max_exclusive=180.0),
-        "fov_axis": Param("string", "x", choices=("x", "y", "diagonal", "smaller", "larger")),
-        "focal_length": Param("string", None),
-        "near_clip": Param("float", 0.01, min_exclusive=0.0),
-        "far_clip": Param("float", 10000.0, min_exclusive=0.0),
-        "to_world": Param("transform", None),
-        "film": Param("object", category="film"),
-        "sampler": Param("object", category="sampler"),
+        **FOV_PARAMS,
+        **COMMON_SENSOR_PARAMS,
         "principal_point_offset_x": Param("float", 0.0),
         "principal_point_offset_y": Param("float", 0.0),
         "focus_distance": Param("float", None, min_exclusive=0.0, ignored="a pinhole camera "
                                 "is in focus at every distance (Mitsuba reads it for every "
                                 "projective camera; only 'thinlens' uses it)"),
-        "shutter_open": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
-                              "scenes (no motion blur), so the shutter interval has no effect"),
-        "shutter_close": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
-                               "scenes (no motion blur), so the shutter interval has no effect"),
     }
 
     def __init__(self, fov: Optional[float] = None, fov_axis: str = "x",
@@ -79,24 +117,8 @@ class PerspectiveSensor:
         self.id = id
         self.film = film if film is not None else HDRFilm()
         self.sampler = sampler if sampler is not None else IndependentSampler()
-        if fov is None:
-            # Mitsuba 3: a focal length (default 50mm, 35 mm film: 36 x 24 mm) gives
-            # a field of view along the image *diagonal*, whatever fov_axis says.
-            fov = self._fov_from_focal_length(focal_length or "50mm")
-            fov_axis = "diagonal"
-        elif focal_length is not None:
-            raise ValueError(f"sensor {id!r}: give either 'fov' or 'focal_length', not both")
-        if not (0.0 < float(fov) < 180.0):
-            raise ValueError(f"sensor {id!r}: fov must be in (0, 180) degrees, got {fov}")
-        if not (0.0 < near_clip < far_clip):
-            raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
-                             f"near_clip={near_clip}, far_clip={far_clip}")
-        # (the fov describes the whole film, also when a crop window is rendered)
-        w, h = getattr(self.film, "full_size", (self.film.width, self.film.height))
-        x_fov = x_fov_from(float(fov), fov_axis, w, h)
-        if not (0.0 < x_fov < 180.0):
-            raise ValueError(f"sensor {id!r}: the horizontal field of view {x_fov:.3f}° "
-                             "implied by fov/fov_axis is outside (0, 180)")
+        check_clip(near_clip, far_clip, id)
+        x_fov = resolve_x_fov(fov, fov_axis, focal_length, self.film, id)
         self.x_fov = bk.Float(x_fov)
         self.near_clip = float(near_clip)
         self.far_clip = float(far_clip)

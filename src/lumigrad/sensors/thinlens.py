@@ -38,7 +38,7 @@ from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
 from ._nonpinhole import NonPinholeSensor
 from .film import HDRFilm
-from .perspective import PerspectiveSensor, x_fov_from
+from .perspective import COMMON_SENSOR_PARAMS, FOV_PARAMS, check_clip, resolve_x_fov
 from .sampler import IndependentSampler
 
 
@@ -84,18 +84,8 @@ class ThinLensSensor(NonPinholeSensor):
                                  doc="radius of the lens (world units)"),
         "focus_distance": Param("float", None, min_exclusive=0.0,
                                 doc="distance of the plane in focus (default: far_clip)"),
-        "fov": Param("float", None, min_exclusive=0.0, max_exclusive=180.0),
-        "fov_axis": Param("string", "x", choices=("x", "y", "diagonal", "smaller", "larger")),
-        "focal_length": Param("string", None),
-        "near_clip": Param("float", 0.01, min_exclusive=0.0),
-        "far_clip": Param("float", 10000.0, min_exclusive=0.0),
-        "to_world": Param("transform", None),
-        "film": Param("object", category="film"),
-        "sampler": Param("object", category="sampler"),
-        "shutter_open": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
-                              "scenes (no motion blur), so the shutter interval has no effect"),
-        "shutter_close": Param("float", 0.0, min=0.0, ignored="lumigrad renders static "
-                               "scenes (no motion blur), so the shutter interval has no effect"),
+        **FOV_PARAMS,
+        **COMMON_SENSOR_PARAMS,
     }
 
     def __init__(self, aperture_radius: float = 0.0, focus_distance: Optional[float] = None,
@@ -107,19 +97,8 @@ class ThinLensSensor(NonPinholeSensor):
         self.id = id
         self.film = film if film is not None else HDRFilm()
         self.sampler = sampler if sampler is not None else IndependentSampler()
-        if fov is None:
-            fov = PerspectiveSensor._fov_from_focal_length(focal_length or "50mm")
-            fov_axis = "diagonal"  # Mitsuba: a focal length gives the diagonal fov
-        elif focal_length is not None:
-            raise ValueError(f"sensor {id!r}: give either 'fov' or 'focal_length', not both")
-        if not (0.0 < near_clip < far_clip):
-            raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
-                             f"near_clip={near_clip}, far_clip={far_clip}")
-        w, h = getattr(self.film, "full_size", (self.film.width, self.film.height))
-        x_fov = x_fov_from(float(fov), fov_axis, w, h)
-        if not (0.0 < x_fov < 180.0):
-            raise ValueError(f"sensor {id!r}: the horizontal field of view {x_fov:.3f}° "
-                             "implied by fov/fov_axis is outside (0, 180)")
+        check_clip(near_clip, far_clip, id)
+        x_fov = resolve_x_fov(fov, fov_axis, focal_length, self.film, id)
         # A crop window is the same camera with a smaller film (HDRFilm.crop_camera).
         t, self._pp = self._film_window(math.tan(math.radians(x_fov) / 2))
         self.x_fov = bk.Float(math.degrees(2 * math.atan(t)))
