@@ -952,8 +952,11 @@ class BVH:
             return self._trace_unrolled(o, d, inv, neg, dr.select(active, tmax, 0.0), n, any_hit)
 
         nodes4, tris = self._nodes4, self._tris
-        stack = dr.alloc_local(UInt32, _STACK_SIZE)
-        stack_t = dr.alloc_local(Float, _STACK_SIZE)
+        # Closest hit: one 64-bit word per entry, ``ref | bits(entry t) << 32``: one
+        # local-memory scatter per push instead of two (per-lane scatters are
+        # what a push costs). Any hit keeps no distances.
+        stack = dr.alloc_local(UInt32 if any_hit else bk.UInt64, _STACK_SIZE)
+        stack_t = None
 
         def pop(stack, stack_t, node, sp, t_best, mask):
             """Pop the next node; closest hit: skip entries that start beyond the
@@ -965,9 +968,12 @@ class BVH:
                 has = go & (sp > 0)
                 sp = dr.select(has, sp - 1, sp)
                 val = stack.read(sp, has)
+                if not any_hit:
+                    t_entry = dr.reinterpret_array(Float, UInt32(val >> 32))
+                    val = UInt32(val & 0xFFFFFFFF)
                 node = dr.select(go, dr.select(has, val, UInt32(_SENTINEL)), node)
                 if not any_hit:
-                    go = has & (stack_t.read(sp, has) >= t_best)
+                    go = has & (t_entry >= t_best)
                 return stack, stack_t, node, sp, go
 
             if any_hit:
@@ -1014,9 +1020,11 @@ class BVH:
                 slots[b] = [dr.select(swap, x, y) for x, y in zip(sa, sb)]
             for k in range(W - 1, 0, -1):
                 push = slots[k][2]
-                stack.write(slots[k][1], sp, push)
-                if not any_hit:
-                    stack_t.write(slots[k][0], sp, push)
+                if any_hit:
+                    stack.write(slots[k][1], sp, push)
+                else:
+                    t_bits = bk.UInt64(dr.reinterpret_array(UInt32, slots[k][0]))
+                    stack.write(bk.UInt64(slots[k][1]) | (t_bits << 32), sp, push)
                 sp = dr.select(push, sp + 1, sp)
             # No child hit: the next iteration pops (one pop per iteration).
             node = dr.select(slots[0][2], slots[0][1],
