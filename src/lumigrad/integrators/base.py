@@ -365,6 +365,23 @@ def mis_weight(pdf_a: Any, pdf_b: Any) -> Any:
     return dr.select(a2 > 0, a2 / dr.maximum(a2 + b2, 1e-38), 0.0)
 
 
+def shadow_segment(si: Any, d_em: Any, dist_em: Any) -> tuple:
+    """The shadow ray of an emitter sample ``(d_em, dist_em)`` at ``si``, detached:
+    ``(origin, direction, length)``. It starts at the offset origin and is re-aimed
+    *at the sampled emitter point* (the offset moved the origin off the sampled
+    ray), stopping a relative margin short of it; emitters at infinity: along
+    ``d_em`` without end."""
+    p_ref = dr.detach(si.p)
+    origin = dr.detach(si.spawn_origin(d_em))
+    finite = ~dr.isinf(dist_em)
+    target = p_ref + dr.detach(d_em) * dr.select(finite, dr.detach(dist_em), 0.0)
+    seg = target - origin
+    seg_len = dr.norm(seg)
+    d_shadow = dr.select(finite & (seg_len > 0), seg / dr.maximum(seg_len, 1e-30),
+                         dr.detach(d_em))
+    return origin, d_shadow, dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
+
+
 class Timer:
     """Wall clock around Dr.Jit work (syncs the device first)."""
 

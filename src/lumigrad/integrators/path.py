@@ -31,7 +31,7 @@ import drjit as dr
 from .. import backend as bk
 from ..scene.schema import Param, register
 from ..core.math import hmax
-from .base import BUDGET_PARAMS, SamplingIntegrator, mis_weight
+from .base import BUDGET_PARAMS, SamplingIntegrator, mis_weight, shadow_segment
 from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, RecordLayout,
                      bsdf_ratio, plan_record, record_capacity, replay_recorded,
                      vertex_samples)
@@ -395,18 +395,7 @@ class PathIntegrator(SamplingIntegrator):
 
                 # --- next-event estimation (shadow ray)
                 if has_emitters:
-                    # Shadow ray from the offset origin *to the sampled emitter point*
-                    # (re-aimed: the offset moved the origin off the ray), stopping
-                    # a relative margin short of it; emitters at infinity: along d.
-                    p_ref = dr.detach(si.p)
-                    origin = dr.detach(si.spawn_origin(d_em))
-                    finite = ~dr.isinf(dist_em)
-                    target = p_ref + dr.detach(d_em) * dr.select(finite, dr.detach(dist_em), 0.0)
-                    seg = target - origin
-                    seg_len = dr.norm(seg)
-                    d_shadow = dr.select(finite & (seg_len > 0), seg / dr.maximum(seg_len, 1e-30),
-                                         dr.detach(d_em))
-                    dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
+                    origin, d_shadow, dist_shadow = shadow_segment(si, d_em, dist_em)
                     if replay:
                         occluded = (word & TAPE_OCCLUDED) != 0
                         if overflow:

@@ -50,7 +50,7 @@ Vertices beyond the record keep their values but not their derivatives.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import drjit as dr
 
@@ -352,15 +352,8 @@ def _nee(scene: Any, si: Any, s_em: Any, act_nee: Any) -> tuple:
 
 def _shadow_ray(scene: Any, si: Any, d_em: Any, dist_em: Any, act_nee: Any) -> Any:
     """True where the emitter sample is unoccluded (as the standard loop tests it)."""
-    p_ref = dr.detach(si.p)
-    origin = dr.detach(si.spawn_origin(d_em))
-    finite = ~dr.isinf(dist_em)
-    target = p_ref + dr.detach(d_em) * dr.select(finite, dr.detach(dist_em), 0.0)
-    seg = target - origin
-    seg_len = dr.norm(seg)
-    d_shadow = dr.select(finite & (seg_len > 0), seg / dr.maximum(seg_len, 1e-30),
-                         dr.detach(d_em))
-    dist_shadow = dr.select(finite, seg_len * (1.0 - 1e-4), dr.inf)
+    from .base import shadow_segment
+    origin, d_shadow, dist_shadow = shadow_segment(si, d_em, dist_em)
     return act_nee & ~scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
 
 
