@@ -5,7 +5,6 @@ from typing import Any, Callable, Iterator
 
 import drjit as dr
 
-from .. import backend as bk
 from ..scene.schema import Param, register
 from ..textures.constant import as_texture, texture_parameters
 from ._common import detached_clone, mask, safe, where_prefix, width

@@ -373,7 +373,7 @@ class Principled(FreezableSampling, BSDF):
         pick_d = sample1 < p_d
         pick_cc = ~pick_d & (sample1 < p_d + p_cc)
         pick_st = ~pick_d & ~pick_cc & (sample1 < p_d + p_cc + p_st)
-        pick_sr = ~pick_d & ~pick_cc & ~pick_st
+        # (otherwise: the specular reflection lobe)
         wo_sr = reflect_about(wi, m)
         wo_st = refract(wi, cos_t, eta_ti, m)
         wo_d = warp.square_to_cosine_hemisphere(sample2)

@@ -258,7 +258,7 @@ class TriangleRasterizer:
         cam.forward()
         near, far = cam.near_far()
         self._maybe_warn()
-        W, H, s = self.width, self.height, self.spp_side
+        W, H = self.width, self.height
 
         # ---- 1. visibility on detached values ------------------------------------
         pos = dr.detach(mesh.vertices)
