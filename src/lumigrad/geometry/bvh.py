@@ -67,6 +67,12 @@ lanes of a packet wait for the slowest (Cornell box + 100k-triangle torus:
 bounce rays 16.5 -> 9.5 iterations on average, 45 -> 25 for the slowest of 16
 lanes; 1.26x faster rendering). Closest-hit queries shrink ``t_max`` as hits
 are found, so farther boxes are culled; any-hit queries stop at the first hit.
+A closest-hit stack entry is one 64-bit word, ``ref | bits(entry t) << 32``
+(one local-memory scatter per push; a pop drops entries that start beyond
+the closest hit found since); a visit that hits no child leaves the pop to
+the next iteration's step (1), so an iteration pops once. Measurements of
+these choices and of the alternatives that did not pay (8-wide nodes, four
+triangles per iteration, ...): BENCHMARKS.md, "BVH".
 
 Small scenes (at most ``BVH.unroll_max_triangles`` triangles, e.g. a Cornell
 box; queries of at least ``BVH.unroll_min_rays`` rays) are traversed
