@@ -90,7 +90,7 @@ class AOVIntegrator(SamplingIntegrator):
         if self.integrator is not None:
             L = self.integrator.sample(scene, rng, o, d, tmax, active, mode="primal")
             radiance = [L[0], L[1], L[2]]
-        _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, active)
+        _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, active, coherent=True)
         if first_prim is not None:
             forced = active & (bk.UInt32(first_prim) != 0xFFFFFFFF)
             prim = dr.select(forced, bk.UInt32(first_prim), prim)

@@ -337,12 +337,12 @@ class PathIntegrator(SamplingIntegrator):
                     hit = act & (prim < n_faces)
                     if overflow:
                         _, prim_r, _, _, hit_r = scene.ray_intersect_preliminary(
-                            ray_o, ray_d, st["tmax"], act & ~on_tape)
+                            ray_o, ray_d, st["tmax"], act & ~on_tape, coherent=depth == 0)
                         prim = dr.select(on_tape, prim, prim_r)
                         hit = act & dr.select(on_tape, hit, hit_r)
                 else:
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
-                        ray_o, ray_d, st["tmax"], act)
+                        ray_o, ray_d, st["tmax"], act, coherent=depth == 0)
                     hit = hit & act
                 if "forced" in st:
                     use = act & (st["forced"] != TAPE_PRIM_NONE)

@@ -426,7 +426,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         beta = st["beta"]
         with dr.resume_grad(when=diff):
             o, d = st["o"], st["d"]
-            _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, st["tmax"], act)
+            _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, st["tmax"], act,
+                                                                 coherent=depth == 0)
             hit = hit & act
             si = scene.compute_interaction(o, d, prim, hit)
             first = depth == 0

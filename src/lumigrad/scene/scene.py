@@ -242,16 +242,20 @@ class Scene:
     # ------------------------------------------------------------------
     # ray queries
     # ------------------------------------------------------------------
-    def ray_intersect_preliminary(self, o: Any, d: Any, tmax: Any, active: Any) -> tuple:
-        """(t, prim, u, v, hit) of the closest hit; not differentiable."""
-        return self.accel.ray_intersect(dr.detach(o), dr.detach(d), dr.detach(tmax), active)
+    def ray_intersect_preliminary(self, o: Any, d: Any, tmax: Any, active: Any,
+                                  coherent: Any = False) -> tuple:
+        """(t, prim, u, v, hit) of the closest hit; not differentiable. ``coherent``:
+        a hint (bool or per-lane Bool) that the rays travel together (camera rays)."""
+        return self.accel.ray_intersect(dr.detach(o), dr.detach(d), dr.detach(tmax), active,
+                                        coherent)
 
     def ray_test(self, o: Any, d: Any, tmax: Any, active: Any) -> Any:
         """True where the segment ``o + t d``, t in (0, tmax), hits anything."""
         return self.accel.ray_test(dr.detach(o), dr.detach(d), dr.detach(tmax), active)
 
-    def ray_intersect(self, o: Any, d: Any, tmax: Any, active: Any) -> SurfaceInteraction:
-        _, prim, _, _, hit = self.ray_intersect_preliminary(o, d, tmax, active)
+    def ray_intersect(self, o: Any, d: Any, tmax: Any, active: Any,
+                      coherent: Any = False) -> SurfaceInteraction:
+        _, prim, _, _, hit = self.ray_intersect_preliminary(o, d, tmax, active, coherent)
         return self.compute_interaction(o, d, prim, hit & active)
 
     def _triangle(self, prim: Any, active: Any) -> tuple:
