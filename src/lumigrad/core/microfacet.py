@@ -47,8 +47,9 @@ from .. import backend as bk
 #: Roughness is clamped from below: D is a Dirac delta at α = 0 and float32
 #: overflows for much smaller values (D(+Z) = 1 / (π α²)).
 MIN_ALPHA = 1e-4
-#: Newton steps of the Beckmann visible-slope inversion (bisection where a step would
-#: leave the bracket; converged to float32 by ~20 steps from the erfinv guess).
+#: Most Newton steps of the Beckmann visible-slope inversion (bisection where a step
+#: would leave the bracket; converged to float32 by ~20 steps from the erfinv guess in
+#: the worst case; the loop stops earlier once a step changes x by under 1e-6).
 NEWTON_STEPS = 20
 #: Distribution names accepted by :class:`MicrofacetDistribution`.
 DISTRIBUTIONS = ("ggx", "beckmann")
@@ -188,7 +189,11 @@ class MicrofacetDistribution:
         lo = bk.Float(-5.0) + 0.0 * c
         hi = dr.minimum(c, 5.0)
         x = dr.clip(dr.erfinv(2.0 * u1 - 1.0), lo, hi)   # the answer for θ -> 0
-        for _ in range(NEWTON_STEPS):                    # fixed count: one kernel
+
+        # Symbolic loop (stays in the kernel) that ends when every lane of a packet
+        # has converged: 3-6 steps typically instead of always NEWTON_STEPS (each
+        # costs an erf and an exp; a rough-plastic scene rendered 1.4x slower).
+        def step(i: Any, x: Any, lo: Any, hi: Any, done: Any) -> tuple:
             f = cdf(x) - target
             lo = dr.select(f < 0, x, lo)
             hi = dr.select(f < 0, hi, x)
@@ -196,7 +201,21 @@ class MicrofacetDistribution:
             step_ok = dfx > 1e-12
             xn = x - f / _safe(dfx, step_ok)
             inside = step_ok & (xn > lo) & (xn < hi)
-            x = dr.select(inside, xn, 0.5 * (lo + hi))
+            xn = dr.select(inside, xn, 0.5 * (lo + hi))
+            done = dr.abs(xn - x) <= 1e-6 * (1.0 + dr.abs(x))
+            return i + 1, xn, lo, hi, done
+
+        with dr.suspend_grad():
+            _, x_d, _, _, _ = dr.while_loop(
+                (bk.UInt32(0), dr.detach(x), dr.detach(lo), dr.detach(hi),
+                 dr.zeros(bk.Bool, dr.width(x))),
+                lambda i, x, lo, hi, done: (i < NEWTON_STEPS) & ~done, step,
+                label="beckmann_visible_slope")
+        # Derivatives (alpha, wi) by the implicit function theorem: one attached
+        # Newton step from the detached root x_d, x = x_d - F(x_d) / F'(x_d).
+        dfx = (c - x_d) * dr.exp(-dr.square(x_d)) * inv_sqrt_pi
+        step_ok = dfx > 1e-12
+        x = x_d - dr.select(step_ok, (cdf(x_d) - target) / _safe(dfx, step_ok), 0.0)
         y = dr.erfinv(dr.clip(2.0 * s[1] - 1.0, -1.0 + 1e-6, 1.0 - 1e-6))
         # rotate back to wi's azimuth, unstretch, slope -> normal
         sx = (cos_p * x - sin_p * y) * self.alpha_u
