@@ -33,6 +33,16 @@ _PROJECTIVE_PARAMS = {
 }
 
 
+def _budgets(sppp: Optional[int], sppi: Optional[int], kwargs: dict) -> dict:
+    """Mitsuba's budget names (``sppp`` primary, ``sppi`` indirect) as lumigrad's
+    (``sppe``, ``sppie``) unless those are given too."""
+    if sppp is not None and kwargs.get("sppe") is None:
+        kwargs["sppe"] = sppp
+    if sppi is not None and kwargs.get("sppie") is None:
+        kwargs["sppie"] = sppi
+    return kwargs
+
+
 @register
 class PrbProjectiveIntegrator(PathIntegrator):
     """``prb_projective``: the path tracer (see the module docstring)."""
@@ -42,11 +52,7 @@ class PrbProjectiveIntegrator(PathIntegrator):
 
     def __init__(self, sppp: Optional[int] = None, sppi: Optional[int] = None,
                  **kwargs: Any) -> None:
-        if sppp is not None and kwargs.get("sppe") is None:
-            kwargs["sppe"] = sppp
-        if sppi is not None and kwargs.get("sppie") is None:
-            kwargs["sppie"] = sppi
-        super().__init__(**kwargs)
+        super().__init__(**_budgets(sppp, sppi, kwargs))
 
 
 @register
@@ -60,8 +66,4 @@ class DirectProjectiveIntegrator(DirectIntegrator):
 
     def __init__(self, sppp: Optional[int] = None, sppi: Optional[int] = None,
                  **kwargs: Any) -> None:
-        if sppp is not None and kwargs.get("sppe") is None:
-            kwargs["sppe"] = sppp
-        if sppi is not None and kwargs.get("sppie") is None:
-            kwargs["sppie"] = sppi
-        super().__init__(**kwargs)
+        super().__init__(**_budgets(sppp, sppi, kwargs))
