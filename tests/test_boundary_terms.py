@@ -319,6 +319,32 @@ def test_seen_only_in_a_mirror(light):
                            spp=512 if light == "sky" else 256, spp_fd=16384))
 
 
+def assert_reverse_equals_forward(scene, params, key: str, at, terms, spp: int) -> None:
+    """⟨∇L, u⟩ by dr.backward of a random linear image loss equals the forward
+    derivative of the loss along ``key = at(θ)`` (same samples: same seeds)."""
+    base = params[key]
+    h, w_ = scene.sensors[0].resolution[::-1]
+    w = np.random.default_rng(0).uniform(0, 1, (h, w_, 3)).astype(np.float32)
+    values = []
+    for mode in ("forward", "reverse"):
+        theta = lg.Float(0.0)
+        dr.enable_grad(theta)
+        params[key] = at(theta)
+        params.update()
+        image = lg.render(scene, params, spp=spp, seed=0, seed_grad=3, terms=terms)
+        if mode == "forward":
+            dr.set_grad(theta, 1.0)
+            dr.forward_to(image)
+            values.append(float((np.array(dr.grad(image)) * w).sum()))
+        else:
+            dr.backward(dr.sum(image * lg.TensorXf(w), axis=None))
+            values.append(float(dr.grad(theta)[0]))
+    params[key] = base
+    params.update()
+    assert abs(values[0]) > 1e-3, terms
+    assert abs(values[0] - values[1]) <= 1e-4 * abs(values[0]), (terms, values)
+
+
 def test_reverse_equals_forward_path():
     """⟨∇L, u⟩ of a linear loss equals the forward derivative along u, term by
     term (same samples): the reverse pass walks each path backwards through the
@@ -326,26 +352,9 @@ def test_reverse_equals_forward_path():
     scene = lg.cornell_box(res=24, max_depth=4)
     params = lg.traverse(scene)
     base = params["small-box.to_world"]
-    w = np.random.default_rng(0).uniform(0, 1, (24, 24, 3)).astype(np.float32)
     for terms in (("interior",), ("primary",), ("shadow",), ("indirect",), None):
-        values = []
-        for mode in ("forward", "reverse"):
-            theta = lg.Float(0.0)
-            dr.enable_grad(theta)
-            params["small-box.to_world"] = translate(0)(base, theta)
-            params.update()
-            image = lg.render(scene, params, spp=16, seed=0, seed_grad=3, terms=terms)
-            if mode == "forward":
-                dr.set_grad(theta, 1.0)
-                dr.forward_to(image)
-                values.append(float((np.array(dr.grad(image)) * w).sum()))
-            else:
-                dr.backward(dr.sum(image * lg.TensorXf(w), axis=None))
-                values.append(float(dr.grad(theta)[0]))
-        params["small-box.to_world"] = base
-        params.update()
-        assert abs(values[0]) > 1e-3, terms
-        assert abs(values[0] - values[1]) <= 1e-4 * abs(values[0]), (terms, values)
+        assert_reverse_equals_forward(scene, params, "small-box.to_world",
+                                      lambda theta: translate(0)(base, theta), terms, spp=16)
 
 
 def test_reverse_equals_forward_smooth_mesh(tmp_path):
@@ -363,26 +372,9 @@ def test_reverse_equals_forward_smooth_mesh(tmp_path):
     base = params["cube.vertex_positions"]
     v0 = np.array(base).reshape(-1, 3)
     stretch = lg.Float((v0 * [1.0, 0.0, 0.0]).ravel().astype(np.float32))
-    w = np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32)
     for terms in (("interior",), ("primary",), None):
-        values = []
-        for mode in ("forward", "reverse"):
-            theta = lg.Float(0.0)
-            dr.enable_grad(theta)
-            params["cube.vertex_positions"] = base + stretch * theta
-            params.update()
-            image = lg.render(scene, params, spp=32, seed=0, seed_grad=3, terms=terms)
-            if mode == "forward":
-                dr.set_grad(theta, 1.0)
-                dr.forward_to(image)
-                values.append(float((np.array(dr.grad(image)) * w).sum()))
-            else:
-                dr.backward(dr.sum(image * lg.TensorXf(w), axis=None))
-                values.append(float(dr.grad(theta)[0]))
-        params["cube.vertex_positions"] = base
-        params.update()
-        assert abs(values[0]) > 1e-3, terms
-        assert abs(values[0] - values[1]) <= 1e-4 * abs(values[0]), (terms, values)
+        assert_reverse_equals_forward(scene, params, "cube.vertex_positions",
+                                      lambda theta: base + stretch * theta, terms, spp=32)
 
 
 def test_terms_add_up(objects):
