@@ -42,6 +42,9 @@ import lumigrad as lg
 from lumigrad.geometry.meshio import write_ply
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_render import CBOX, gradient_peak_memory  # noqa: E402
+from bench_render import bench_memory as bench_memory_in  # noqa: E402
 
 
 def displaced_sphere(n_tris: int, noise: float = 0.03, seed: int = 0) -> tuple:
@@ -236,42 +239,20 @@ def mitsuba_case(name: str, xml: Path, res: int, repeats: int, fd_path: str,
 
 
 def cbox_xml(directory: Path, res: int) -> Path:
-    """The Cornell box as XML (``../shared/scenes/cbox.xml`` when present)."""
-    shared = HERE.parent.parent / "shared" / "scenes" / "cbox.xml"
-    if not shared.exists():
-        raise SystemExit(f"the cbox case reads {shared} (Mitsuba's Cornell box scene file)")
-    return shared
+    """The Cornell box as XML (the copy of ``../shared/scenes/cbox.xml`` in tests/data)."""
+    return CBOX
 
 
 def memory_child(max_depth: int, res: int, spp: int) -> None:
     """Runs in a subprocess: one reverse-mode gradient of a geometry parameter
     (the Cornell box's small box, translated), then prints the peak RSS."""
-    import resource
-    scene = lg.load_file(str(cbox_xml(Path("."), res)), res=res, max_depth=max_depth)
-    params = lg.traverse(scene)
-    key = CASES["cbox"]["key"]
-    dr.enable_grad(params[key])
-    params.update()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    image = lg.render(scene, params, spp=spp)
-    dr.backward(dr.mean(image, axis=None))
-    grad = dr.grad(params[key])
-    dr.eval(grad)
-    dr.sync_thread()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"max_depth": max_depth, "peak_mib": peak / 1024,
-                      "delta_mib": (peak - base) / 1024,
-                      "finite": bool(np.isfinite(np.array(grad)).all())}))
+    scene = lg.load_file(str(CBOX), res=res, max_depth=max_depth)
+    out = gradient_peak_memory(scene, CASES["cbox"]["key"], spp)
+    print(json.dumps({"max_depth": max_depth, **out}))
 
 
 def bench_memory(res: int, spp: int) -> list:
-    rows = []
-    for depth in (4, 16, 64):
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(depth),
-                              "--res", str(res), "--spp", str(spp)],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return rows
+    return bench_memory_in(res, spp, script=__file__)
 
 
 def main() -> None:

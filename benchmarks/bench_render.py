@@ -28,7 +28,7 @@ import numpy as np
 import lumigrad as lg
 
 HERE = Path(__file__).resolve().parent
-CBOX = HERE.parent.parent / "shared" / "scenes" / "cbox.xml"
+CBOX = HERE.parent / "tests" / "data" / "scenes" / "cbox.xml"   # (a copy of ../shared's)
 
 
 def _scene(res: int, max_depth: int = 8):
@@ -191,28 +191,34 @@ def bench_large_mesh(xml: Path, res: int, spp: int, repeats: int) -> dict:
     return {"triangles": tris, "render": med, "samples_per_s": res * res * spp / med}
 
 
-def memory_child(max_depth: int, res: int, spp: int) -> None:
-    """Runs in a subprocess: one reverse-mode gradient, then reports the peak RSS."""
+def gradient_peak_memory(scene, key: str, spp: int) -> dict:
+    """One reverse-mode gradient of ``key`` (L1 of the image): peak RSS and its growth."""
     import resource
-    scene = _scene(res, max_depth=max_depth)
     params = lg.traverse(scene)
-    key = "green.reflectance.value"
     dr.enable_grad(params[key])
     params.update()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     image = lg.render(scene, params, spp=spp)
     dr.backward(dr.mean(image, axis=None))
-    dr.eval(dr.grad(params[key]))
+    grad = dr.grad(params[key])
+    dr.eval(grad)
     dr.sync_thread()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"max_depth": max_depth, "peak_mib": peak / 1024,
-                      "delta_mib": (peak - base) / 1024}))
+    return {"peak_mib": peak / 1024, "delta_mib": (peak - base) / 1024,
+            "finite": bool(np.isfinite(np.array(grad)).all())}
 
 
-def bench_memory(res: int, spp: int) -> list[dict]:
+def memory_child(max_depth: int, res: int, spp: int) -> None:
+    """Runs in a subprocess: one reverse-mode gradient, then reports the peak RSS."""
+    out = gradient_peak_memory(_scene(res, max_depth=max_depth), "green.reflectance.value", spp)
+    print(json.dumps({"max_depth": max_depth, **out}))
+
+
+def bench_memory(res: int, spp: int, script: str = __file__) -> list[dict]:
+    """``script --memory-child DEPTH`` in a fresh process per depth (peak RSS is per process)."""
     rows = []
     for depth in (4, 16, 64):
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(depth),
+        out = subprocess.run([sys.executable, script, "--memory-child", str(depth),
                               "--res", str(res), "--spp", str(spp)],
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
