@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import drjit as dr
 import numpy as np
@@ -63,21 +65,15 @@ def big_pipeline(res: int, discontinuity=None) -> Pipeline:
 
 
 def uncovered_inside_sphere(subdivisions: int, cull: bool, res: int = 512) -> tuple[int, float]:
-    """(pixels inside the icosphere's outline showing background or a back face,
-    median rasterization time in seconds)."""
+    """(pixels inside the icosphere's outline showing background or a back face, as
+    tests/test_raster_watertight.py counts them; median rasterization time in seconds)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_raster_watertight import _uncovered_inside_sphere
     mesh = TriangleMesh.example("icosphere", subdivisions=subdivisions)
     cam = PerspectiveCamera(position=(0.3, 0.2, 2.8), target=(0.0, 0.0, 0.0), fov=45)
     r = TriangleRasterizer(res, cam, mesh, cull_backfaces=cull)
     _, t = timeit(lambda: (r.forward(), dr.eval(r.barycentric_buffer.value)), 3)
-    ids = r.triangle_id_buffer.numpy()[..., 0]
-    front = np.array(r.front_facing)
-    o, d = cam.primary_rays(res, res)
-    O = np.stack([np.array(o[i]) for i in range(3)], 1).astype(np.float64)
-    D = np.stack([np.array(d[i]) for i in range(3)], 1).astype(np.float64)
-    D /= np.linalg.norm(D, axis=1, keepdims=True)
-    dist = np.linalg.norm(O - (O * D).sum(1, keepdims=True) * D, axis=1).reshape(res, res)
-    bad = (ids < 0) | ~front[np.maximum(ids, 0)]
-    return int((bad & (dist < 0.97)).sum()), t
+    return _uncovered_inside_sphere(subdivisions, cull, res), t
 
 
 def main() -> None:
