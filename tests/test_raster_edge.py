@@ -123,11 +123,17 @@ def test_reverse_mode_equals_forward_mode():
     assert reverse_value == pytest.approx(forward_value, rel=1e-4)
 
 
-def test_edge_term_is_zero_in_value_and_without_gradients():
-    """The term adds nothing to the image; with no gradient enabled it costs nothing."""
-    a = np.array(_pipeline(4, "edge", "blinn_phong").forward())
+def test_edge_term_is_zero_in_value():
+    """The term adds nothing to the image's value, also while it is active (a
+    camera parameter carries a gradient, so edge samples are drawn)."""
     b = np.array(_pipeline(4, None, "blinn_phong").forward())
-    np.testing.assert_allclose(a, b, atol=1e-6)
+    pipe = _pipeline(4, "edge", "blinn_phong")
+    fov = lg.Float(45.0)
+    dr.enable_grad(fov)
+    pipe.camera.fov = fov
+    a = pipe.forward()
+    assert dr.grad_enabled(a)
+    np.testing.assert_allclose(np.array(dr.detach(a)), b, atol=1e-6)
 
 
 def test_orthographic_camera_is_refused():
