@@ -131,8 +131,9 @@ class MitsubaAccelerator:
 
     The Mitsuba variant follows lumigrad's (``llvm_ad_rgb`` / ``cuda_ad_rgb``), so
     its arrays *are* lumigrad's (same Dr.Jit types) and its queries trace inside
-    lumigrad's symbolic loops without copies. Mitsuba's global variant is left
-    alone (the variant module is used directly).
+    lumigrad's symbolic loops without copies. Queries use the variant module
+    directly; building and updating set Mitsuba's global variant for the call only
+    (its ``traverse``/``load_dict`` read it) and restore the user's.
     """
 
     name = "mitsuba"
