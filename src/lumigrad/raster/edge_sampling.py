@@ -101,7 +101,8 @@ class ExactEdgeSampling:
         self._scene: Any = None
         self._params: Any = None
         self._terms: Any = None
-        self.channels = 3
+        #: (the path tracer's interface) channels of the radiance
+        self.channels = color_buffer.channels
 
     # -- the path tracer's view of the pipeline ----------------------------------------
     def _proxy(self) -> tuple[Any, Any]:
@@ -120,7 +121,7 @@ class ExactEdgeSampling:
         if self._scene is None:
             pos, faces = mesh.positions_numpy(), mesh.faces_numpy()
             normals = None
-            if self.smooth:  # any normals: they only mark the shading as smooth
+            if self.smooth:  # marks the shading smooth; forward() sets the pipeline's own
                 from ..geometry.meshio import vertex_normals
                 normals = vertex_normals(pos, faces)
             shape = Mesh(pos, faces, vertex_normals=normals, id="mesh")
