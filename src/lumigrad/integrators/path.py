@@ -260,6 +260,8 @@ class PathIntegrator(SamplingIntegrator):
         steps = [_bsdf_step(b, diff) for b in bsdfs]
         any_smooth = any(not getattr(b, "delta_only", False) for b in bsdfs)
         has_emitters = len(scene.emitters) > 0
+        # Plain renders skip the shading of packets where no path goes on (see body).
+        skip_idle = not diff and tape is None
 
         o = dr.detach(o)
         d = dr.detach(d)
@@ -371,49 +373,72 @@ class PathIntegrator(SamplingIntegrator):
                 bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si.prim, act_next)
 
                 s_em1, s_em2, s_b1, s_b2 = vertex_samples(rng)
-                act_nee = act_next if (any_smooth and has_emitters) else act_next & False
-                if has_emitters:
-                    d_em, dist_em, pdf_em_s, w_em, delta_em = scene.sample_emitter_direction(
-                        si.p, s_em1, s_em2, act_nee)
-                    act_nee = act_nee & (pdf_em_s > 0)
-                    # Attached: the direction to the light moves with the shading
-                    # point and with the emitter (position/geometry derivatives).
-                    wo_nee = si.to_local(d_em)
-                else:
-                    wo_nee = bk.Array3f(0, 0, 1)
-                    w_em = dr.zeros(bk.Array3f, n)
-                    pdf_em_s = dr.zeros(bk.Float, n)
-                    delta_em = dr.full(bk.Bool, False, n)
-                    dist_em = dr.zeros(bk.Float, n)
-                    d_em = bk.Array3f(0, 0, 1)
 
-                if len(steps) == 1:
-                    out = steps[0](si, wo_nee, s_b1, s_b2, act_nee, act_next)
-                else:
-                    out = dr.switch(bsdf_idx, steps, si, wo_nee, s_b1, s_b2, act_nee, act_next)
-                f_nee, pdf_b_nee, wo, pdf_b, weight_b, delta_b, eta_b, ratio = out
-
-                # --- next-event estimation (shadow ray)
-                if has_emitters:
-                    origin, d_shadow, dist_shadow = shadow_segment(si, d_em, dist_em)
-                    if replay:
-                        occluded = (word & TAPE_OCCLUDED) != 0
-                        if overflow:
-                            occluded = dr.select(on_tape, occluded, scene.ray_test(
-                                origin, d_shadow, dist_shadow, act_nee & ~on_tape))
+                def shade(act_next: Any) -> tuple:
+                    # Next-event estimation and BSDF sampling at the vertex.
+                    act_nee = act_next if (any_smooth and has_emitters) else act_next & False
+                    if has_emitters:
+                        d_em, dist_em, pdf_em_s, w_em, delta_em = scene.sample_emitter_direction(
+                            si.p, s_em1, s_em2, act_nee)
+                        act_nee = act_nee & (pdf_em_s > 0)
+                        # Attached: the direction to the light moves with the shading
+                        # point and with the emitter (position/geometry derivatives).
+                        wo_nee = si.to_local(d_em)
                     else:
-                        occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
+                        wo_nee = bk.Array3f(0, 0, 1)
+                        w_em = dr.zeros(bk.Array3f, n)
+                        pdf_em_s = dr.zeros(bk.Float, n)
+                        delta_em = dr.full(bk.Bool, False, n)
+                        dist_em = dr.zeros(bk.Float, n)
+                        d_em = bk.Array3f(0, 0, 1)
+
+                    if len(steps) == 1:
+                        out = steps[0](si, wo_nee, s_b1, s_b2, act_nee, act_next)
+                    else:
+                        out = dr.switch(bsdf_idx, steps, si, wo_nee, s_b1, s_b2, act_nee, act_next)
+                    f_nee, pdf_b_nee, wo, pdf_b, weight_b, delta_b, eta_b, ratio = out
+
+                    # --- next-event estimation (shadow ray)
+                    if has_emitters:
+                        origin, d_shadow, dist_shadow = shadow_segment(si, d_em, dist_em)
+                        if replay:
+                            occluded = (word & TAPE_OCCLUDED) != 0
+                            if overflow:
+                                occluded = dr.select(on_tape, occluded, scene.ray_test(
+                                    origin, d_shadow, dist_shadow, act_nee & ~on_tape))
+                        else:
+                            occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
+                    else:
+                        occluded = dr.zeros(bk.Bool, n)
+                    if has_emitters:
+                        vis = act_nee & ~occluded
+                        w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee)
+                                          if emitter_mis else 1.0)
+                        nee = dr.select(vis, beta * f_nee * w_em * w_nee, 0.0)
+                    else:
+                        vis = dr.zeros(bk.Bool, n)
+                        w_nee = dr.zeros(bk.Float, n)
+                        nee = dr.zeros(bk.Array3f, n)
+                    return (f_nee, pdf_b_nee, wo, pdf_b, weight_b, delta_b, eta_b, ratio,
+                            occluded, vis, w_nee, nee, wo_nee, w_em)
+
+                if skip_idle:
+                    # A symbolic conditional: Dr.Jit's LLVM backend branches over it
+                    # for packets where no lane goes on (the last vertex of a path,
+                    # e.g. every second vertex of `direct`; rays that all left the
+                    # scene), as Mitsuba's BSDF and emitter calls are skipped there.
+                    # The idle values are made outside the branch: a literal made in
+                    # a branch and returned by it fails LLVM's verifier ("Instruction
+                    # does not dominate all uses", Dr.Jit 1.5).
+                    z3, z, f = dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n), dr.zeros(bk.Bool, n)
+                    idle = (z3, z, bk.Array3f(0, 0, 1), z, z3, f, dr.ones(bk.Float, n),
+                            dr.ones(bk.Array3f, n), f, f, z, z3, bk.Array3f(0, 0, 1), z3)
+                    out = dr.if_stmt((act_next, idle), act_next, lambda a, _: shade(a),
+                                     lambda _, idle: idle, label="lumigrad.path.shade")
                 else:
-                    occluded = dr.zeros(bk.Bool, n)
-                if has_emitters:
-                    vis = act_nee & ~occluded
-                    w_nee = dr.select(delta_em, 1.0, mis_weight(pdf_em_s, pdf_b_nee)
-                                      if emitter_mis else 1.0)
-                    nee = dr.select(vis, beta * f_nee * w_em * w_nee, 0.0)
-                else:
-                    vis = dr.zeros(bk.Bool, n)
-                    w_nee = dr.zeros(bk.Float, n)
-                    nee = dr.zeros(bk.Array3f, n)
+                    out = shade(act_next)
+                (f_nee, pdf_b_nee, wo, pdf_b, weight_b, delta_b, eta_b, ratio,
+                 occluded, vis, w_nee, nee, wo_nee, w_em) = out
 
                 contrib = emitted + nee
                 L = st["L"] + dr.detach(contrib) if backward else st["L"] + contrib
