@@ -31,6 +31,7 @@ import drjit as dr
 from .. import backend as bk
 from ..scene.schema import Param, register
 from ..core.math import hmax
+from ..scene.scene import INVALID
 from .base import BUDGET_PARAMS, SamplingIntegrator, mis_weight, shadow_segment
 from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, RecordLayout,
                      bsdf_ratio, plan_record, record_capacity, replay_recorded,
@@ -226,6 +227,32 @@ class PathIntegrator(SamplingIntegrator):
         return self._sample_standard(scene, rng, o, d, tmax, active, mode, delta_L, L_primal,
                                      camera, tape, resume, first_prim)
 
+    @staticmethod
+    def _emission_skipping(scene: Any, si: Any, ray_d: Any, prev_p: Any, prev_d: Any,
+                           act: Any, n: int) -> tuple:
+        """``(Le, Le_env, pdf_area, pdf_env)`` of a vertex, as ``Scene.eval_area_emitter``,
+        ``eval_environment``, ``pdf_area_emitter``, ``pdf_environment`` give them, each
+        pair computed in a symbolic conditional on the lanes it concerns (zeros
+        elsewhere, as those functions give there). The default values enter as
+        arguments: literals made in a branch fail LLVM's verifier (Dr.Jit 1.5)."""
+        z3, z = dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n)
+        Le, pdf_area, Le_env, pdf_env = z3, z, z3, z
+        if scene.area_emitters:
+            on_area = act & si.valid & (scene.emitter_index(si, act) != INVALID)
+            Le, pdf_area = dr.if_stmt(
+                (on_area, z3, z), on_area,
+                lambda m, a, b: (scene.eval_area_emitter(si, m),
+                                 scene.pdf_area_emitter(prev_p, si, m)),
+                lambda m, a, b: (a, b), label="lumigrad.path.area_emission")
+        if scene.environment is not None:
+            on_env = act & ~si.valid
+            Le_env, pdf_env = dr.if_stmt(
+                (on_env, z3, z), on_env,
+                lambda m, a, b: (scene.eval_environment(ray_d, m),
+                                 scene.pdf_environment(prev_p, prev_d, m)),
+                lambda m, a, b: (a, b), label="lumigrad.path.environment")
+        return Le, Le_env, pdf_area, pdf_env
+
     def _sample_standard(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                          mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
                          camera: Any = None, tape: Any = None,
@@ -354,12 +381,20 @@ class PathIntegrator(SamplingIntegrator):
 
                 # --- emission found by the previous BSDF sample (or the camera)
                 first = depth == 0
-                Le = scene.eval_area_emitter(si, act)
-                Le_env = scene.eval_environment(ray_d, act & ~si.valid)
+                if skip_idle and has_emitters:
+                    # As the shading below: emitters are evaluated in symbolic
+                    # conditionals, skipped by packets where no lane hit an area
+                    # light (or none left the scene).
+                    Le, Le_env, pdf_area, pdf_env = self._emission_skipping(
+                        scene, si, ray_d, st["prev_p"], st["d"], act, n)
+                else:
+                    Le = scene.eval_area_emitter(si, act)
+                    Le_env = scene.eval_environment(ray_d, act & ~si.valid)
+                    if has_emitters:
+                        pdf_area = scene.pdf_area_emitter(st["prev_p"], si, act)
+                        pdf_env = scene.pdf_environment(st["prev_p"], st["d"], act)
                 if has_emitters:
-                    pdf_em = dr.select(si.valid,
-                                       scene.pdf_area_emitter(st["prev_p"], si, act),
-                                       scene.pdf_environment(st["prev_p"], st["d"], act))
+                    pdf_em = dr.select(si.valid, pdf_area, pdf_env)
                     w_mis = dr.select(st["prev_delta"], 1.0, mis_weight(st["prev_pdf"], pdf_em)
                                       if emitter_mis else 0.0)
                 else:
