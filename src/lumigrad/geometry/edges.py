@@ -14,8 +14,13 @@ vertex index, so an index-based edge list would turn every geometric edge into
 two boundary edges, and a boundary term would count it twice (DESIGN.md,
 "Boundary terms"). Vertices are therefore welded per shape by *exact* position
 before edges are paired; an edge keeps the vertex indices of its first face, so
-its motion is the motion of those (attached) vertices. Shapes are not welded
-with each other: two shapes that touch keep two boundary edges there.
+its motion is the motion of those (attached) vertices. Boundary edges of
+different shapes that coincide exactly (the walls and the floor of a Cornell
+box meet in such pairs) are welded too, into one crease between the two
+shapes' faces: two boundary edges there would count the one jump of the
+image twice. The welded edge moves with the first shape's vertices: shapes
+whose touching edges move apart need a mesh of their own edges
+(:func:`weld_shapes` keeps pairs only where both endpoints coincide).
 
 Everything here is numpy at build time (vectorized, no loop over faces); the
 per-edge quantities that depend on the current vertex positions (normals,
@@ -119,6 +124,57 @@ def concat_edges(parts: Sequence[EdgeArrays]) -> EdgeArrays:
                         for f in EdgeArrays.__dataclass_fields__])
 
 
+def weld_shapes(edges: EdgeArrays, positions: np.ndarray) -> EdgeArrays:
+    """Weld boundary edges of different shapes whose endpoints coincide
+    exactly (in pairs; a position shared by three or more boundary edges is
+    left alone): the first edge of a pair gets the other's face as ``f1``
+    (a crease, never smooth), the other is dropped."""
+    p = np.ascontiguousarray(positions, dtype=np.float32).reshape(-1, 3)
+    bnd = np.flatnonzero(edges.f1 == NO_FACE)
+    if bnd.size < 2:
+        return edges
+    k0 = (p[edges.v0[bnd]] + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
+    k1 = (p[edges.v1[bnd]] + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
+    # The endpoints in a canonical order (lexicographic on the float bits).
+    less = _lex_less(k0, k1)
+    lo = np.where(less[:, None], k0, k1)
+    hi = np.where(less[:, None], k1, k0)
+    key = np.concatenate([lo, hi], axis=1)
+    _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    pairs = counts[inverse] == 2
+    if not pairs.any():
+        return edges
+    cand = np.flatnonzero(pairs)
+    order = cand[np.argsort(inverse[cand], kind="stable")]
+    a, b = bnd[order[0::2]], bnd[order[1::2]]          # the two edges of each pair
+    different = edges.shape[a] != edges.shape[b]
+    a, b = a[different], b[different]
+    if a.size == 0:
+        return edges
+    out = EdgeArrays(*[getattr(edges, f).copy() for f in EdgeArrays.__dataclass_fields__])
+    out.f1[a] = edges.f0[b]
+    out.o1[a] = edges.o0[b]
+    # f1 runs along the edge in f0's direction where b starts where a starts.
+    same_start = np.all(p[edges.v0[b]] == p[edges.v0[a]], axis=1)
+    out.flip1[a] = same_start
+    out.smooth[a] = False
+    keep = np.ones(len(edges), dtype=bool)
+    keep[b] = False
+    return EdgeArrays(*[getattr(out, f)[keep] for f in EdgeArrays.__dataclass_fields__])
+
+
+def _lex_less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise lexicographic ``a <= b`` of two (n, 3) integer arrays."""
+    out = np.zeros(a.shape[0], dtype=bool)
+    decided = np.zeros(a.shape[0], dtype=bool)
+    for c in range(a.shape[1]):                     # (three columns, not a loop over edges)
+        lt, gt = a[:, c] < b[:, c], a[:, c] > b[:, c]
+        out |= ~decided & lt
+        decided |= lt | gt
+    return out | ~decided
+
+
 class EdgeTopology:
     """The welded edges of every shape of a scene, as Dr.Jit arrays.
 
@@ -134,7 +190,7 @@ class EdgeTopology:
                                     smooth_shading=shape.vertex_normals is not None,
                                     vertex_offset=int(scene.vertex_offsets[i]),
                                     face_offset=int(scene.face_offsets[i]), shape_index=i))
-        self.np = concat_edges(parts)
+        self.np = weld_shapes(concat_edges(parts), scene._positions_np)
         self.count = len(self.np)
         to = lambda tp, x: bk.from_numpy(tp, x)  # noqa: E731
         self.v0, self.v1 = to(bk.UInt32, self.np.v0), to(bk.UInt32, self.np.v1)
