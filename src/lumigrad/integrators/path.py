@@ -442,7 +442,15 @@ class PathIntegrator(SamplingIntegrator):
                                 occluded = dr.select(on_tape, occluded, scene.ray_test(
                                     origin, d_shadow, dist_shadow, act_nee & ~on_tape))
                         else:
-                            occluded = scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
+                            test = act_nee
+                            if skip_idle:
+                                # No shadow ray where the sample contributes nothing
+                                # anyway (the light below the surface's hemisphere, a
+                                # black emitter sample): Mitsuba traces these.
+                                c_nee = f_nee * w_em
+                                test = act_nee & ((c_nee[0] != 0) | (c_nee[1] != 0)
+                                                  | (c_nee[2] != 0))
+                            occluded = scene.ray_test(origin, d_shadow, dist_shadow, test)
                     else:
                         occluded = dr.zeros(bk.Bool, n)
                     if has_emitters:
