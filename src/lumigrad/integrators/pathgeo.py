@@ -106,6 +106,11 @@ def _ratio(x: Any) -> Any:
 # ---------------------------------------------------------------------------
 # boundary samples at a vertex
 # ---------------------------------------------------------------------------
+#: Edges seen from the first vertex of camera paths are sampled both from the
+#: vertex (``edge_sample``) and edge first (``boundary/visible.py``), combined
+#: by multiple importance sampling; False: vertex first only (comparisons).
+EDGE_FIRST_AT_CAMERA_VERTEX = True
+
 #: Candidate edges per edge sample (resampled importance sampling).
 EDGE_CANDIDATES = 4
 
@@ -156,10 +161,12 @@ def resample_edge(scene: Any, sampler: Any, si: Any, rng: Any, active: Any, stat
 
 
 def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, depth: Any,
-                rng: Any, active: Any, static: Any, moving_edges: Any) -> tuple:
+                rng: Any, active: Any, static: Any, moving_edges: Any, sensor: Any) -> tuple:
     """An edge point seen from vertex ``si`` (detached): ``(ok, edge, t, C, n_loc)``
     with the term's coefficient ``C`` (its value is ``C · n_loc · ∂ω_loc/∂θ``);
-    ``static``: lanes whose vertex does not move (see :func:`resample_edge`)."""
+    ``static``: lanes whose vertex does not move (see :func:`resample_edge`).
+    At the first vertex the sample shares the integral with the edge-first
+    samples of ``boundary/visible.py`` (multiple importance sampling)."""
     from .boundary.shadow import pass_offset
     edges = scene.edges()
     x = si.p
@@ -189,6 +196,11 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     f = scene.eval_bsdf(si, si.to_local(w), ok)
     # |dω/dt| / pdf(t) = θ: the subtended angle.
     C = beta * f * (L_pass - L_face) * (theta / dr.maximum(pmf, 1e-30))
+    if EDGE_FIRST_AT_CAMERA_VERTEX:
+        from .boundary.visible import edge_first_weight, touches
+        w_vertex = dr.select(touches(x, si.n, y), 0.0,
+                             1.0 - edge_first_weight(sensor, geo, x, si.n, t))
+        C *= dr.select(depth == 0, w_vertex, 1.0)
     ok &= hmax(dr.abs(C)) > 0
     return ok, idx, t, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(m), 0.0)
 
@@ -440,7 +452,9 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             act_nee = act_next if (any_smooth and has_emitters) else act_next & False
             if has_emitters:
                 d_em, dist_em, w_em, pdf_em = _nee(scene, si, s_em, act_nee)
-                act_nee &= pdf_em > 0
+                # (Not ``&=``: act_nee may be act_next itself, and Dr.Jit's
+                # in-place operators would end the path wherever NEE fails.)
+                act_nee = act_nee & (pdf_em > 0)
                 wo_nee = si.to_local(d_em)
             else:
                 d_em, dist_em = dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n)
@@ -462,7 +476,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     static = st["static"] & ~dr.gather(bk.Bool, shape_moving, si_d.shape, hit)
                     a_ok, a_edge, a_t, a_c, a_n = edge_sample(
                         integrator, scene, sampler, si_d, beta_e, depth, rng_e, b_act, static,
-                        moving_edges)
+                        moving_edges, sensor)
                     b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n = shadow_sample(
                         scene, sampler, si_d, beta_e, rng_e, b_act)
                 if diff:

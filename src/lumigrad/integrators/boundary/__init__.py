@@ -31,8 +31,10 @@ gradients (``dr.backward_from``):
   the dark rims of smooth shading inside triangles, under the same name);
 * :mod:`.shadow`: edges between a surface the camera sees and an emitter
   (shadows of next-event estimation);
-* :mod:`.indirect`: edges seen from a surface the camera sees, by the
-  path tracer's BSDF-sampled rays (inter-reflections).
+* :mod:`.visible` and :mod:`.indirect` (together the ``indirect`` term):
+  edges seen from the surfaces the camera sees (sampled edge first), and
+  edges and shadow lines seen from the later vertices of camera paths
+  (inter-reflections).
 
 Sample budgets are per term (like PSDR's ``sppe``/``sppse``): samples per
 pixel of the film, ``0`` turning the term off, ``None`` taking a share of the
@@ -131,7 +133,8 @@ def all_terms() -> list:
     from .shadow import ShadowEdges
     from .indirect import IndirectEdges
     from .rims import ShadingRims
-    return [PrimaryEdges(), ShadingRims(), ShadowEdges(), IndirectEdges()]
+    from .visible import VisibleSurfaceEdges
+    return [PrimaryEdges(), ShadingRims(), ShadowEdges(), VisibleSurfaceEdges(), IndirectEdges()]
 
 
 TERM_NAMES = ("interior", "primary", "shadow", "indirect")
