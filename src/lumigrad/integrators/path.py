@@ -37,6 +37,11 @@ from .replay import (TAPE_CONTINUED, TAPE_DELTA, TAPE_OCCLUDED, TAPE_PRIM, Recor
                      bsdf_ratio, plan_record, record_capacity, replay_recorded,
                      vertex_samples)
 
+#: Plain renders find the emission at the last vertex of a bounded path (every
+#: second vertex of ``direct``) without a closest-hit query when the area lights
+#: have at most this many triangles in all (``_last_segment``).
+LAST_SEGMENT_MAX_EMITTER_TRIANGLES = 16
+
 #: "No forced first triangle" (``_sample_standard(first_prim=...)``).
 TAPE_PRIM_NONE = 0xFFFFFFFF
 
@@ -115,6 +120,12 @@ class PathIntegrator(SamplingIntegrator):
     #: after delta bounces). The derivative passes turn MIS off while shadows
     #: move (see ``SamplingIntegrator.derivative_estimator``).
     emitter_mis = True
+    #: Plain renders (no derivatives, no tape) take shortcuts that leave every
+    #: sample's value unchanged: symbolic conditionals that SIMD packets skip when
+    #: no lane needs shading or emission, no shadow ray where the sample weighs
+    #: nothing, and the emission-only last segment of bounded paths
+    #: (``_last_segment``). False: the same code as the derivative passes.
+    plain_shortcuts = True
     #: Derivative passes use the estimator of ``pathgeo.py`` (set by
     #: ``SamplingIntegrator.derivative_estimator`` while geometry, the camera
     #: or lights carry gradients).
@@ -228,12 +239,57 @@ class PathIntegrator(SamplingIntegrator):
                                      camera, tape, resume, first_prim)
 
     @staticmethod
+    def _emitter_triangles(scene: Any) -> Optional[list]:
+        """Global indices of the area lights' triangles, or None when there are
+        more than LAST_SEGMENT_MAX_EMITTER_TRIANGLES."""
+        prims = [off + i for off, count, *_ in scene._area_tables for i in range(count)]
+        return prims if len(prims) <= LAST_SEGMENT_MAX_EMITTER_TRIANGLES else None
+
+    @staticmethod
+    def _last_segment(scene: Any, prims: list, o: Any, d: Any, tmax: Any, act: Any,
+                      n: int) -> tuple:
+        """``(prim, hit, escaped)`` of the rays of a path's last segment, whose hit
+        serves only to find emission: the nearest area-light triangle along the
+        ray (each tested, their vertices are scalar kernel inputs), then one any-hit
+        query for an occluder before it (a margin of 1e-4 of its distance, as
+        shadow rays) or, with an environment light, before infinity for rays that
+        hit no light. ``hit``: the light triangle ``prim`` is the first hit;
+        ``escaped``: nothing is hit. Elsewhere the first hit is a surface that does
+        not emit, which is all the path needs to know there: the same estimate as
+        a closest-hit query, with an any-hit query for a few rays instead."""
+        from ..geometry.bvh import _triangle_test
+        t_em = bk.Float(tmax) + dr.zeros(bk.Float, n)
+        prim = dr.full(bk.UInt32, INVALID, n)
+        for k in prims:
+            _, (p0, p1, p2) = scene._triangle(bk.UInt32(k), True)
+            e1, e2 = p1 - p0, p2 - p0
+            rec = [p0[0], p0[1], p0[2], e1[0], e1[1], e1[2], e2[0], e2[1], e2[2]]
+            h, t, _, _ = _triangle_test(o, d, rec, t_em)
+            h &= act
+            t_em = dr.select(h, t, t_em)
+            prim = dr.select(h, k, prim)
+        on_light = prim != INVALID
+        if scene.environment is not None:
+            test = act
+            seg = dr.select(on_light, t_em * (1.0 - 1e-4), dr.inf)
+        else:
+            test = act & on_light
+            seg = t_em * (1.0 - 1e-4)
+        occluded = scene.ray_test(o, d, seg, test)
+        hit = act & on_light & ~occluded
+        escaped = act & ~on_light & ~occluded
+        if scene.environment is None:
+            escaped = escaped & False
+        return prim, hit, escaped
+
+    @staticmethod
     def _emission_skipping(scene: Any, si: Any, ray_d: Any, prev_p: Any, prev_d: Any,
-                           act: Any, n: int) -> tuple:
+                           act: Any, n: int, escaped: Any = None) -> tuple:
         """``(Le, Le_env, pdf_area, pdf_env)`` of a vertex, as ``Scene.eval_area_emitter``,
         ``eval_environment``, ``pdf_area_emitter``, ``pdf_environment`` give them, each
         pair computed in a symbolic conditional on the lanes it concerns (zeros
-        elsewhere, as those functions give there). The default values enter as
+        elsewhere, as those functions give there); ``escaped``: the rays that
+        left the scene, where not ``act & ~si.valid``. The default values enter as
         arguments: literals made in a branch fail LLVM's verifier (Dr.Jit 1.5)."""
         z3, z = dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n)
         Le, pdf_area, Le_env, pdf_env = z3, z, z3, z
@@ -245,7 +301,7 @@ class PathIntegrator(SamplingIntegrator):
                                  scene.pdf_area_emitter(prev_p, si, m)),
                 lambda m, a, b: (a, b), label="lumigrad.path.area_emission")
         if scene.environment is not None:
-            on_env = act & ~si.valid
+            on_env = act & ~si.valid if escaped is None else escaped
             Le_env, pdf_env = dr.if_stmt(
                 (on_env, z3, z), on_env,
                 lambda m, a, b: (scene.eval_environment(ray_d, m),
@@ -288,7 +344,12 @@ class PathIntegrator(SamplingIntegrator):
         any_smooth = any(not getattr(b, "delta_only", False) for b in bsdfs)
         has_emitters = len(scene.emitters) > 0
         # Plain renders skip the shading of packets where no path goes on (see body).
-        skip_idle = not diff and tape is None
+        skip_idle = self.plain_shortcuts and not diff and tape is None
+        # ... and find the emission at a bounded path's last vertex by cheaper queries.
+        last_prims = None
+        if skip_idle and 1 < self.max_depth < self._UNBOUNDED and first_prim is None \
+                and has_emitters:
+            last_prims = self._emitter_triangles(scene)
 
         o = dr.detach(o)
         d = dr.detach(d)
@@ -369,6 +430,21 @@ class PathIntegrator(SamplingIntegrator):
                             ray_o, ray_d, st["tmax"], act & ~on_tape, coherent=depth == 0)
                         prim = dr.select(on_tape, prim, prim_r)
                         hit = act & dr.select(on_tape, hit, hit_r)
+                elif last_prims is not None:
+                    # The last segment of a bounded path: emission only (see
+                    # _last_segment), in a conditional that other depths skip.
+                    last = act & (depth > 0) & (depth + 1 >= max_depth_o)
+                    _, prim, _, _, hit = scene.ray_intersect_preliminary(
+                        ray_o, ray_d, st["tmax"], act & ~last, coherent=depth == 0)
+                    z_u, z_b = dr.zeros(bk.UInt32, n), dr.zeros(bk.Bool, n)
+                    prim_l, hit_l, esc_l = dr.if_stmt(
+                        (last, z_u, z_b, z_b), last,
+                        lambda m, a, b, c: self._last_segment(
+                            scene, last_prims, ray_o, ray_d, st["tmax"], m, n),
+                        lambda m, a, b, c: (a, b, c), label="lumigrad.path.last_segment")
+                    prim = dr.select(last, prim_l, prim)
+                    hit = dr.select(last, hit_l, hit & act)
+                    escaped = dr.select(last, esc_l, act & ~hit)
                 else:
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
                         ray_o, ray_d, st["tmax"], act, coherent=depth == 0)
@@ -386,7 +462,8 @@ class PathIntegrator(SamplingIntegrator):
                     # conditionals, skipped by packets where no lane hit an area
                     # light (or none left the scene).
                     Le, Le_env, pdf_area, pdf_env = self._emission_skipping(
-                        scene, si, ray_d, st["prev_p"], st["d"], act, n)
+                        scene, si, ray_d, st["prev_p"], st["d"], act, n,
+                        escaped if last_prims is not None else None)
                 else:
                     Le = scene.eval_area_emitter(si, act)
                     Le_env = scene.eval_environment(ray_d, act & ~si.valid)
