@@ -69,3 +69,22 @@ def test_plain_shortcuts_leave_the_image_unchanged(make, core):
     plain = np.array(lg.render(scene, spp=8, seed=3))
     assert plain.mean() > 1e-3                     # something is lit
     np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("core", CORES)
+@pytest.mark.parametrize("make,key", [
+    (_cbox_direct, "light.emitter.radiance.value"),
+    (_cbox_direct, "white.reflectance.value"),
+    (lambda: _lamp(True), "ball.bsdf.alpha"),
+    (lambda: _lamp(True), "sky.radiance.value"),
+    (lambda: _lamp(False), "lamp.emitter.radiance.value"),
+], ids=["cbox_light", "cbox_white", "lamp_sky_alpha", "lamp_sky_sky", "lamp_radiance"])
+def test_forward_mode_shortcuts_leave_the_derivative_unchanged(make, key, core):
+    # Forward-mode passes take the emission-only last segment.
+    scene = lg.load_dict(make())
+    scene.set_accelerator(core)
+    fast = np.array(lg.derivative_image(scene, key, spp=8, seed=3))
+    scene.integrator.plain_shortcuts = False
+    plain = np.array(lg.derivative_image(scene, key, spp=8, seed=3))
+    assert np.abs(plain).max() > 1e-4                 # the parameter matters here
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-6 * np.abs(plain).max())

@@ -120,11 +120,13 @@ class PathIntegrator(SamplingIntegrator):
     #: after delta bounces). The derivative passes turn MIS off while shadows
     #: move (see ``SamplingIntegrator.derivative_estimator``).
     emitter_mis = True
-    #: Plain renders (no derivatives, no tape) take shortcuts that leave every
-    #: sample's value unchanged: symbolic conditionals that SIMD packets skip when
-    #: no lane needs shading or emission, no shadow ray where the sample weighs
-    #: nothing, and the emission-only last segment of bounded paths
-    #: (``_last_segment``). False: the same code as the derivative passes.
+    #: Plain renders (no tape) take shortcuts that leave every sample's value
+    #: unchanged: symbolic conditionals that SIMD packets skip when no lane needs
+    #: shading or emission, the emission-only last segment of bounded paths
+    #: (``_last_segment``), and no shadow ray where the sample weighs nothing.
+    #: Forward-mode passes take the last segment too (conditionals with attached
+    #: values fail in the render's isolated AD scope, and a zero value, e.g. of a
+    #: black albedo, can have a nonzero derivative). False: no shortcut.
     plain_shortcuts = True
     #: Derivative passes use the estimator of ``pathgeo.py`` (set by
     #: ``SamplingIntegrator.derivative_estimator`` while geometry, the camera
@@ -345,9 +347,11 @@ class PathIntegrator(SamplingIntegrator):
         has_emitters = len(scene.emitters) > 0
         # Plain renders skip the shading of packets where no path goes on (see body).
         skip_idle = self.plain_shortcuts and not diff and tape is None
-        # ... and find the emission at a bounded path's last vertex by cheaper queries.
+        # They and forward-mode passes find the emission at a bounded path's last
+        # vertex by cheaper queries (a detached choice of the triangle hit).
         last_prims = None
-        if skip_idle and 1 < self.max_depth < self._UNBOUNDED and first_prim is None \
+        if self.plain_shortcuts and tape is None and mode in ("primal", "forward") \
+                and 1 < self.max_depth < self._UNBOUNDED and first_prim is None \
                 and has_emitters:
             last_prims = self._emitter_triangles(scene)
 
@@ -437,11 +441,13 @@ class PathIntegrator(SamplingIntegrator):
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
                         ray_o, ray_d, st["tmax"], act & ~last, coherent=depth == 0)
                     z_u, z_b = dr.zeros(bk.UInt32, n), dr.zeros(bk.Bool, n)
-                    prim_l, hit_l, esc_l = dr.if_stmt(
-                        (last, z_u, z_b, z_b), last,
-                        lambda m, a, b, c: self._last_segment(
-                            scene, last_prims, ray_o, ray_d, st["tmax"], m, n),
-                        lambda m, a, b, c: (a, b, c), label="lumigrad.path.last_segment")
+                    with dr.suspend_grad():
+                        prim_l, hit_l, esc_l = dr.if_stmt(
+                            (last, z_u, z_b, z_b), last,
+                            lambda m, a, b, c: self._last_segment(
+                                scene, last_prims, dr.detach(ray_o), dr.detach(ray_d),
+                                dr.detach(st["tmax"]), m, n),
+                            lambda m, a, b, c: (a, b, c), label="lumigrad.path.last_segment")
                     prim = dr.select(last, prim_l, prim)
                     hit = dr.select(last, hit_l, hit & act)
                     escaped = dr.select(last, esc_l, act & ~hit)
@@ -466,7 +472,8 @@ class PathIntegrator(SamplingIntegrator):
                         escaped if last_prims is not None else None)
                 else:
                     Le = scene.eval_area_emitter(si, act)
-                    Le_env = scene.eval_environment(ray_d, act & ~si.valid)
+                    Le_env = scene.eval_environment(
+                        ray_d, escaped if last_prims is not None else act & ~si.valid)
                     if has_emitters:
                         pdf_area = scene.pdf_area_emitter(st["prev_p"], si, act)
                         pdf_env = scene.pdf_environment(st["prev_p"], st["d"], act)
@@ -523,7 +530,9 @@ class PathIntegrator(SamplingIntegrator):
                             if skip_idle:
                                 # No shadow ray where the sample contributes nothing
                                 # anyway (the light below the surface's hemisphere, a
-                                # black emitter sample): Mitsuba traces these.
+                                # black emitter sample): Mitsuba traces these. (Not
+                                # in derivative passes: a zero value, e.g. of a black
+                                # albedo, may have a nonzero derivative.)
                                 c_nee = f_nee * w_em
                                 test = act_nee & ((c_nee[0] != 0) | (c_nee[1] != 0)
                                                   | (c_nee[2] != 0))
