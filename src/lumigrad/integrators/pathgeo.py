@@ -411,7 +411,17 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     with dr.suspend_grad():
         rng_e = bk.PCG32(size=n, initstate=bk.UInt64(rng.next_uint32()),
                          initseq=bk.UInt64(dr.arange(bk.UInt32, n)))
-        if edges and edge_prob < 1.0:
+        w_film, h_film = sensor.resolution
+        period = n // (w_film * h_film) if n % (w_film * h_film) == 0 else 0
+        if edges and edge_prob < 1.0 and period > 1:
+            # The first k of each pixel's samples (lanes are pixel-major) take
+            # boundary samples: SIMD packets of the other lanes then skip the
+            # nested radiance loops entirely (random choices would leave some
+            # lane of almost every packet active, and cost as much as p = 1).
+            k = min(period, max(1, int(round(edge_prob * period))))
+            takes = (dr.arange(bk.UInt32, n) % dr.opaque(bk.UInt32, period)) < k
+            edge_weight = dr.select(takes, period / k, 0.0)
+        elif edges and edge_prob < 1.0:
             # Which paths take boundary samples (decided once per path).
             takes = rng_e.next_float32() < dr.opaque(bk.Float, edge_prob)
             edge_weight = dr.select(takes, 1.0 / edge_prob, 0.0)

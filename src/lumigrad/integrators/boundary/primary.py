@@ -60,6 +60,10 @@ EPS_PX = 1e-4
 RAY_ULPS = 2.0
 MIRROR_EPS_PX = 5e-3
 
+#: A surface whose plane passes within this many pass offsets
+#: (``shadow.pass_offset``) of an edge point touches the edge there.
+CONTACT_OFFSETS = 16.0
+
 #: Interior edges whose faces meet at less than this angle (radians) are flat:
 #: their faces shade alike, and they matter only as silhouettes.
 FLAT_ANGLE = 1e-4
@@ -71,10 +75,15 @@ def occluded(scene: Any, o: Any, d: Any, y: Any, geo: EdgeGeometry, active: Any)
     margin would let a surface just in front of the edge through: a fold of a
     bumpy silhouette hides edges by a hair, and their side rays then measure
     the visible silhouette's jump a second time.)"""
+    from .shadow import pass_offset
     dist = dr.norm(y - o)
     t, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, dist * (1.0 + 1e-4), active)
     own = (prim == dr.detach(geo.f0)) | (prim == dr.detach(geo.f1))
-    return active & hit & ~own & (t < dist * (1.0 - 1e-6))
+    # A surface the edge lies on (a box resting on a floor) is met at the
+    # edge point itself, not in front of it: it hides nothing.
+    si = scene.compute_interaction(o, d, prim, active & hit & ~own)
+    touching = dr.abs(dr.dot(si.n, y - si.p)) <= CONTACT_OFFSETS * pass_offset(y)
+    return active & hit & ~own & (t < dist * (1.0 - 1e-6)) & ~touching
 
 
 def geo_d_all(scene: Any, idx: Any) -> EdgeGeometry:
@@ -127,6 +136,16 @@ def side_hits(scene: Any, sensor: Any, geo: EdgeGeometry, s: Any, ds_dt: Any, o:
     first_l = dr.select(active, first_l, none)
     first_r = dr.select(active, first_r, none)
     return first_l, first_r, start_l, start_r
+
+
+def _pass_start(scene: Any, geo: EdgeGeometry, o: Any, d: Any, tmax: Any, beyond: Any) -> Any:
+    """Start distance of a side ray that passes an edge (``beyond > 0``): 0
+    unless its first hit is one of the edge's own faces (rounding), then
+    ``beyond``."""
+    passing = beyond > 0
+    _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, passing)
+    own = (prim == dr.detach(geo.f0)) | (prim == dr.detach(geo.f1))
+    return dr.select(passing & hit & own, beyond, 0.0)
 
 
 def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
@@ -285,9 +304,14 @@ class PrimaryEdges(BoundaryTerm):
                                                            s, ds_dt, o, dist_y, ~through & valid)
             o_l, d_l, t_l = sensor.sample_ray((s + eps * n_left) * inv)
             o_r, d_r, t_r = sensor.sample_ray((s - eps * n_left) * inv)
-            # A side without a face of the edge sees what lies beyond it: its
-            # ray starts past the edge point (so rounding cannot make it hit
-            # the edge's own faces); a side with one hits that face.
+            # A side without a face of the edge sees what lies beyond it: where
+            # rounding makes its ray hit the edge's own faces, it starts past
+            # the edge point (not always: a surface the edge rests on, a
+            # floor under a box, is met right at the edge); a side with a
+            # face hits that face.
+            geo_sides = geo_d_all(scene, idx)
+            start_l = _pass_start(scene, geo_sides, o_l, d_l, t_l, start_l)
+            start_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r)
             o_l = o_l + d_l * start_l
             o_r = o_r + d_r * start_r
             L_left = integrator.radiance(scene, rng, o_l, d_l, t_l - start_l, valid,
