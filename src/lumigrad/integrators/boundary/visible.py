@@ -36,10 +36,19 @@ faces' normals; all directions for boundary edges) and, for sharp creases
 the sphere. The camera must see ``a`` (:func:`.views.connect_to_camera`); the
 value lands at its film position through the reconstruction filter.
 
-The term replaces the vertex-first edge samples at the first vertex of camera
-paths (``pathgeo.trace`` takes edge samples from the second vertex on, and
-shadow-line samples at every vertex); together they are the ``indirect``
-term with the budget ``sppie``.
+Far from edges the vertex-first samples are better (an edge-first sample
+often finds a point the camera does not see); near them the edge-first ones
+are bounded where the others blow up. Both run, at the first vertex of
+camera paths, and share the integral by multiple importance sampling
+(:func:`edge_first_weight`); ``pathgeo.trace`` takes the vertex-first edge
+samples at every vertex, and shadow-line samples. Together they are the
+``indirect`` term with the budget ``sppie`` (this term:
+``EDGE_FIRST_SHARE · sppie`` samples per pixel).
+
+Measured on the Cornell box (32², ``max_depth`` 3, small box translated,
+against finite differences): vertex first only, 0.034 / 0.018 / 0.42 at
+256 / 1024 / 4096 spp (a sample ~1e5 times the pixel's value at the last);
+with this term, 0.034 / 0.017 / 0.019, the finite differences' own floor.
 """
 from __future__ import annotations
 
