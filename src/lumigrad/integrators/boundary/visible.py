@@ -47,7 +47,7 @@ samples at every vertex, and shadow-line samples. Together they are the
 
 Measured on the Cornell box (32², ``max_depth`` 3, small box translated,
 against finite differences): vertex first only, 0.034 / 0.018 / 0.42 at
-256 / 1024 / 4096 spp (a sample ~1e5 times the pixel's value at the last);
+256 / 1024 / 4096 spp (at the last one sample put 195 into a pixel of about 0.1);
 with this term, 0.034 / 0.017 / 0.019, the finite differences' own floor.
 """
 from __future__ import annotations
