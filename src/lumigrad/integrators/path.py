@@ -124,9 +124,10 @@ class PathIntegrator(SamplingIntegrator):
     #: unchanged: symbolic conditionals that SIMD packets skip when no lane needs
     #: shading or emission, the emission-only last segment of bounded paths
     #: (``_last_segment``), and no shadow ray where the sample weighs nothing.
-    #: Forward-mode passes take the last segment too (conditionals with attached
-    #: values fail in the render's isolated AD scope, and a zero value, e.g. of a
-    #: black albedo, can have a nonzero derivative). False: no shortcut.
+    #: Forward-mode passes and the reverse mode's recording pass take the last
+    #: segment too (conditionals with attached values fail in the render's isolated
+    #: AD scope, and a zero value, e.g. of a black albedo, can have a nonzero
+    #: derivative). False: no shortcut.
     plain_shortcuts = True
     #: Derivative passes use the estimator of ``pathgeo.py`` (set by
     #: ``SamplingIntegrator.derivative_estimator`` while geometry, the camera
@@ -349,11 +350,19 @@ class PathIntegrator(SamplingIntegrator):
         skip_idle = self.plain_shortcuts and not diff and tape is None
         # They and forward-mode passes find the emission at a bounded path's last
         # vertex by cheaper queries (a detached choice of the triangle hit).
-        last_prims = None
-        if self.plain_shortcuts and tape is None and mode in ("primal", "forward") \
+        # The reverse mode's recording pass too: there a ray of a last segment that
+        # hits a surface that does not emit is recorded as a hit of triangle
+        # ``stand_in`` (one that does not emit): the replay then finds no emission
+        # there either, and the vertex weighs nothing else.
+        last_prims, stand_in = None, None
+        if self.plain_shortcuts and ((tape is None and mode in ("primal", "forward")) or record) \
                 and 1 < self.max_depth < self._UNBOUNDED and first_prim is None \
                 and has_emitters:
             last_prims = self._emitter_triangles(scene)
+            if record and last_prims is not None:
+                stand_in = next((k for k in range(len(last_prims) + 1)
+                                 if k not in last_prims and k < scene._n_faces), None)
+                last_prims = last_prims if stand_in is not None else None
 
         o = dr.detach(o)
         d = dr.detach(d)
@@ -448,6 +457,10 @@ class PathIntegrator(SamplingIntegrator):
                                 scene, last_prims, dr.detach(ray_o), dr.detach(ray_d),
                                 dr.detach(st["tmax"]), m, n),
                             lambda m, a, b, c: (a, b, c), label="lumigrad.path.last_segment")
+                    if stand_in is not None:
+                        other = last & ~hit_l & ~esc_l
+                        prim_l = dr.select(other, stand_in, prim_l)
+                        hit_l = hit_l | other
                     prim = dr.select(last, prim_l, prim)
                     hit = dr.select(last, hit_l, hit & act)
                     escaped = dr.select(last, esc_l, act & ~hit)
