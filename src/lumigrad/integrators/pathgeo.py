@@ -427,6 +427,12 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             edge_weight = dr.select(takes, 1.0 / edge_prob, 0.0)
         else:
             takes, edge_weight = dr.full(bk.Bool, True, n), dr.ones(bk.Float, n)
+    if edges:
+        # The boundary samples' values where a vertex takes none (passed into
+        # the conditional below: literals made inside a branch fail LLVM).
+        z1, z3, zu = dr.zeros(bk.Float, n), dr.zeros(bk.Array3f, n), dr.zeros(bk.UInt32, n)
+        nothing = (dr.zeros(bk.Bool, n), zu, z1, z3, z3,
+                   dr.zeros(bk.Bool, n), zu, z1, z3, zu, z3, z3)
     state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
                  beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
                  tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng, rng_e=rng_e,
@@ -484,11 +490,19 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     beta_e = dr.detach(beta) * edge_weight
                     rng_e = st["rng_e"]
                     static = st["static"] & ~dr.gather(bk.Bool, shape_moving, si_d.shape, hit)
-                    a_ok, a_edge, a_t, a_c, a_n = edge_sample(
-                        integrator, scene, sampler, si_d, beta_e, depth, rng_e, b_act, static,
-                        moving_edges, sensor)
-                    b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n = shadow_sample(
-                        scene, sampler, si_d, beta_e, rng_e, b_act)
+                    def take(rng_e: Any, b_act: Any, *_: Any) -> tuple:
+                        a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e,
+                                        b_act, static, moving_edges, sensor)
+                        b = shadow_sample(scene, sampler, si_d, beta_e, rng_e, b_act)
+                        return (rng_e, b_act) + tuple(a) + tuple(b)
+
+                    def skip(rng_e: Any, b_act: Any, *none: Any) -> tuple:
+                        return (rng_e, b_act) + none
+                    # A conditional: SIMD packets where no lane takes boundary
+                    # samples skip their nested radiance loops and rays.
+                    (rng_e, _, a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c,
+                     b_n) = dr.if_stmt((rng_e, b_act) + nothing, b_act, take, skip,
+                                       label="lumigrad.pathgeo.boundary_samples")
                 if diff:
                     L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
                              + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
