@@ -20,6 +20,12 @@ detached, so forward mode (tangents through the loop) and reverse mode (path
 replay: ``dr.backward_from(δL · Lo_k)`` at every vertex) compute the same
 per-sample derivative — that of the same estimator. Memory is constant in the
 path length in both modes.
+
+Speed (``PathIntegrator.plain_shortcuts``): plain renders skip, packet by packet,
+shading and emission that no lane needs, trace no shadow ray for a light sample that
+weighs nothing, and find the emission at the last vertex of a bounded path (every
+second vertex of ``direct``) with the lights' triangles and one any-hit query
+instead of a closest hit; every sample keeps its value (tests/test_render_shortcuts.py).
 """
 from __future__ import annotations
 
