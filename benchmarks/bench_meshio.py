@@ -155,15 +155,55 @@ def load_baseline(rev: str):
 
 
 STAT = statistics.median
+CPU: list = []      # CPU seconds (time.process_time) of the last median_time, same statistic
 
 
 def median_time(fn, repeat: int) -> float:
-    ts = []
+    ts, cs = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    CPU[:] = [STAT(cs)]
     return STAT(ts)
+
+
+def read_obj_tinyobj(path: str, parse_only: bool = False):
+    """The OBJ arrays ``meshio.read_obj`` returns, read with tinyobjloader's Python
+    bindings (``pip install --pre tinyobjloader==2.0.0rc13``), for ``--tinyobj``:
+    the compiled parser, then the same vertex splitting and fan triangulation in
+    numpy. Not used by lumigrad (see BENCHMARKS.md, "Mesh loading"): in 2.0.0rc13
+    the ``numpy_*`` accessors return wrong data (``numpy_vertices`` repeats the
+    first value, ``numpy_indices`` is zeros), so the lists are converted."""
+    import tinyobjloader as tobj
+    r = tobj.ObjReader()
+    cfg = tobj.ObjReaderConfig()
+    cfg.triangulate = False          # its quads use the shorter diagonal, not a fan
+    if not r.ParseFromFile(path, cfg):
+        raise meshio.MeshFileError(f"{path}: {r.Error().strip()}")
+    if parse_only:
+        return r
+    a = r.GetAttrib()
+    v = np.array(a.vertices).reshape(-1, 3)
+    vt = np.array(a.texcoords).reshape(-1, 2)
+    vn = np.array(a.normals).reshape(-1, 3)
+    meshes = [s.mesh for s in r.GetShapes()]          # shapes (o/g groups), not faces
+    counts = np.concatenate([np.array(m.num_face_vertices, dtype=np.int64) for m in meshes])
+    key = np.stack([np.concatenate([np.array(f(), dtype=np.int64) for f in fs]) + 1
+                    for fs in zip(*[(m.vertex_indices, m.texcoord_indices, m.normal_indices)
+                                    for m in meshes])], axis=1)     # 0 = absent
+    has_uv, has_n = bool((key[:, 1] > 0).any()), bool((key[:, 2] > 0).all())
+    if not has_n:
+        key[:, 2] = 0
+    m1, m2 = len(vt) + 1, len(vn) + 1
+    uniq, inv = np.unique((key[:, 0] * m1 + key[:, 1]) * m2 + key[:, 2], return_inverse=True)
+    ukey = np.stack([uniq // (m1 * m2), (uniq // m2) % m1, uniq % m2], axis=1)
+    uvs = np.where((ukey[:, 1] > 0)[:, None], vt[np.maximum(ukey[:, 1] - 1, 0)], 0.0) \
+        if has_uv else None
+    faces, _ = meshio.fan_triangulate(counts, inv.reshape(-1))
+    return meshio._finish(path, v[ukey[:, 0] - 1], faces, vn[ukey[:, 2] - 1] if has_n else None,
+                          uvs)
 
 
 def main() -> None:
@@ -177,6 +217,11 @@ def main() -> None:
                     help="also time whole-scene loads (lumigrad and, with --mitsuba, Mitsuba)")
     ap.add_argument("--baseline", default=None, metavar="REV",
                     help="also time lumigrad's meshio of this git revision")
+    ap.add_argument("--tinyobj", action="store_true",
+                    help="also time tinyobjloader on the OBJ files: its parse alone, and the "
+                    "parse plus lumigrad's vertex splitting (read_obj_tinyobj), checked equal")
+    ap.add_argument("--cpu", action="store_true",
+                    help="print CPU seconds (time.process_time) after the wall-clock ones")
     ap.add_argument("extra", nargs="*", help="more mesh files to time (and --check)")
     ap.add_argument("--keep", default=None, help="write the files here and keep them")
     args = ap.parse_args()
@@ -210,30 +255,41 @@ def main() -> None:
         import mitsuba as mi
         mi.set_variant("scalar_rgb")
 
-    print(f"{'file':<16} {'size':>9} {'triangles':>10} {'lumigrad':>10} "
-          f"{'Mitsuba':>10}" + (f" {args.baseline[:10]:>10}" if old else ""))
+    w = 16 if args.cpu else 10
+
+    def timed(fn) -> str:
+        t = median_time(fn, args.repeat)
+        return f"{t:.3f}s/{CPU[0]:.3f}s" if args.cpu else f"{t:9.3f}s"
+    print(f"{'file':<16} {'size':>9} {'triangles':>10} {'lumigrad':>{w}} "
+          f"{'Mitsuba':>{w}}" + (f" {args.baseline[:10]:>{w}}" if old else "") +
+          (f" {'tinyobj parse':>{w}} {'tinyobj+split':>{w}}" if args.tinyobj else "") +
+          ("   (wall/CPU)" if args.cpu else ""))
     for name in files:
         path = os.path.join(d, name)
         m = meshio.read_mesh(path)
-        t = median_time(lambda: meshio.read_mesh(path), args.repeat)
+        t = timed(lambda: meshio.read_mesh(path))
         tm = ""
         if mi is not None:
             kind = os.path.splitext(name)[1][1:]
             try:
-                tm = median_time(lambda: mi.load_dict({"type": kind, "filename": path}),
-                                 args.repeat)
-                tm = f"{tm:9.3f}s"
+                tm = timed(lambda: mi.load_dict({"type": kind, "filename": path}))
             except RuntimeError:
                 tm = "rejects"
         tb = ""
         if old is not None:
             try:
-                tb = f"{median_time(lambda: old.read_mesh(path), args.repeat):9.3f}s"
+                tb = timed(lambda: old.read_mesh(path))
             except Exception:
                 tb = "rejects"
+        tt = ""
+        if args.tinyobj and name.endswith(".obj"):
+            o = read_obj_tinyobj(path)
+            same = all(np.array_equal(getattr(o, k), getattr(m, k))
+                       for k in ("positions", "normals", "uvs", "faces"))
+            tt = f" {timed(lambda: read_obj_tinyobj(path, True)):>{w}} " \
+                 f"{timed(lambda: read_obj_tinyobj(path)):>{w}}" + ("" if same else " (differs)")
         print(f"{os.path.basename(name)[:16]:<16} {os.path.getsize(path) / 1e6:7.2f}MB "
-              f"{len(m.faces):>10} "
-              f"{t:9.3f}s {tm:>10} {tb:>10}")
+              f"{len(m.faces):>10} {t:>{w}} {tm:>{w}}" + (f" {tb:>{w}}" if old else "") + tt)
     if args.scene:
         import lumigrad as lg
         print("\nwhole scene (load_dict of a scene with the mesh, acceleration structure "
