@@ -310,3 +310,36 @@ def test_recomputed_normals_of_degenerate_faces_are_finite(tmp_path):
     normals = scene.shapes[0].vertex_normals
     dr.forward(theta, flags=dr.ADFlag.ClearNone)
     assert np.isfinite(np.array(normals)).all() and np.isfinite(np.array(dr.grad(normals))).all()
+
+
+def test_obj_numbers_parsed_exactly_on_both_paths(tmp_path):
+    """``v``/``vt``/``vn`` rows of one length go through ``np.loadtxt``
+    (``_parse_table``), others (or rows ``loadtxt`` splits otherwise) through
+    ``np.fromstring``; both must give Python's correctly rounded ``float`` of
+    every token, and the same mesh."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((50, 3)) * 10.0 ** rng.integers(-20, 20, (50, 3))
+    toks = [[f"{a:.17g}" for a in row] for row in x]
+    want = np.array([[float(t) for t in row] for row in toks])
+    body = "\n".join("v " + " ".join(r) for r in toks)
+    table = meshio._parse_table(body.replace("v ", "  ").encode(), 50, 3)
+    np.testing.assert_array_equal(table, want)                      # float64, exact
+    faces = "f 1 2 3\nf 4 5 6 7\n"
+    uniform = meshio.read_obj(_write(tmp_path / "u.obj", body + "\n" + faces))
+    rows = ["v " + " ".join(r) for r in toks]
+    # a 4th number (w) on one row: rows of two lengths, the fromstring path
+    w = "\n".join([rows[0] + " 1.0"] + rows[1:])
+    # a lone CR inside a row: whitespace for the reader, a line break for loadtxt
+    cr = "\n".join([rows[0], rows[1].replace(" ", "\r", 2).replace("\r", " ", 1)] + rows[2:])
+    assert cr.count("\r") == 1
+    assert meshio._parse_table(b"1 2\r3\n4 5 6\n", 2, 3) is None      # -> fromstring
+    for text in (w, cr):
+        other = meshio.read_obj(_write(tmp_path / "o.obj", text + "\n" + faces))
+        np.testing.assert_array_equal(other.positions, uniform.positions)
+        np.testing.assert_array_equal(other.faces, uniform.faces)
+    np.testing.assert_array_equal(uniform.positions, want[:7].astype(np.float32))
+
+
+def _write(path, text):
+    path.write_bytes(text.encode())
+    return path

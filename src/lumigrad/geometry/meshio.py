@@ -35,6 +35,7 @@ documentation (shape ``serialized``).
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -251,6 +252,20 @@ def _parse_numbers(data: bytes, dtype) -> Optional[np.ndarray]:
         return None
 
 
+def _parse_table(data: bytes, rows: int, cols: int) -> Optional[np.ndarray]:
+    """``data`` (``rows`` lines of ``cols`` numbers each, as counted by
+    :func:`_token_starts`) as a float64 ``(rows, cols)`` table, or ``None`` if
+    ``np.loadtxt`` rejects it or splits it otherwise (the caller then parses it
+    with :func:`_parse_numbers`, which also words the errors). ``loadtxt``'s C
+    reader is ~1.4x faster than ``np.fromstring`` on such rows; both round
+    correctly, so the values are the same."""
+    try:
+        table = np.loadtxt(io.BytesIO(data), dtype=np.float64, comments=None, ndmin=2)
+    except ValueError:
+        return None
+    return table if table.shape == (rows, cols) else None
+
+
 def _first_bad_token(rows: list[str], conv) -> tuple[int, str]:
     """Index of the first row holding a token ``conv`` rejects (error path only)."""
     for i, r in enumerate(rows):
@@ -276,7 +291,12 @@ def _obj_floats(path: str, t: _Text, lines: np.ndarray, skip: int, what: str,
         i = int(bad[0])
         raise MeshFileError(f"{path}:{t.lineno(lines[i])}: '{what}' needs {lo} to {hi} numbers, "
                             f"got {int(k[i])}: {t.text(lines[i])!r}")
-    vals = _parse_numbers(out.tobytes(), np.float64)
+    data = out.tobytes()
+    if np.all(k == k[0]) and k[0] >= take:
+        table = _parse_table(data, len(lines), int(k[0]))
+        if table is not None:
+            return table[:, :take]
+    vals = _parse_numbers(data, np.float64)
     if vals is None or len(vals) != int(k.sum()):
         rows = out.tobytes().decode("utf-8", "replace").split("\n")
         i, tok = _first_bad_token(rows, float)
