@@ -343,3 +343,21 @@ def test_obj_numbers_parsed_exactly_on_both_paths(tmp_path):
 def _write(path, text):
     path.write_bytes(text.encode())
     return path
+
+
+def test_ply_ascii_float_rows_on_both_paths(tmp_path):
+    """ASCII PLY float elements: ``np.loadtxt`` rows and the ``np.fromstring``
+    fallback (a lone CR) read the same values; a bad value is still named by line."""
+    rows = ["0.1 0.2 0.30000000000000004 0 0 1", "1e-3 0 0 0 0 1", "1 1 0 0 0 1",
+            "0 1 0 0 0 1"]
+    text = ASCII_PLY.format(last=3).replace(
+        "0 0 0 0 0 1\n1 0 0 0 0 1\n", rows[0] + "\n" + rows[1] + "\n")
+    want = np.array([[float(x) for x in r.split()[:3]] for r in rows], dtype=np.float32)
+    a = meshio.read_ply(_write(tmp_path / "a.ply", text))
+    np.testing.assert_array_equal(a.positions, want)
+    b = meshio.read_ply(_write(tmp_path / "b.ply", text.replace("1e-3 0", "1e-3\r0")))
+    np.testing.assert_array_equal(b.positions, want)
+    np.testing.assert_array_equal(b.normals, a.normals)
+    with pytest.raises(meshio.MeshFileError, match=r"c.ply:16: element 'vertex' row has a "
+                                                   r"value that is not a number \('x'\)"):
+        meshio.read_ply(_write(tmp_path / "c.ply", text.replace("1 1 0 0 0 1", "1 1 0 0 x 1")))

@@ -769,6 +769,11 @@ def _ply_ascii(path: str, raw: bytes, body: int, elements: list[_Element], line0
         data = buf[s[rows[0]]:e[rows[-1]]].tobytes()
         # integers parse ~5x faster than floats: use them where the header allows
         integral = all(np.dtype(x).kind in "iu" for p in el.props for x in p[1:])
+        if not el.has_list and not integral:
+            table = _parse_table(data, len(rows), nprop)
+            if table is not None:
+                out[el.name] = ({p[0]: table[:, j] for j, p in enumerate(el.props)}, {}, lines)
+                continue
         vals = _parse_numbers(data, np.int64 if integral else np.float64)
         if vals is None and integral:                  # e.g. "3.0" written for an int
             vals, integral = _parse_numbers(data, np.float64), False
