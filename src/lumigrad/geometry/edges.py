@@ -129,17 +129,14 @@ def weld_shapes(edges: EdgeArrays, positions: np.ndarray) -> EdgeArrays:
     exactly (in pairs; a position shared by three or more boundary edges is
     left alone): the first edge of a pair gets the other's face as ``f1``
     (a crease, never smooth), the other is dropped."""
-    p = np.ascontiguousarray(positions, dtype=np.float32).reshape(-1, 3)
     bnd = np.flatnonzero(edges.f1 == NO_FACE)
     if bnd.size < 2:
         return edges
-    k0 = (p[edges.v0[bnd]] + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
-    k1 = (p[edges.v1[bnd]] + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
-    # The endpoints in a canonical order (lexicographic on the float bits).
-    less = _lex_less(k0, k1)
-    lo = np.where(less[:, None], k0, k1)
-    hi = np.where(less[:, None], k1, k0)
-    key = np.concatenate([lo, hi], axis=1)
+    # Endpoints welded by exact position, as within shapes: equal ids, equal points.
+    p = np.asarray(positions, dtype=np.float32).reshape(-1, 3)
+    ids = weld_by_position(p[np.concatenate([edges.v0[bnd], edges.v1[bnd]])])
+    w0, w1 = ids[:bnd.size], ids[bnd.size:]
+    key = np.stack([np.minimum(w0, w1), np.maximum(w0, w1)], axis=1)
     _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.ravel()
     pairs = counts[inverse] == 2
@@ -156,23 +153,13 @@ def weld_shapes(edges: EdgeArrays, positions: np.ndarray) -> EdgeArrays:
     out.f1[a] = edges.f0[b]
     out.o1[a] = edges.o0[b]
     # f1 runs along the edge in f0's direction where b starts where a starts.
-    same_start = np.all(p[edges.v0[b]] == p[edges.v0[a]], axis=1)
-    out.flip1[a] = same_start
+    start = np.empty(len(edges), dtype=np.int64)
+    start[bnd] = w0
+    out.flip1[a] = start[b] == start[a]
     out.smooth[a] = False
     keep = np.ones(len(edges), dtype=bool)
     keep[b] = False
     return EdgeArrays(*[getattr(out, f)[keep] for f in EdgeArrays.__dataclass_fields__])
-
-
-def _lex_less(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise lexicographic ``a <= b`` of two (n, 3) integer arrays."""
-    out = np.zeros(a.shape[0], dtype=bool)
-    decided = np.zeros(a.shape[0], dtype=bool)
-    for c in range(a.shape[1]):                     # (three columns, not a loop over edges)
-        lt, gt = a[:, c] < b[:, c], a[:, c] > b[:, c]
-        out |= ~decided & lt
-        decided |= lt | gt
-    return out | ~decided
 
 
 class EdgeTopology:

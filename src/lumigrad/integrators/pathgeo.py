@@ -197,7 +197,8 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     # |dω/dt| / pdf(t) = θ: the subtended angle.
     C = beta * f * (L_pass - L_face) * (theta / dr.maximum(pmf, 1e-30))
     if EDGE_FIRST_AT_CAMERA_VERTEX:
-        from .boundary.visible import edge_first_weight, touches
+        from .boundary.shadow import touches
+        from .boundary.visible import edge_first_weight
         w_vertex = dr.select(touches(x, si.n, y), 0.0,
                              1.0 - edge_first_weight(sensor, geo, x, si.n, t))
         C *= dr.select(depth == 0, w_vertex, 1.0)

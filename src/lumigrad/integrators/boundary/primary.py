@@ -60,10 +60,6 @@ EPS_PX = 1e-4
 RAY_ULPS = 2.0
 MIRROR_EPS_PX = 5e-3
 
-#: A surface whose plane passes within this many pass offsets
-#: (``shadow.pass_offset``) of an edge point touches the edge there.
-CONTACT_OFFSETS = 16.0
-
 #: Interior edges whose faces meet at less than this angle (radians) are flat:
 #: their faces shade alike, and they matter only as silhouettes.
 FLAT_ANGLE = 1e-4
@@ -75,15 +71,14 @@ def occluded(scene: Any, o: Any, d: Any, y: Any, geo: EdgeGeometry, active: Any)
     margin would let a surface just in front of the edge through: a fold of a
     bumpy silhouette hides edges by a hair, and their side rays then measure
     the visible silhouette's jump a second time.)"""
-    from .shadow import pass_offset
+    from .shadow import touches
     dist = dr.norm(y - o)
     t, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, dist * (1.0 + 1e-4), active)
     own = (prim == dr.detach(geo.f0)) | (prim == dr.detach(geo.f1))
     # A surface the edge lies on (a box resting on a floor) is met at the
     # edge point itself, not in front of it: it hides nothing.
     si = scene.compute_interaction(o, d, prim, active & hit & ~own)
-    touching = dr.abs(dr.dot(si.n, y - si.p)) <= CONTACT_OFFSETS * pass_offset(y)
-    return active & hit & ~own & (t < dist * (1.0 - 1e-6)) & ~touching
+    return active & hit & ~own & (t < dist * (1.0 - 1e-6)) & ~touches(si.p, si.n, y)
 
 
 def geo_d_all(scene: Any, idx: Any) -> EdgeGeometry:
@@ -300,7 +295,8 @@ class PrimaryEdges(BoundaryTerm):
             ulp = dr.maximum(hmax(dr.abs(y_d)), hmax(dr.abs(o))) * (RAY_ULPS * 2.0 ** -23)
             eps = dr.maximum(EPS_PX, ulp / dr.maximum(dist_y * px_angle, 1e-30))
             eps = dr.select(through, MIRROR_EPS_PX, eps)
-            first_l, first_r, start_l, start_r = side_hits(scene, sensor, geo_d_all(scene, idx),
+            geo_sides = geo_d_all(scene, idx)
+            first_l, first_r, start_l, start_r = side_hits(scene, sensor, geo_sides,
                                                            s, ds_dt, o, dist_y, ~through & valid)
             o_l, d_l, t_l = sensor.sample_ray((s + eps * n_left) * inv)
             o_r, d_r, t_r = sensor.sample_ray((s - eps * n_left) * inv)
@@ -309,7 +305,6 @@ class PrimaryEdges(BoundaryTerm):
             # the edge point (not always: a surface the edge rests on, a
             # floor under a box, is met right at the edge); a side with a
             # face hits that face.
-            geo_sides = geo_d_all(scene, idx)
             start_l = _pass_start(scene, geo_sides, o_l, d_l, t_l, start_l)
             start_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r)
             o_l = o_l + d_l * start_l

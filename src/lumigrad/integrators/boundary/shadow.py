@@ -219,6 +219,23 @@ def pass_offset(y: Any) -> Any:
     return PASS_EPS * (1.0 + hmax(dr.abs(y)))
 
 
+#: A surface whose tangent plane passes within this many pass offsets of an
+#: edge point touches the edge there (see :func:`touches`).
+CONTACT_OFFSETS = 16.0
+
+
+def touches(a: Any, n_a: Any, y: Any) -> Any:
+    """True where edge point ``y`` lies in the tangent plane of surface point
+    ``a`` (normal ``n_a``) up to the rays' offsets: a surface that touches the
+    edge (a floor under a resting box, the wall meeting a floor in a corner).
+    Such a surface hides nothing of the edge (the primary term), and seen from
+    it the edge is grazing (``f ∝ cos θ_a = 0``), while a ray leaving the
+    (offset) edge point meets it right away for a whole hemisphere of
+    directions: edge-first samples there are artefacts of the offsets and are
+    dropped by both techniques' weights (``visible.py``)."""
+    return dr.abs(dr.dot(n_a, y - a)) <= CONTACT_OFFSETS * pass_offset(y)
+
+
 class ShadowEdges(BoundaryTerm):
     name = "shadow"
     budget = "sppse"

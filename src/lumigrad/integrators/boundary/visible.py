@@ -65,19 +65,36 @@ from . import BoundarySample, BoundaryTerm, moves_geometry
 from .views import connect_to_camera, film_to_unit
 
 
-def sample_edge_direction(geo: Any, u1: Any, u2: Any) -> tuple:
-    """A direction ``ω`` at the edges ``geo`` and its density (solid angle):
-    uniform on the silhouette lune for smooth and boundary edges, uniform on
-    the sphere for sharp creases (``pdf = 0`` for flat edges)."""
+def _lune(geo: Any) -> tuple:
+    """The silhouette lune of edges ``geo``: ``(n0, n1, φ1, crease, ok)``
+    with the faces' normals (``n1 = -n0`` for boundary edges), the signed
+    angle φ1 from n0 to n1 about the edge, whether the edge is a sharp crease
+    (sampled on the whole sphere) and whether it has a lune at all (not flat,
+    not degenerate)."""
     from .primary import FLAT_ANGLE
     e_hat = safe_normalize(geo.p1 - geo.p0)
     n0, n1 = geo.normals()
     n1 = dr.select(geo.boundary, -n0, n1)
-    v_axis = dr.cross(e_hat, n0)
-    # Azimuth of n1 about the edge, measured from n0 (the angle between them).
-    phi1 = atan2(dr.dot(n1, v_axis), dr.dot(n1, n0))   # (not dr.atan2: docs/drjit-pitfalls.md)
+    # (not dr.atan2: docs/drjit-pitfalls.md)
+    phi1 = atan2(dr.dot(n1, dr.cross(e_hat, n0)), dr.dot(n1, n0))
     width = dr.abs(phi1)
     crease = ~geo.smooth & ~geo.boundary & (width > FLAT_ANGLE)
+    ok = (width > FLAT_ANGLE) & (dr.squared_norm(n0) > 0)
+    return e_hat, n0, n1, phi1, crease, ok
+
+
+def _direction_pdf(width: Any, crease: Any, ok: Any) -> Any:
+    """Density of :func:`sample_edge_direction` on its support."""
+    pdf = dr.select(crease, 1.0 / (4.0 * dr.pi), 1.0 / (4.0 * dr.maximum(width, 1e-30)))
+    return dr.select(ok, pdf, 0.0)
+
+
+def sample_edge_direction(geo: Any, u1: Any, u2: Any) -> tuple:
+    """A direction ``ω`` at the edges ``geo`` and its density (solid angle):
+    uniform on the silhouette lune for smooth and boundary edges, uniform on
+    the sphere for sharp creases (``pdf = 0`` for flat edges)."""
+    e_hat, n0, _, phi1, crease, ok = _lune(geo)
+    width = dr.abs(phi1)
     # Where n0·ω and n1·ω differ in sign: the wedge between the planes normal
     # to n0 and n1, [π/2 + min(0, φ1), π/2 + max(0, φ1)], and its antipode.
     second = u1 >= 0.5
@@ -88,42 +105,16 @@ def sample_edge_direction(geo: Any, u1: Any, u2: Any) -> tuple:
     cos_t = 2.0 * u2 - 1.0
     sin_t = dr.safe_sqrt(1.0 - dr.square(cos_t))
     s, c = dr.sincos(phi)
-    omega = (n0 * c + v_axis * s) * sin_t + e_hat * cos_t
-    pdf = dr.select(crease, 1.0 / (4.0 * dr.pi), 1.0 / (4.0 * dr.maximum(width, 1e-30)))
-    ok = (width > FLAT_ANGLE) & (dr.squared_norm(n0) > 0)
-    return omega, dr.select(ok, pdf, 0.0)
+    omega = (n0 * c + dr.cross(e_hat, n0) * s) * sin_t + e_hat * cos_t
+    return omega, _direction_pdf(width, crease, ok)
 
 
 def edge_direction_pdf(geo: Any, w: Any) -> Any:
     """Density (solid angle) with which :func:`sample_edge_direction` draws
     direction ``w`` at edges ``geo``."""
-    from .primary import FLAT_ANGLE
-    n0, n1 = geo.normals()
-    n1 = dr.select(geo.boundary, -n0, n1)
-    width = dr.acos(dr.clip(dr.dot(n0, n1), -1.0, 1.0))
-    crease = ~geo.smooth & ~geo.boundary & (width > FLAT_ANGLE)
+    _, n0, n1, phi1, crease, ok = _lune(geo)
     lune = dr.dot(n0, w) * dr.dot(n1, w) <= 0
-    pdf = dr.select(crease, 1.0 / (4.0 * dr.pi),
-                    dr.select(lune, 1.0 / (4.0 * dr.maximum(width, 1e-30)), 0.0))
-    return dr.select((width > FLAT_ANGLE) & (dr.squared_norm(n0) > 0), pdf, 0.0)
-
-
-#: Surface points whose tangent plane passes within this many pass offsets
-#: of the edge point are no edge-first samples (see :func:`touches`).
-CONTACT_OFFSETS = 16.0
-
-
-def touches(a: Any, n_a: Any, y: Any) -> Any:
-    """True where edge point ``y`` lies in the tangent plane of surface point
-    ``a`` (normal ``n_a``) up to the rays' offsets: a surface that touches the
-    edge (a floor under a resting box, the wall meeting a floor in a corner).
-    Seen from there the edge is grazing (``f ∝ cos θ_a = 0``) and contributes
-    nothing, but a ray leaving the (offset) edge point meets that surface
-    right away for a whole hemisphere of directions, and the edge-first
-    measure divides the cosine out: those samples are artefacts of the
-    offsets and are dropped by both techniques' weights."""
-    from .shadow import pass_offset
-    return dr.abs(dr.dot(n_a, y - a)) <= CONTACT_OFFSETS * pass_offset(y)
+    return _direction_pdf(dr.abs(phi1), crease, ok & (crease | lune))
 
 
 #: Edge-first samples per vertex-first sample of the first path vertex (the
@@ -162,6 +153,7 @@ def edge_first_weight(sensor: Any, geo: Any, a: Any, n_a: Any, t: Any) -> Any:
     q_vertex = sensor.film_density(a, n_a) * dr.norm(dr.cross(e, w)) * r2 / dr.maximum(r * theta,
                                                                                       1e-30)
     width, height = sensor.resolution
+    from .shadow import touches
     q_edge = dr.select(touches(a, n_a, y), 0.0,
                        (EDGE_FIRST_SHARE * width * height) * edge_direction_pdf(geo, w)
                        * dr.abs(dr.dot(n_a, w)))
@@ -191,7 +183,8 @@ class VisibleSurfaceEdges(BoundaryTerm):
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         from ..pathgeo import edge_term
-        from .shadow import edge_motion_weights, pass_offset, silhouette_weights
+        from .rims import edge_motion_weights_by_shape
+        from .shadow import edge_motion_weights, pass_offset, silhouette_weights, touches
         n = dr.width(rng.state)
         zero = dr.zeros(bk.Float, n)
         sampler = silhouette_weights(scene, sensor)
@@ -223,7 +216,8 @@ class VisibleSurfaceEdges(BoundaryTerm):
             if not m_all["sensor"]:
                 moving = edge_motion_weights(scene, 0.0)
                 ok &= ((dr.gather(bk.Float, moving, idx, ok) > 0)
-                       | (_shape_moves(scene, si_a, ok) > 0))
+                       | (dr.gather(bk.Float, edge_motion_weights_by_shape(scene), si_a.shape,
+                                    ok) > 0))
             cam = connect_to_camera(scene, sensor, si_a.p, prim_a, ok)
             ok &= cam.valid
             si = cam.si
@@ -258,12 +252,3 @@ class VisibleSurfaceEdges(BoundaryTerm):
         value = edge_term(scene, si_att, idx, t, C, n_loc, ok)
         return BoundarySample(pos, [value[0], value[1], value[2]], ok)
 
-
-def _shape_moves(scene: Any, si: Any, active: Any) -> Any:
-    """1 where the surface point ``si`` lies on a shape whose vertices carry
-    derivatives now, else 0."""
-    import numpy as np
-    with dr.resume_grad():
-        moving = np.array([bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes])
-    table = bk.from_numpy(bk.Float, moving.astype(np.float32))
-    return dr.gather(bk.Float, table, si.shape, active)
