@@ -477,7 +477,9 @@ def test_resting_box_path_traced():
 def test_edge_first_and_vertex_first_agree(monkeypatch):
     """The two estimators of the edges seen from camera-visible surfaces
     (edge first, and from the surface point) estimate the same integral:
-    each alone (MIS weight forced to 1 or 0) gives the same indirect image."""
+    each alone (MIS weight forced to 1 or 0) gives the same indirect image.
+    Measured: 0.077, 0.087, 0.080 over the seed pairs (1, 2), (3, 4), (5, 6) and
+    0.051 with seeds 1-8: noise, slow to fall (the vertex-first samples' tails)."""
     from lumigrad.integrators.boundary import visible
     scene = lg.load_dict(resting_box_scene())
     direction = np.zeros((4, 4))
