@@ -125,6 +125,29 @@ def test_follows_moving_geometry():
     assert abs(float(t[0]) - (5.2 - 0.3 - 3.0)) < 1e-2
 
 
+@needs_mitsuba
+def test_leaves_mitsubas_variant_alone():
+    """Building and updating the Mitsuba core neither reads nor sets Mitsuba's
+    global variant (a user comparing against Mitsuba keeps theirs)."""
+    import mitsuba as mi
+    old = mi.variant()
+    mi.set_variant("scalar_rgb")
+    try:
+        scene = _ball_scene()
+        scene.set_accelerator("mitsuba")
+        params = lg.traverse(scene)
+        params["ball.vertex_positions"] = params["ball.vertex_positions"] + 0.01
+        params.update()
+        assert mi.variant() == "scalar_rgb"
+        _, _, _, _, hit = scene.ray_intersect_preliminary(
+            bk.Array3f(0.3, -0.5, 3.0), bk.Array3f(0.0, 0.0, -1.0), bk.Float(dr.inf),
+            bk.Bool(True))
+        assert bool(hit[0])
+    finally:
+        if old is not None:
+            mi.set_variant(old)
+
+
 def test_loaders_take_the_core():
     scene = lg.load_dict(lg.cornell_box_dict(res=16, spp=1), accel="builtin")
     assert scene.accel_name == "builtin"

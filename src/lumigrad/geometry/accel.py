@@ -36,10 +36,9 @@ small-scene limit, the built-in BVH otherwise. The choice is logged at debug lev
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import drjit as dr
 import numpy as np
@@ -112,18 +111,23 @@ class BuiltinAccelerator:
         return self.bvh.ray_test(o, d, tmax, active)
 
 
-@contextlib.contextmanager
-def _mitsuba_variant(mitsuba: Any, variant: str) -> Iterator[None]:
-    """Mitsuba's global variant set to ``variant`` for a block, restored after (when
-    one was set: Mitsuba's own ``scoped_set_variant`` fails when none was)."""
-    old = mitsuba.variant()
-    if old != variant:
-        mitsuba.set_variant(variant)
-    try:
-        yield
-    finally:
-        if old is not None and old != variant:
-            mitsuba.set_variant(old)
+def _mitsuba_parameters(variant: Any, obj: Any) -> dict:
+    """``name -> (handle, type)`` of the parameters ``obj`` exposes, from Mitsuba's
+    C++ traversal (what ``mi.traverse`` wraps; that wrapper and ``mi.load_dict``
+    read Mitsuba's global variant, and setting it re-imports Mitsuba's Python
+    integrators: 0.13 s at every switch)."""
+
+    class Collect(variant.TraversalCallback):
+        def __init__(self) -> None:
+            variant.TraversalCallback.__init__(self)
+            self.found: dict = {}
+
+        def put(self, name: str, value: Any, flags: Any, cpptype: Any = None) -> None:
+            self.found[name] = (value, cpptype)
+
+    cb = Collect()
+    obj.traverse(cb)
+    return cb.found
 
 
 class MitsubaAccelerator:
@@ -131,9 +135,10 @@ class MitsubaAccelerator:
 
     The Mitsuba variant follows lumigrad's (``llvm_ad_rgb`` / ``cuda_ad_rgb``), so
     its arrays *are* lumigrad's (same Dr.Jit types) and its queries trace inside
-    lumigrad's symbolic loops without copies. Queries use the variant module
-    directly; building and updating set Mitsuba's global variant for the call only
-    (its ``traverse``/``load_dict`` read it) and restore the user's.
+    lumigrad's symbolic loops without copies. Everything goes through the variant
+    module (``mitsuba.llvm_ad_rgb``) and Mitsuba's C++ traversal: Mitsuba's global
+    variant, which the user may have set for their own work, is never read nor
+    changed.
     """
 
     name = "mitsuba"
@@ -141,27 +146,29 @@ class MitsubaAccelerator:
     def __init__(self, positions: np.ndarray, faces: np.ndarray) -> None:
         import mitsuba
 
-        self._variant = "cuda_ad_rgb" if bk.variant() == "cuda" else "llvm_ad_rgb"
-        self._mitsuba = mitsuba
-        self.mi = getattr(mitsuba, self._variant)
+        self.mi = getattr(mitsuba, "cuda_ad_rgb" if bk.variant() == "cuda" else "llvm_ad_rgb")
         self.faces = faces
-        # traverse/load_dict read Mitsuba's global variant: set it for these calls only.
-        with _mitsuba_variant(mitsuba, self._variant):
-            mesh = self.mi.Mesh("lumigrad_accel", int(positions.shape[0]), int(faces.shape[0]),
-                                has_vertex_normals=False, has_vertex_texcoords=False)
-            params = mitsuba.traverse(mesh)
-            params["vertex_positions"] = bk.from_numpy(bk.Float, positions.astype(np.float32))
-            params["faces"] = bk.from_numpy(bk.UInt32, faces.astype(np.uint32))
-            params.update()
-            self.scene = mitsuba.load_dict({"type": "scene", "mesh": mesh})
-            self._params = mitsuba.traverse(self.scene)
+        self._mesh = self.mi.Mesh("lumigrad_accel", int(positions.shape[0]),
+                                  int(faces.shape[0]), has_vertex_normals=False,
+                                  has_vertex_texcoords=False)
+        self._buffers = _mitsuba_parameters(self.mi, self._mesh)
+        self._set("vertex_positions", bk.from_numpy(bk.Float, positions.astype(np.float32)))
+        self._set("faces", bk.from_numpy(bk.UInt32, faces.astype(np.uint32)))
+        self._mesh.parameters_changed(["vertex_positions", "faces"])
+        props = mitsuba.Properties("scene")
+        props["mesh"] = self._mesh
+        self.scene = self.mi.Scene(props)        # builds Embree's / OptiX's structure
+
+    def _set(self, name: str, value: Any) -> None:
+        handle, cpptype = self._buffers[name]
+        self.mi.set_property(handle, cpptype, value)
 
     def update(self, positions: np.ndarray) -> None:
         """Moved vertices: Mitsuba rebuilds its Embree/OptiX structure."""
-        with _mitsuba_variant(self._mitsuba, self._variant):
-            self._params["mesh.vertex_positions"] = bk.from_numpy(bk.Float,
-                                                                  positions.astype(np.float32))
-            self._params.update()
+        self._set("vertex_positions", bk.from_numpy(bk.Float, positions.astype(np.float32)))
+        self._mesh.parameters_changed(["vertex_positions"])
+        self.scene.parameters_changed(["mesh.vertex_positions"])
+        dr.eval()
 
     def _ray(self, o: Any, d: Any, tmax: Any) -> Any:
         mi = self.mi
