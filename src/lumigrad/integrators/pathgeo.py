@@ -188,10 +188,8 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     t_hit, _, _, _, hit = scene.ray_intersect_preliminary(origin, d_pass, dr.inf, ok)
     ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
     resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
-    rng_face = type(rng)(rng)                  # the same random numbers on both sides
-    L_pass = bk.Array3f(*integrator.radiance(scene, rng, origin, d_pass, dr.inf, ok, resume))
-    L_face = bk.Array3f(*integrator.radiance(scene, rng_face, origin, d_face, dr.inf, ok,
-                                             resume))
+    L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
+        scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume))
     w = dr.normalize(y - x)
     f = scene.eval_bsdf(si, si.to_local(w), ok)
     # |dω/dt| / pdf(t) = θ: the subtended angle.

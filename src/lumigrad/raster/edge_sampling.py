@@ -168,6 +168,13 @@ class ExactEdgeSampling:
             return [color]
         return [color[c] for c in range(3)]
 
+    def radiance_pair(self, scene: Any, rng: Any, ray_a: tuple, ray_b: tuple, active: Any,
+                      resume: Any = None, first_prims: tuple = (None, None)) -> tuple:
+        """:meth:`radiance` on both sides of an edge (the integrators' interface;
+        the shading draws no random numbers, so no loop is needed to share them)."""
+        return (self.radiance(scene, rng, *ray_a, active, first_prim=first_prims[0]),
+                self.radiance(scene, rng, *ray_b, active, first_prim=first_prims[1]))
+
     # -- the stage ------------------------------------------------------------------------
     def forward(self) -> None:
         from ..integrators.boundary import _passes

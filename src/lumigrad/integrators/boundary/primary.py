@@ -284,7 +284,6 @@ class PrimaryEdges(BoundaryTerm):
             seen &= ~scene.ray_test(org, dr.normalize(y_d - org),
                                     dr.norm(y_d - org) * (1.0 - 1e-3), seen)
             valid = dr.select(through, seen, valid)
-            rng_right = type(rng)(rng)      # the same random numbers on both sides
 
             # Offset: EPS_PX, or RAY_ULPS ulps of the coordinates seen at the
             # edge point's distance, whichever is larger. (Through a mirror,
@@ -309,10 +308,9 @@ class PrimaryEdges(BoundaryTerm):
             start_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r)
             o_l = o_l + d_l * start_l
             o_r = o_r + d_r * start_r
-            L_left = integrator.radiance(scene, rng, o_l, d_l, t_l - start_l, valid,
-                                         first_prim=first_l)
-            L_right = integrator.radiance(scene, rng_right, o_r, d_r, t_r - start_r, valid,
-                                          first_prim=first_r)
+            L_left, L_right = integrator.radiance_pair(
+                scene, rng, (o_l, d_l, t_l - start_l), (o_r, d_r, t_r - start_r), valid,
+                first_prims=(first_l, first_r))
             scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * (1.0 / total), 0.0)
         velocity = cross2(ds_dt, s_att - s)        # zero in value, attached
         value = [dr.detach((r - l) * scale) * velocity for l, r in zip(L_left, L_right)]

@@ -202,12 +202,11 @@ class ShadingRims(BoundaryTerm):
             g_len = dr.norm(g)
             active &= g_len > 0
             nu = g / dr.maximum(g_len, 1e-30)          # towards h > 0
-            rng_minus = type(rng)(rng)        # the same random numbers on both sides
             o_p, d_p, t_p = sensor.sample_ray((s_c + EPS_PX * nu) * inv)
             o_m, d_m, t_m = sensor.sample_ray((s_c - EPS_PX * nu) * inv)
-            L_plus = integrator.radiance(scene, rng, o_p, d_p, t_p, active, first_prim=prim)
-            L_minus = integrator.radiance(scene, rng_minus, o_m, d_m, t_m, active,
-                                          first_prim=prim)
+            L_plus, L_minus = integrator.radiance_pair(scene, rng, (o_p, d_p, t_p),
+                                                       (o_m, d_m, t_m), active,
+                                                       first_prims=(prim, prim))
             # 1/pdf of the line (π · width / P(triangle)), halved (Crofton),
             # doubled where one of two crossings was picked.
             weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5 * inv_p_dir

@@ -226,11 +226,8 @@ class VisibleSurfaceEdges(BoundaryTerm):
             d_pass = dr.normalize(y - m * eps - origin)
             d_face = dr.normalize(y + m * eps - origin)
             resume = dict(depth=1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
-            rng_face = type(rng)(rng)            # the same random numbers on both sides
-            L_pass = bk.Array3f(*integrator.radiance(scene, rng, origin, d_pass, dr.inf, ok,
-                                                     resume))
-            L_face = bk.Array3f(*integrator.radiance(scene, rng_face, origin, d_face, dr.inf, ok,
-                                                     resume))
+            L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
+                scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume))
             to_y = y - si.p
             r = dr.norm(to_y)
             w = to_y / dr.maximum(r, 1e-30)
