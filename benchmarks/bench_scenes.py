@@ -14,6 +14,11 @@ timing). The table gives the ratios to Mitsuba; the median over the scenes is th
 figure the speed issue judges. A scene that one renderer cannot load is reported,
 not skipped silently.
 
+``--derivatives`` times, per scene and core, the render, a forward derivative (render +
+``dr.forward`` of a material parameter: the first ``*reflectance.value`` key) and a
+reverse gradient (render + ``dr.backward`` of an L2 loss) at ``--spp``, CPU time, and
+prints their ratios to the render (the speed issue: at most 2.5).
+
 On a shared machine, ``--rounds N`` repeats the whole comparison N times (lumigrad,
 then Mitsuba, alternating) and keeps each cell's fastest round, and the second table
 gives CPU times (``time.process_time`` of each process, all threads; median of the
@@ -186,6 +191,45 @@ def bench_lumigrad(xml: Path, accel: str, spp: int, repeats: int) -> dict:
             "triangles": int(scene.faces_np.shape[0]), "accel": scene.accel_name}
 
 
+def bench_derivatives(xml: Path, accel: str, spp: int, repeats: int) -> dict:
+    """CPU seconds (median of ``repeats`` after a warm-up) of render, forward and reverse."""
+    scene = lg.load_file(xml)
+    scene.set_accelerator(accel)
+    params = lg.traverse(scene)
+    key = next(k for k in params.keys() if k.endswith("reflectance.value"))
+    target = lg.TensorXf(np.array(lg.render(scene, spp=spp, seed=12345)) * 0.9)
+
+    def differentiate(i: int, reverse: bool) -> None:
+        value = params[key]
+        dr.enable_grad(value)
+        params.update()
+        image = lg.render(scene, params, spp=spp, seed=i)
+        if reverse:
+            dr.backward(lg.l2(image, target))
+            dr.eval(dr.grad(value))
+        else:
+            dr.forward(value)
+            dr.eval(dr.grad(image))
+        dr.disable_grad(value)
+        params.update()
+
+    fns = {"render": lambda i: dr.eval(lg.render(scene, spp=spp, seed=i)),
+           "forward": lambda i: differentiate(i, False),
+           "reverse": lambda i: differentiate(i, True)}
+    out = {"key": key, "accel": scene.accel_name}
+    for name, fn in fns.items():
+        cpu = []
+
+        def run(i: int) -> None:
+            c0 = time.process_time()
+            fn(i)
+            dr.sync_thread()
+            cpu.append(time.process_time() - c0)
+        timed(run, repeats)
+        out[name] = statistics.median(cpu[1:])
+    return out
+
+
 _MITSUBA = r"""
 import json, statistics, sys, time
 import drjit as dr, mitsuba as mi
@@ -225,12 +269,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--accels", default="builtin,mitsuba")
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat lumigrad and Mitsuba alternately; keep each cell's best")
+    p.add_argument("--derivatives", action="store_true",
+                   help="time forward and reverse derivatives against the render instead")
     a = p.parse_args(argv)
     accels = a.accels.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         scenes = write_scenes(Path(tmp), a.res, a.spp)
         if a.scenes:
             scenes = {k: v for k, v in scenes.items() if k in a.scenes.split(",")}
+        if a.derivatives:
+            print(f"{a.res}² × {a.spp} spp, CPU time, median of {a.repeats}\n")
+            print("| scene, core | parameter | render | forward | reverse |\n| --- | --- | --- | --- | --- |")
+            for name, xml in scenes.items():
+                for accel in accels:
+                    r = bench_derivatives(xml, accel, a.spp, a.repeats)
+                    print(f"| {name}, {r['accel']} | `{r['key']}` | {r['render']:.3f} s | "
+                          f"{r['forward']:.3f} s ({r['forward'] / r['render']:.2f}×) | "
+                          f"{r['reverse']:.3f} s ({r['reverse'] / r['render']:.2f}×) |",
+                          flush=True)
+            return
         rows: dict = {name: {} for name in scenes}
         mits: dict = {}
         for _ in range(max(a.rounds, 1)):
