@@ -521,7 +521,12 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         survive = ~rr_active | (rng.next_float32() < q)
         beta_next = dr.select(rr_active, beta_next * dr.rcp(dr.maximum(dr.detach(q), 1e-8)),
                               beta_next)
-        act_new = valid_b & survive
+        # The next vertex contributes nothing unless its emission counts (after a
+        # delta bounce) or it has a vertex after it (next-event estimation and
+        # boundary samples need one): skip that segment's ray (for ``direct``,
+        # every second ray).
+        useful = delta_b | (depth_next + 1 < max_depth_o)
+        act_new = valid_b & survive & useful
         keep = lambda new, old: dr.select(act_new, new, old)  # noqa: E731
         if not diff:
             next_o, wo_world = dr.detach(next_o), dr.detach(wo_world)
