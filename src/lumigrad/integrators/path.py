@@ -362,8 +362,7 @@ class PathIntegrator(SamplingIntegrator):
         # there either, and the vertex weighs nothing else.
         last_prims, stand_in = None, None
         if self.plain_shortcuts and ((tape is None and mode in ("primal", "forward")) or record) \
-                and 1 < self.max_depth < self._UNBOUNDED and first_prim is None \
-                and has_emitters:
+                and 1 < self.max_depth < self._UNBOUNDED and has_emitters:
             last_prims = self._emitter_triangles(scene)
             if record and last_prims is not None:
                 stand_in = next((k for k in range(len(last_prims) + 1)
@@ -452,9 +451,11 @@ class PathIntegrator(SamplingIntegrator):
                 elif last_prims is not None:
                     # The last segment of a bounded path: emission only (see
                     # _last_segment), in a conditional that other depths skip.
+                    # (Rays whose first triangle is given are not traced.)
+                    traced = act & (st["forced"] == TAPE_PRIM_NONE) if "forced" in st else act
                     last = act & (depth > 0) & (depth + 1 >= max_depth_o)
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
-                        ray_o, ray_d, st["tmax"], act & ~last, coherent=depth == 0)
+                        ray_o, ray_d, st["tmax"], traced & ~last, coherent=depth == 0)
                     z_u, z_b = dr.zeros(bk.UInt32, n), dr.zeros(bk.Bool, n)
                     with dr.suspend_grad():
                         prim_l, hit_l, esc_l = dr.if_stmt(
@@ -468,16 +469,20 @@ class PathIntegrator(SamplingIntegrator):
                         prim_l = dr.select(other, stand_in, prim_l)
                         hit_l = hit_l | other
                     prim = dr.select(last, prim_l, prim)
-                    hit = dr.select(last, hit_l, hit & act)
+                    hit = dr.select(last, hit_l, hit & traced)
                     escaped = dr.select(last, esc_l, act & ~hit)
                 else:
+                    # (Rays whose first triangle is given are not traced.)
+                    traced = act & (st["forced"] == TAPE_PRIM_NONE) if "forced" in st else act
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
-                        ray_o, ray_d, st["tmax"], act, coherent=depth == 0)
-                    hit = hit & act
+                        ray_o, ray_d, st["tmax"], traced, coherent=depth == 0)
+                    hit = hit & traced
                 if "forced" in st:
                     use = act & (st["forced"] != TAPE_PRIM_NONE)
                     prim = dr.select(use, st["forced"], prim)
                     hit = hit | use
+                    if last_prims is not None:
+                        escaped = escaped & ~use
                 si = scene.compute_interaction(ray_o, ray_d, prim, hit)
 
                 # --- emission found by the previous BSDF sample (or the camera)

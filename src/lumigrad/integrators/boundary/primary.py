@@ -55,10 +55,15 @@ MIRROR_PIXELS = 0.5
 #: wider than the fan measure the silhouette's jump once per edge. It is
 #: raised where the scene's coordinates make float32 rays coarser:
 #: ``RAY_ULPS`` units in the last place of the ray origin's and the edge
-#: point's coordinates, seen at the edge point's distance.
+#: point's coordinates, seen at the edge point's distance. It is lowered (to
+#: ``SLIVER_SHARE`` of the width) where a face of the edge projects to a
+#: sliver narrower than the offset: a dense smooth mesh seen small (a 5k-face
+#: sphere 7 pixels across: its silhouette's faces are 1e-4 pixel wide, and
+#: the offset of 1e-4 made the term depend on the resolution, 20 % off at 32²).
 EPS_PX = 1e-4
 RAY_ULPS = 2.0
 MIRROR_EPS_PX = 5e-3
+SLIVER_SHARE = 1e-3
 
 #: Interior edges whose faces meet at less than this angle (radians) are flat:
 #: their faces shade alike, and they matter only as silhouettes.
@@ -133,14 +138,29 @@ def side_hits(scene: Any, sensor: Any, geo: EdgeGeometry, s: Any, ds_dt: Any, o:
     return first_l, first_r, start_l, start_r
 
 
-def _pass_start(scene: Any, geo: EdgeGeometry, o: Any, d: Any, tmax: Any, beyond: Any) -> Any:
-    """Start distance of a side ray that passes an edge (``beyond > 0``): 0
-    unless its first hit is one of the edge's own faces (rounding), then
-    ``beyond``."""
+def _sliver_width(sensor: Any, geo: EdgeGeometry, s: Any, n_left: Any) -> Any:
+    """Film distance (pixels) from the edge's image (through ``s``, unit normal
+    ``n_left``) to the image of its faces' third vertices: the width of the
+    narrower face as the camera sees it (inf for a face behind the camera)."""
+    widths = []
+    for q, present in ((geo.q0, True), (geo.q1, ~geo.boundary)):
+        sq, front = sensor.project(q)
+        widths.append(dr.select(present & front, dr.abs(dr.dot(n_left, sq - s)), dr.inf))
+    return dr.minimum(widths[0], widths[1])
+
+
+def _pass_start(scene: Any, geo: EdgeGeometry, o: Any, d: Any, tmax: Any, beyond: Any,
+                first: Any) -> tuple:
+    """``(start, first)`` of a side ray that passes an edge (``beyond > 0``):
+    it starts at 0 unless its first hit is one of the edge's own faces
+    (rounding), then at ``beyond``; where it starts at 0 and hits, that hit is
+    its first triangle (the radiance estimate need not trace the ray again).
+    Other rays keep ``first``."""
     passing = beyond > 0
     _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, passing)
     own = (prim == dr.detach(geo.f0)) | (prim == dr.detach(geo.f1))
-    return dr.select(passing & hit & own, beyond, 0.0)
+    return (dr.select(passing & hit & own, beyond, 0.0),
+            dr.select(passing & hit & ~own, prim, first))
 
 
 def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
@@ -292,9 +312,10 @@ class PrimaryEdges(BoundaryTerm):
             px_angle = 2.0 * tan_x * dr.opaque(bk.Float, 1.0 / w)
             dist_y = dr.norm(y_d - o)
             ulp = dr.maximum(hmax(dr.abs(y_d)), hmax(dr.abs(o))) * (RAY_ULPS * 2.0 ** -23)
-            eps = dr.maximum(EPS_PX, ulp / dr.maximum(dist_y * px_angle, 1e-30))
-            eps = dr.select(through, MIRROR_EPS_PX, eps)
             geo_sides = geo_d_all(scene, idx)
+            eps = dr.minimum(EPS_PX, SLIVER_SHARE * _sliver_width(sensor, geo_sides, s, n_left))
+            eps = dr.maximum(eps, ulp / dr.maximum(dist_y * px_angle, 1e-30))
+            eps = dr.select(through, MIRROR_EPS_PX, eps)
             first_l, first_r, start_l, start_r = side_hits(scene, sensor, geo_sides,
                                                            s, ds_dt, o, dist_y, ~through & valid)
             o_l, d_l, t_l = sensor.sample_ray((s + eps * n_left) * inv)
@@ -304,8 +325,8 @@ class PrimaryEdges(BoundaryTerm):
             # the edge point (not always: a surface the edge rests on, a
             # floor under a box, is met right at the edge); a side with a
             # face hits that face.
-            start_l = _pass_start(scene, geo_sides, o_l, d_l, t_l, start_l)
-            start_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r)
+            start_l, first_l = _pass_start(scene, geo_sides, o_l, d_l, t_l, start_l, first_l)
+            start_r, first_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r, first_r)
             o_l = o_l + d_l * start_l
             o_r = o_r + d_r * start_r
             L_left, L_right = integrator.radiance_pair(
