@@ -137,6 +137,8 @@ class SamplingIntegrator:
         numbers: the two sides of a discontinuity, whose difference a boundary
         term needs (common random numbers keep it small where both sides see
         alike). Returns ``(L_a, L_b)``; ``rng`` is left as side ``a`` leaves it.
+        ``first_prims``: each side's first triangle where known (``0xFFFFFFFF``
+        or None: trace it).
 
         The two estimates run one after the other in a loop of two iterations,
         so the kernel holds one copy of the estimator's code, not two (half the
@@ -144,6 +146,8 @@ class SamplingIntegrator:
         n = dr.width(active)
         state0, inc0 = rng.state, rng.inc
         fp_a, fp_b = first_prims
+        if (fp_a is None) != (fp_b is None):     # one side given: the other traces
+            fp_a, fp_b = (bk.UInt32(0xFFFFFFFF) if f is None else f for f in (fp_a, fp_b))
         zeros = [dr.zeros(bk.Float, n) for _ in range(self.channels)]
 
         def cond(side: Any, *_: Any) -> Any:

@@ -184,12 +184,15 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     d_pass = dr.normalize(y - m * eps - origin)
     d_face = dr.normalize(y + m * eps - origin)
     r = dr.norm(y - origin)
-    # The pass ray must reach the edge unobstructed.
-    t_hit, _, _, _, hit = scene.ray_intersect_preliminary(origin, d_pass, dr.inf, ok)
+    # The pass ray must reach the edge unobstructed (its first hit is then the
+    # first vertex of the pass side's radiance estimate: not traced again).
+    t_hit, prim_pass, _, _, hit = scene.ray_intersect_preliminary(origin, d_pass, dr.inf, ok)
     ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
+    first_pass = dr.select(hit, prim_pass, 0xFFFFFFFF)
     resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
     L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
-        scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume))
+        scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume,
+        first_prims=(first_pass, None)))
     w = dr.normalize(y - x)
     f = scene.eval_bsdf(si, si.to_local(w), ok)
     # |dω/dt| / pdf(t) = θ: the subtended angle.
