@@ -163,8 +163,11 @@ def restore_values(scene: Any, params: SceneParameters, saved: dict) -> None:
 
 
 def _rebuild_if_geometry(scene: Any, params: SceneParameters, keys: list) -> None:
+    """Derived scene buffers after the parameters ``keys`` were replaced by
+    grad-enabled copies of the same values (or restored): only the attached
+    vertex buffers need recomputing."""
     if any(params.owner(k) in scene.shapes for k in keys):
-        scene.update()
+        scene.refresh_attached()
 
 
 class _RenderOp(dr.CustomOp):
