@@ -46,7 +46,10 @@ points see their own neighbourhood at grazing angles where ``f cos θ`` does not
 vanish (it does for flat shading); the edges of the vertex's own triangle are
 never candidates there (zero target, ``touches``) — allowing them (target with
 the shading normal, no contact test) did not change the error either.
-Derivatives w.r.t. ``vertex_normals`` alone: the boundary terms are not enabled
+Also without effect: 64 instead of 4 resampling candidates per vertex-first
+edge sample (vertex-first alone: 0.364), another tangent-frame construction
+(``coordinate_system`` replaced: 0.372), i.e. neither candidate coverage nor the
+frame's twist explains it. Derivatives w.r.t. ``vertex_normals`` alone: the boundary terms are not enabled
 (``moves_geometry`` looks at positions only) — 0.059 with the standard
 estimator at depth 3; enabling them switches to ``pathgeo`` and gives 0.17.
 """
