@@ -229,6 +229,29 @@ def test_dense_smooth_mesh_seen_small(tmp_path):
     assert abs(totals[0] - totals[1]) <= 0.06 * abs(totals[1]), totals
 
 
+def test_warns_where_a_smooth_mesh_sees_itself(tmp_path):
+    """A smoothly shaded concave mesh (a torus) under path tracing gets a biased
+    indirect term (benchmarks/repro_smooth_interreflection.py): its derivatives
+    say so; a smooth convex one (a sphere) and the flat cube do not."""
+    import warnings
+    from lumigrad.geometry import meshio, primitives
+    from lumigrad.integrators.boundary import concave_smooth_shapes
+    for name, mesh, concave in (("ring", primitives.torus(n_major=16, n_minor=8), True),
+                                ("ball", primitives.icosphere(2), False)):
+        meshio.write_ply(tmp_path / f"{name}.ply", mesh.positions, mesh.faces)
+        d = object_scene("path", max_depth=3)
+        d[name] = {"type": "ply", "filename": str(tmp_path / f"{name}.ply"),
+                   "to_world": T().translate([0.8, -0.5, 0.3]).scale(0.3),
+                   "bsdf": {"type": "ref", "id": "grey"}}
+        scene = lg.load_dict(d)
+        assert concave_smooth_shapes(scene) == ([name] if concave else [])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lg.derivative_image(scene, f"{name}.to_world", spp=1)
+        said = any("see themselves" in str(w.message) for w in caught)
+        assert said == concave
+
+
 def test_crease_only():
     """Close up on a cube's edge: both faces of the crease fill the view and
     shade differently; turning the cube moves only the crease."""
