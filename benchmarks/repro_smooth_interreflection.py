@@ -1,6 +1,6 @@
 """Known bias (boundary-term issue): a smooth-shaded concave mesh that sees itself, path traced.
 
-    python benchmarks/repro_smooth_interreflection.py            # smooth torus: error ~0.3
+    python benchmarks/repro_smooth_interreflection.py            # smooth torus: error ~0.08
     python benchmarks/repro_smooth_interreflection.py --flat     # face normals: ~0.02
     python benchmarks/repro_smooth_interreflection.py --depth 2  # direct light only: ~0.03
 
@@ -13,7 +13,15 @@ not explain (measured sample by sample: FD of the interior estimator with its
 samples held fixed, minus its forward-mode derivative) beside the boundary
 terms that should explain it.
 
-What is known (2026-12-06): the interior term agrees with its sample-wise
+Status (2026-12-06, end of the night session): the main cause was found and
+fixed: shading rims seen from path vertices (``boundary/vertex_rims.py``) are
+discontinuities of the indirect light, and they must be seen from the vertex's
+*spawned* ray origin (1e-4 off the surface): rims are met at grazing angles,
+where that offset moves the hit point across them. 0.366 -> 0.079 (the
+horizon term of branch ``wip/smooth-indirect-terms`` adds nothing: 0.082). A
+bias of ~0.07 remains. The history of the hunt follows.
+
+What was known before the fix: the interior term agrees with its sample-wise
 finite differences lane by lane; with ``max_depth`` 2 the boundary terms
 match that part; with one indirect bounce the indirect term is about a third
 of what is missing, on smooth concave meshes only (flat-shaded torus, smooth

@@ -421,6 +421,42 @@ def test_reverse_equals_forward_path():
                                       lambda theta: translate(0)(base, theta), terms, spp=16)
 
 
+def smooth_torus_scene(tmp_path) -> dict:
+    """A smooth-shaded torus (vertex normals) that sees itself, lit by a point
+    light, path traced: its shading rims seen from its own surface points are
+    discontinuities of the indirect light (boundary/vertex_rims.py)."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "repro", Path(__file__).resolve().parents[1] / "benchmarks" /
+        "repro_smooth_interreflection.py")
+    repro = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(repro)
+    repro.torus_obj(tmp_path / "torus.obj")
+    return repro.scene_dict(tmp_path / "torus.obj", 3, False)
+
+
+def test_smooth_mesh_seen_by_itself(tmp_path):
+    """The camera moves past a smooth torus (path, depth 3). Without the rims
+    seen from path vertices the error is 0.378 here (0.37 at any sample count:
+    the face side of the torus's own silhouettes lies in its dark rim, the jump
+    is at the rim). With them: 0.067 here, 0.079 at 2 x 2048 spp against 4 x
+    16384 FD spp: a remaining bias of ~0.07 not explained yet (see the repro
+    script), hence the tolerance: that plus about twice the noise at these
+    sample counts."""
+    scene = lg.load_dict(smooth_torus_scene(tmp_path))
+    ad, fd = compare(scene, "sensor.to_world", translate(0), eps=5e-3, spp=256, spp_fd=8192)
+    assert_agrees(ad, fd, tol=0.15)
+
+
+def test_reverse_equals_forward_with_vertex_rims(tmp_path):
+    scene = lg.load_dict(smooth_torus_scene(tmp_path))
+    params = lg.traverse(scene)
+    base = params["sensor.to_world"]
+    assert_reverse_equals_forward(scene, params, "sensor.to_world",
+                                  lambda theta: translate(0)(base, theta), ("indirect",), spp=16)
+
+
 def test_reverse_equals_forward_smooth_mesh(tmp_path):
     """The same on a smooth mesh whose vertices move: through the recomputed
     normals (interior) and the shading rims (part of ``primary``)."""

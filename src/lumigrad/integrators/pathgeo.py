@@ -72,6 +72,7 @@ F_PREV_DELTA = 8     # the vertex before was delta (or the camera): emission cou
 F_CONT = 16          # the path goes on from this vertex
 F_EDGE = 32          # an edge sample (seen from the vertex) contributes
 F_SHADOW = 64        # a shadow line sample contributes
+F_RIM = 128          # a shading-rim sample contributes (boundary/vertex_rims.py)
 
 #: (name, type, components) of the record's fields.
 FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
@@ -80,7 +81,8 @@ FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
           ("a_edge", "UInt32", 1), ("a_t", "Float", 1), ("a_c", "Array3f", 3),
           ("a_n", "Array3f", 3),
           ("b_edge", "UInt32", 1), ("b_t", "Float", 1), ("b_s", "Array3f", 3),
-          ("b_prim", "UInt32", 1), ("b_c", "Array3f", 3), ("b_n", "Array3f", 3))
+          ("b_prim", "UInt32", 1), ("b_c", "Array3f", 3), ("b_n", "Array3f", 3),
+          ("r_prim", "UInt32", 1), ("r_u", "Array2f", 2), ("r_c", "Array3f", 3))
 WORDS_PER_VERTEX = sum(c for _, _, c in FIELDS)
 
 
@@ -393,8 +395,11 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
     has_emitters = len(scene.emitters) > 0
     from .boundary.shadow import edge_motion_weights, silhouette_weights
+    from .boundary.vertex_rims import rim_sample, rim_term, smooth_triangle_sampler
     sampler = silhouette_weights(scene, sensor) if edges else None
-    edges = edges and not sampler.empty
+    rim_sampler = smooth_triangle_sampler(scene) if edges else None
+    rims = edges and not rim_sampler.empty
+    edges = edges and not (sampler.empty and not rims)
     if edges:
         shape_moving, camera_moving = _motion_tables(scene, sensor)
         with dr.suspend_grad():
@@ -434,7 +439,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         # the conditional below: literals made inside a branch fail LLVM).
         z1, z3, zu = dr.zeros(bk.Float, n), dr.zeros(bk.Array3f, n), dr.zeros(bk.UInt32, n)
         nothing = (dr.zeros(bk.Bool, n), zu, z1, z3, z3,
-                   dr.zeros(bk.Bool, n), zu, z1, z3, zu, z3, z3)
+                   dr.zeros(bk.Bool, n), zu, z1, z3, zu, z3, z3,
+                   dr.zeros(bk.Bool, n), zu, dr.zeros(bk.Array2f, n), z3)
     state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
                  beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
                  tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng, rng_e=rng_e,
@@ -492,22 +498,31 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     beta_e = dr.detach(beta) * edge_weight
                     rng_e = st["rng_e"]
                     static = st["static"] & ~dr.gather(bk.Bool, shape_moving, si_d.shape, hit)
-                    def take(rng_e: Any, b_act: Any, *_: Any) -> tuple:
-                        a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e,
-                                        b_act, static, moving_edges, sensor)
-                        b = shadow_sample(scene, sampler, si_d, beta_e, rng_e, b_act)
-                        return (rng_e, b_act) + tuple(a) + tuple(b)
+                    def take(rng_e: Any, b_act: Any, *none: Any) -> tuple:
+                        if sampler.empty:
+                            a, b = none[:5], none[5:12]
+                        else:
+                            a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth,
+                                            rng_e, b_act, static, moving_edges, sensor)
+                            b = shadow_sample(scene, sampler, si_d, beta_e, rng_e, b_act)
+                        c = rim_sample(integrator, scene, rim_sampler, si_d, beta_e, depth,
+                                       rng_e, b_act, static, shape_moving) if rims \
+                            else none[12:]
+                        return (rng_e, b_act) + tuple(a) + tuple(b) + tuple(c)
 
                     def skip(rng_e: Any, b_act: Any, *none: Any) -> tuple:
                         return (rng_e, b_act) + none
                     # A conditional: SIMD packets where no lane takes boundary
                     # samples skip their nested radiance loops and rays.
                     (rng_e, _, a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c,
-                     b_n) = dr.if_stmt((rng_e, b_act) + nothing, b_act, take, skip,
-                                       label="lumigrad.pathgeo.boundary_samples")
+                     b_n, r_ok, r_prim, r_u, r_c) = dr.if_stmt(
+                        (rng_e, b_act) + nothing, b_act, take, skip,
+                        label="lumigrad.pathgeo.boundary_samples")
                 if diff:
                     L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
                              + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
+                    if rims:
+                        L_add = L_add + rim_term(scene, si, r_prim, r_u, r_c, r_ok)
             # The next ray: the sampled local direction, turned with the frame.
             wo_d = dr.select(delta_b, wo, dr.detach(wo))
             wo_world = si.to_world(wo_d)
@@ -553,9 +568,10 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                           s_em=s_em, beta=dr.detach(beta), ray_o=dr.detach(o),
                           ray_d=dr.detach(d))
             if edges:
-                flags |= _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW)
+                flags |= _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW) | _flag(r_ok, F_RIM)
                 values.update(a_edge=a_edge, a_t=a_t, a_c=a_c, a_n=a_n, b_edge=b_edge,
-                              b_t=b_t, b_s=b_s, b_prim=b_prim, b_c=b_c, b_n=b_n)
+                              b_t=b_t, b_s=b_s, b_prim=b_prim, b_c=b_c, b_n=b_n,
+                              r_prim=r_prim, r_u=r_u, r_c=r_c)
             values["flags"] = flags
             tps = {name: tp for name, tp, _ in FIELDS}
             for name, value in values.items():
@@ -679,6 +695,10 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
                                            a_on)
                          + shadow_term(scene, si_b, r["b_edge"], r["b_t"], r["b_s"], r["b_prim"],
                                        r["b_c"], r["b_n"], b_on))
+                if scene.has_normals:
+                    from .boundary.vertex_rims import rim_term
+                    local = local + rim_term(scene, si_b, r["r_prim"], r["r_u"], r["r_c"],
+                                             act & _has(flags, F_RIM))
             total = total + dr.sum(delta_L * local)
             dr.backward_from(dr.select(act, total, 0.0),
                              flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)

@@ -34,7 +34,8 @@ gradients (``dr.backward_from``):
 * :mod:`.visible` and :mod:`.indirect` (together the ``indirect`` term):
   edges seen from the surfaces the camera sees (sampled edge first), and
   edges and shadow lines seen from the later vertices of camera paths
-  (inter-reflections).
+  (inter-reflections), with :mod:`.vertex_rims` (shading rims of smooth
+  meshes seen from path vertices).
 
 Sample budgets are per term (like PSDR's ``sppe``/``sppse``): samples per
 pixel of the film, ``0`` turning the term off, ``None`` taking a share of the
@@ -164,8 +165,9 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
         concave = concave_smooth_shapes(scene)
         if concave:
             notes.append("smoothly shaded meshes that see themselves (" + ", ".join(concave[:3])
-                         + ") get a biased indirect term when they or the camera move "
-                         "(a known issue: benchmarks/repro_smooth_interreflection.py)")
+                         + ") keep a small bias in the indirect term when they or the camera "
+                         "move (~0.07 block relative L1 on a coarse torus; "
+                         "benchmarks/repro_smooth_interreflection.py)")
     return notes
 
 

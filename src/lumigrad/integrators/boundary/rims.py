@@ -35,8 +35,8 @@ normal and ``o − x`` are linear): its roots inside the triangle are the
 crossings (all in closed form: :class:`RimTriangle`). Each crossing ``s`` contributes ``g(s) / (2 pdf(line))``. The
 radiances either side are the integrator's estimates along camera rays
 through ``s ± ε ∇h/|∇h|``, forced to hit the triangle, with the same random
-numbers. Rims seen after a bounce (in mirrors, by the path tracer's later
-vertices) have no term.
+numbers. Rims seen from the path tracer's vertices are
+:mod:`.vertex_rims`; rims seen in mirrors have no term.
 """
 from __future__ import annotations
 

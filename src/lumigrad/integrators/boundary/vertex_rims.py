@@ -1,0 +1,234 @@
+"""Shading rims seen from path vertices (the path tracer's indirect term).
+
+:mod:`.rims` handles the rims the camera sees: curves *inside* triangles of
+smooth meshes where the interpolated shading normal turns away from the viewer
+and one-sided BSDFs go black. A path vertex ``x`` sees such rims too (a smooth
+torus reflecting itself): in the directions ``ω`` at ``x``, the radiance
+``L(ω)`` arriving from triangle ``T`` jumps on the curve
+
+    H(ω) = n_s(y(ω)) · (x − y(ω)) = 0          (y(ω): where ω meets T)
+
+and the vertex's integral ``∫ f(ω) L(ω) dω`` gains the boundary term
+
+    ∫_C J(u) [F⁺ − F⁻] (∂H/∂θ) / |∇_u H| dℓ_u,   F = β f(ω) L(ω)
+
+(Reynolds' transport theorem, as in :mod:`.rims`), written in the coordinates
+``u`` of a *virtual pinhole* at ``x``'s spawned ray origin (:class:`VertexView`;
+rims are met at grazing angles, where the rays' 1e-4 offset off the surface
+moves the hit point across them): the plane at unit
+distance along a direction ``f`` (to ``T``'s centroid), with basis ``e1, e2``,
+all fixed in ``x``'s local shading frame, which is what the interior estimator
+holds fixed (``pathgeo.py``); ``D(u) = f + u₀ e1 + u₁ e2`` and ``J(u) =
+|D(u)|⁻³`` turns ``du`` into solid angle. ``H`` in those coordinates is the
+quadratic form of :class:`.rims.RimTriangle` with the vertex as the camera.
+
+Sampling (one rim sample per vertex that takes boundary samples): a smooth
+triangle by resampled importance sampling (``CANDIDATES`` triangles drawn by
+area, one kept in proportion to ``p̂ = [H changes sign on T] · perimeter / r``,
+Talbot et al. 2005), then a line across its image on the virtual film
+(Crofton's formula, as :mod:`.rims`), whose crossings of ``H = 0`` are the
+roots of a quadratic. The radiances either side are path estimates along
+``D(u ± ε ∇H)`` forced to hit ``T``, with the same random numbers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import drjit as dr
+
+from ... import backend as bk
+from ...core.frame import coordinate_system
+from .rims import RimTriangle, _quadratic_roots
+from .sampling import DiscreteSampler
+
+#: Triangles drawn per rim sample (resampled importance sampling).
+CANDIDATES = 4
+
+#: Offset of the two side rays, as a share of the triangle's width on the
+#: virtual film.
+EPS_SHARE = 1e-4
+
+
+def smooth_triangle_sampler(scene: Any) -> DiscreteSampler:
+    """Triangles of smooth (vertex-normal) shapes, by area (detached); empty
+    where no shape is smooth."""
+    if not scene.has_normals:
+        return DiscreteSampler(dr.zeros(bk.Float, 1))
+    with dr.suspend_grad():
+        face = dr.arange(bk.UInt32, scene._n_faces)
+        pos = dr.detach(scene.positions)
+        p = [dr.gather(bk.Array3f, pos, dr.gather(bk.UInt32, scene.faces, 3 * face + k))
+             for k in range(3)]
+        area = 0.5 * dr.norm(dr.cross(p[1] - p[0], p[2] - p[0]))
+        shape = dr.gather(bk.UInt32, scene.prim_shape, face)
+        smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
+        return DiscreteSampler(dr.select(smooth, area, 0.0))
+
+
+class VertexView:
+    """A virtual pinhole at vertex ``si`` (the interface of a sensor that
+    :class:`.rims.RimTriangle` uses): film coordinates ``u`` on the plane at
+    unit distance along ``f_loc``, directions ``D(u) = f + u₀ e1 + u₁ e2`` in
+    the vertex's local shading frame. ``si`` attached: positions and frame
+    carry the parameters' derivatives; the local basis is fixed."""
+
+    def __init__(self, si: Any, basis: tuple, target: Any) -> None:
+        self.si = si
+        self.f, self.e1, self.e2 = basis
+        # The apex is where the vertex's rays start (spawn_origin, off the
+        # surface): rims are met at grazing angles, where that offset moves
+        # the hit point across them.
+        self.origin = si.spawn_origin(target - si.p)
+
+    @staticmethod
+    def basis(si_detached: Any, target: Any) -> tuple:
+        """A local basis looking from the vertex at ``target`` (detached)."""
+        f = si_detached.to_local(dr.normalize(target - si_detached.p))
+        e1, e2 = coordinate_system(f)
+        return f, e1, e2
+
+    def position(self) -> Any:
+        return self.origin
+
+    def local_direction(self, u: Any) -> Any:
+        return self.f * u[2] + self.e1 * u[0] + self.e2 * u[1]
+
+    def film_direction(self, u: Any) -> Any:
+        return self.si.to_world(self.local_direction(u))
+
+    def project(self, q: Any) -> tuple:
+        v = self.si.to_local(q - self.origin)
+        z = dr.dot(v, self.f)
+        inv = dr.rcp(dr.select(z > 0, z, 1.0))
+        return bk.Array2f(dr.dot(v, self.e1) * inv, dr.dot(v, self.e2) * inv), z > 0
+
+
+def _pick_triangle(scene: Any, sampler: DiscreteSampler, si: Any, rng: Any, active: Any,
+                   static: Any, moving_shapes: Any) -> tuple:
+    """A smooth triangle whose rim ``x`` may see (RIS, see the module
+    docstring): ``(prim, p)`` with ``p`` the effective probability (0: none)."""
+    x = si.p
+    n = dr.width(x[0])
+    chosen = dr.zeros(bk.UInt32, n)
+    chosen_target = dr.zeros(bk.Float, n)
+    w_sum = dr.zeros(bk.Float, n)
+    pos, nrm = dr.detach(scene.positions), dr.detach(scene.normals)
+    for _ in range(CANDIDATES):
+        prim, pmf = sampler.sample(rng.next_float32())
+        idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, active) for k in range(3)]
+        p = [dr.gather(bk.Array3f, pos, i, active) for i in idx]
+        nv = [dr.gather(bk.Array3f, nrm, i, active) for i in idx]
+        pos_any = dr.zeros(bk.Bool, n)
+        neg_any = dr.zeros(bk.Bool, n)
+        for i in range(3):
+            for j in range(3):
+                a = dr.dot(nv[i], x - p[j])
+                pos_any |= a > 0
+                neg_any |= a < 0
+        shape = dr.gather(bk.UInt32, scene.prim_shape, prim, active)
+        relevant = ~static | dr.gather(bk.Bool, moving_shapes, shape, active)
+        ok = active & (pmf > 0) & pos_any & neg_any & relevant & (prim != si.prim)
+        r = dr.norm((p[0] + p[1] + p[2]) * (1.0 / 3.0) - x)
+        perimeter = dr.norm(p[1] - p[0]) + dr.norm(p[2] - p[1]) + dr.norm(p[0] - p[2])
+        target = dr.select(ok, perimeter / dr.maximum(r, 1e-20), 0.0)
+        w = target / dr.maximum(pmf, 1e-30)
+        w_sum += w
+        take = (w > 0) & (rng.next_float32() * w_sum < w)
+        chosen = dr.select(take, prim, chosen)
+        chosen_target = dr.select(take, target, chosen_target)
+    p_eff = chosen_target * float(CANDIDATES) / dr.maximum(w_sum, 1e-30)
+    return chosen, dr.select(w_sum > 0, p_eff, 0.0)
+
+
+def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, beta: Any,
+               depth: Any, rng: Any, active: Any, static: Any, moving_shapes: Any) -> tuple:
+    """A point of a shading rim seen from vertex ``si`` (detached): ``(ok,
+    prim, u, C)`` with ``C`` the coefficient of the attached term
+    (:func:`rim_term`)."""
+    n = dr.width(si.p[0])
+    zero = dr.zeros(bk.Float, n)
+    prim, p_tri = _pick_triangle(scene, sampler, si, rng, active, static, moving_shapes)
+    ok = active & (p_tri > 0)
+    idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, ok) for k in range(3)]
+    pos = dr.detach(scene.positions)
+    p = [dr.gather(bk.Array3f, pos, i, ok) for i in idx]
+    centroid = (p[0] + p[1] + p[2]) * (1.0 / 3.0)
+    basis = VertexView.basis(si, centroid)
+    view = VertexView(si, basis, centroid)
+    tri = RimTriangle(scene, view, prim, ok)
+    s, front = zip(*[view.project(q) for q in p])
+    ok &= front[0] & front[1] & front[2]
+    # A line meeting the triangle's image: direction φ, offset p_l (Crofton).
+    phi = rng.next_float32() * dr.pi
+    nl = bk.Array2f(dr.cos(phi), dr.sin(phi))
+    q = [dr.dot(nl, si_) for si_ in s]
+    q_lo = dr.minimum(dr.minimum(q[0], q[1]), q[2])
+    q_hi = dr.maximum(dr.maximum(q[0], q[1]), q[2])
+    width = q_hi - q_lo
+    p_l = dr.lerp(q_lo, q_hi, rng.next_float32())
+    a, b = bk.Array2f(zero, zero), bk.Array2f(zero, zero)
+    found_a = dr.zeros(bk.Bool, n)
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        crosses = ((q[i] - p_l) * (q[j] - p_l) <= 0) & (q[i] != q[j])
+        c = dr.lerp(s[i], s[j], (p_l - q[i]) / dr.select(q[i] != q[j], q[j] - q[i], 1.0))
+        b = dr.select(crosses & found_a, c, b)
+        a = dr.select(crosses & ~found_a, c, a)
+        found_a |= crosses
+    ok &= found_a & (width > 0)
+    c0, c1, c2 = tri.along(a, b - a)
+    r1, r2 = _quadratic_roots(c2, c1, c0)
+    ok1 = (r1 > 0) & (r1 < 1)
+    ok2 = (r2 > 0) & (r2 < 1) & (r2 != r1)
+    both = ok1 & ok2
+    pick2 = dr.select(both, rng.next_float32() < 0.5, ok2)
+    ok &= ok1 | ok2
+    lam = dr.select(ok, dr.select(pick2, r2, r1), 0.5)
+    u = dr.fma(b - a, lam, a)
+    g = tri.gradient(u)
+    g_len = dr.norm(g)
+    ok &= g_len > 0
+    nu = g / dr.maximum(g_len, 1e-30)                 # towards H > 0
+    # The vertex must see the triangle there (nothing nearer than its plane).
+    w_c = si.to_world(dr.normalize(view.local_direction(bk.Array3f(u[0], u[1], 1.0))))
+    origin = si.spawn_origin(w_c)
+    t_plane = scene.compute_interaction(origin, w_c, prim, ok).t
+    t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(origin, w_c, dr.inf, ok)
+    ok &= (prim_hit == prim) | (hit & (t_hit >= t_plane * (1.0 - 1e-5))) | ~hit
+    ok &= t_plane > 0
+    eps = EPS_SHARE * width
+
+    def side(sign: float) -> tuple:
+        us = u + nu * (sign * eps)
+        d = si.to_world(dr.normalize(view.local_direction(bk.Array3f(us[0], us[1], 1.0))))
+        return si.spawn_origin(d), d, dr.inf
+    resume = dict(depth=depth + 1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
+    L_plus, L_minus = (bk.Array3f(*L) for L in integrator.radiance_pair(
+        scene, rng, side(1.0), side(-1.0), ok, resume, first_prims=(prim, prim)))
+    f = scene.eval_bsdf(si, si.to_local(w_c), ok)
+    jac = dr.rcp(dr.maximum(dr.squared_norm(view.local_direction(
+        bk.Array3f(u[0], u[1], 1.0))), 1e-30)) ** 1.5
+    # 1/pdf of the line (π · width / P(triangle)), halved (Crofton), doubled
+    # where one of two crossings was picked; over |∇H| (normal velocity).
+    weight = (dr.pi * width / dr.maximum(p_tri, 1e-30) * 0.5 * dr.select(both, 2.0, 1.0)
+              / dr.maximum(g_len, 1e-30) * jac)
+    C = beta * f * (L_plus - L_minus) * weight
+    ok &= dr.all(dr.isfinite(C))
+    return ok, prim, dr.select(ok, u, 0.0), dr.select(ok, C, 0.0)
+
+
+def rim_term(scene: Any, si: Any, prim: Any, u: Any, C: Any, active: Any) -> Any:
+    """Attached term ``C · (H − detach(H))`` of a rim sample: ``H`` at the fixed
+    film position ``u`` of the vertex's virtual pinhole, with the vertex, its
+    frame, the triangle and its normals attached."""
+    idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, active) for k in range(3)]
+    pos = dr.detach(scene.positions)
+    p = [dr.gather(bk.Array3f, pos, i, active) for i in idx]
+    from dataclasses import replace
+    si_d = replace(si, **{f: dr.detach(getattr(si, f)) for f in ("p", "n", "sh_n", "dp_du",
+                                                                 "dp_dv")
+                          if getattr(si, f) is not None})
+    centroid = (p[0] + p[1] + p[2]) * (1.0 / 3.0)
+    basis = VertexView.basis(si_d, centroid)
+    tri = RimTriangle(scene, VertexView(si, basis, centroid), prim, active, attached=True)
+    h = tri.value(u)
+    return dr.select(active, C * (h - dr.detach(h)), 0.0)
