@@ -132,13 +132,11 @@ def resample_edge(scene: Any, sampler: Any, si: Any, rng: Any, active: Any, stat
     otherwise give rare, huge values. Returns the edge and ``p`` whose
     inverse weights the sample (``(Σ w_i / M) / p̂``, 0 where none fits)."""
     from .boundary.primary import FLAT_ANGLE
+    from .boundary.sampling import Reservoir
     x, n_x = si.p, si.n
     pos = dr.detach(scene.positions)
     edges = scene.edges()
-    n = dr.width(x[0])
-    chosen = dr.zeros(bk.UInt32, n)
-    chosen_target = dr.zeros(bk.Float, n)
-    w_sum = dr.zeros(bk.Float, n)
+    reservoir = Reservoir(dr.width(x[0]))
     for _ in range(candidates):
         idx, pmf = sampler.sample(rng.next_float32())
         geo = edges.geometry(pos, idx, active)
@@ -152,14 +150,9 @@ def resample_edge(scene: Any, sampler: Any, si: Any, rng: Any, active: Any, stat
         ok = active & (pmf > 0) & (geo.silhouette_from(x) | crease) & relevant
         c = dr.maximum(dr.abs(dr.dot(n_x, safe_normalize(d0))),
                        dr.abs(dr.dot(n_x, safe_normalize(d1))))
-        target = dr.select(ok, c * theta / dr.maximum(r, 1e-20), 0.0)
-        w = target / dr.maximum(pmf, 1e-30)
-        w_sum += w
-        take = (w > 0) & (rng.next_float32() * w_sum < w)
-        chosen = dr.select(take, idx, chosen)
-        chosen_target = dr.select(take, target, chosen_target)
-    p = chosen_target * float(candidates) / dr.maximum(w_sum, 1e-30)
-    return chosen, dr.select(w_sum > 0, p, 0.0)
+        reservoir.offer(idx, dr.select(ok, c * theta / dr.maximum(r, 1e-20), 0.0), pmf,
+                        rng.next_float32())
+    return reservoir.result()
 
 
 def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, depth: Any,

@@ -164,34 +164,8 @@ class ShadingRims(BoundaryTerm):
             prim, pmf = sampler.sample(rng.next_float32())
             tri = RimTriangle(scene, sensor, prim, pmf > 0, light=l_dir)
             s = [sensor.project(q)[0] for q in tri.p]
-            # A line meeting the projected triangle: direction φ, offset p_l.
-            phi = rng.next_float32() * dr.pi
-            nl = bk.Array2f(dr.cos(phi), dr.sin(phi))
-            q = [dr.dot(nl, si) for si in s]
-            q_lo = dr.minimum(dr.minimum(q[0], q[1]), q[2])
-            q_hi = dr.maximum(dr.maximum(q[0], q[1]), q[2])
-            width = q_hi - q_lo
-            p_l = dr.lerp(q_lo, q_hi, rng.next_float32())
-            # Where the line crosses the triangle's sides: the segment [a, b].
-            a, b = bk.Array2f(zero, zero), bk.Array2f(zero, zero)
-            found_a = dr.zeros(bk.Bool, n)
-            for i, j in ((0, 1), (1, 2), (2, 0)):
-                crosses = ((q[i] - p_l) * (q[j] - p_l) <= 0) & (q[i] != q[j])
-                c = dr.lerp(s[i], s[j], (p_l - q[i]) / dr.select(q[i] != q[j], q[j] - q[i], 1.0))
-                b = dr.select(crosses & found_a, c, b)
-                a = dr.select(crosses & ~found_a, c, a)
-                found_a |= crosses
-            active = found_a & (width > 0) & (pmf > 0)
-            # h along the segment: a quadratic in its parameter.
-            c0, c1, c2 = tri.along(a, b - a)
-            r1, r2 = _quadratic_roots(c2, c1, c0)
-            ok1 = (r1 > 0) & (r1 < 1)
-            ok2 = (r2 > 0) & (r2 < 1) & (r2 != r1)
-            both = ok1 & ok2
-            pick2 = dr.select(both, rng.next_float32() < 0.5, ok2)
-            active &= ok1 | ok2
-            lam = dr.select(active, dr.select(pick2, r2, r1), 0.5)
-            s_c = dr.fma(b - a, lam, a)
+            s_c, found, width, both = rim_crossing(tri, s, rng)
+            active = found & (pmf > 0)
             active &= in_film(sensor, s_c)
             # The camera must see the triangle there (nothing nearer than its plane).
             oc, dc, tc = sensor.sample_ray(s_c * inv)
@@ -219,6 +193,46 @@ class ShadingRims(BoundaryTerm):
         velocity = h_att - dr.detach(h_att)
         value = [dr.detach((lp - lm) * weight) * velocity for lp, lm in zip(L_plus, L_minus)]
         return BoundarySample(s_c, value, active)
+
+
+def rim_crossing(tri: "RimTriangle", s: list, rng: Any) -> tuple:
+    """A point of the curve ``H = 0`` of ``tri`` by a random line across its
+    image ``s`` (three film points): the line's direction ``φ ~ U[0, π)`` and
+    offset uniform over the triangle's extent along ``(cos φ, sin φ)``
+    (Crofton's measure), then one of its crossings of the curve inside the
+    triangle (roots of a quadratic). Returns ``(point, found, width, both)``:
+    ``1 / pdf(line) = π · width``, halved per Crofton (lines cross a curve
+    twice on average) and doubled where ``both`` crossings existed and one was
+    picked."""
+    n = dr.width(s[0][0])
+    zero = dr.zeros(bk.Float, n)
+    phi = rng.next_float32() * dr.pi
+    nl = bk.Array2f(dr.cos(phi), dr.sin(phi))
+    q = [dr.dot(nl, si) for si in s]
+    q_lo = dr.minimum(dr.minimum(q[0], q[1]), q[2])
+    q_hi = dr.maximum(dr.maximum(q[0], q[1]), q[2])
+    width = q_hi - q_lo
+    p_l = dr.lerp(q_lo, q_hi, rng.next_float32())
+    # Where the line crosses the triangle's sides: the segment [a, b].
+    a, b = bk.Array2f(zero, zero), bk.Array2f(zero, zero)
+    found_a = dr.zeros(bk.Bool, n)
+    for i, j in ((0, 1), (1, 2), (2, 0)):
+        crosses = ((q[i] - p_l) * (q[j] - p_l) <= 0) & (q[i] != q[j])
+        c = dr.lerp(s[i], s[j], (p_l - q[i]) / dr.select(q[i] != q[j], q[j] - q[i], 1.0))
+        b = dr.select(crosses & found_a, c, b)
+        a = dr.select(crosses & ~found_a, c, a)
+        found_a |= crosses
+    found = found_a & (width > 0)
+    # H along the segment: a quadratic in its parameter.
+    c0, c1, c2 = tri.along(a, b - a)
+    r1, r2 = _quadratic_roots(c2, c1, c0)
+    ok1 = (r1 > 0) & (r1 < 1)
+    ok2 = (r2 > 0) & (r2 < 1) & (r2 != r1)
+    both = ok1 & ok2
+    pick2 = dr.select(both, rng.next_float32() < 0.5, ok2)
+    found &= ok1 | ok2
+    lam = dr.select(found, dr.select(pick2, r2, r1), 0.5)
+    return dr.fma(b - a, lam, a), found, width, both
 
 
 class RimTriangle:

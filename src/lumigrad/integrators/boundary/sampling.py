@@ -201,3 +201,31 @@ def side_is_left(side: Any, n: Any, tangent: Any) -> Any:
     ``n``) points to the left of a curve with ``tangent``."""
     in_plane = side - n * dr.dot(side, n)
     return dr.dot(in_plane, dr.cross(n, tangent)) > 0
+
+
+class Reservoir:
+    """Resampled importance sampling with a reservoir of one (Talbot et al. 2005,
+    "Importance Resampling for Global Illumination"): candidates ``i`` drawn
+    with probability ``pmf_i`` are offered with a target ``p̂_i``; each is kept
+    with probability ``w_i / Σ w`` (``w_i = p̂_i / pmf_i``). :meth:`result`
+    gives the kept index and ``p = p̂ M / Σ w`` whose inverse weights the sample
+    (an unbiased stand-in for ``1 / pdf``; 0 where no candidate had a target)."""
+
+    def __init__(self, n: int) -> None:
+        self.chosen = dr.zeros(bk.UInt32, n)
+        self.target = dr.zeros(bk.Float, n)
+        self.w_sum = dr.zeros(bk.Float, n)
+        self.offered = 0
+
+    def offer(self, index: Any, target: Any, pmf: Any, u: Any) -> None:
+        """Offer candidate ``index`` (``u``: a uniform number for the choice)."""
+        w = target / dr.maximum(pmf, 1e-30)
+        self.w_sum += w
+        take = (w > 0) & (u * self.w_sum < w)
+        self.chosen = dr.select(take, index, self.chosen)
+        self.target = dr.select(take, target, self.target)
+        self.offered += 1
+
+    def result(self) -> tuple:
+        p = self.target * float(self.offered) / dr.maximum(self.w_sum, 1e-30)
+        return self.chosen, dr.select(self.w_sum > 0, p, 0.0)

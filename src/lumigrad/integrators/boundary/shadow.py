@@ -42,7 +42,7 @@ import numpy as np
 from ... import backend as bk
 from ...core.math import hmax
 from . import BoundarySample, BoundaryTerm, moves_geometry
-from .sampling import DiscreteSampler, cross2
+from .sampling import DiscreteSampler, Reservoir, cross2
 from .views import (MIRROR_FRACTION, connect_through_mirror, connect_to_camera, mirror_plane,
                     reflect_point, reflect_vector)
 
@@ -179,9 +179,7 @@ def silhouette_resampled(scene: Any, draw: Any, records: Any, z: Any, to_l: Any,
     unbiased stand-in for ``1/pdf`` (edges that are no silhouette from ``z``
     contribute nothing). Zero where no candidate is one."""
     n = dr.width(rng.state)
-    chosen = dr.zeros(bk.UInt32, n)
-    chosen_target = dr.zeros(bk.Float, n)
-    w_sum = dr.zeros(bk.Float, n)
+    reservoir = Reservoir(n)
     for _ in range(candidates):
         slot, pmf = draw(rng.next_float32())
         r = dr.gather(bk.module.ArrayXf, records, slot, shape=(16, n))
@@ -193,15 +191,8 @@ def silhouette_resampled(scene: Any, draw: Any, records: Any, z: Any, to_l: Any,
         a = r[0] * apex[0] + r[1] * apex[1] + r[2] * apex[2] - r[3] * w_h
         b = r[4] * apex[0] + r[5] * apex[1] + r[6] * apex[2] - r[7] * w_h
         sil = (a * b <= 0) & (pmf > 0)
-        target = dr.select(sil, r[8], 0.0)
-        w = target / dr.maximum(pmf, 1e-30)
-        w_sum += w
-        # Reservoir of one: keep the candidate with probability w / Σw.
-        take = (w > 0) & (rng.next_float32() * w_sum < w)
-        chosen = dr.select(take, idx, chosen)
-        chosen_target = dr.select(take, target, chosen_target)
-    p = chosen_target * float(candidates) / dr.maximum(w_sum, 1e-30)
-    return chosen, dr.select(w_sum > 0, p, 0.0)
+        reservoir.offer(idx, dr.select(sil, r[8], 0.0), pmf, rng.next_float32())
+    return reservoir.result()
 
 
 def edge_motion_weights(scene: Any, static: float) -> Any:

@@ -38,8 +38,8 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.frame import coordinate_system
-from .rims import RimTriangle, _quadratic_roots
-from .sampling import DiscreteSampler
+from .rims import RimTriangle, rim_crossing
+from .sampling import DiscreteSampler, Reservoir
 
 #: Triangles drawn per rim sample (resampled importance sampling).
 CANDIDATES = 4
@@ -109,9 +109,7 @@ def _pick_triangle(scene: Any, sampler: DiscreteSampler, si: Any, rng: Any, acti
     docstring): ``(prim, p)`` with ``p`` the effective probability (0: none)."""
     x = si.p
     n = dr.width(x[0])
-    chosen = dr.zeros(bk.UInt32, n)
-    chosen_target = dr.zeros(bk.Float, n)
-    w_sum = dr.zeros(bk.Float, n)
+    reservoir = Reservoir(n)
     pos, nrm = dr.detach(scene.positions), dr.detach(scene.normals)
     for _ in range(CANDIDATES):
         prim, pmf = sampler.sample(rng.next_float32())
@@ -130,14 +128,9 @@ def _pick_triangle(scene: Any, sampler: DiscreteSampler, si: Any, rng: Any, acti
         ok = active & (pmf > 0) & pos_any & neg_any & relevant & (prim != si.prim)
         r = dr.norm((p[0] + p[1] + p[2]) * (1.0 / 3.0) - x)
         perimeter = dr.norm(p[1] - p[0]) + dr.norm(p[2] - p[1]) + dr.norm(p[0] - p[2])
-        target = dr.select(ok, perimeter / dr.maximum(r, 1e-20), 0.0)
-        w = target / dr.maximum(pmf, 1e-30)
-        w_sum += w
-        take = (w > 0) & (rng.next_float32() * w_sum < w)
-        chosen = dr.select(take, prim, chosen)
-        chosen_target = dr.select(take, target, chosen_target)
-    p_eff = chosen_target * float(CANDIDATES) / dr.maximum(w_sum, 1e-30)
-    return chosen, dr.select(w_sum > 0, p_eff, 0.0)
+        reservoir.offer(prim, dr.select(ok, perimeter / dr.maximum(r, 1e-20), 0.0), pmf,
+                        rng.next_float32())
+    return reservoir.result()
 
 
 def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, beta: Any,
@@ -145,8 +138,6 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     """A point of a shading rim seen from vertex ``si`` (detached): ``(ok,
     prim, u, C)`` with ``C`` the coefficient of the attached term
     (:func:`rim_term`)."""
-    n = dr.width(si.p[0])
-    zero = dr.zeros(bk.Float, n)
     prim, p_tri = _pick_triangle(scene, sampler, si, rng, active, static, moving_shapes)
     ok = active & (p_tri > 0)
     idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, ok) for k in range(3)]
@@ -158,32 +149,8 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     tri = RimTriangle(scene, view, prim, ok)
     s, front = zip(*[view.project(q) for q in p])
     ok &= front[0] & front[1] & front[2]
-    # A line meeting the triangle's image: direction φ, offset p_l (Crofton).
-    phi = rng.next_float32() * dr.pi
-    nl = bk.Array2f(dr.cos(phi), dr.sin(phi))
-    q = [dr.dot(nl, si_) for si_ in s]
-    q_lo = dr.minimum(dr.minimum(q[0], q[1]), q[2])
-    q_hi = dr.maximum(dr.maximum(q[0], q[1]), q[2])
-    width = q_hi - q_lo
-    p_l = dr.lerp(q_lo, q_hi, rng.next_float32())
-    a, b = bk.Array2f(zero, zero), bk.Array2f(zero, zero)
-    found_a = dr.zeros(bk.Bool, n)
-    for i, j in ((0, 1), (1, 2), (2, 0)):
-        crosses = ((q[i] - p_l) * (q[j] - p_l) <= 0) & (q[i] != q[j])
-        c = dr.lerp(s[i], s[j], (p_l - q[i]) / dr.select(q[i] != q[j], q[j] - q[i], 1.0))
-        b = dr.select(crosses & found_a, c, b)
-        a = dr.select(crosses & ~found_a, c, a)
-        found_a |= crosses
-    ok &= found_a & (width > 0)
-    c0, c1, c2 = tri.along(a, b - a)
-    r1, r2 = _quadratic_roots(c2, c1, c0)
-    ok1 = (r1 > 0) & (r1 < 1)
-    ok2 = (r2 > 0) & (r2 < 1) & (r2 != r1)
-    both = ok1 & ok2
-    pick2 = dr.select(both, rng.next_float32() < 0.5, ok2)
-    ok &= ok1 | ok2
-    lam = dr.select(ok, dr.select(pick2, r2, r1), 0.5)
-    u = dr.fma(b - a, lam, a)
+    u, found, width, both = rim_crossing(tri, list(s), rng)
+    ok &= found
     g = tri.gradient(u)
     g_len = dr.norm(g)
     ok &= g_len > 0
