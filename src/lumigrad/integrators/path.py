@@ -437,6 +437,8 @@ class PathIntegrator(SamplingIntegrator):
                     o_cam, d_cam, _ = sensor.sample_ray(film_pos)
                     ray_o = dr.select(depth == 0, o_cam, ray_o)
                     ray_d = dr.select(depth == 0, d_cam, ray_d)
+                # Rays whose first triangle is given are not traced.
+                traced = act & (st["forced"] == TAPE_PRIM_NONE) if "forced" in st else act
                 if replay:
                     on_tape = depth < tape_len if overflow else act
                     slot = dr.minimum(depth, tape_len - 1) if overflow else depth
@@ -451,8 +453,6 @@ class PathIntegrator(SamplingIntegrator):
                 elif last_prims is not None:
                     # The last segment of a bounded path: emission only (see
                     # _last_segment), in a conditional that other depths skip.
-                    # (Rays whose first triangle is given are not traced.)
-                    traced = act & (st["forced"] == TAPE_PRIM_NONE) if "forced" in st else act
                     last = act & (depth > 0) & (depth + 1 >= max_depth_o)
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
                         ray_o, ray_d, st["tmax"], traced & ~last, coherent=depth == 0)
@@ -472,8 +472,6 @@ class PathIntegrator(SamplingIntegrator):
                     hit = dr.select(last, hit_l, hit & traced)
                     escaped = dr.select(last, esc_l, act & ~hit)
                 else:
-                    # (Rays whose first triangle is given are not traced.)
-                    traced = act & (st["forced"] == TAPE_PRIM_NONE) if "forced" in st else act
                     _, prim, _, _, hit = scene.ray_intersect_preliminary(
                         ray_o, ray_d, st["tmax"], traced, coherent=depth == 0)
                     hit = hit & traced

@@ -174,7 +174,17 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
 def concave_smooth_shapes(scene: Any) -> list:
     """Ids of the smoothly shaded (vertex-normal) shapes with a concave edge: a
     face whose neighbour's opposite vertex lies in front of its plane (such a
-    mesh can see itself)."""
+    mesh can see itself). Kept until the scene's vertices change (derivative
+    passes ask on every call)."""
+    key = (scene._positions_np.ctypes.data, scene.faces_np.shape)
+    cached = getattr(scene, "_concave_smooth", None)
+    if cached is None or cached[0] != key:
+        cached = (key, _concave_smooth_shapes(scene))
+        scene._concave_smooth = cached
+    return cached[1]
+
+
+def _concave_smooth_shapes(scene: Any) -> list:
     import numpy as np
     smooth = [i for i, s in enumerate(scene.shapes) if s.vertex_normals is not None]
     if not smooth:

@@ -81,9 +81,10 @@ class VertexView:
         self.origin = si.spawn_origin(target - si.p)
 
     @staticmethod
-    def basis(si_detached: Any, target: Any) -> tuple:
-        """A local basis looking from the vertex at ``target`` (detached)."""
-        f = si_detached.to_local(dr.normalize(target - si_detached.p))
+    def basis(si: Any, target: Any) -> tuple:
+        """A local basis looking from the vertex at ``target``, detached (the
+        same for the sample and its attached term)."""
+        f = dr.detach(si.to_local(dr.normalize(target - si.p)))
         e1, e2 = coordinate_system(f)
         return f, e1, e2
 
@@ -96,11 +97,23 @@ class VertexView:
     def film_direction(self, u: Any) -> Any:
         return self.si.to_world(self.local_direction(u))
 
+    def direction_at(self, u: Any) -> Any:
+        """The unit world direction through film point ``u`` (an Array2f)."""
+        return self.si.to_world(dr.normalize(self.local_direction(bk.Array3f(u[0], u[1], 1.0))))
+
     def project(self, q: Any) -> tuple:
         v = self.si.to_local(q - self.origin)
         z = dr.dot(v, self.f)
         inv = dr.rcp(dr.select(z > 0, z, 1.0))
         return bk.Array2f(dr.dot(v, self.e1) * inv, dr.dot(v, self.e2) * inv), z > 0
+
+
+def _centroid(scene: Any, prim: Any, active: Any) -> tuple:
+    """The vertices (detached) of triangles ``prim`` and their centroid."""
+    p = [dr.gather(bk.Array3f, dr.detach(scene.positions),
+                   dr.gather(bk.UInt32, scene.faces, 3 * prim + k, active), active)
+         for k in range(3)]
+    return p, (p[0] + p[1] + p[2]) * (1.0 / 3.0)
 
 
 def _pick_triangle(scene: Any, sampler: DiscreteSampler, si: Any, rng: Any, active: Any,
@@ -140,12 +153,8 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     (:func:`rim_term`)."""
     prim, p_tri = _pick_triangle(scene, sampler, si, rng, active, static, moving_shapes)
     ok = active & (p_tri > 0)
-    idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, ok) for k in range(3)]
-    pos = dr.detach(scene.positions)
-    p = [dr.gather(bk.Array3f, pos, i, ok) for i in idx]
-    centroid = (p[0] + p[1] + p[2]) * (1.0 / 3.0)
-    basis = VertexView.basis(si, centroid)
-    view = VertexView(si, basis, centroid)
+    p, centroid = _centroid(scene, prim, ok)
+    view = VertexView(si, VertexView.basis(si, centroid), centroid)
     tri = RimTriangle(scene, view, prim, ok)
     s, front = zip(*[view.project(q) for q in p])
     ok &= front[0] & front[1] & front[2]
@@ -156,7 +165,7 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     ok &= g_len > 0
     nu = g / dr.maximum(g_len, 1e-30)                 # towards H > 0
     # The vertex must see the triangle there (nothing nearer than its plane).
-    w_c = si.to_world(dr.normalize(view.local_direction(bk.Array3f(u[0], u[1], 1.0))))
+    w_c = view.direction_at(u)
     origin = si.spawn_origin(w_c)
     t_plane = scene.compute_interaction(origin, w_c, prim, ok).t
     t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(origin, w_c, dr.inf, ok)
@@ -165,8 +174,7 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     eps = EPS_SHARE * width
 
     def side(sign: float) -> tuple:
-        us = u + nu * (sign * eps)
-        d = si.to_world(dr.normalize(view.local_direction(bk.Array3f(us[0], us[1], 1.0))))
+        d = view.direction_at(u + nu * (sign * eps))
         return si.spawn_origin(d), d, dr.inf
     resume = dict(depth=depth + 1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
     L_plus, L_minus = (bk.Array3f(*L) for L in integrator.radiance_pair(
@@ -187,15 +195,8 @@ def rim_term(scene: Any, si: Any, prim: Any, u: Any, C: Any, active: Any) -> Any
     """Attached term ``C · (H − detach(H))`` of a rim sample: ``H`` at the fixed
     film position ``u`` of the vertex's virtual pinhole, with the vertex, its
     frame, the triangle and its normals attached."""
-    idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, active) for k in range(3)]
-    pos = dr.detach(scene.positions)
-    p = [dr.gather(bk.Array3f, pos, i, active) for i in idx]
-    from dataclasses import replace
-    si_d = replace(si, **{f: dr.detach(getattr(si, f)) for f in ("p", "n", "sh_n", "dp_du",
-                                                                 "dp_dv")
-                          if getattr(si, f) is not None})
-    centroid = (p[0] + p[1] + p[2]) * (1.0 / 3.0)
-    basis = VertexView.basis(si_d, centroid)
-    tri = RimTriangle(scene, VertexView(si, basis, centroid), prim, active, attached=True)
+    _, centroid = _centroid(scene, prim, active)
+    view = VertexView(si, VertexView.basis(si, centroid), centroid)
+    tri = RimTriangle(scene, view, prim, active, attached=True)
     h = tri.value(u)
     return dr.select(active, C * (h - dr.detach(h)), 0.0)
