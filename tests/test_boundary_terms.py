@@ -592,3 +592,52 @@ def test_edge_first_and_vertex_first_agree(monkeypatch):
             for s in (1, 2)], axis=0))
     assert np.abs(images[1]).sum() > 0
     assert lg.block_relative_l1(images[1], images[0]) <= 0.1
+
+
+def _shadow_line_samples(scene, key: str, seed: int = 7) -> np.ndarray:
+    """Coefficients (red channel) of the shadow-line samples of
+    ``pathgeo.shadow_sample`` taken at the points the camera sees, one per
+    lane, while ``key`` (a transform) carries derivatives."""
+    from lumigrad import backend as bk
+    from lumigrad.integrators import pathgeo
+    from lumigrad.integrators.boundary.shadow import ShadowEdgeChoice, silhouette_weights
+    params = lg.traverse(scene)
+    theta = lg.Float(0.0)
+    dr.enable_grad(theta)
+    base = params[key]
+    params[key] = T().translate([theta, 0.0, 0.0]) @ base
+    params.update()
+    integ, sensor = scene.integrator, scene.sensors[0]
+    try:
+        with integ.derivative_estimator(scene, sensor), dr.suspend_grad():
+            choice = ShadowEdgeChoice(scene, sensor, silhouette_weights(scene, sensor))
+            _, _, o, d, tmax = integ._camera_rays(scene, sensor, 3, 0, 64)
+            n = dr.width(o[0])
+            _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax,
+                                                                 dr.full(bk.Bool, True, n))
+            si = pathgeo._detached(scene.compute_interaction(o, d, prim, hit))
+            rng = bk.PCG32(size=n, initstate=bk.UInt64(seed))
+            sample = pathgeo.shadow_sample(scene, choice, si, bk.Array3f(1, 1, 1), rng, hit)
+            return np.where(np.array(sample[0]), np.array(sample[5][0]), 0.0)
+    finally:
+        params[key] = base
+        params.update()
+
+
+def test_shadow_lines_seen_from_path_vertices_are_found():
+    """The shadow lines that path vertices see are sampled emitter point first,
+    then an edge that is a silhouette seen from it (the camera's shadow term's
+    choice). Drawing the edge from all edges' silhouette likelihood instead
+    (before), a few rare samples carried most of the estimate on a dense
+    sphere in front of a wall: effective sample size ``(Σ|c|)² / Σc²`` of
+    84-121 of 65536 lanes on three seeds of four (537 on one: the rare samples
+    did not come up); now 215-237. (On a 5k-face bunny over a floor, path
+    traced: the term's block spread between seeds 0.066 -> 0.015.)"""
+    d = object_scene("path", max_depth=3)
+    d["cube"] = {"type": "sphere", "radius": 0.5, "bsdf": {"type": "diffuse"}}
+    scene = lg.load_dict(d)
+    ess = []
+    for seed in (7, 8, 9, 10):
+        c = _shadow_line_samples(scene, "cube.to_world", seed)
+        ess.append(np.abs(c).sum() ** 2 / max(float(np.square(c).sum()), 1e-30))
+    assert min(ess) > 150

@@ -81,6 +81,28 @@ def silhouette_weights(scene: Any, sensor: Any = None) -> DiscreteSampler:
 #: Per-emitter distributions are kept while ``emitters × edges`` stays below this.
 MAX_EMITTER_TABLE = 1 << 24
 
+#: Relative weight of a boundary edge whose shadow falls into the void: the ray
+#: from the emitter through its midpoint meets nothing beyond it (the border of
+#: a floor or a wall seen from a light in front of it).
+VOID_EDGE_WEIGHT = 0.05
+
+
+def _void_weights(scene: Any, geo: Any, apex: Any, finite: bool) -> Any:
+    """Per edge: ``VOID_EDGE_WEIGHT`` for boundary edges whose shadow, cast
+    from ``apex`` (a point, or for ``finite=False`` the direction towards an
+    emitter at infinity), meets no surface beyond the edge's midpoint; 1
+    otherwise. Boundary edges are silhouettes from everywhere, and long ones
+    took most samples of the resampling (its target is the edge's length)
+    while their shadows fell nowhere: on a dense sphere in front of a wall
+    only one sample in 200 found a shadow line. (A weight, not a cut: an
+    edge whose shadow falls beside the ray through its midpoint keeps its
+    term.)"""
+    mid = geo.p0 + (geo.p1 - geo.p0) * 0.5
+    d = dr.normalize(mid - apex) if finite else -apex
+    o = mid + d * pass_offset(mid)
+    hit = scene.ray_intersect_preliminary(o, d, dr.inf, geo.boundary)[4]
+    return dr.select(geo.boundary & ~hit, VOID_EDGE_WEIGHT, 1.0)
+
 
 def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
     """Edges that can cast shadows of each emitter: ``(lists, records)`` with
@@ -95,7 +117,8 @@ def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
     silhouette or might); for a point light the exact silhouettes; for a
     directional light the silhouettes towards its direction; environment maps
     keep the silhouette likelihood ``α/π``. Among the candidates, edges weigh
-    their length (times the motion weight of :func:`silhouette_weights`). On
+    their length (times the motion weight of :func:`silhouette_weights`, and
+    :func:`_void_weights` for boundary edges whose shadows meet nothing). On
     a dense smooth mesh this keeps the few edges near the silhouette seen from
     the light instead of sampling all of them."""
     from .sampling import CandidateLists
@@ -123,23 +146,37 @@ def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
                 b = dr.dot(n1, c - geo.p0)
                 # Both planes cleared on the same side by the whole sphere: never a silhouette.
                 never = ((a > r) & (b > r)) | ((a < -r) & (b < -r))
-                rows.append(dr.select(geo.boundary | ~never, length * motion, 0.0))
+                rows.append(dr.select(geo.boundary | ~never,
+                                      length * motion * _void_weights(scene, geo, c, True), 0.0))
             elif getattr(e, "is_delta", False) and not getattr(e, "is_infinite", False):
                 pos = e.sample_direction(bk.Array3f(0.0, 0.0, 0.0), bk.Array2f(0.5, 0.5),
                                          bk.Bool(True))
                 c = bk.Array3f(dr.detach(pos.d) * dr.detach(pos.dist))
-                rows.append(dr.select(geo.silhouette_from(c), length * motion, 0.0))
+                rows.append(dr.select(geo.silhouette_from(c),
+                                      length * motion * _void_weights(scene, geo, c, True), 0.0))
             elif getattr(e, "is_delta", False):
                 ds = e.sample_direction(bk.Array3f(0.0, 0.0, 0.0), bk.Array2f(0.5, 0.5),
                                         bk.Bool(True))
-                rows.append(dr.select(geo.silhouette_towards(dr.detach(ds.d)),
-                                      length * motion, 0.0))
+                to_light = dr.detach(ds.d)
+                rows.append(dr.select(geo.silhouette_towards(to_light),
+                                      length * motion * _void_weights(scene, geo, to_light, False),
+                                      0.0))
             else:
-                rows.append(likely)
+                rows.append(dr.select(likely > 0, length * motion, 0.0))
         for row in rows:
             dr.eval(row)
         lists = CandidateLists(rows)
         records = lists.in_list_order(silhouette_records(geo, length * motion), 16)
+        # The resampling target of each slot: its row's weight (edges whose
+        # shadows fall into the void weigh less).
+        items = np.array(lists.items)
+        ends = np.cumsum(lists.counts_np)
+        target = np.concatenate([np.array(row)[items[end - count:end]] for row, count, end
+                                 in zip(rows, lists.counts_np, ends)] or [np.zeros(0)])
+        if target.size:
+            dr.scatter(records, bk.from_numpy(bk.Float, target.astype(np.float32)),
+                       dr.arange(bk.UInt32, target.size) * 16 + 8)
+            dr.eval(records)
     return lists, records
 
 
@@ -195,6 +232,44 @@ def silhouette_resampled(scene: Any, draw: Any, records: Any, z: Any, to_l: Any,
     return reservoir.result()
 
 
+class ShadowEdgeChoice:
+    """Edges that cast shadow lines of a given emitter point: per-emitter
+    candidate lists (:func:`shadow_edge_sampler`), or the silhouette
+    likelihood of all edges where no such table fits, then resampled by
+    whether each candidate is a silhouette seen from the emitter point
+    (:func:`silhouette_resampled`). Shared by the camera's shadow term and
+    the shadow lines seen from path vertices (``pathgeo.shadow_sample``)."""
+
+    def __init__(self, scene: Any, sensor: Any, fallback: Any = None) -> None:
+        by_emitter = shadow_edge_sampler(scene, sensor)
+        self.lists = self.sampler = None
+        if by_emitter is not None:
+            self.lists, self.records = by_emitter
+            self.empty = False
+        else:
+            self.sampler = fallback if fallback is not None else silhouette_weights(scene, sensor)
+            self.empty = self.sampler.empty
+            if not self.empty:
+                with dr.suspend_grad():
+                    geo = scene.edges().geometry(dr.detach(scene.positions))
+                    self.records = silhouette_records(geo, self.sampler.weights)
+
+    def choose(self, scene: Any, s1: Any, s2: Any, rng: Any, active: Any) -> tuple:
+        """The emitter point of the sample ``(s1, s2)`` (area lights: by area,
+        independent of where it is seen from) and an edge that is a silhouette
+        seen from it: ``(idx, p)``, ``1/p`` the edge's weight (0 where none)."""
+        row = scene.select_emitter(s1)
+        center = bk.Array3f(*[float(c) for c in scene.bsphere[0]])
+        z, to_l, finite = scene.emitter_position(center, s1, s2, active)
+        if self.lists is not None:
+            lists = self.lists
+            draw = lambda u: lists.draw_slot(row, u)  # noqa: E731
+        else:
+            draw = self.sampler.sample
+        idx, pmf = silhouette_resampled(scene, draw, self.records, z, to_l, finite, rng)
+        return idx, dr.select(active, pmf, 0.0)
+
+
 def edge_motion_weights(scene: Any, static: float) -> Any:
     """Per edge: 1 for edges of shapes whose vertices carry derivatives now,
     ``static`` for the others."""
@@ -241,28 +316,16 @@ class ShadowEdges(BoundaryTerm):
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         n = dr.width(rng.state)
-        by_emitter = shadow_edge_sampler(scene, sensor)
-        sampler = silhouette_weights(scene, sensor) if by_emitter is None else None
+        choice = ShadowEdgeChoice(scene, sensor)
         zero = dr.zeros(bk.Float, n)
-        if sampler is not None and sampler.empty:
+        if choice.empty:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * 3, dr.zeros(bk.Bool, n))
         edges = scene.edges()
         with dr.suspend_grad():
             # The emitter sample first (its point does not depend on the edge
             # point it is seen from), then an edge that casts its shadows.
             s1, s2 = rng.next_float32(), bk.Array2f(rng.next_float32(), rng.next_float32())
-            row = scene.select_emitter(s1)
-            z, to_l, z_finite = scene.emitter_position(
-                bk.Array3f(*[float(c) for c in scene.bsphere[0]]), s1, s2, dr.full(bk.Bool, True, n))
-            if by_emitter is not None:
-                lists, records = by_emitter
-                idx, pmf = silhouette_resampled(scene, lambda u: lists.draw_slot(row, u),
-                                                records, z, to_l, z_finite, rng)
-            else:
-                geo_all = scene.edges().geometry(dr.detach(scene.positions))
-                idx, pmf = silhouette_resampled(scene, sampler.sample,
-                                                silhouette_records(geo_all, sampler.weights),
-                                                z, to_l, z_finite, rng)
+            idx, pmf = choice.choose(scene, s1, s2, rng, dr.full(bk.Bool, True, n))
             t = rng.next_float32()
             geo = edges.geometry(dr.detach(scene.positions), idx)
             e = geo.p1 - geo.p0

@@ -41,8 +41,11 @@ from ...core.frame import coordinate_system
 from .rims import RimTriangle, rim_crossing
 from .sampling import DiscreteSampler, Reservoir
 
-#: Triangles drawn per rim sample (resampled importance sampling).
-CANDIDATES = 4
+#: Triangles drawn per rim sample (resampled importance sampling). On a
+#: 5k-triangle smooth bunny seen from its floor, 16 instead of 4 found a rim
+#: in twice as many samples and halved the term's variance (lane by lane, three
+#: seeds) for 15 % more time of the whole derivative; 64 found few more.
+CANDIDATES = 16
 
 #: Offset of the two side rays, as a share of the triangle's width on the
 #: virtual film.
