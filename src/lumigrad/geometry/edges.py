@@ -14,7 +14,9 @@ vertex index, so an index-based edge list would turn every geometric edge into
 two boundary edges, and a boundary term would count it twice (DESIGN.md,
 "Boundary terms"). Vertices are therefore welded per shape by *exact* position
 before edges are paired; an edge keeps the vertex indices of its first face, so
-its motion is the motion of those (attached) vertices. Boundary edges of
+its motion is the mean motion of both faces' copies
+(:meth:`EdgeTopology.moving_point`: one face's copy of a split vertex can move
+alone). Boundary edges of
 different shapes that coincide exactly (the walls and the floor of a Cornell
 box meet in such pairs) are welded too, into one crease between the two
 shapes' faces: two boundary edges there would count the one jump of the
@@ -53,6 +55,8 @@ class EdgeArrays:
     flip1: np.ndarray     # bool: f1 runs along the edge in f0's direction (inconsistent winding)
     smooth: np.ndarray    # bool: shading continuous across the edge (see below)
     shape: np.ndarray     # uint32: shape index
+    u0: np.ndarray        # uint32: f1's own vertex at v0's position (v0 if no f1)
+    u1: np.ndarray        # uint32: f1's own vertex at v1's position (v1 if no f1)
 
     def __len__(self) -> int:
         return int(self.v0.shape[0])
@@ -110,13 +114,18 @@ def mesh_edges(positions: np.ndarray, faces: np.ndarray, smooth_shading: bool = 
     shared = pair & (((a[second] == v0) & (b[second] == v1)) | ((a[second] == v1) & (b[second] == v0)))
     smooth = shared & bool(smooth_shading)
     flip1 = pair & (weld[a[second]] == weld[v0])
+    # f1's own copies of the endpoints (split vertices: other indices, same
+    # positions), in the edge's order.
+    u0 = np.where(pair, np.where(flip1, a[second], b[second]), v0)
+    u1 = np.where(pair, np.where(flip1, b[second], a[second]), v1)
     u32 = lambda x: x.astype(np.uint32)  # noqa: E731
     return EdgeArrays(
         v0=u32(v0 + vertex_offset), v1=u32(v1 + vertex_offset),
         f0=u32(f0 + face_offset),
         f1=np.where(f1 >= 0, f1 + face_offset, NO_FACE).astype(np.uint32),
         o0=u32(o0 + vertex_offset), o1=u32(o1 + vertex_offset), flip1=flip1,
-        smooth=smooth, shape=np.full(v0.shape[0], shape_index, np.uint32))
+        smooth=smooth, shape=np.full(v0.shape[0], shape_index, np.uint32),
+        u0=u32(u0 + vertex_offset), u1=u32(u1 + vertex_offset))
 
 
 def concat_edges(parts: Sequence[EdgeArrays]) -> EdgeArrays:
@@ -156,6 +165,9 @@ def weld_shapes(edges: EdgeArrays, positions: np.ndarray) -> EdgeArrays:
     start = np.empty(len(edges), dtype=np.int64)
     start[bnd] = w0
     out.flip1[a] = start[b] == start[a]
+    same = out.flip1[a]
+    out.u0[a] = np.where(same, edges.v0[b], edges.v1[b])
+    out.u1[a] = np.where(same, edges.v1[b], edges.v0[b])
     out.smooth[a] = False
     keep = np.ones(len(edges), dtype=bool)
     keep[b] = False
@@ -187,6 +199,7 @@ class EdgeTopology:
         self.smooth = to(bk.Bool, self.np.smooth)
         self.flip1 = to(bk.Bool, self.np.flip1)
         self.shape = to(bk.UInt32, self.np.shape)
+        self.u0, self.u1 = to(bk.UInt32, self.np.u0), to(bk.UInt32, self.np.u1)
         self.faces_key = (scene.faces_np.shape, hash(scene.faces_np.tobytes()))
 
     def geometry(self, positions: Any, index: Optional[Any] = None,
@@ -203,6 +216,34 @@ class EdgeTopology:
                             flip1=dr.gather(bk.Bool, self.flip1, index, active),
                             smooth=dr.gather(bk.Bool, self.smooth, index, active),
                             f0=g(self.f0), f1=f1, index=index)
+
+
+    def moving_point(self, positions: Any, index: Any, t: Any, share: Any = None,
+                     active: Any = True) -> Any:
+        """The point at parameter ``t`` of edges ``index``, attached, moving
+        with both faces' copies of the edge.
+
+        Meshes that split vertices per face (Mitsuba's ``cube``, flat-shaded
+        OBJ files) hold two copies of each welded edge, equal in value; when
+        one face's copy moves alone (``vertex_positions`` of one corner of one
+        face) the two separate, and the image is not differentiable there:
+        one way the moving face overlaps the other or extends the outline
+        they make together, the other way it retreats behind it. Central
+        finite differences average the two one-sided derivatives, which is the
+        *mean* of the copies' motions (the outline of two faces is their
+        envelope: ``(max(v0, v1) + min(v0, v1)) / 2``). ``share`` (detached)
+        is the weight of face ``f1``'s copy where another rule applies (a
+        face hidden by a surface the edge rests on, ``primary.py``); by
+        default ½ on edges with two faces, 0 on boundary edges."""
+        geo = self.geometry(positions, index, active)
+        g = lambda arr: dr.gather(bk.UInt32, arr, index, active)  # noqa: E731
+        u0 = dr.gather(bk.Array3f, positions, g(self.u0), active)
+        u1 = dr.gather(bk.Array3f, positions, g(self.u1), active)
+        y0 = dr.fma(geo.p1 - geo.p0, t, geo.p0)
+        y1 = dr.fma(u1 - u0, t, u0)
+        if share is None:
+            share = dr.select(geo.boundary, 0.0, 0.5)
+        return y0 + (y1 - y0) * share
 
 
 @dataclass
@@ -255,6 +296,17 @@ class EdgeGeometry:
         """As :meth:`silhouette_from` for an apex at infinity along ``direction``."""
         n0, n1 = self.normals()
         return self.boundary | (dr.dot(n0, direction) * dr.dot(n1, direction) <= 0)
+
+    def front_share(self, apex: Any) -> Any:
+        """1 where face ``f1`` is the one facing ``apex`` across a silhouette
+        seen from it, 0 where ``f0`` is (or a boundary edge), ½ elsewhere (a
+        crease: both faces face the same way): the weight of ``f1``'s copy in
+        :meth:`EdgeTopology.moving_point` where only the face seen matters."""
+        n0, n1 = self.normals()
+        a = dr.dot(n0, apex - self.p0)
+        b = dr.dot(n1, apex - self.p0)
+        return dr.select(self.boundary, 0.0,
+                         dr.select(a * b <= 0, dr.select(b > 0, 1.0, 0.0), 0.5))
 
     def face_side(self, view: Any) -> Any:
         """Unit normal ``m`` of the plane that contains the edge and the viewing

@@ -317,8 +317,7 @@ def shadow_sample(scene: Any, choice: Any, si: Any, beta: Any, rng: Any, active:
 
 def edge_term(scene: Any, si: Any, idx: Any, t: Any, C: Any, n_loc: Any, active: Any) -> Any:
     """Attached edge term ``C · n · (ω − detach(ω))`` of an edge sample."""
-    geo = scene.edges().geometry(scene.positions, idx, active)
-    y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
+    y = scene.edges().moving_point(scene.positions, idx, t, active=active)
     w = si.to_local(safe_normalize(y - si.p))
     return dr.select(active, C * dr.dot(n_loc, w - dr.detach(w)), 0.0)
 
@@ -328,10 +327,10 @@ def shadow_term(scene: Any, si: Any, idx: Any, t: Any, s_l: Any, prim: Any, C: A
     """Attached shadow-line term of a shadow sample: the shadow line point is
     where the ray from the (fixed material) emitter point through the edge point
     meets the receiving triangle."""
-    geo = scene.edges().geometry(scene.positions, idx, active)
-    y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
-    z, to_light, finite = scene.emitter_position(dr.detach(y), s_l[0],
+    geo = scene.edges().geometry(dr.detach(scene.positions), idx, active)
+    z, to_light, finite = scene.emitter_position(dr.fma(geo.p1 - geo.p0, t, geo.p0), s_l[0],
                                                  bk.Array2f(s_l[1], s_l[2]), active)
+    y = scene.edges().moving_point(scene.positions, idx, t, active=active)
     o = dr.select(finite, z, y)
     d = dr.select(finite, y - z, -to_light)
     x = scene.compute_interaction(o, d, prim, active).p

@@ -138,6 +138,39 @@ def side_hits(scene: Any, sensor: Any, geo: EdgeGeometry, s: Any, ds_dt: Any, o:
     return first_l, first_r, start_l, start_r
 
 
+def _face1_shares(scene: Any, geo: EdgeGeometry, apex: Any, passing_l: Any, passing_r: Any,
+                  left: tuple, right: tuple, y: Any, active: Any) -> tuple:
+    """How an edge moves where one face's copy of split vertices moves alone
+    (``vertex_positions`` of one corner of one face of Mitsuba's ``cube``):
+    the weights of face ``f1``'s copy in
+    :meth:`~lumigrad.geometry.edges.EdgeTopology.moving_point` for the
+    radiance of the face side and for that of the side that passes the edge.
+
+    The image is not differentiable there, and central differences average
+    the two one-sided derivatives. At a silhouette, the face seen (``F``)
+    extends or retreats; the face turned away (``B``) extends beyond the
+    outline, seen from behind (black for one-sided materials), or retreats
+    behind ``F``: so ``F``'s radiance moves with ``F``'s copy and what the
+    passing side sees with the mean of both copies (exact for one-sided
+    materials: ``v_F L_F − ½ (v_F + v_B) L_pass``). Where the edge rests on a
+    surface seen past it (a box on a floor), ``B`` lies behind that surface
+    wherever it moves: both with ``F``'s copy. At creases (both faces seen)
+    and through mirrors: the mean of both copies for both."""
+    from ...geometry.edges import NO_FACE
+    from .shadow import touches
+    (o_l, d_l, s_l), (o_r, d_r, s_r) = left, right
+    mean = dr.select(geo.boundary, 0.0, 0.5)
+    silhouette = active & (passing_l | passing_r)
+    o_p = dr.select(passing_l, o_l + d_l * s_l, o_r + d_r * s_r)
+    d_p = dr.select(passing_l, d_l, d_r)
+    _, prim, _, _, hit = scene.ray_intersect_preliminary(o_p, d_p, dr.inf, silhouette)
+    on = silhouette & hit & (prim != NO_FACE)
+    si = scene.compute_interaction(o_p, d_p, prim, on)
+    rests = on & touches(si.p, si.n, y)
+    face = dr.select(silhouette, geo.front_share(apex), mean)
+    return face, dr.select(rests, face, mean)
+
+
 def _sliver_width(sensor: Any, geo: EdgeGeometry, s: Any, n_left: Any) -> Any:
     """Film distance (pixels) from the edge's image (through ``s``, unit normal
     ``n_left``) to the image of its faces' third vertices: the width of the
@@ -325,14 +358,29 @@ class PrimaryEdges(BoundaryTerm):
             # the edge point (not always: a surface the edge rests on, a
             # floor under a box, is met right at the edge); a side with a
             # face hits that face.
+            passing_l, passing_r = start_l > 0, start_r > 0
             start_l, first_l = _pass_start(scene, geo_sides, o_l, d_l, t_l, start_l, first_l)
             start_r, first_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r, first_r)
+            share_face, share_pass = _face1_shares(
+                scene, geo_sides, o, passing_l, passing_r, (o_l, d_l, start_l),
+                (o_r, d_r, start_r), y_d, valid & ~through)
             o_l = o_l + d_l * start_l
             o_r = o_r + d_r * start_r
             L_left, L_right = integrator.radiance_pair(
                 scene, rng, (o_l, d_l, t_l - start_l), (o_r, d_r, t_r - start_r), valid,
                 first_prims=(first_l, first_r))
             scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * (1.0 / total), 0.0)
-        velocity = cross2(ds_dt, s_att - s)        # zero in value, attached
-        value = [dr.detach((r - l) * scale) * velocity for l, r in zip(L_left, L_right)]
+        # Zero in value, attached: the normal velocity of the edge's image, as
+        # the face beside it moves and as what passes it sees it move (they
+        # differ only where one face's copies of split vertices move alone).
+        def velocity(share: Any) -> Any:
+            y_moving = scene.edges().moving_point(scene.positions, idx, t, share)
+            s_att, _ = sensor.project(dr.select(through, reflect_point(y_moving, a_m, n_m),
+                                                y_moving))
+            return cross2(ds_dt, s_att - s)
+        v_face, v_pass = velocity(share_face), velocity(share_pass)
+        v_l = dr.select(passing_l, v_pass, v_face)
+        v_r = dr.select(passing_r, v_pass, v_face)
+        value = [dr.detach(r * scale) * v_r - dr.detach(l * scale) * v_l
+                 for l, r in zip(L_left, L_right)]
         return BoundarySample(s, value, valid)

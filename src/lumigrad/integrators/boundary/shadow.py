@@ -392,8 +392,7 @@ class ShadowEdges(BoundaryTerm):
             scale = dr.select(active, dr.rcp(dr.maximum(pmf, 1e-30)) * (1.0 / total), 0.0)
         # Attached: the receiver point where the ray from the (fixed) emitter
         # point through the moving edge point meets the moving receiver.
-        geo_att = edges.geometry(scene.positions, idx)
-        y_att = dr.fma(geo_att.p1 - geo_att.p0, t, geo_att.p0)
+        y_att = edges.moving_point(scene.positions, idx, t)
         z_att, to_light, _ = scene.emitter_position(y, s1, s2, active)
         o_att = dr.select(finite, z_att, y_att)
         dir_att = dr.select(finite, y_att - z_att, -to_light)
