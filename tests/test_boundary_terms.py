@@ -682,3 +682,46 @@ def test_one_face_copy_of_a_split_vertex_moved(face_y):
         assert np.abs(ad).sum() < 0.05
     else:
         assert_agrees(ad, fd, tol=0.25)
+
+
+def pyramid_scene(tmp_path, integrator: str = "direct") -> dict:
+    """A flat-shaded square pyramid standing on a floor (its base edges rest
+    on it), lit from above: contact lines that move when it slides, lifts or
+    sinks."""
+    obj = tmp_path / "pyramid.obj"
+    obj.write_text("v -0.5 0 -0.5\nv 0.5 0 -0.5\nv 0.5 0 0.5\nv -0.5 0 0.5\nv 0 0.8 0\n"
+                   "f 1 2 3\nf 1 3 4\nf 1 5 2\nf 2 5 3\nf 3 5 4\nf 4 5 1\n")
+    integ = {"type": "direct"} if integrator == "direct" else {"type": "path", "max_depth": 3}
+    return {
+        "type": "scene", "integrator": integ,
+        "sensor": {"type": "perspective", "fov": 40,
+                   "to_world": T().look_at(origin=[0, 1.0, 5], target=[0, -0.3, 0], up=[0, 1, 0]),
+                   "film": _film()},
+        "pyramid": {"type": "obj", "filename": str(obj), "face_normals": True,
+                    "to_world": T().translate([0, -1, 0]).rotate([0, 1, 0], 20),
+                    "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.6, 0.2)}},
+        "floor": {"type": "rectangle", "to_world": T().translate([0, -1, 0]).rotate([1, 0, 0], -90)
+                  .scale(3.0), "bsdf": {"type": "diffuse", "reflectance": _rgb(0.6, 0.6, 0.6)}},
+        "light": {"type": "rectangle", "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90)
+                  .scale(0.6), "emitter": {"type": "area", "radiance": _rgb(12.0, 12.0, 12.0)}},
+    }
+
+
+@pytest.mark.parametrize("motion", [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (1.0, 0.5, 0.0)])
+def test_object_resting_on_a_floor_moved(tmp_path, motion):
+    """Edges resting on a surface: sliding moves the contact line; lifting
+    opens a gap (the face gives way to what a gap of zero width shows:
+    nothing), sinking lets the floor cut the face along a line that moves
+    otherwise (a vertical face: not at all); central differences average the
+    two ways. And the edges' shadow lines along the contact are not shadows
+    the camera sees (the shadowed side is under the object). Before
+    (contacts treated as free silhouettes, contact shadows counted): block
+    errors 0.56 / 1.45 / 1.10 for slid / lifted / both (4096 spp); now
+    0.015 / 0.042 / 0.024, and at this test's 512 spp 0.02-0.04 / 0.04-0.07 /
+    0.03-0.06 over seeds 1-4 (lifted: ~0.04 of it stays at any spp)."""
+    scene = lg.load_dict(pyramid_scene(tmp_path))
+
+    def at(base, x):
+        return T().translate([x * m for m in motion]) @ base
+    ad, fd = compare(scene, "pyramid.to_world", at, eps=2e-3, spp=512, spp_fd=32768)
+    assert_agrees(ad, fd, tol=0.1)

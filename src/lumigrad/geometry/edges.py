@@ -218,6 +218,12 @@ class EdgeTopology:
                             f0=g(self.f0), f1=f1, index=index)
 
 
+    def split_copies(self, index: Any, active: Any = True) -> Any:
+        """True for edges whose two faces hold copies of their own of its
+        vertices (see :meth:`moving_point`)."""
+        g = lambda arr: dr.gather(bk.UInt32, arr, index, active)  # noqa: E731
+        return (g(self.u0) != g(self.v0)) | (g(self.u1) != g(self.v1))
+
     def moving_point(self, positions: Any, index: Any, t: Any, share: Any = None,
                      active: Any = True) -> Any:
         """The point at parameter ``t`` of edges ``index``, attached, moving

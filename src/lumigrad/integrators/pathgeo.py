@@ -236,7 +236,7 @@ def shadow_sample(scene: Any, choice: Any, si: Any, beta: Any, rng: Any, active:
     element as seen from ``si``, which otherwise makes vertices next to a
     shadow (an object resting on a floor) produce rare, huge values."""
     from .boundary.sampling import receiver_tangent
-    from .boundary.shadow import pass_offset
+    from .boundary.shadow import pass_offset, resting_on
     edges = scene.edges()
     s_l = bk.Array3f(rng.next_float32(), rng.next_float32(), rng.next_float32())
     s_l2 = bk.Array2f(s_l[1], s_l[2])
@@ -285,6 +285,7 @@ def shadow_sample(scene: Any, choice: Any, si: Any, beta: Any, rng: Any, active:
     _, prim, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, ok)
     ok &= hit & ~scene.bsdf_delta_only(prim, hit)
     rcv = scene.compute_interaction(y_pass, -d_l, prim, ok)
+    ok &= ~resting_on(scene, geo, prim, rcv, y)      # a contact: no shadow line there
     to_r = rcv.p - x
     r = dr.norm(to_r)
     w = to_r / dr.maximum(r, 1e-30)

@@ -138,8 +138,26 @@ def side_hits(scene: Any, sensor: Any, geo: EdgeGeometry, s: Any, ds_dt: Any, o:
     return first_l, first_r, start_l, start_r
 
 
-def _face1_shares(scene: Any, geo: EdgeGeometry, apex: Any, passing_l: Any, passing_r: Any,
-                  left: tuple, right: tuple, y: Any, active: Any) -> tuple:
+def _resting_surface(scene: Any, geo: EdgeGeometry, y: Any, pass_ray: tuple, first: Any,
+                     own_hit: Any, active: Any) -> tuple:
+    """``(rests, normal)``: where the surface that the passing side of a
+    silhouette sees first touches the edge point ``y`` (a box on a floor: the
+    edge rests on it), and that surface's normal. ``first``: the passing ray's
+    first triangle where known (:func:`_pass_start`); where the ray met the
+    edge's own faces first (``own_hit``: it starts past the edge), it is
+    traced again from there."""
+    from ...geometry.edges import NO_FACE
+    from .shadow import touches
+    o, d, start = pass_ray
+    o = o + d * start
+    _, prim_again, _, _, hit = scene.ray_intersect_preliminary(o, d, dr.inf, active & own_hit)
+    prim = dr.select(own_hit, dr.select(hit, prim_again, NO_FACE), first)
+    on = active & (prim != NO_FACE)
+    si = scene.compute_interaction(o, d, prim, on)
+    return on & touches(si.p, si.n, y), si.n
+
+
+def _face1_shares(geo: EdgeGeometry, apex: Any, silhouette: Any, rests: Any) -> tuple:
     """How an edge moves where one face's copy of split vertices moves alone
     (``vertex_positions`` of one corner of one face of Mitsuba's ``cube``):
     the weights of face ``f1``'s copy in
@@ -156,19 +174,31 @@ def _face1_shares(scene: Any, geo: EdgeGeometry, apex: Any, passing_l: Any, pass
     surface seen past it (a box on a floor), ``B`` lies behind that surface
     wherever it moves: both with ``F``'s copy. At creases (both faces seen)
     and through mirrors: the mean of both copies for both."""
-    from ...geometry.edges import NO_FACE
-    from .shadow import touches
-    (o_l, d_l, s_l), (o_r, d_r, s_r) = left, right
     mean = dr.select(geo.boundary, 0.0, 0.5)
-    silhouette = active & (passing_l | passing_r)
-    o_p = dr.select(passing_l, o_l + d_l * s_l, o_r + d_r * s_r)
-    d_p = dr.select(passing_l, d_l, d_r)
-    _, prim, _, _, hit = scene.ray_intersect_preliminary(o_p, d_p, dr.inf, silhouette)
-    on = silhouette & hit & (prim != NO_FACE)
-    si = scene.compute_interaction(o_p, d_p, prim, on)
-    rests = on & touches(si.p, si.n, y)
     face = dr.select(silhouette, geo.front_share(apex), mean)
     return face, dr.select(rests, face, mean)
+
+
+def _contact_displacements(geo: EdgeGeometry, share_face: Any, delta: Any, n_s: Any) -> tuple:
+    """Where a silhouette edge rests on a surface (normal ``n_s``), split the
+    edge point's displacement ``delta`` (attached, zero in value) into
+    ``(sliding, lifting, clipped)``: the part along the surface (the contact
+    line slides with it), the part off the surface (the edge itself moves;
+    one way a gap opens under it, the other way the surface cuts the face),
+    and how far that part moves the line where the surface cuts the face
+    seen (``F``): ``(n_F · δ_n) / (n_F · τ) τ`` with ``τ`` the direction in the
+    surface across the line. (A vertical face moved straight up or down:
+    the cut stays where it is.)"""
+    n0, n1 = geo.normals()
+    n_f = dr.select(share_face > 0.5, n1, n0)
+    lifting = n_s * dr.dot(n_s, delta)
+    sliding = delta - lifting
+    tau = dr.normalize(dr.cross(n_s, geo.p1 - geo.p0))
+    across = dr.dot(n_f, tau)
+    # (A face nearly parallel to the surface: its cut runs off; bounded.)
+    across = dr.select(dr.abs(across) > 0.05, across, dr.select(across < 0, -0.05, 0.05))
+    clipped = tau * (dr.dot(n_f, lifting) / across)
+    return sliding, lifting, clipped
 
 
 def _sliver_width(sensor: Any, geo: EdgeGeometry, s: Any, n_left: Any) -> Any:
@@ -361,9 +391,14 @@ class PrimaryEdges(BoundaryTerm):
             passing_l, passing_r = start_l > 0, start_r > 0
             start_l, first_l = _pass_start(scene, geo_sides, o_l, d_l, t_l, start_l, first_l)
             start_r, first_r = _pass_start(scene, geo_sides, o_r, d_r, t_r, start_r, first_r)
-            share_face, share_pass = _face1_shares(
-                scene, geo_sides, o, passing_l, passing_r, (o_l, d_l, start_l),
-                (o_r, d_r, start_r), y_d, valid & ~through)
+            silhouette = valid & ~through & (passing_l | passing_r)
+            rests, n_rest = _resting_surface(
+                scene, geo_sides, y_d,
+                (dr.select(passing_l, o_l, o_r), dr.select(passing_l, d_l, d_r),
+                 dr.select(passing_l, start_l, start_r)),
+                dr.select(passing_l, first_l, first_r),
+                dr.select(passing_l, start_l, start_r) > 0, silhouette)
+            share_face, share_pass = _face1_shares(geo_sides, o, silhouette, rests)
             o_l = o_l + d_l * start_l
             o_r = o_r + d_r * start_r
             L_left, L_right = integrator.radiance_pair(
@@ -373,12 +408,26 @@ class PrimaryEdges(BoundaryTerm):
         # Zero in value, attached: the normal velocity of the edge's image, as
         # the face beside it moves and as what passes it sees it move (they
         # differ only where one face's copies of split vertices move alone).
-        def velocity(share: Any) -> Any:
+        def moving(share: Any) -> Any:
             y_moving = scene.edges().moving_point(scene.positions, idx, t, share)
-            s_att, _ = sensor.project(dr.select(through, reflect_point(y_moving, a_m, n_m),
-                                                y_moving))
+            return dr.select(through, reflect_point(y_moving, a_m, n_m), y_moving)
+
+        def velocity(y_moving: Any) -> Any:
+            s_att, _ = sensor.project(y_moving)
             return cross2(ds_dt, s_att - s)
-        v_face, v_pass = velocity(share_face), velocity(share_pass)
+        y_face = moving(share_face)
+        v_face, v_pass = velocity(y_face), velocity(moving(share_pass))
+        # An edge resting on a surface (a box on a floor) moved off it or into
+        # it: one way a gap opens (the face's radiance gives way to what the
+        # gap shows: nothing, for a gap of zero width), the other way the
+        # surface cuts the face along a line that moves otherwise; central
+        # differences average the two.
+        y_det = dr.detach(y_face)
+        sliding, lifting, clipped = _contact_displacements(
+            geo_sides, share_face, y_face - y_det, n_rest)
+        v_slide, v_lift, v_clip = (velocity(y_det + m) for m in (sliding, lifting, clipped))
+        v_face = dr.select(rests, v_slide + 0.5 * (v_lift + v_clip), v_face)
+        v_pass = dr.select(rests, v_slide + 0.5 * v_clip, v_pass)
         v_l = dr.select(passing_l, v_pass, v_face)
         v_r = dr.select(passing_r, v_pass, v_face)
         value = [dr.detach(r * scale) * v_r - dr.detach(l * scale) * v_l

@@ -302,6 +302,19 @@ def touches(a: Any, n_a: Any, y: Any) -> Any:
     return dr.abs(dr.dot(n_a, y - a)) <= CONTACT_OFFSETS * pass_offset(y)
 
 
+def resting_on(scene: Any, geo: Any, prim: Any, receiver: Any, y: Any) -> Any:
+    """True where edge point ``y`` rests on the receiver of its shadow, a
+    surface of another shape (a pyramid's base edge on a floor): the shadow
+    line runs along the contact, its shadowed side lies under the object, and
+    what the camera sees there is the edge itself (the primary term's jump).
+    (A smooth mesh's own faces next to its terminator edges do receive shadow
+    lines that nothing else accounts for, and on a dense mesh they lie within
+    the contact tolerance of the edge.)"""
+    other = (dr.gather(bk.UInt32, scene.prim_shape, prim) !=
+             dr.gather(bk.UInt32, scene.edges().shape, geo.index))
+    return other & touches(receiver.p, receiver.n, y)
+
+
 class ShadowEdges(BoundaryTerm):
     name = "shadow"
     budget = "sppse"
@@ -347,6 +360,7 @@ class ShadowEdges(BoundaryTerm):
             _, prim_a, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, active)
             active &= hit & ~scene.bsdf_delta_only(prim_a, hit)
             si_a = scene.compute_interaction(y_pass, -d_l, prim_a, active)
+            active &= ~resting_on(scene, geo, prim_a, si_a, y)
             # The camera sees the receiver directly or, on a fraction of the
             # lanes, in a planar mirror (whose image of it is what it projects).
             mirrors = scene.mirror_views()
