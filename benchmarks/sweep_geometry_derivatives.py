@@ -1,0 +1,241 @@
+"""Geometry, camera and light derivatives on scenes the tests never see, against finite differences.
+
+    python benchmarks/sweep_geometry_derivatives.py                      # every case, 2048 spp
+    python benchmarks/sweep_geometry_derivatives.py bunny_rotate_path3 --spp 16384 --fd-spp 262144
+    python benchmarks/sweep_geometry_derivatives.py --list
+
+The kinds of cases the boundary-term issue names (a mesh translated and rotated,
+one vertex moved, shadows, mirrors, inter-reflections, the camera, point and area
+lights) with other meshes, materials, lights and filters: built-in shapes
+(``sphere``, ``cylinder``, ``disk``, ``cube``), a smooth torus, PSDR's bunny
+(``../shared``, skipped where it is missing), a pyramid resting on a floor,
+rough materials, directional, spot and constant lights, Mitsuba's default
+(Gaussian) filter. 32² film. Per case it prints the block relative L1 error
+(8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
+mean of two central differences with common random numbers (``--fd-spp``
+each), and the two noise levels that bound what the error can show: the
+derivative's seed-against-seed error and the finite differences' error against
+a third run. An error well above both is a bias.
+
+Measured figures: BENCHMARKS.md, "Geometry derivatives on unseen scenes".
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import drjit as dr
+import numpy as np
+
+import lumigrad as lg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from repro_smooth_interreflection import torus_obj  # noqa: E402
+
+T = lg.Transform4f
+TMP = Path(tempfile.mkdtemp())
+SHARED = Path(os.environ.get("LUMIGRAD_SHARED", HERE.parent.parent / "shared"))
+BUNNY = SHARED / "scenes/psdr/examples/data/objects/bunny/bunny_low.obj"
+FILTER = {"name": "box"}
+
+
+def film() -> dict:
+    f = {"type": "hdrfilm", "width": 32, "height": 32}
+    if FILTER["name"]:
+        f["rfilter"] = {"type": FILTER["name"]}
+    return f
+
+
+def camera(origin=(0, 1.0, 5), target=(0, -0.3, 0), fov: float = 40) -> dict:
+    return {"type": "perspective", "fov": fov, "film": film(),
+            "to_world": T().look_at(origin=list(origin), target=list(target), up=[0, 1, 0])}
+
+
+def diffuse(c) -> dict:
+    return {"type": "diffuse", "reflectance": {"type": "rgb", "value": list(c)}}
+
+
+def floor(y: float = -1.0) -> dict:
+    return {"type": "rectangle", "to_world": T().translate([0, y, 0]).rotate([1, 0, 0], -90).scale(3),
+            "bsdf": diffuse([0.6, 0.6, 0.6])}
+
+
+def area_light(y: float = 3.0) -> dict:
+    return {"type": "rectangle", "to_world": T().translate([0.3, y, 0.4]).rotate([1, 0, 0], 90)
+            .scale(0.6), "emitter": {"type": "area", "radiance": {"type": "rgb", "value": [12] * 3}}}
+
+
+def scene(depth: int, light: dict = None, **shapes) -> dict:
+    """``depth`` 0: the ``direct`` integrator; else ``path`` of that depth."""
+    integ = {"type": "direct"} if depth == 0 else {"type": "path", "max_depth": depth}
+    d = {"type": "scene", "integrator": integ, "sensor": camera(), "floor": floor(),
+         "light": light or area_light()}
+    d.update(shapes)
+    return d
+
+
+def cube(y: float = -0.5, bsdf: dict = None) -> dict:
+    return {"type": "cube", "to_world": T().translate([0, y, 0]).rotate([0, 1, 0], 30).scale(0.5),
+            "bsdf": bsdf or diffuse([0.9, 0.5, 0.2])}
+
+
+def torus() -> dict:
+    if not (TMP / "torus.obj").exists():
+        torus_obj(TMP / "torus.obj")
+    return {"type": "obj", "filename": str(TMP / "torus.obj"),
+            "to_world": T().rotate([1, 0, 0], 50).scale(0.8), "bsdf": diffuse([0.8, 0.5, 0.2])}
+
+
+def bunny() -> dict:
+    return {"type": "obj", "filename": str(BUNNY), "to_world": T().translate([0, -0.18, 0]).scale(0.02),
+            "bsdf": diffuse([0.7, 0.7, 0.5])}
+
+
+def pyramid() -> dict:
+    obj = TMP / "pyramid.obj"
+    obj.write_text("v -0.5 0 -0.5\nv 0.5 0 -0.5\nv 0.5 0 0.5\nv -0.5 0 0.5\nv 0 0.8 0\n"
+                   "f 1 2 3\nf 1 3 4\nf 1 5 2\nf 2 5 3\nf 3 5 4\nf 4 5 1\n")
+    return {"type": "obj", "filename": str(obj), "face_normals": True,
+            "to_world": T().translate([0, -1, 0]).rotate([0, 1, 0], 20),
+            "bsdf": diffuse([0.9, 0.6, 0.2])}
+
+
+def translate(*v):
+    return lambda base, x: T().translate([x * c for c in v]) @ base
+
+
+def rotate(*axis):
+    return lambda base, x: T().rotate(list(axis), x * (180.0 / np.pi)) @ base
+
+
+def ball(**kw) -> dict:
+    return dict({"type": "sphere", "radius": 0.6, "bsdf": diffuse([0.8, 0.3, 0.2])}, **kw)
+
+
+#: name: (scene builder, parameter key, perturbation ``at(base, x)``)
+CASES = {
+    "sphere_translate_path3": (lambda: scene(3, ball=ball()), "ball.to_world", translate(1, 0.3, 0)),
+    "torus_rotate_direct": (lambda: scene(0, t=torus()), "t.to_world", rotate(0, 1, 0.3)),
+    "cylinder_translate_path3": (lambda: scene(3, c={
+        "type": "cylinder", "radius": 0.4, "p0": [0, -1, 0], "p1": [0, 0.5, 0],
+        "bsdf": diffuse([0.3, 0.7, 0.3])}), "c.to_world", translate(1, 0, 0.5)),
+    "cube_rotate_interreflection_path4": (lambda: scene(4, box=cube(), wall={
+        "type": "rectangle", "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
+        "bsdf": diffuse([0.9, 0.2, 0.2])}), "box.to_world", rotate(0, 1, 0)),
+    "sphere_only_in_mirror_path3": (lambda: {
+        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
+        "sensor": camera((0, 0.5, 3), (0, 0, 0)),
+        "mirror": {"type": "rectangle", "to_world": T().translate([0, 0, -1]).scale(2),
+                   "bsdf": {"type": "conductor"}},
+        "ball": ball(center=[0.3, 0.2, 3.6], radius=0.4),
+        "light": {"type": "point", "position": [0, 3, 2],
+                  "intensity": {"type": "rgb", "value": [20] * 3}}},
+        "ball.to_world", translate(1, 0, 0)),
+    "camera_fov_sphere_path3": (lambda: scene(3, ball=ball()), "sensor.x_fov",
+                                lambda base, x: base + x * 10),
+    "camera_rotate_torus_direct": (lambda: scene(0, t=torus()), "sensor.to_world",
+                                   lambda base, x: base @ T().rotate([0, 1, 0], x * (180.0 / np.pi))),
+    "camera_translate_cube_path3": (lambda: scene(3, box=cube(-0.3)), "sensor.to_world",
+                                    lambda base, x: T().translate([x, 0, 0]) @ base),
+    "point_light_sphere_direct": (lambda: scene(0, light={
+        "type": "point", "position": [1, 2.5, 1], "intensity": {"type": "rgb", "value": [15] * 3}},
+        ball=ball(radius=0.5, center=[0, -0.4, 0])), "light.position",
+        lambda base, x: base + x * lg.Array3f(1, 0, 0.5)),
+    "area_light_rotate_cube_path3": (lambda: scene(3, light=area_light(2.0), box=cube(-0.6)),
+                                     "light.to_world", rotate(0, 0, 1)),
+    "disk_translate_direct": (lambda: scene(0, d={
+        "type": "disk", "to_world": T().rotate([1, 0, 0], -60).scale(0.7),
+        "bsdf": diffuse([0.3, 0.3, 0.8])}), "d.to_world", translate(0.5, 1, 0)),
+    "roughplastic_sphere_path3": (lambda: scene(3, ball=ball(bsdf={
+        "type": "roughplastic", "alpha": 0.2,
+        "diffuse_reflectance": {"type": "rgb", "value": [0.3, 0.5, 0.8]}})),
+        "ball.to_world", translate(1, 0.3, 0)),
+    "roughconductor_cube_path3": (lambda: scene(3, box=cube(bsdf={"type": "roughconductor",
+                                                                 "alpha": 0.3})),
+                                  "box.to_world", rotate(0, 1, 0)),
+    "directional_cube_direct": (lambda: scene(0, light={
+        "type": "directional", "direction": [-0.3, -1, -0.4],
+        "irradiance": {"type": "rgb", "value": [3] * 3}}, box=cube()), "box.to_world",
+        translate(1, 0, 0.3)),
+    "spot_cube_direct": (lambda: scene(0, light={
+        "type": "spot", "cutoff_angle": 40, "intensity": {"type": "rgb", "value": [30] * 3},
+        "to_world": T().look_at(origin=[1, 3, 1], target=[0, -1, 0], up=[0, 1, 0])}, box=cube()),
+        "box.to_world", translate(1, 0, 0.3)),
+    "constant_env_cube_path3": (lambda: scene(3, light={
+        "type": "constant", "radiance": {"type": "rgb", "value": [1] * 3}}, box=cube()),
+        "box.to_world", translate(1, 0, 0.3)),
+    "twosided_rectangle_rotate_path3": (lambda: scene(3, r={
+        "type": "rectangle", "to_world": T().translate([0, -0.3, 0]).rotate([0, 1, 0], 40).scale(0.5),
+        "bsdf": {"type": "twosided", "bsdf": diffuse([0.2, 0.8, 0.3])}}), "r.to_world",
+        rotate(1, 0, 0)),
+    "pyramid_on_floor_slid_direct": (lambda: scene(0, p=pyramid()), "p.to_world", translate(1, 0, 0)),
+    "pyramid_on_floor_lifted_direct": (lambda: scene(0, p=pyramid()), "p.to_world",
+                                       translate(0, 1, 0)),
+    "pyramid_on_floor_lifted_path3": (lambda: scene(3, p=pyramid()), "p.to_world",
+                                      translate(0, 1, 0)),
+    "pyramid_on_floor_tilted_direct": (lambda: scene(0, p=pyramid()), "p.to_world",
+                                       lambda base, x: T().translate([0.5, -1, 0])
+                                       @ T().rotate([0, 0, 1], x * (180.0 / np.pi))
+                                       @ T().translate([-0.5, 1, 0]) @ base),
+    "cube_on_floor_lifted_direct": (lambda: scene(0, box=cube()), "box.to_world",
+                                    translate(0, 1, 0)),
+    "bunny_translate_path3": (lambda: scene(3, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
+    "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
+    "bunny_rotate_direct": (lambda: scene(0, b=bunny()), "b.to_world", rotate(0, 1, 0)),
+}
+
+
+def run(name: str, spp: int, fd_spp: int, eps: float) -> str:
+    build, key, at = CASES[name]
+    if name.startswith("bunny") and not BUNNY.exists():
+        return f"{name:36s} skipped ({BUNNY} missing)"
+    sc = lg.load_dict(build())
+    params = lg.traverse(sc)
+    base = params[key]
+
+    def assign(x):
+        params[key] = at(base, x)
+        params.update()
+    t0 = time.time()
+    fds = [lg.central_difference_image(sc, assign, eps, spp=fd_spp, seed=100 + s) for s in range(3)]
+    fd = np.mean(fds[:2], axis=0)
+    t1 = time.time()
+    theta = lg.Float(0.0)
+    dr.enable_grad(theta)
+    params[key] = at(base, theta)
+    params.update()
+    try:
+        ims = [np.array(lg.derivative_image(sc, theta, spp=spp, seed=s, params=params))
+               for s in (1, 2)]
+    finally:
+        assign(0.0)
+    err = lg.block_relative_l1(np.mean(ims, axis=0), fd)
+    return (f"{name:36s} error {err:.3f}   derivative seed vs seed {lg.block_relative_l1(ims[0], ims[1]):.3f}"
+            f"   FD self {lg.block_relative_l1(fds[2], fd):.3f}   ({t1 - t0:.0f} s FD, "
+            f"{time.time() - t1:.0f} s derivative)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("cases", nargs="*", help="case names (default: all)")
+    ap.add_argument("--spp", type=int, default=2048)
+    ap.add_argument("--fd-spp", type=int, default=32768)
+    ap.add_argument("--eps", type=float, default=2e-3)
+    ap.add_argument("--filter", default="box", help="reconstruction filter ('' for Mitsuba's default)")
+    ap.add_argument("--list", action="store_true")
+    a = ap.parse_args()
+    if a.list:
+        print("\n".join(CASES))
+        return
+    FILTER["name"] = a.filter
+    for name in a.cases or CASES:
+        print(run(name, a.spp, a.fd_spp, a.eps), flush=True)
+
+
+if __name__ == "__main__":
+    main()
