@@ -725,3 +725,25 @@ def test_object_resting_on_a_floor_moved(tmp_path, motion):
         return T().translate([x * m for m in motion]) @ base
     ad, fd = compare(scene, "pyramid.to_world", at, eps=2e-3, spp=512, spp_fd=32768)
     assert_agrees(ad, fd, tol=0.1)
+
+
+def test_welded_edges_keep_both_faces_copies(tmp_path):
+    """Every welded edge knows the second face's own copies of its endpoints
+    (``u0``, ``u1``): at the same positions as ``v0``, ``v1`` and among that
+    face's vertices, for edges welded within a shape (the cube's split
+    corners) and between shapes (the corner scene's wall and floor)."""
+    from lumigrad.geometry.edges import NO_FACE
+    for scene in (lg.load_dict(resting_box_scene()), lg.load_dict(corner_scene(tmp_path))):
+        e = scene.edges().np
+        pos = np.asarray(scene._positions_np).reshape(-1, 3)
+        faces = np.asarray(scene.faces_np).reshape(-1, 3)
+        pair = e.f1 != NO_FACE
+        assert pair.any()
+        np.testing.assert_array_equal(pos[e.u0], pos[e.v0])
+        np.testing.assert_array_equal(pos[e.u1], pos[e.v1])
+        for u in (e.u0, e.u1):
+            assert np.all(np.any(faces[e.f1[pair]] == u[pair][:, None], axis=1))
+        np.testing.assert_array_equal(e.u0[~pair], e.v0[~pair])
+    # The cube splits its corners per face: its creases join different copies.
+    e = lg.load_dict(resting_box_scene()).edges().np
+    assert np.any(e.u0 != e.v0)
