@@ -285,7 +285,11 @@ def shadow_sample(scene: Any, choice: Any, si: Any, beta: Any, rng: Any, active:
     _, prim, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, ok)
     ok &= hit & ~scene.bsdf_delta_only(prim, hit)
     rcv = scene.compute_interaction(y_pass, -d_l, prim, ok)
-    ok &= ~resting_on(scene, geo, prim, rcv, y)      # a contact: no shadow line there
+    # A contact (see shadow.contact_motion): its shadow line moves only when the
+    # edge lifts off, by half; seen from path vertices near it, that half cost
+    # more noise than it removed bias (pyramid lifted, path 3, 8192 spp: 0.052
+    # with it, noise 0.014; 0.046 without, noise 0.006): left out.
+    ok &= ~resting_on(scene, geo, prim, rcv, y)
     to_r = rcv.p - x
     r = dr.norm(to_r)
     w = to_r / dr.maximum(r, 1e-30)

@@ -304,15 +304,27 @@ def touches(a: Any, n_a: Any, y: Any) -> Any:
 
 def resting_on(scene: Any, geo: Any, prim: Any, receiver: Any, y: Any) -> Any:
     """True where edge point ``y`` rests on the receiver of its shadow, a
-    surface of another shape (a pyramid's base edge on a floor): the shadow
-    line runs along the contact, its shadowed side lies under the object, and
-    what the camera sees there is the edge itself (the primary term's jump).
-    (A smooth mesh's own faces next to its terminator edges do receive shadow
-    lines that nothing else accounts for, and on a dense mesh they lie within
+    surface of another shape (a pyramid's base edge on a floor): its shadow
+    line runs along the contact and moves otherwise (:func:`contact_motion`).
+    (Not a mesh's own faces: a smooth mesh's faces next to its terminator
+    edges receive ordinary shadow lines, and on a dense mesh they lie within
     the contact tolerance of the edge.)"""
     other = (dr.gather(bk.UInt32, scene.prim_shape, prim) !=
              dr.gather(bk.UInt32, scene.edges().shape, geo.index))
     return other & touches(receiver.p, receiver.n, y)
+
+
+def contact_motion(y: Any, contact: Any, n_r: Any) -> Any:
+    """How the shadow line of an edge point ``y`` (attached) moves where the
+    edge rests on its receiver (``contact``, receiver normal ``n_r``):
+    sliding, the line stays on the contact (its shadowed side lies under the
+    object), and sinking, the line where the receiver cuts the object casts
+    it there too; only lifting moves it onto the receiver (a gap opens).
+    Central differences average the two ways: half of the motion off the
+    receiver. Pyramid on a floor lifted, direct: 0.045 -> 0.015 (dropping
+    these samples) and 1.45 (counting them as free edges)."""
+    lift = n_r * dr.dot(n_r, y - dr.detach(y))
+    return dr.select(contact, dr.detach(y) + 0.5 * lift, y)
 
 
 class ShadowEdges(BoundaryTerm):
@@ -360,7 +372,7 @@ class ShadowEdges(BoundaryTerm):
             _, prim_a, _, _, hit = scene.ray_intersect_preliminary(y_pass, -d_l, dr.inf, active)
             active &= hit & ~scene.bsdf_delta_only(prim_a, hit)
             si_a = scene.compute_interaction(y_pass, -d_l, prim_a, active)
-            active &= ~resting_on(scene, geo, prim_a, si_a, y)
+            contact = active & resting_on(scene, geo, prim_a, si_a, y)
             # The camera sees the receiver directly or, on a fraction of the
             # lanes, in a planar mirror (whose image of it is what it projects).
             mirrors = scene.mirror_views()
@@ -407,6 +419,7 @@ class ShadowEdges(BoundaryTerm):
         # Attached: the receiver point where the ray from the (fixed) emitter
         # point through the moving edge point meets the moving receiver.
         y_att = edges.moving_point(scene.positions, idx, t)
+        y_att = contact_motion(y_att, contact, dr.detach(si_a.n))
         z_att, to_light, _ = scene.emitter_position(y, s1, s2, active)
         o_att = dr.select(finite, z_att, y_att)
         dir_att = dr.select(finite, y_att - z_att, -to_light)
