@@ -117,6 +117,17 @@ def ball(**kw) -> dict:
     return dict({"type": "sphere", "radius": 0.6, "bsdf": diffuse([0.8, 0.3, 0.2])}, **kw)
 
 
+def _one_vertex(base, direction=(0.0, 0.3, 1.0)):
+    """A unit displacement of the vertex nearest the camera's view of the
+    bunny's left silhouette (about (-0.45, -0.4, 0) in the scene), as a flat
+    array like ``vertex_positions``."""
+    p = np.array(base).reshape(-1, 3)
+    k = int(np.argmin(np.linalg.norm(p - [-0.45, -0.4, 0.0], axis=1)))
+    d = np.zeros_like(p)
+    d[k] = direction
+    return lg.Float(d.ravel().astype(np.float32))
+
+
 #: name: (scene builder, parameter key, perturbation ``at(base, x)``)
 CASES = {
     "sphere_translate_path3": (lambda: scene(3, ball=ball()), "ball.to_world", translate(1, 0.3, 0)),
@@ -184,6 +195,18 @@ CASES = {
                                        @ T().translate([-0.5, 1, 0]) @ base),
     "cube_on_floor_lifted_direct": (lambda: scene(0, box=cube()), "box.to_world",
                                     translate(0, 1, 0)),
+    "box_seen_only_by_interreflection_path3": (lambda: {
+        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
+        "sensor": camera((0, 0, 3), (0, 0, 0), fov=30),
+        "wall": {"type": "rectangle", "to_world": T().translate([0, 0, -1]).scale(2),
+                 "bsdf": diffuse([0.8, 0.8, 0.8])},
+        "box": cube(bsdf=diffuse([0.9, 0.3, 0.1])) | {
+            "to_world": T().translate([1.6, 0, 0.2]).rotate([0, 1, 0], 30).scale(0.4)},
+        "light": {"type": "point", "position": [2.6, 1.5, 1.5],
+                  "intensity": {"type": "rgb", "value": [30] * 3}}},
+        "box.to_world", translate(0, 0.5, 1)),
+    "bunny_one_vertex_direct": (lambda: scene(0, b=bunny()), "b.vertex_positions",
+                                lambda base, x: base + x * _one_vertex(base)),
     "bunny_translate_path3": (lambda: scene(3, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
     "bunny_rotate_direct": (lambda: scene(0, b=bunny()), "b.to_world", rotate(0, 1, 0)),
