@@ -40,7 +40,7 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.math import hmax
-from ...geometry.edges import EdgeGeometry
+from ...geometry.edges import EdgeGeometry, safe_normalize
 from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
 from .views import in_film, mirror_plane, reflect_point, reflect_vector
@@ -154,7 +154,8 @@ def _resting_surface(scene: Any, geo: EdgeGeometry, y: Any, pass_ray: tuple, fir
     prim = dr.select(own_hit, dr.select(hit, prim_again, NO_FACE), first)
     on = active & (prim != NO_FACE)
     si = scene.compute_interaction(o, d, prim, on)
-    return on & touches(si.p, si.n, y), si.n
+    rests = on & touches(si.p, si.n, y)
+    return rests, dr.select(rests, si.n, 0.0)
 
 
 def _face1_shares(geo: EdgeGeometry, apex: Any, silhouette: Any, rests: Any) -> tuple:
@@ -193,7 +194,9 @@ def _contact_displacements(geo: EdgeGeometry, share_face: Any, delta: Any, n_s: 
     n_f = dr.select(share_face > 0.5, n1, n0)
     lifting = n_s * dr.dot(n_s, delta)
     sliding = delta - lifting
-    tau = dr.normalize(dr.cross(n_s, geo.p1 - geo.p0))
+    # (safe_normalize: an edge along the normal, touching with one end, must
+    # not put a NaN into the reverse pass through the branch not taken.)
+    tau = safe_normalize(dr.cross(n_s, geo.p1 - geo.p0))
     across = dr.dot(n_f, tau)
     # (A face nearly parallel to the surface: its cut runs off; bounded.)
     across = dr.select(dr.abs(across) > 0.05, across, dr.select(across < 0, -0.05, 0.05))

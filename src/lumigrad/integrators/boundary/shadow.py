@@ -323,6 +323,7 @@ def contact_motion(y: Any, contact: Any, n_r: Any) -> Any:
     Central differences average the two ways: half of the motion off the
     receiver. Pyramid on a floor lifted, direct: 0.045 -> 0.015 (dropping
     these samples) and 1.45 (counting them as free edges)."""
+    n_r = dr.select(contact, n_r, 0.0)      # (no NaN from lanes not taken, in reverse)
     lift = n_r * dr.dot(n_r, y - dr.detach(y))
     return dr.select(contact, dr.detach(y) + 0.5 * lift, y)
 
