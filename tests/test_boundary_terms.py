@@ -748,3 +748,38 @@ def test_welded_edges_keep_both_faces_copies(tmp_path):
     # The cube splits its corners per face: its creases join different copies.
     e = lg.load_dict(resting_box_scene()).edges().np
     assert np.any(e.u0 != e.v0)
+
+
+def test_reverse_equals_forward_at_contacts(tmp_path):
+    """The contact terms (objects resting on a floor, lifted and slid) in
+    reverse mode equal forward mode."""
+    for scene, key in ((lg.load_dict(pyramid_scene(tmp_path, "path")), "pyramid.to_world"),
+                       (lg.load_dict(resting_box_scene()), "box.to_world")):
+        params = lg.traverse(scene)
+        base = params[key]
+        assert_reverse_equals_forward(scene, params, key,
+                                      lambda x: T().translate([x, 0.5 * x, 0.0]) @ base,
+                                      ("primary", "shadow"), spp=16)
+
+
+def test_contact_split_of_an_edge_along_the_normal_is_finite():
+    """A vertical edge touching the floor with one end (a box's corner edge):
+    its direction across the contact line is undefined; the split must stay
+    finite, also in the reverse pass through the branch a select does not
+    take (0 x NaN reached the pose example's gradient)."""
+    from lumigrad import backend as bk
+    from lumigrad.geometry.edges import EdgeGeometry
+    from lumigrad.integrators.boundary.primary import _contact_displacements
+    one = lambda *v: bk.Array3f(*v)  # noqa: E731
+    geo = EdgeGeometry(p0=one(0, 0, 0), p1=one(0, 1, 0), q0=one(1, 0, 0), q1=one(0, 0, 1),
+                       boundary=bk.Bool(False), flip1=bk.Bool(False), smooth=bk.Bool(False),
+                       f0=bk.UInt32(0), f1=bk.UInt32(1), index=bk.UInt32(0))
+    theta = lg.Float(0.0)
+    dr.enable_grad(theta)
+    delta = one(theta, theta, 0.5 * theta)
+    parts = _contact_displacements(geo, lg.Float(0.0), delta, one(0, 1, 0))
+    total = sum(dr.sum(p) for p in parts)
+    picked = dr.select(bk.Bool(False), total, dr.sum(delta))
+    dr.backward(picked)
+    assert all(np.isfinite(np.array(c)).all() for p in parts for c in p)
+    assert np.isfinite(np.array(dr.grad(theta))).all()
