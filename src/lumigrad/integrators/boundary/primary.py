@@ -152,7 +152,7 @@ def _resting_surface(scene: Any, geo: EdgeGeometry, y: Any, pass_ray: tuple, fir
     o = o + d * start
     _, prim_again, _, _, hit = scene.ray_intersect_preliminary(o, d, dr.inf, active & own_hit)
     prim = dr.select(own_hit, dr.select(hit, prim_again, NO_FACE), first)
-    on = active & (prim != NO_FACE)
+    on = active & (prim != NO_FACE) & (prim != geo.f0) & (prim != geo.f1)
     si = scene.compute_interaction(o, d, prim, on)
     rests = on & touches(si.p, si.n, y)
     return rests, dr.select(rests, si.n, 0.0)
