@@ -217,13 +217,6 @@ class EdgeTopology:
                             smooth=dr.gather(bk.Bool, self.smooth, index, active),
                             f0=g(self.f0), f1=f1, index=index)
 
-
-    def split_copies(self, index: Any, active: Any = True) -> Any:
-        """True for edges whose two faces hold copies of their own of its
-        vertices (see :meth:`moving_point`)."""
-        g = lambda arr: dr.gather(bk.UInt32, arr, index, active)  # noqa: E731
-        return (g(self.u0) != g(self.v0)) | (g(self.u1) != g(self.v1))
-
     def moving_point(self, positions: Any, index: Any, t: Any, share: Any = None,
                      active: Any = True) -> Any:
         """The point at parameter ``t`` of edges ``index``, attached, moving
@@ -241,14 +234,13 @@ class EdgeTopology:
         is the weight of face ``f1``'s copy where another rule applies (a
         face hidden by a surface the edge rests on, ``primary.py``); by
         default ½ on edges with two faces, 0 on boundary edges."""
-        geo = self.geometry(positions, index, active)
         g = lambda arr: dr.gather(bk.UInt32, arr, index, active)  # noqa: E731
-        u0 = dr.gather(bk.Array3f, positions, g(self.u0), active)
-        u1 = dr.gather(bk.Array3f, positions, g(self.u1), active)
-        y0 = dr.fma(geo.p1 - geo.p0, t, geo.p0)
+        p = lambda i: dr.gather(bk.Array3f, positions, i, active)  # noqa: E731
+        p0, p1, u0, u1 = p(g(self.v0)), p(g(self.v1)), p(g(self.u0)), p(g(self.u1))
+        y0 = dr.fma(p1 - p0, t, p0)
         y1 = dr.fma(u1 - u0, t, u0)
         if share is None:
-            share = dr.select(geo.boundary, 0.0, 0.5)
+            share = dr.select(g(self.f1) == NO_FACE, 0.0, 0.5)
         return y0 + (y1 - y0) * share
 
 
