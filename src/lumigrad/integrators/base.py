@@ -96,6 +96,11 @@ class SamplingIntegrator:
     #: later path vertices. None: the interior's ``spp``; 0 turns a term off.
     BUDGETS = ("sppe", "sppse", "sppie")
 
+    #: :meth:`radiance` takes ``first_bary`` (the first vertex given as a point
+    #: of ``first_prim``): shading rims then take their two sides at the rim
+    #: point itself (``boundary/rims.py``).
+    rim_sides_at_point: bool = False
+
     def __init__(self, id: Optional[str] = None, sppe: Optional[int] = None,
                  sppse: Optional[int] = None, sppie: Optional[int] = None) -> None:
         self.id = id
@@ -132,13 +137,15 @@ class SamplingIntegrator:
         return [L[c] for c in range(len(L))]
 
     def radiance_pair(self, scene: Any, rng: Any, ray_a: tuple, ray_b: tuple, active: Any,
-                      resume: Optional[dict] = None, first_prims: tuple = (None, None)) -> tuple:
+                      resume: Optional[dict] = None, first_prims: tuple = (None, None),
+                      first_bary: Any = None) -> tuple:
         """:meth:`radiance` along two rays ``(o, d, tmax)`` with the same random
         numbers: the two sides of a discontinuity, whose difference a boundary
         term needs (common random numbers keep it small where both sides see
         alike). Returns ``(L_a, L_b)``; ``rng`` is left as side ``a`` leaves it.
         ``first_prims``: each side's first triangle where known (``0xFFFFFFFF``
-        or None: trace it).
+        or None: trace it); ``first_bary``: the point of the first triangle both
+        sides start from (integrators with ``rim_sides_at_point``).
 
         The two estimates run one after the other in a loop of two iterations,
         so the kernel holds one copy of the estimator's code, not two (half the
@@ -159,7 +166,8 @@ class SamplingIntegrator:
             r.state, r.inc = state0, inc0          # the same random numbers on both sides
             o, d, t = (dr.select(second, b, a) for a, b in zip(ray_a, ray_b))
             fp = None if fp_a is None else dr.select(second, fp_b, fp_a)
-            L = self.radiance(scene, r, o, d, t, active, resume, first_prim=fp)
+            extra = {} if first_bary is None else dict(first_bary=first_bary)
+            L = self.radiance(scene, r, o, d, t, active, resume, first_prim=fp, **extra)
             L_a = [dr.select(second, x, y) for x, y in zip(L_a, L)]
             L_b = [dr.select(second, y, x) for x, y in zip(L_b, L)]
             return (side + 1, L_a, L_b, dr.select(second, state_a, r.state),

@@ -100,6 +100,18 @@ def _bsdf_step(bsdf: Any, differentiable: bool) -> Any:
     return step
 
 
+def _at_material_point(scene: Any, si: Any, prim: Any, bary: Any, d: Any, use: Any) -> Any:
+    """``si`` where ``use`` is False; elsewhere the point of triangle ``prim`` at
+    barycentrics ``bary``, seen along direction ``d`` (a grazing ray's own hit
+    point is too imprecise where a boundary term needs the very point)."""
+    from dataclasses import replace
+    mp = scene.material_interaction(prim, bary, use)
+    mp.wi = mp.to_local(-d)
+    fields = [f for f in ("p", "n", "sh_n", "uv", "wi", "bary", "dp_du", "dp_dv")
+              if getattr(si, f) is not None and getattr(mp, f) is not None]
+    return replace(si, **{f: dr.select(use, getattr(mp, f), getattr(si, f)) for f in fields})
+
+
 @register
 class PathIntegrator(SamplingIntegrator):
     """Path tracer with next-event estimation, MIS and Russian roulette."""
@@ -139,6 +151,8 @@ class PathIntegrator(SamplingIntegrator):
     #: ``SamplingIntegrator.derivative_estimator`` while geometry, the camera
     #: or lights carry gradients).
     pathspace = False
+    #: ``radiance(first_bary=...)`` is supported (``SamplingIntegrator``)
+    rim_sides_at_point = True
 
     def _edges_with_interior(self, scene: Any, sensor: Any, terms: Optional[tuple],
                              spp: int) -> float:
@@ -203,7 +217,8 @@ class PathIntegrator(SamplingIntegrator):
         return tape
 
     def radiance(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
-                 resume: Optional[dict] = None, first_prim: Any = None) -> list:
+                 resume: Optional[dict] = None, first_prim: Any = None,
+                 first_bary: Any = None) -> list:
         n = dr.width(active)
         tmax = bk.Float(tmax) + dr.zeros(bk.Float, n)
         full = None
@@ -215,7 +230,7 @@ class PathIntegrator(SamplingIntegrator):
                 prev_delta=bk.Bool(resume.get("prev_delta", False)) | dr.zeros(bk.Bool, n))
         with dr.suspend_grad():
             L = self._sample_standard(scene, rng, o, d, tmax, active, mode="primal", resume=full,
-                                      first_prim=first_prim)
+                                      first_prim=first_prim, first_bary=first_bary)
         return [L[c] for c in range(3)]
 
     # Loop state a path needs to go on from a vertex (besides the ray and the
@@ -321,7 +336,8 @@ class PathIntegrator(SamplingIntegrator):
     def _sample_standard(self, scene: Any, rng: Any, o: Any, d: Any, tmax: Any, active: Any,
                          mode: str = "primal", delta_L: Any = None, L_primal: Any = None,
                          camera: Any = None, tape: Any = None,
-                         resume: Optional[dict] = None, first_prim: Any = None) -> Any:
+                         resume: Optional[dict] = None, first_prim: Any = None,
+                         first_bary: Any = None) -> Any:
         """Radiance along each ray (``mode='primal'``/``'forward'``), or path
         replay (``'backward'``). With a ``tape`` (``make_tape``), the primal mode
         records each vertex's hit triangle and shadow-ray outcome and returns
@@ -329,7 +345,9 @@ class PathIntegrator(SamplingIntegrator):
         rays again, so the replay costs only the shading (the two loops must run
         in one kernel: the tape is per-lane local memory, constant in size).
         ``resume``: loop state (``_RESUME_STATE``) of paths that start at a later
-        vertex (the ray ``o, d`` leaves it).
+        vertex (the ray ``o, d`` leaves it). ``first_prim``: the triangle the
+        first ray hits, given; ``first_bary``: also the point of it, given by its
+        barycentrics (the ray then only sets the direction it is seen from).
         """
         if mode == "backward" and tape is not None and tape.layout is not None:
             return self._replay_from_record(scene, tape, rng, delta_L, L_primal)
@@ -406,6 +424,8 @@ class PathIntegrator(SamplingIntegrator):
             # The triangle the first ray hits, given (boundary terms: the face
             # beside an edge, which a ray that close to the edge may miss).
             state["forced"] = bk.UInt32(first_prim) + dr.zeros(bk.UInt32, n)
+            if first_bary is not None:
+                state["forced_bary"] = bk.Array2f(first_bary) + dr.zeros(bk.Array2f, n)
         if tape is not None:
             state["tape"] = tape.hits
         if layout is not None:
@@ -482,6 +502,9 @@ class PathIntegrator(SamplingIntegrator):
                     if last_prims is not None:
                         escaped = escaped & ~use
                 si = scene.compute_interaction(ray_o, ray_d, prim, hit)
+                if "forced_bary" in st:
+                    si = _at_material_point(scene, si, prim, st["forced_bary"], ray_d,
+                                            act & (st["forced"] != TAPE_PRIM_NONE))
 
                 # --- emission found by the previous BSDF sample (or the camera)
                 first = depth == 0
@@ -657,6 +680,8 @@ class PathIntegrator(SamplingIntegrator):
                 out["tape"] = st["tape"]
             if "forced" in st:
                 out["forced"] = dr.full(bk.UInt32, TAPE_PRIM_NONE, n)
+            if "forced_bary" in st:
+                out["forced_bary"] = st["forced_bary"]
             if layout is not None:
                 out["record"] = st["record"]
             if "checkpoint" in st:

@@ -54,8 +54,14 @@ from .views import in_film
 #: (times the budget).
 LINES_PER_PIXEL = 0.5
 
-#: Film offset (pixels) of the rays that measure the radiance either side of a rim.
+#: Film offset (pixels) of the rays that measure the radiance either side of a
+#: rim, where the integrator cannot take them at the rim point itself
+#: (:func:`rim_sides_at_point`).
 EPS_PX = 1e-4
+
+#: ``wi.z`` of the two rays that meet a rim point from either side of its
+#: shading normal (the cosine of their tilt away from the tangent plane).
+RIM_TILT = 1e-4
 
 
 class ShadingRims(BoundaryTerm):
@@ -176,11 +182,17 @@ class ShadingRims(BoundaryTerm):
             g_len = dr.norm(g)
             active &= g_len > 0
             nu = g / dr.maximum(g_len, 1e-30)          # towards h > 0
-            o_p, d_p, t_p = sensor.sample_ray((s_c + EPS_PX * nu) * inv)
-            o_m, d_m, t_m = sensor.sample_ray((s_c - EPS_PX * nu) * inv)
+            extra = {}
+            if l_dir is None and getattr(integrator, "rim_sides_at_point", False):
+                bary, (o_p, d_p, t_p), (o_m, d_m, t_m) = rim_sides_at_point(
+                    scene, oc, dc, prim, active)
+                extra = dict(first_bary=bary)
+            else:
+                o_p, d_p, t_p = sensor.sample_ray((s_c + EPS_PX * nu) * inv)
+                o_m, d_m, t_m = sensor.sample_ray((s_c - EPS_PX * nu) * inv)
             L_plus, L_minus = integrator.radiance_pair(scene, rng, (o_p, d_p, t_p),
                                                        (o_m, d_m, t_m), active,
-                                                       first_prims=(prim, prim))
+                                                       first_prims=(prim, prim), **extra)
             # 1/pdf of the line (π · width / P(triangle)), halved (Crofton),
             # doubled where one of two crossings was picked.
             weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5 * inv_p_dir
@@ -193,6 +205,31 @@ class ShadingRims(BoundaryTerm):
         velocity = h_att - dr.detach(h_att)
         value = [dr.detach((lp - lm) * weight) * velocity for lp, lm in zip(L_plus, L_minus)]
         return BoundarySample(s_c, value, active)
+
+
+def rim_sides_at_point(scene: Any, o: Any, d: Any, prim: Any, active: Any) -> tuple:
+    """The two sides of a rim at its point ``x`` on triangle ``prim`` (where the
+    camera ray ``(o, d)`` meets it): ``(bary, side_plus, side_minus)``, the
+    point's barycentrics and two rays ``(o, d, tmax)`` that see ``x`` from
+    directions turned by ``RIM_TILT`` either side of its shading normal's
+    tangent plane (``wi.z = ±RIM_TILT``), for ``radiance(first_bary=bary)``.
+
+    Rays offset on the film instead must land on the right side of the
+    crossing and hit where they should: on the edge-on faces along a dense
+    mesh's silhouette, where rims are hundredths of a pixel wide and ``wi.z``
+    changes by 0.02 within float32's reach of the crossing, both side rays fell
+    on one side a third of the time and the term came out a third of its size
+    (PSDR's bunny under an environment, translated: block error 0.25 against
+    finite differences)."""
+    bary = scene.compute_interaction(o, d, prim, active).bary
+    at = scene.material_interaction(prim, bary, active)
+    n_s = at.sh_n
+    along = dr.dot(n_s, d)
+    sides = []
+    for tilt in (RIM_TILT, -RIM_TILT):
+        d_side = dr.normalize(d - n_s * (along + tilt))    # n_s · (-d_side) = tilt
+        sides.append((at.p - d_side, d_side, dr.full(bk.Float, dr.inf, dr.width(along))))
+    return bary, sides[0], sides[1]
 
 
 def rim_crossing(tri: "RimTriangle", s: list, rng: Any) -> tuple:
