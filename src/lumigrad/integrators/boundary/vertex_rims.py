@@ -38,7 +38,7 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.frame import coordinate_system
-from .rims import RimTriangle, rim_crossing
+from .rims import RimTriangle, rim_crossing, rim_sides_at_point
 from .sampling import DiscreteSampler, Reservoir
 
 #: Triangles drawn per rim sample (resampled importance sampling). On a
@@ -174,14 +174,20 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(origin, w_c, dr.inf, ok)
     ok &= (prim_hit == prim) | (hit & (t_hit >= t_plane * (1.0 - 1e-5))) | ~hit
     ok &= t_plane > 0
-    eps = EPS_SHARE * width
-
-    def side(sign: float) -> tuple:
-        d = view.direction_at(u + nu * (sign * eps))
-        return si.spawn_origin(d), d, dr.inf
     resume = dict(depth=depth + 1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
+    if getattr(integrator, "rim_sides_at_point", False):
+        # at the rim point itself (see rims.rim_sides_at_point)
+        bary, plus, minus = rim_sides_at_point(scene, origin, w_c, prim, ok)
+        extra = dict(first_bary=bary)
+    else:
+        eps = EPS_SHARE * width
+
+        def side(sign: float) -> tuple:
+            d = view.direction_at(u + nu * (sign * eps))
+            return si.spawn_origin(d), d, dr.inf
+        plus, minus, extra = side(1.0), side(-1.0), {}
     L_plus, L_minus = (bk.Array3f(*L) for L in integrator.radiance_pair(
-        scene, rng, side(1.0), side(-1.0), ok, resume, first_prims=(prim, prim)))
+        scene, rng, plus, minus, ok, resume, first_prims=(prim, prim), **extra))
     f = scene.eval_bsdf(si, si.to_local(w_c), ok)
     jac = dr.rcp(dr.maximum(dr.squared_norm(view.local_direction(
         bk.Array3f(u[0], u[1], 1.0))), 1e-30)) ** 1.5
