@@ -208,6 +208,7 @@ CASES = {
     "bunny_one_vertex_direct": (lambda: scene(0, b=bunny()), "b.vertex_positions",
                                 lambda base, x: base + x * _one_vertex(base)),
     "bunny_translate_path3": (lambda: scene(3, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
+    "bunny_translate_direct": (lambda: scene(0, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
     "bunny_rotate_direct": (lambda: scene(0, b=bunny()), "b.to_world", rotate(0, 1, 0)),
 }

@@ -134,8 +134,10 @@ def all_terms() -> list:
     from .shadow import ShadowEdges
     from .indirect import IndirectEdges
     from .rims import ShadingRims
+    from .horizons import SmoothEdgeHorizons, SurfaceHorizons
     from .visible import VisibleSurfaceEdges
-    return [PrimaryEdges(), ShadingRims(), ShadowEdges(), VisibleSurfaceEdges(), IndirectEdges()]
+    return [PrimaryEdges(), ShadingRims(), SmoothEdgeHorizons(), ShadowEdges(),
+            SurfaceHorizons(), VisibleSurfaceEdges(), IndirectEdges()]
 
 
 TERM_NAMES = ("interior", "primary", "shadow", "indirect")
