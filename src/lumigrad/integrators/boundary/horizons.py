@@ -22,9 +22,11 @@ smooth) translated under an area light was off by 0.04 (block relative L1)
 beyond its noise, and a coarse smooth sphere under a directional light by 0.08.
 
 Sampling: candidate edges (smooth, interior, both faces turned to the camera,
-moving) in proportion to their projected length times the angle ``δ`` between
-their faces' normals (the lune's solid angle is ``4 δ``: dense meshes weigh
-little), a point uniformly on the edge; then a direction uniformly in the
+moving) in proportion to their projected length times ``δ²``, ``δ`` the angle
+between their faces' normals (the lune spans ``4 δ`` of solid angle, and the
+shading normal sees it within ``~δ`` of grazing: the jump is ``O(δ²)``, and a
+pixel crosses ``O(1/δ)`` edges, so the term vanishes like ``δ`` on refined
+meshes), a point uniformly on the edge; then a direction uniformly in the
 lune (``z`` uniform along the edge, the angle about it uniform over either
 wedge) and the radiance arriving along it (the integrator's estimate, its
 emission counted), plus, for delta lights (a point or directional light lies
@@ -39,14 +41,23 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
+from ...core.math import hmax
+from ...geometry.edges import safe_normalize
 from . import BoundarySample, BoundaryTerm, moves_geometry
 from .primary import FLAT_ANGLE, occluded
 from .sampling import DiscreteSampler, clip_to_frustum, cross2
 from .views import in_film
 
-#: Samples per pixel of projected edge length per radian between the faces'
-#: normals (times the budget).
-SAMPLES_PER_RADIAN = 2.0
+#: "No triangle" for a forced first hit (``radiance(first_prim=...)``).
+NO_HIT = 0xFFFFFFFF
+
+#: Samples per pixel of projected edge length per squared radian between the
+#: faces' normals (times the budget).
+SAMPLES_PER_RADIAN2 = 4.0
+
+#: Samples per pixel of projected area per unit of ``sin α``, the largest angle
+#: between a triangle's vertex normals and its plane's normal (times the budget).
+SAMPLES_PER_DEVIATION = 2.0
 
 
 class SmoothEdgeHorizons(BoundaryTerm):
@@ -66,7 +77,7 @@ class SmoothEdgeHorizons(BoundaryTerm):
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
         sampler, _, _ = self.distribution(scene, sensor)
-        return int(math.ceil(budget * sampler.total * SAMPLES_PER_RADIAN))
+        return int(math.ceil(budget * sampler.total * SAMPLES_PER_RADIAN2))
 
     def distribution(self, scene: Any, sensor: Any) -> tuple:
         key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
@@ -79,9 +90,11 @@ class SmoothEdgeHorizons(BoundaryTerm):
         return out
 
     def _distribution(self, scene: Any, sensor: Any) -> tuple:
-        """Weights (projected length of the visible part times the normals'
-        angle) of the smooth interior edges whose two faces the camera sees
-        from the front, and their clipped parameter ranges."""
+        """Weights (projected length of the visible part times the square of
+        the normals' angle ``δ``: the lune spans ``4 δ`` and the shading seen
+        through it is within ``~δ`` of grazing, so the jump is ``O(δ²)``) of
+        the smooth interior edges whose two faces the camera sees from the
+        front, and their clipped parameter ranges."""
         from .shadow import edge_motion_weights
         moving = None if moves_geometry(scene, sensor)["sensor"] else \
             edge_motion_weights(scene, 0.0) > 0
@@ -91,7 +104,8 @@ class SmoothEdgeHorizons(BoundaryTerm):
             n0, n1 = geo.normals()
             to_apex = apex - geo.p0
             angle = geo.dihedral()
-            cand = (geo.smooth & ~geo.boundary & (angle > FLAT_ANGLE)
+            proper = (dr.squared_norm(n0) > 0.5) & (dr.squared_norm(n1) > 0.5)  # no slivers
+            cand = (geo.smooth & ~geo.boundary & proper & (angle > FLAT_ANGLE)
                     & (dr.dot(n0, to_apex) > 0) & (dr.dot(n1, to_apex) > 0))
             if moving is not None:
                 cand &= moving
@@ -99,7 +113,7 @@ class SmoothEdgeHorizons(BoundaryTerm):
             e = geo.p1 - geo.p0
             s0, _ = sensor.project(geo.p0 + iv.lo * e)
             s1, _ = sensor.project(geo.p0 + iv.hi * e)
-            weight = dr.select(cand & ~iv.empty, dr.norm(s1 - s0) * angle, 0.0)
+            weight = dr.select(cand & ~iv.empty, dr.norm(s1 - s0) * dr.square(angle), 0.0)
             dr.eval(weight, iv.lo, iv.hi)
         return DiscreteSampler(weight), iv.lo, iv.hi
 
@@ -152,8 +166,8 @@ def lune_jump(integrator: Any, scene: Any, rng: Any, geo: Any, y: Any, si: Any,
     the integrator estimates along it, plus delta lights in the lune."""
     from .shadow import pass_offset
     n0, n1 = geo.normals()
-    e = dr.normalize(geo.p1 - geo.p0)
-    b = dr.normalize(dr.cross(e, n0))
+    e = safe_normalize(geo.p1 - geo.p0)
+    b = safe_normalize(dr.cross(e, n0))
     # Signed angle from n0 to n1 about e (no atan2 in Dr.Jit).
     phi = dr.acos(dr.clip(dr.dot(n0, n1), -1.0, 1.0))
     phi = dr.select(dr.dot(n1, b) < 0, -phi, phi)
@@ -174,8 +188,9 @@ def lune_jump(integrator: Any, scene: Any, rng: Any, geo: Any, y: Any, si: Any,
         return sign, y + (n_lit + dir_) * eps
     sign, origin = sign_and_origin(omega)
     on = active & (sign != 0)
-    resume = dict(depth=1, prev_p=y, prev_pdf=0.0, prev_delta=True)
-    L = integrator.radiance(scene, rng, origin, omega, dr.inf, on, resume)
+    L, _, _, _, beyond = arriving(integrator, scene, rng, origin, omega, y, on)
+    if beyond is not None:
+        L = L + beyond
     f = scene.eval_bsdf(si, si.to_local(omega), on)
     J = [dr.select(on, fc * Lc * (sign * inv_pdf), 0.0) for fc, Lc in zip(f, L)]
     if any(getattr(em, "is_delta", False) for em in scene.emitters):
@@ -190,6 +205,25 @@ def lune_jump(integrator: Any, scene: Any, rng: Any, geo: Any, y: Any, si: Any,
         f_l = scene.eval_bsdf(si, si.to_local(d_l), on_l)
         J = [j + dr.select(on_l, fc * wc * sign_l, 0.0) for j, fc, wc in zip(J, f_l, w_l)]
     return J
+
+
+def arriving(integrator: Any, scene: Any, rng: Any, origin: Any, omega: Any, x: Any,
+             active: Any) -> tuple:
+    """The light arriving at ``x`` along ``-omega`` from a ray leaving ``origin``:
+    ``(L_emitted, hit, prim, bary, L_beyond)``: the emission of what the ray
+    meets first (an area light, or the environment where it escapes), that
+    first triangle, and the integrator's estimate of the light it scatters
+    towards ``x`` (paths longer than direct light only; else None)."""
+    _, prim, _, _, hit = scene.ray_intersect_preliminary(origin, omega, dr.inf, active)
+    si = scene.compute_interaction(origin, omega, prim, active & hit)
+    L_e = scene.eval_area_emitter(si, active & hit) + scene.eval_environment(omega, active & ~hit)
+    depth = integrator.max_depth
+    beyond = None
+    if depth < 0 or depth > 2:
+        resume = dict(depth=1, prev_p=x, prev_pdf=0.0, prev_delta=False)
+        beyond = bk.Array3f(*integrator.radiance(scene, rng, origin, omega, dr.inf, active & hit,
+                                                 resume, first_prim=dr.select(hit, prim, NO_HIT)))
+    return L_e, hit, prim, si.bary, beyond
 
 
 class SurfaceHorizons(BoundaryTerm):
@@ -208,9 +242,11 @@ class SurfaceHorizons(BoundaryTerm):
 
         ∂/∂θ ∫ g(ω) dω ⊃ ∮_{h=0} f(wi, ω) [L_above(ω) − L_below(ω)] (∂h/∂θ) dφ
 
-    (``|∇_ω h| = 1`` on the circle). Sampled at points the camera sees
-    through film positions uniform over the film (widened by the filter's
-    radius), ``φ`` uniform; ``L_above``/``L_below`` along rays leaving ``x`` a
+    (``|∇_ω h| = 1`` on the circle). Sampled at points the camera sees: a
+    triangle in proportion to its projected area times ``sin α`` (``α`` the
+    largest angle between its vertex normals and its plane's normal, which
+    bounds the term), a film position uniformly on its image (the camera must
+    see the triangle there), ``φ`` uniform; ``L_above``/``L_below`` along rays leaving ``x`` a
     hair above and below the plane: the emission they meet first (whose ``∂h``
     holds the emitter point fixed) and, for paths longer than direct light,
     the radiance estimated beyond it (whose ``∂h`` holds the local direction
@@ -234,23 +270,72 @@ class SurfaceHorizons(BoundaryTerm):
         m = moves_geometry(scene, sensor)
         return m["shapes"] or m["sensor"]
 
+    def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
+        sampler = self.distribution(scene, sensor)
+        return int(math.ceil(budget * sampler.total * SAMPLES_PER_DEVIATION))
+
+    def distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
+        key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
+               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]))
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = self._distribution(scene, sensor)
+        self._cache = (key, out)
+        return out
+
+    def _distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
+        """Triangles of smooth shapes in front of the camera, weighted by their
+        projected area times the sine of the largest angle between their
+        vertex normals and their plane's normal (the term is bounded by it: on
+        the horizon circle ``ω · n_s ≤ sin α``; a dense smooth mesh weighs
+        little)."""
+        with dr.suspend_grad():
+            face = dr.arange(bk.UInt32, scene._n_faces)
+            idx = [dr.gather(bk.UInt32, scene.faces, 3 * face + k) for k in range(3)]
+            p = [dr.gather(bk.Array3f, dr.detach(scene.positions), i) for i in idx]
+            nv = [dr.gather(bk.Array3f, dr.detach(scene.normals), i) for i in idx]
+            n_f = safe_normalize(dr.cross(p[1] - p[0], p[2] - p[0]))
+            sin_a = dr.maximum(dr.maximum(dr.norm(dr.cross(nv[0], n_f)),
+                                          dr.norm(dr.cross(nv[1], n_f))),
+                               dr.norm(dr.cross(nv[2], n_f)))
+            shape = dr.gather(bk.UInt32, scene.prim_shape, face)
+            smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
+            q, front = zip(*[sensor.project(x) for x in p])
+            area = 0.5 * dr.abs(cross2(q[1] - q[0], q[2] - q[0]))
+            w, h = sensor.resolution
+            r = float(sensor.film.rfilter.radius)
+            lo = [dr.minimum(dr.minimum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
+            hi = [dr.maximum(dr.maximum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
+            cand = smooth & front[0] & front[1] & front[2]
+            cand &= (hi[0] > -r) & (lo[0] < w + r) & (hi[1] > -r) & (lo[1] < h + r)
+            weight = dr.select(cand & dr.isfinite(area), area * sin_a, 0.0)
+            dr.eval(weight)
+        return DiscreteSampler(weight)
+
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         from ...core.frame import coordinate_system
         from .shadow import pass_offset
         n = dr.width(rng.state)
+        sampler = self.distribution(scene, sensor)
+        zero = dr.zeros(bk.Float, n)
+        if sampler.empty:
+            return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
+                                  dr.zeros(bk.Bool, n))
         w, h = sensor.resolution
-        r = float(sensor.film.rfilter.radius)
         inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         with dr.suspend_grad():
-            s = bk.Array2f(-r + rng.next_float32() * (w + 2.0 * r),
-                           -r + rng.next_float32() * (h + 2.0 * r))
-            area = (w + 2.0 * r) * (h + 2.0 * r)
+            # A triangle, then a film position uniformly on its image.
+            prim, pmf = sampler.sample(rng.next_float32())
+            q = [sensor.project(x)[0] for x in scene._triangle(prim, pmf > 0)[1]]
+            area = 0.5 * dr.abs(cross2(q[1] - q[0], q[2] - q[0]))
+            su = dr.sqrt(rng.next_float32())
+            b1, b2 = 1.0 - su, rng.next_float32() * su
+            s = q[0] + (q[1] - q[0]) * b1 + (q[2] - q[0]) * b2
             o, d, tmax = sensor.sample_ray(s * inv)
-            _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, True)
-            smooth = dr.gather(bk.Bool, scene.shape_smooth,
-                               dr.gather(bk.UInt32, scene.prim_shape, prim, hit), hit)
-            valid = hit & smooth
+            _, prim_hit, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, pmf > 0)
+            valid = hit & (prim_hit == prim) & (area > 0)
             si = scene.compute_interaction(o, d, prim, valid)
             facing = dr.select(dr.dot(si.n, d) < 0, 1.0, -1.0)
             n_f = si.n * facing
@@ -261,33 +346,27 @@ class SurfaceHorizons(BoundaryTerm):
             valid &= (f[0] != 0) | (f[1] != 0) | (f[2] != 0)
             eps = pass_offset(si.p)
             sides = [si.p + n_f * eps, si.p - n_f * eps]      # above, below
-            L_e, hits = [], []
+            L_e, hits, L_b = [], [], []
             for origin in sides:
-                _, prim_e, _, _, hit_e = scene.ray_intersect_preliminary(origin, omega, dr.inf,
-                                                                         valid)
-                si_e = scene.compute_interaction(origin, omega, prim_e, valid & hit_e)
-                L_e.append(scene.eval_area_emitter(si_e, valid & hit_e)
-                           + scene.eval_environment(omega, valid & ~hit_e))
-                hits.append((prim_e, hit_e, si_e.bary))
-            scale = dr.select(valid, (2.0 * dr.pi) * area / total, 0.0)
+                L, hit_e, prim_e, bary_e, beyond = arriving(integrator, scene, rng, origin,
+                                                             omega, si.p, valid)
+                L_e.append(L)
+                hits.append((prim_e, hit_e, bary_e))
+                L_b.append(beyond)
+            # 1/pdf: the circle's 2π, the film position's area / P(triangle)
+            scale = dr.select(valid, (2.0 * dr.pi) * area / dr.maximum(pmf, 1e-30) / total, 0.0)
             C_e = f * (L_e[0] - L_e[1]) * scale
-            # the area light the horizon meets (above, else below; neither: an
+        # the area light the horizon meets (above, else below; neither: an
             # environment, whose direction is what stays fixed)
             (pa, ha, ba), (pb, hb, bb) = hits
-            em_above = ha & (hmax3(L_e[0]) > 0)
-            em_below = hb & (hmax3(L_e[1]) > 0)
+            em_above = ha & (hmax(L_e[0]) > 0)
+            em_below = hb & (hmax(L_e[1]) > 0)
             prim_y = dr.select(em_above, pa, pb)
             bary_y = dr.select(em_above, ba, bb)
             on_emitter = em_above | em_below
-            depth = integrator.max_depth
-            indirect = depth < 0 or depth > 2
+            indirect = L_b[0] is not None
             if indirect:
-                resume = dict(depth=1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
-                L_above, L_below = integrator.radiance_pair(
-                    scene, rng, (sides[0], omega, dr.inf), (sides[1], omega, dr.inf), valid,
-                    resume, first_prims=(dr.select(ha, pa, 0xFFFFFFFF),
-                                         dr.select(hb, pb, 0xFFFFFFFF)))
-                C_b = f * (bk.Array3f(*L_above) - bk.Array3f(*L_below)) * scale
+                C_b = f * (L_b[0] - L_b[1]) * scale
             omega_loc = si.to_local(omega)
         # Attached: the point seen through the fixed film position, its face's
         # normal and shading frame; the emitter point met.
@@ -295,7 +374,7 @@ class SurfaceHorizons(BoundaryTerm):
         si_a = scene.compute_interaction(o_a, d_a, prim, valid)
         n_a = si_a.n * facing
         y = scene.material_interaction(prim_y, bary_y, valid & on_emitter).p
-        w_e = dr.select(on_emitter, safe_dir(y - si_a.p), omega)
+        w_e = dr.select(on_emitter, safe_normalize(y - si_a.p), omega)
         h_e = dr.dot(w_e, n_a)
         value = C_e * (h_e - dr.detach(h_e))
         if indirect:
@@ -305,10 +384,3 @@ class SurfaceHorizons(BoundaryTerm):
         return BoundarySample(s, value, valid)
 
 
-def hmax3(v: Any) -> Any:
-    return dr.maximum(dr.maximum(v[0], v[1]), v[2])
-
-
-def safe_dir(v: Any) -> Any:
-    from ...geometry.edges import safe_normalize
-    return safe_normalize(v)
