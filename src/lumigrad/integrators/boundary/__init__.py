@@ -28,9 +28,13 @@ gradients (``dr.backward_from``):
 
 * :mod:`.primary`: edges seen by the camera (silhouettes, creases, open
   boundaries; camera parameters included), with :mod:`.rims` (the edges of
-  the dark rims of smooth shading inside triangles, under the same name);
+  the dark rims of smooth shading inside triangles) and
+  :class:`.horizons.SmoothEdgeHorizons` (smooth edges across which the light
+  a face's own plane lets through jumps), under the same name;
 * :mod:`.shadow`: edges between a surface the camera sees and an emitter
-  (shadows of next-event estimation);
+  (shadows of next-event estimation), with
+  :class:`.horizons.SurfaceHorizons` (the horizon of each face the camera
+  sees, turning with it) under the same name;
 * :mod:`.visible` and :mod:`.indirect` (together the ``indirect`` term):
   edges seen from the surfaces the camera sees (sampled edge first), and
   edges and shadow lines seen from the later vertices of camera paths
