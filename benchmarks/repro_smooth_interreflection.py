@@ -1,8 +1,8 @@
-"""Known bias (boundary-term issue): a smooth-shaded concave mesh that sees itself, path traced.
+"""A smooth-shaded concave mesh that sees itself, path traced (a former bias).
 
-    python benchmarks/repro_smooth_interreflection.py            # smooth torus: error ~0.08
-    python benchmarks/repro_smooth_interreflection.py --flat     # face normals: ~0.02
-    python benchmarks/repro_smooth_interreflection.py --depth 2  # direct light only: ~0.03
+    python benchmarks/repro_smooth_interreflection.py            # smooth torus: 0.015
+    python benchmarks/repro_smooth_interreflection.py --flat     # face normals
+    python benchmarks/repro_smooth_interreflection.py --depth 2  # direct light only: 0.016
 
 A torus (48 x 24 quads, vertex normals) lit by a point light, no other surface,
 ``path`` with ``max_depth`` 3; the camera translates along x. Prints the
@@ -12,6 +12,15 @@ of the torus, the part of the finite differences that the interior term does
 not explain (measured sample by sample: FD of the interior estimator with its
 samples held fixed, minus its forward-mode derivative) beside the boundary
 terms that should explain it.
+
+Status (2026-12-07): fixed, 0.057 -> 0.015 (depth 2: 0.063 -> 0.016). What was
+missing is the horizon of smooth shading (``boundary/horizons.py``): light
+below a face's plane is blocked by the surface itself while the interpolated
+normal still sees it, so the radiance jumps across every smooth edge by the
+light through the lune between its faces' planes (here: whether the point
+light lies in it, and the torus's own light through it), and those edges move.
+The hunt below looked at silhouettes, rims and their velocities, never at edges
+whose two faces both face the camera.
 
 Status (2026-12-06, end of the night session): the main cause was found and
 fixed: shading rims seen from path vertices (``boundary/vertex_rims.py``) are

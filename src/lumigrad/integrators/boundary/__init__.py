@@ -166,49 +166,7 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
     if refracting or curved:
         notes.append("edges seen through refraction or in smoothly shaded (curved) mirrors "
                      "have no boundary term (planar mirrors do)")
-    depth = getattr(integrator, "max_depth", 0)
-    if depth < 0 or depth >= 3:
-        concave = concave_smooth_shapes(scene)
-        if concave:
-            notes.append("smoothly shaded meshes that see themselves (" + ", ".join(concave[:3])
-                         + ") keep a small bias in the indirect term when they or the camera "
-                         "move (~0.07 block relative L1 on a coarse torus; "
-                         "benchmarks/repro_smooth_interreflection.py)")
     return notes
-
-
-def concave_smooth_shapes(scene: Any) -> list:
-    """Ids of the smoothly shaded (vertex-normal) shapes with a concave edge: a
-    face whose neighbour's opposite vertex lies in front of its plane (such a
-    mesh can see itself). Kept until the scene's vertices change (derivative
-    passes ask on every call)."""
-    key = (scene._positions_np.ctypes.data, scene.faces_np.shape)
-    cached = getattr(scene, "_concave_smooth", None)
-    if cached is None or cached[0] != key:
-        cached = (key, _concave_smooth_shapes(scene))
-        scene._concave_smooth = cached
-    return cached[1]
-
-
-def _concave_smooth_shapes(scene: Any) -> list:
-    import numpy as np
-    smooth = [i for i, s in enumerate(scene.shapes) if s.vertex_normals is not None]
-    if not smooth:
-        return []
-    topo = scene.edges().np
-    pos = np.asarray(scene._positions_np, dtype=np.float64)
-    faces = np.asarray(scene.faces_np, dtype=np.int64)
-    from ...geometry.edges import NO_FACE
-    e = np.flatnonzero((topo.f1 != NO_FACE) & np.isin(topo.shape, smooth))
-    if len(e) == 0:
-        return []
-    f0 = faces[topo.f0[e].astype(np.int64)]
-    n0 = np.cross(pos[f0[:, 1]] - pos[f0[:, 0]], pos[f0[:, 2]] - pos[f0[:, 0]])
-    v0, v1, o1 = (pos[a[e].astype(np.int64)] for a in (topo.v0, topo.v1, topo.o1))
-    ahead = np.einsum("ij,ij->i", n0, o1 - v0)
-    scale = np.linalg.norm(n0, axis=1) * np.linalg.norm(v1 - v0, axis=1)
-    concave = np.unique(topo.shape[e][ahead > 1e-4 * scale])
-    return [scene.shapes[int(i)].id or f"shape {int(i)}" for i in concave]
 
 
 def _budget(integrator: Any, term: BoundaryTerm, spp: int, scale: float = 1.0) -> float:
