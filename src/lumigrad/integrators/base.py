@@ -200,7 +200,7 @@ class SamplingIntegrator:
         old = getattr(self, "emitter_mis", None), getattr(self, "pathspace", None)
         if old[0] is not None:
             m = boundary.moves_geometry(scene, sensor)
-            self.emitter_mis = not (m["shapes"] or m["sensor"] or m["lights"])
+            self.emitter_mis = not (m["shapes"] or m["sensor"] or m["lights"] or m["normals"])
         if old[1] is not None:
             self.pathspace = not self.emitter_mis
         try:

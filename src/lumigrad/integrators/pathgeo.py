@@ -405,6 +405,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     edges = edges and not (sampler.empty and not rims)
     if edges:
         shape_moving, camera_moving = _motion_tables(scene, sensor)
+        from .boundary.rims import rim_motion_by_shape
+        rims_moving = rim_motion_by_shape(scene)
         with dr.suspend_grad():
             moving_edges = edge_motion_weights(scene, 0.0) > 0
     # Boundary samples need two more segments (to the next vertex, then light).
@@ -509,7 +511,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                                             rng_e, b_act, static, moving_edges, sensor)
                             b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, b_act)
                         c = rim_sample(integrator, scene, rim_sampler, si_d, beta_e, depth,
-                                       rng_e, b_act, static, shape_moving) if rims \
+                                       rng_e, b_act, static, rims_moving) if rims \
                             else none[12:]
                         return (rng_e, b_act) + tuple(a) + tuple(b) + tuple(c)
 

@@ -105,8 +105,9 @@ class BoundaryTerm:
 def moves_geometry(scene: Any, sensor: Any) -> dict:
     """Which kinds of scene quantities carry gradients now: ``'shapes'``
     (vertex positions or transforms, hence edges, surfaces and area lights),
-    ``'sensor'`` (to_world, fov) and ``'lights'`` (positions/directions of
-    lights that are not shapes). (Answers the same inside ``dr.suspend_grad()``.)"""
+    ``'sensor'`` (to_world, fov), ``'lights'`` (positions/directions of
+    lights that are not shapes) and ``'normals'`` (vertex normals, which move
+    the rims of smooth shading even where nothing else moves). (Answers the same inside ``dr.suspend_grad()``.)"""
     with dr.resume_grad():
         return _moves_geometry(scene, sensor)
 
@@ -115,7 +116,8 @@ def _moves_geometry(scene: Any, sensor: Any) -> dict:
     out = {"shapes": bool(dr.grad_enabled(scene.positions)),
            "sensor": bool(dr.grad_enabled(sensor.to_world.matrix) or
                           dr.grad_enabled(sensor.x_fov)),
-           "lights": False}
+           "lights": False,
+           "normals": bool(scene.has_normals and dr.grad_enabled(scene.normals))}
     others = scene.emitters[len(scene.area_emitters):]
     if others:
         p = bk.Array3f(0.25, 0.5, 0.75)

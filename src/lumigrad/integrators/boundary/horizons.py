@@ -268,7 +268,7 @@ class SurfaceHorizons(BoundaryTerm):
         if not any(not getattr(em, "is_delta", False) for em in scene.emitters):
             return False
         m = moves_geometry(scene, sensor)
-        return m["shapes"] or m["sensor"]
+        return m["shapes"] or m["sensor"] or m["normals"]
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
         sampler = self.distribution(scene, sensor)

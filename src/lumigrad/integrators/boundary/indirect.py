@@ -27,7 +27,8 @@ class IndirectEdges(BoundaryTerm):
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         depth = getattr(integrator, "max_depth", 1)
         m = moves_geometry(scene, sensor)
-        return ((m["shapes"] or m["lights"] or m["sensor"]) and hasattr(integrator, "pathspace")
+        return ((m["shapes"] or m["lights"] or m["sensor"] or m["normals"])
+                and hasattr(integrator, "pathspace")
                 and (depth < 0 or depth >= 3))
 
     def trace(self, scene: Any, sensor: Any, integrator: Any, rng: Any, film_pos: Any,

@@ -77,7 +77,7 @@ class ShadingRims(BoundaryTerm):
         if not scene.has_normals or not hasattr(integrator, "max_depth"):
             return False
         m = moves_geometry(scene, sensor)
-        return m["shapes"] or m["sensor"]
+        return m["shapes"] or m["sensor"] or m["normals"]
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
         sampler = self.distribution(scene, sensor)
@@ -114,7 +114,7 @@ class ShadingRims(BoundaryTerm):
             smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
             cand = smooth & self._sign_change(p, nrm, o)
             if moving_only:
-                cand &= dr.gather(bk.Float, edge_motion_weights_by_shape(scene), shape) > 0
+                cand &= dr.gather(bk.Bool, rim_motion_by_shape(scene), shape)
             s, front = zip(*[sensor.project(q) for q in p])
             cand &= front[0] & front[1] & front[2]
             w, h = sensor.resolution
@@ -343,6 +343,17 @@ class RimTriangle:
                          for m, nv in zip(self.m, self.n))
             out.append(-self.sigma * sum(terms))
         return bk.Array2f(out[0], out[1])
+
+
+def rim_motion_by_shape(scene: Any) -> Any:
+    """Per shape: whether its rims can move without the camera moving (its
+    vertices or its vertex normals carry derivatives now)."""
+    import numpy as np
+    with dr.resume_grad():
+        moving = [bool(dr.grad_enabled(s.world_positions()))
+                  or (s.vertex_normals is not None and bool(dr.grad_enabled(s.world_normals())))
+                  for s in scene.shapes]
+    return bk.from_numpy(bk.Bool, np.array(moving))
 
 
 def edge_motion_weights_by_shape(scene: Any) -> Any:
