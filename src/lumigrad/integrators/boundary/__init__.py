@@ -101,6 +101,27 @@ class BoundaryTerm:
         samples of this pass and all others (the value is divided by it)."""
         raise NotImplementedError
 
+    def distribution(self, scene: Any, sensor: Any) -> Any:
+        """The term's sampling tables (``_distribution``, detached) for the
+        scene's vertices and the camera as they are now, kept until either
+        changes (a derivative pass asks for them several times)."""
+        key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
+               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]),
+               self._cache_key())
+        cached = getattr(self, "_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = self._distribution(scene, sensor)
+        self._cache = (key, out)
+        return out
+
+    def _distribution(self, scene: Any, sensor: Any) -> Any:
+        raise NotImplementedError
+
+    def _cache_key(self) -> tuple:
+        """What else the tables depend on (see subclasses)."""
+        return ()
+
 
 def moves_geometry(scene: Any, sensor: Any) -> dict:
     """Which kinds of scene quantities carry gradients now: ``'shapes'``
@@ -127,6 +148,16 @@ def _moves_geometry(scene: Any, sensor: Any) -> dict:
             if dr.grad_enabled(ds.d) or dr.grad_enabled(ds.dist):
                 out["lights"] = True
     return out
+
+
+def smooth_shading_moves(scene: Any, sensor: Any, integrator: Any, normals: bool) -> bool:
+    """Whether the terms of smooth shading (rims, horizons) can be non-zero:
+    a path tracer, smooth shapes, and moving shapes or camera (or, with
+    ``normals``, vertex normals alone)."""
+    if not scene.has_normals or not hasattr(integrator, "max_depth"):
+        return False
+    m = moves_geometry(scene, sensor)
+    return m["shapes"] or m["sensor"] or (normals and m["normals"])
 
 
 def moves_shadows(scene: Any, sensor: Any) -> bool:

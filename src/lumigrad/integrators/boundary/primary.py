@@ -229,6 +229,17 @@ def _pass_start(scene: Any, geo: EdgeGeometry, o: Any, d: Any, tmax: Any, beyond
             dr.select(passing & hit & ~own, prim, first))
 
 
+def film_length(sensor: Any, geo: EdgeGeometry) -> tuple:
+    """``(length, interval)``: the film length (pixels) of the part of each
+    edge inside the view frustum (widened by the filter's radius), and that
+    part's parameter interval (``clip_to_frustum``)."""
+    iv = clip_to_frustum(sensor, geo.p0, geo.p1, sensor.film.rfilter.radius)
+    e = geo.p1 - geo.p0
+    s0, _ = sensor.project(geo.p0 + iv.lo * e)
+    s1, _ = sensor.project(geo.p0 + iv.hi * e)
+    return dr.norm(s1 - s0), iv
+
+
 def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
     """Edges that may be discontinuities seen from ``apex``: boundary edges,
     silhouettes, and creases (unless the shading is smooth across them)."""
@@ -261,18 +272,6 @@ class PrimaryEdges(BoundaryTerm):
         self._mirror_share = mirrored / max(direct + mirrored, 1)
         return direct + mirrored
 
-    def distribution(self, scene: Any, sensor: Any) -> tuple:
-        """Edge weights (projected length of the visible part of candidate
-        edges) and the clipped parameter ranges, all detached."""
-        key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
-               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]))
-        cached = getattr(self, "_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        out = self._distribution(scene, sensor)
-        self._cache = (key, out)
-        return out
-
     def _distribution(self, scene: Any, sensor: Any) -> tuple:
         # Edges of shapes that do not move stay where they are on the film
         # unless the camera moves: their term is zero.
@@ -286,11 +285,7 @@ class PrimaryEdges(BoundaryTerm):
             cand = candidate_edges(geo, apex)
             if moving is not None:
                 cand &= moving
-            iv = clip_to_frustum(sensor, geo.p0, geo.p1, sensor.film.rfilter.radius)
-            e = geo.p1 - geo.p0
-            s0, _ = sensor.project(geo.p0 + iv.lo * e)
-            s1, _ = sensor.project(geo.p0 + iv.hi * e)
-            length = dr.norm(s1 - s0)
+            length, iv = film_length(sensor, geo)
             weight = dr.select(cand & ~iv.empty, length, 0.0)
             lo, hi = iv.lo, iv.hi
             dr.eval(weight, lo, hi)

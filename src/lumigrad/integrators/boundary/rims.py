@@ -46,7 +46,7 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
-from . import BoundarySample, BoundaryTerm, moves_geometry
+from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .sampling import DiscreteSampler
 from .views import in_film
 
@@ -74,25 +74,11 @@ class ShadingRims(BoundaryTerm):
     seed_salt = 0x52
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
-        if not scene.has_normals or not hasattr(integrator, "max_depth"):
-            return False
-        m = moves_geometry(scene, sensor)
-        return m["shapes"] or m["sensor"] or m["normals"]
+        return smooth_shading_moves(scene, sensor, integrator, normals=True)
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
         sampler = self.distribution(scene, sensor)
         return int(math.ceil(budget * sampler.total * LINES_PER_PIXEL))
-
-    def distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
-        key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
-               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]),
-               self._cache_key())
-        cached = getattr(self, "_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        out = self._distribution(scene, sensor)
-        self._cache = (key, out)
-        return out
 
     def _distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
         """Triangles of smooth shapes whose shading normals may face away
@@ -131,10 +117,6 @@ class ShadingRims(BoundaryTerm):
         terminators of a turning light); rims move only with their triangles or
         the camera."""
         return False
-
-    def _cache_key(self) -> tuple:
-        """What else the candidate triangles depend on (see subclasses)."""
-        return ()
 
     def _sign_change(self, p: list, nrm: list, o: Any) -> Any:
         """Triangles where ``h`` may change sign: ``h`` is a quadratic form
