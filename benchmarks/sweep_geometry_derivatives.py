@@ -105,6 +105,29 @@ def pyramid() -> dict:
             "bsdf": diffuse([0.9, 0.6, 0.2])}
 
 
+def coarse_ball(open_bowl: bool = False, **kw) -> dict:
+    """An 80-face icosphere without normals in its file (shaded smooth): coarse
+    smooth shading, whose rims and horizons (``boundary/horizons.py``) matter;
+    ``open_bowl``: its lower faces left out (an open mesh, seen from both sides)."""
+    from lumigrad.geometry import meshio, primitives
+    m = primitives.icosphere(1)
+    faces = m.faces[m.positions[m.faces].mean(axis=1)[:, 1] > -0.3] if open_bowl else m.faces
+    path = TMP / ("bowl.ply" if open_bowl else "ball.ply")
+    meshio.write_ply(path, m.positions.astype(np.float32), faces)
+    return dict({"type": "ply", "filename": str(path),
+                 "to_world": T().translate([0.4, -0.4, 0]).rotate([1, 0, 0], 20).scale(0.6),
+                 "bsdf": diffuse([0.7, 0.6, 0.4])}, **kw)
+
+
+def sky() -> dict:
+    return {"type": "constant", "radiance": {"type": "rgb", "value": [1.0, 1.0, 1.0]}}
+
+
+def sun() -> dict:
+    return {"type": "directional", "direction": [-1.0, -0.3, -0.4],
+            "irradiance": {"type": "rgb", "value": [3.0, 3.0, 3.0]}}
+
+
 def translate(*v):
     return lambda base, x: T().translate([x * c for c in v]) @ base
 
@@ -126,6 +149,13 @@ def _one_vertex(base, direction=(0.0, 0.3, 1.0)):
     d = np.zeros_like(p)
     d[k] = direction
     return lg.Float(d.ravel().astype(np.float32))
+
+
+def _turn(base, axis=(0.3, 1.0, 0.2)):
+    """Vertex normals ``base`` (flat) turned about one axis: ``axis × n``, flat."""
+    n = np.array(base).reshape(-1, 3)
+    a = np.array(axis) / np.linalg.norm(axis)
+    return lg.Float(np.cross(a, n).ravel().astype(np.float32))
 
 
 #: name: (scene builder, parameter key, perturbation ``at(base, x)``)
@@ -211,6 +241,14 @@ CASES = {
     "bunny_translate_direct": (lambda: scene(0, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
     "bunny_rotate_direct": (lambda: scene(0, b=bunny()), "b.to_world", rotate(0, 1, 0)),
+    "coarse_ball_sun_translate_direct": (lambda: scene(0, light=sun(), b=coarse_ball()),
+                                         "b.to_world", translate(1, 0.2, 0)),
+    "coarse_ball_sky_rotate_path3": (lambda: scene(3, light=sky(), b=coarse_ball()),
+                                     "b.to_world", rotate(0, 1, 0)),
+    "coarse_bowl_sky_rotate_direct": (lambda: scene(0, light=sky(), b=coarse_ball(True)),
+                                      "b.to_world", rotate(1, 0, 0)),
+    "coarse_ball_normals_turned_direct": (lambda: scene(0, light=sky(), b=coarse_ball()),
+                                          "b.vertex_normals", lambda base, x: base + x * _turn(base)),
 }
 
 
