@@ -248,7 +248,8 @@ CASES = {
     "coarse_bowl_sky_rotate_direct": (lambda: scene(0, light=sky(), b=coarse_ball(True)),
                                       "b.to_world", rotate(1, 0, 0)),
     "coarse_ball_normals_turned_direct": (lambda: scene(0, light=sky(), b=coarse_ball()),
-                                          "b.vertex_normals", lambda base, x: base + x * _turn(base)),
+                                          "b.vertex_normals",
+                                          lambda base, x: base + x * _turn(base)),
 }
 
 

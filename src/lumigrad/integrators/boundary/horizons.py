@@ -231,9 +231,10 @@ class SurfaceHorizons(BoundaryTerm):
     triangle in proportion to its projected area times ``sin α`` (``α`` the
     largest angle between its vertex normals and its plane's normal, which
     bounds the term), a film position uniformly on its image (the camera must
-    see the triangle there), ``φ`` uniform; ``L_above``/``L_below`` along rays leaving ``x`` a
-    hair above and below the plane: the emission they meet first (whose ``∂h``
-    holds the emitter point fixed) and, for paths longer than direct light,
+    see the triangle there), ``φ`` uniform; ``L_above``/``L_below`` along rays
+    leaving ``x`` a hair above and below the plane: the emission they meet
+    first (whose ``∂h`` holds the emitter point fixed) and, for paths longer
+    than direct light,
     the radiance estimated beyond it (whose ``∂h`` holds the local direction
     fixed). Delta lights have no such term (a point light crossing a face's
     horizon switches the face at once). Camera vertices only: path vertices
@@ -328,7 +329,7 @@ class SurfaceHorizons(BoundaryTerm):
             # 1/pdf: the circle's 2π, the film position's area / P(triangle)
             scale = dr.select(valid, (2.0 * dr.pi) * area / dr.maximum(pmf, 1e-30) / total, 0.0)
             C_e = f * (L_e[0] - L_e[1]) * scale
-        # the area light the horizon meets (above, else below; neither: an
+            # the area light the horizon meets (above, else below; neither: an
             # environment, whose direction is what stays fixed)
             (pa, ha, ba), (pb, hb, bb) = hits
             em_above = ha & (hmax(L_e[0]) > 0)
