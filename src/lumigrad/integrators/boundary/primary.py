@@ -240,6 +240,41 @@ def film_length(sensor: Any, geo: EdgeGeometry) -> tuple:
     return dr.norm(s1 - s0), iv
 
 
+def _mirror_face_at_edge(integrator: Any, scene: Any, sensor: Any, rng: Any, geo: EdgeGeometry,
+                         apex: Any, y: Any, si_m: Any, org: Any, s: Any, ds_dt: Any,
+                         active: Any, L_left: list, L_right: list) -> tuple:
+    """A silhouette seen in a planar mirror: its face side's radiance taken
+    at the edge point itself (the face seen from the camera's mirror image,
+    looked at from the mirror point, times the mirror's reflectance), not
+    along a camera ray offset on the film (``MIRROR_EPS_PX``: those cannot
+    force their first hit): on a smooth mesh the face side lies in a shading
+    rim hundredths of a pixel wide, which the rim term counts where the rim
+    ends, so both must see it (:func:`.rims.rim_sides_at_point`)."""
+    from .views import mirror_reflectance, reflect_point
+    n0, n1 = geo.normals()
+    front0 = dr.dot(n0, apex - geo.p0) > 0
+    front1 = ~geo.boundary & (dr.dot(n1, apex - geo.p0) > 0)
+    on = active & ~geo.boundary & (front0 != front1)          # a silhouette, not a crease
+    face = dr.select(front0, geo.f0, geo.f1)
+    n_face = dr.select(front0, n0, n1)
+    q_face = dr.select(front0, geo.q0, geo.q1)
+    a_m, n_m = si_m.p, si_m.n
+    q_film, _ = sensor.project(reflect_point(q_face, a_m, n_m))
+    face_left = cross2(ds_dt, q_film - s) > 0
+    # the edge point's barycentrics on the face, by a ray along its normal
+    # (well conditioned, unlike a grazing one)
+    probe = scene.compute_interaction(y + n_face, -n_face, face, on)
+    d_in = dr.normalize(y - org)
+    L_face = integrator.radiance(scene, rng, y - d_in, d_in, dr.inf, on,
+                                 dict(depth=1, prev_p=si_m.p, prev_pdf=0.0, prev_delta=True),
+                                 first_prim=face, first_bary=probe.bary)
+    refl = mirror_reflectance(scene, si_m, on)
+    L_face = [lf * r for lf, r in zip(L_face, refl)]
+    L_left = [dr.select(on & face_left, lf, l) for lf, l in zip(L_face, L_left)]
+    L_right = [dr.select(on & ~face_left, lf, r) for lf, r in zip(L_face, L_right)]
+    return L_left, L_right
+
+
 def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
     """Edges that may be discontinuities seen from ``apex``: boundary edges,
     silhouettes, and creases (unless the shading is smooth across them)."""
@@ -402,6 +437,10 @@ class PrimaryEdges(BoundaryTerm):
             L_left, L_right = integrator.radiance_pair(
                 scene, rng, (o_l, d_l, t_l - start_l), (o_r, d_r, t_r - start_r), valid,
                 first_prims=(first_l, first_r))
+            if getattr(integrator, "rim_sides_at_point", False) and p_mirror > 0:
+                L_left, L_right = _mirror_face_at_edge(
+                    integrator, scene, sensor, rng, geo_d, apex, y_d, si_m, org, s, ds_dt,
+                    valid & through, L_left, L_right)
             scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * (1.0 / total), 0.0)
         # Zero in value, attached: the normal velocity of the edge's image, as
         # the face beside it moves and as what passes it sees it move (they

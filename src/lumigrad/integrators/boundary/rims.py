@@ -32,11 +32,16 @@ uniformly among those, ``φ ~ U[0, π)`` and ``p`` uniform over the triangle's
 extent along ``(cos φ, sin φ)``. On that line ``h`` is a quadratic (the film
 line maps to a line on the triangle's plane, along which the unnormalised
 normal and ``o − x`` are linear): its roots inside the triangle are the
-crossings (all in closed form: :class:`RimTriangle`). Each crossing ``s`` contributes ``g(s) / (2 pdf(line))``. The
-radiances either side are the integrator's estimates along camera rays
-through ``s ± ε ∇h/|∇h|``, forced to hit the triangle, with the same random
-numbers. Rims seen from the path tracer's vertices are
-:mod:`.vertex_rims`; rims seen in mirrors have no term.
+crossings (all in closed form: :class:`RimTriangle`). Each crossing ``s``
+contributes ``g(s) / (2 pdf(line))``. The radiances either side are the
+integrator's estimates from the rim point itself, seen along the camera ray
+turned just in front of and just behind the shading normal
+(:func:`rim_sides_at_point`; the rasterizer's shading, which looks from the
+camera, takes rays through ``s ± ε ∇h/|∇h|``), with the same random numbers.
+Rims seen in planar mirrors are sampled the same way on each mirror plane's
+image of the camera (:class:`.views.MirroredView`), their jump times the
+mirror's reflectance. Rims seen from the path tracer's vertices are
+:mod:`.vertex_rims`.
 """
 from __future__ import annotations
 
@@ -46,9 +51,11 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
+from ...core.math import hmax
 from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .sampling import DiscreteSampler
-from .views import in_film
+from .views import MirroredView, in_film, mirror_plane, mirror_planes, mirror_reflectance, \
+    reflect_vector
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -77,12 +84,28 @@ class ShadingRims(BoundaryTerm):
         return smooth_shading_moves(scene, sensor, integrator, normals=True)
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
-        sampler = self.distribution(scene, sensor)
-        return int(math.ceil(budget * sampler.total * LINES_PER_PIXEL))
+        total = sum(sampler.total for _, sampler in self.distribution(scene, sensor))
+        return int(math.ceil(budget * total * LINES_PER_PIXEL))
 
-    def _distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
+    def _distribution(self, scene: Any, sensor: Any) -> list:
+        """Per view, ``(mirror, sampler)``: the camera itself (``mirror`` None)
+        and, where the scene has planar mirrors, the camera as each mirror
+        plane shows the scene (``mirror``: one of its triangles): rims seen in
+        a mirror move on the film as its reflection of them moves."""
+        views = [None] + (mirror_planes(scene) if self.through_mirrors else [])
+        out = []
+        for mirror in views:
+            view = sensor
+            if mirror is not None:
+                with dr.suspend_grad():
+                    a, n = (dr.detach(v) for v in mirror_plane(scene, bk.UInt32(mirror), True))
+                view = MirroredView(sensor, a, n)
+            out.append((mirror, self._view_distribution(scene, sensor, view)))
+        return out
+
+    def _view_distribution(self, scene: Any, sensor: Any, view: Any) -> DiscreteSampler:
         """Triangles of smooth shapes whose shading normals may face away
-        from the camera somewhere (``h`` is a quadratic form ``Σ b_i b_j a_ij``
+        from ``view``'s apex somewhere (``h`` is a quadratic form ``Σ b_i b_j a_ij``
         in the barycentrics with ``a_ij = n_i · (o − p_j)``: one sign for all
         nine coefficients rules a sign change out), weighted by their
         projected perimeter; triangles reaching behind the camera or outside
@@ -95,13 +118,13 @@ class ShadingRims(BoundaryTerm):
             pos = dr.detach(scene.positions)
             p = [dr.gather(bk.Array3f, pos, i) for i in idx]
             nrm = [dr.gather(bk.Array3f, dr.detach(scene.normals), i) for i in idx]
-            o = dr.detach(sensor.position())
+            o = dr.detach(view.position())
             shape = dr.gather(bk.UInt32, scene.prim_shape, face)
             smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
             cand = smooth & self._sign_change(p, nrm, o)
             if moving_only:
                 cand &= dr.gather(bk.Bool, rim_motion_by_shape(scene), shape)
-            s, front = zip(*[sensor.project(q) for q in p])
+            s, front = zip(*[view.project(q) for q in p])
             cand &= front[0] & front[1] & front[2]
             w, h = sensor.resolution
             lo = [dr.minimum(dr.minimum(s[0][k], s[1][k]), s[2][k]) for k in range(2)]
@@ -111,6 +134,10 @@ class ShadingRims(BoundaryTerm):
             weight = dr.select(cand, perimeter, 0.0)
             dr.eval(weight)
         return DiscreteSampler(weight)
+
+    #: Rims seen in planar mirrors are sampled too (False: the rasterizer's
+    #: terms, whose scenes have none).
+    through_mirrors = True
 
     def _all_triangles(self) -> bool:
         """Whether the curves move on triangles that do not move themselves (e.g.
@@ -140,25 +167,54 @@ class ShadingRims(BoundaryTerm):
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         n = dr.width(rng.state)
-        sampler = self.distribution(scene, sensor)
+        views = [(m, smp) for m, smp in self.distribution(scene, sensor) if not smp.empty]
         zero = dr.zeros(bk.Float, n)
-        if sampler.empty:
+        if not views:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
                                   dr.zeros(bk.Bool, n))
         w, h = sensor.resolution
         inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         l_dir, l_att, inv_p_dir = self._direction(integrator, rng, n)
+        grand = sum(smp.total for _, smp in views)
         with dr.suspend_grad():
-            prim, pmf = sampler.sample(rng.next_float32())
-            tri = RimTriangle(scene, sensor, prim, pmf > 0, light=l_dir)
-            s = [sensor.project(q)[0] for q in tri.p]
+            # A view (the camera, or a mirror's image of it) in proportion to
+            # its total, then a triangle of it.
+            # (No draw for the view where there is one: the same samples as
+            # without mirrors.)
+            u_view = rng.next_float32() * grand if len(views) > 1 else zero
+            u_tri = rng.next_float32()
+            k, prim, pmf = dr.zeros(bk.UInt32, n), dr.zeros(bk.UInt32, n), zero
+            below = 0.0
+            for j, (_, smp) in enumerate(views):
+                if j > 0:
+                    k = dr.select(u_view >= below, j, k)
+                below += smp.total
+            for j, (_, smp) in enumerate(views):
+                pj, pmf_j = smp.sample(u_tri)
+                prim = dr.select(k == j, pj, prim)
+                pmf = dr.select(k == j, pmf_j * (smp.total / grand), pmf)
+            a_m, n_m = self._planes(scene, views, k, attached=False)
+            through = dr.squared_norm(n_m) > 0
+            view = MirroredView(sensor, a_m, n_m)
+            tri = RimTriangle(scene, view, prim, pmf > 0, light=l_dir)
+            s = [view.project(q)[0] for q in tri.p]
             s_c, found, width, both = rim_crossing(tri, s, rng)
             active = found & (pmf > 0)
             active &= in_film(sensor, s_c)
-            # The camera must see the triangle there (nothing nearer than its plane).
+            # The camera must see the triangle there (nothing nearer than its
+            # plane), through the mirror where it looks into one.
             oc, dc, tc = sensor.sample_ray(s_c * inv)
-            t_plane = scene.compute_interaction(oc, dc, prim, active).t
-            t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(oc, dc, tc, active)
+            _, prim_m, _, _, hit_m = scene.ray_intersect_preliminary(oc, dc, tc, active & through)
+            si_m = scene.compute_interaction(oc, dc, prim_m, active & through & hit_m)
+            on_mirror = (hit_m & scene.bsdf_delta_only(prim_m, hit_m)
+                         & (dr.abs(dr.dot(si_m.n, n_m)) > 0.9999)
+                         & (dr.abs(dr.dot(si_m.p - a_m, n_m)) <= 1e-4 * (1.0 + hmax(dr.abs(a_m)))))
+            active &= ~through | on_mirror
+            d_in = dr.select(through, reflect_vector(dc, n_m), dc)
+            o_in = dr.select(through, si_m.spawn_origin(d_in), oc)
+            t_plane = scene.compute_interaction(o_in, d_in, prim, active).t
+            t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(
+                o_in, d_in, dr.select(through, dr.inf, tc), active)
             active &= ~hit | (prim_hit == prim) | (t_hit >= t_plane * (1.0 - 1e-5))
             g = tri.gradient(s_c)
             g_len = dr.norm(g)
@@ -167,26 +223,49 @@ class ShadingRims(BoundaryTerm):
             extra = {}
             if l_dir is None and getattr(integrator, "rim_sides_at_point", False):
                 bary, (o_p, d_p, t_p), (o_m, d_m, t_m) = rim_sides_at_point(
-                    scene, oc, dc, prim, active)
+                    scene, o_in, d_in, prim, active)
                 extra = dict(first_bary=bary)
             else:
+                active &= ~through       # (film offsets would see the mirror, not the rim)
                 o_p, d_p, t_p = sensor.sample_ray((s_c + EPS_PX * nu) * inv)
                 o_m, d_m, t_m = sensor.sample_ray((s_c - EPS_PX * nu) * inv)
             L_plus, L_minus = integrator.radiance_pair(scene, rng, (o_p, d_p, t_p),
                                                        (o_m, d_m, t_m), active,
                                                        first_prims=(prim, prim), **extra)
+            reflectance = dr.select(through, mirror_reflectance(scene, si_m, active & through),
+                                    1.0)
             # 1/pdf of the line (π · width / P(triangle)), halved (Crofton),
             # doubled where one of two crossings was picked.
             weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5 * inv_p_dir
                       * dr.select(both, 2.0, 1.0) / dr.maximum(g_len, 1e-30) * (1.0 / total))
             weight = dr.select(active, weight, 0.0)
+            jump = [(lp - lm) * r for lp, lm, r in zip(L_plus, L_minus, reflectance)]
             s_c = dr.detach(s_c)
-        # Attached: h at the fixed film position (camera, triangle and normals
-        # all carry the parameters' derivatives).
-        h_att = RimTriangle(scene, sensor, prim, active, attached=True, light=l_att).value(s_c)
+        # Attached: h at the fixed film position (camera, mirror, triangle and
+        # normals all carry the parameters' derivatives).
+        a_att, n_att = self._planes(scene, views, k, attached=True)
+        h_att = RimTriangle(scene, MirroredView(sensor, a_att, n_att), prim, active,
+                            attached=True, light=l_att).value(s_c)
         velocity = h_att - dr.detach(h_att)
-        value = [dr.detach((lp - lm) * weight) * velocity for lp, lm in zip(L_plus, L_minus)]
+        value = [dr.detach(j * weight) * velocity for j in jump]
         return BoundarySample(s_c, value, active)
+
+    @staticmethod
+    def _planes(scene: Any, views: list, k: Any, attached: bool) -> tuple:
+        """Per lane, the mirror plane of view ``k`` (a point and the unit
+        normal; zero for the camera's own view, where reflecting changes
+        nothing)."""
+        n = dr.width(k)
+        a, nrm = dr.zeros(bk.Array3f, n), dr.zeros(bk.Array3f, n)
+        for j, (mirror, _) in enumerate(views):
+            if mirror is None:
+                continue
+            a_j, n_j = mirror_plane(scene, bk.UInt32(mirror), True)
+            if not attached:
+                a_j, n_j = dr.detach(a_j), dr.detach(n_j)
+            a = dr.select(k == j, a_j, a)
+            nrm = dr.select(k == j, n_j, nrm)
+        return a, nrm
 
 
 def rim_sides_at_point(scene: Any, o: Any, d: Any, prim: Any, active: Any) -> tuple:

@@ -118,6 +118,48 @@ def reflect_vector(v: Any, n: Any) -> Any:
     return v - n * (2.0 * dr.dot(n, v))
 
 
+class MirroredView:
+    """The camera as a planar mirror shows the scene (the interface of a sensor
+    that :class:`.rims.RimTriangle` uses): its apex and film directions
+    reflected in the plane through ``a`` with unit normal ``n``, per lane;
+    ``n = 0`` is the camera itself. Points project where the camera sees their
+    mirror image."""
+
+    def __init__(self, sensor: Any, a: Any, n: Any) -> None:
+        self.sensor, self.a, self.n = sensor, a, n
+        self.resolution, self.film = sensor.resolution, sensor.film
+
+    def position(self) -> Any:
+        return reflect_point(self.sensor.position(), self.a, self.n)
+
+    def film_direction(self, u: Any) -> Any:
+        return reflect_vector(self.sensor.film_direction(u), self.n)
+
+    def project(self, q: Any) -> tuple:
+        return self.sensor.project(reflect_point(q, self.a, self.n))
+
+
+def mirror_planes(scene: Any, limit: int = 4) -> list:
+    """One mirror triangle per distinct plane of the scene's planar mirrors
+    (:class:`MirrorViews`), at most ``limit`` planes (the largest)."""
+    import numpy as np
+    views = scene.mirror_views()
+    if views.count == 0:
+        return []
+    prims = np.array(views.prims, dtype=np.int64)
+    p = scene._positions_np.astype(np.float64)
+    f = scene.faces_np[prims].astype(np.int64)
+    n = np.cross(p[f[:, 1]] - p[f[:, 0]], p[f[:, 2]] - p[f[:, 0]])
+    area = np.linalg.norm(n, axis=1)
+    n = n / area[:, None]
+    n = np.where((n[:, :1] < 0) | ((n[:, :1] == 0) & (n[:, 1:2] < 0)), -n, n)   # one sign
+    key = np.round(np.concatenate([n, np.einsum("ij,ij->i", n, p[f[:, 0]])[:, None]], 1), 4)
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    plane_area = np.bincount(inverse.ravel(), weights=area)
+    order = np.argsort(-plane_area)[:limit]
+    return [int(prims[first[k]]) for k in order]
+
+
 def mirror_reflectance(scene: Any, si: Any, active: Any) -> Any:
     """Expected reflection factor of the delta BSDF at ``si`` (towards the
     mirror direction of ``si.wi``): the reflection lobe's sample weight times
