@@ -46,7 +46,8 @@ from ...geometry.edges import safe_normalize
 from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
-from .views import in_film
+from .views import (MirroredView, camera_views, in_film, mirror_reflectance, pick_view,
+                    ray_into_view, view_planes)
 
 #: "No triangle" for a forced first hit (``radiance(first_prim=...)``).
 NO_HIT = 0xFFFFFFFF
@@ -238,7 +239,9 @@ class SurfaceHorizons(BoundaryTerm):
     the radiance estimated beyond it (whose ``∂h`` holds the local direction
     fixed). Delta lights have no such term (a point light crossing a face's
     horizon switches the face at once). Camera vertices only: path vertices
-    deeper than the camera's get none (a limit of ``pathgeo``).
+    deeper than the camera's get none (a limit of ``pathgeo``); points seen in
+    a planar mirror do (each mirror plane's image of the camera, the jump
+    times the mirror's reflectance).
 
     Without it, a coarse smooth sphere turning under an even sky was off by
     0.15 (block relative L1) against finite differences, PSDR's bunny under
@@ -254,11 +257,17 @@ class SurfaceHorizons(BoundaryTerm):
                 and smooth_shading_moves(scene, sensor, integrator, normals=True))
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: float) -> int:
-        sampler = self.distribution(scene, sensor)
-        return int(math.ceil(budget * sampler.total * SAMPLES_PER_DEVIATION))
+        total = sum(sampler.total for _, sampler in self.distribution(scene, sensor))
+        return int(math.ceil(budget * total * SAMPLES_PER_DEVIATION))
 
-    def _distribution(self, scene: Any, sensor: Any) -> DiscreteSampler:
-        """Triangles of smooth shapes in front of the camera, weighted by their
+    def _distribution(self, scene: Any, sensor: Any) -> list:
+        """Per view, ``(mirror, sampler)``: the camera itself (``mirror`` None)
+        and each planar mirror's image of it (``views.MirroredView``)."""
+        return [(mirror, self._view_distribution(scene, view))
+                for mirror, view in camera_views(scene, sensor)]
+
+    def _view_distribution(self, scene: Any, view: Any) -> DiscreteSampler:
+        """Triangles of smooth shapes in front of ``view``, weighted by their
         projected area times the sine of the largest angle between their
         vertex normals and their plane's normal (the term is bounded by it: on
         the horizon circle ``ω · n_s ≤ sin α``; a dense smooth mesh weighs
@@ -274,10 +283,10 @@ class SurfaceHorizons(BoundaryTerm):
                                dr.norm(dr.cross(nv[2], n_f)))
             shape = dr.gather(bk.UInt32, scene.prim_shape, face)
             smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
-            q, front = zip(*[sensor.project(x) for x in p])
+            q, front = zip(*[view.project(x) for x in p])
             area = 0.5 * dr.abs(cross2(q[1] - q[0], q[2] - q[0]))
-            w, h = sensor.resolution
-            r = float(sensor.film.rfilter.radius)
+            w, h = view.resolution
+            r = float(view.film.rfilter.radius)
             lo = [dr.minimum(dr.minimum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
             hi = [dr.maximum(dr.maximum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
             cand = smooth & front[0] & front[1] & front[2]
@@ -291,26 +300,31 @@ class SurfaceHorizons(BoundaryTerm):
         from ...core.frame import coordinate_system
         from .shadow import pass_offset
         n = dr.width(rng.state)
-        sampler = self.distribution(scene, sensor)
+        views = [(m, smp) for m, smp in self.distribution(scene, sensor) if not smp.empty]
         zero = dr.zeros(bk.Float, n)
-        if sampler.empty:
+        if not views:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
                                   dr.zeros(bk.Bool, n))
         w, h = sensor.resolution
         inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         with dr.suspend_grad():
-            # A triangle, then a film position uniformly on its image.
-            prim, pmf = sampler.sample(rng.next_float32())
-            q = [sensor.project(x)[0] for x in scene._triangle(prim, pmf > 0)[1]]
+            # A view (the camera or a mirror's image of it), a triangle, then a
+            # film position uniformly on its image.
+            k, prim, pmf = pick_view(scene, views, rng, n)
+            a_m, n_m = view_planes(scene, views, k, attached=False)
+            view = MirroredView(sensor, a_m, n_m)
+            q = [view.project(x)[0] for x in scene._triangle(prim, pmf > 0)[1]]
             area = 0.5 * dr.abs(cross2(q[1] - q[0], q[2] - q[0]))
             su = dr.sqrt(rng.next_float32())
             b1, b2 = 1.0 - su, rng.next_float32() * su
             s = q[0] + (q[1] - q[0]) * b1 + (q[2] - q[0]) * b2
             o, d, tmax = sensor.sample_ray(s * inv)
-            _, prim_hit, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, pmf > 0)
-            valid = hit & (prim_hit == prim) & (area > 0)
-            si = scene.compute_interaction(o, d, prim, valid)
-            facing = dr.select(dr.dot(si.n, d) < 0, 1.0, -1.0)
+            valid, o_in, d_in, t_in, si_m, through = ray_into_view(scene, o, d, tmax, a_m, n_m,
+                                                                   (pmf > 0) & (area > 0))
+            _, prim_hit, _, _, hit = scene.ray_intersect_preliminary(o_in, d_in, t_in, valid)
+            valid &= hit & (prim_hit == prim)
+            si = scene.compute_interaction(o_in, d_in, prim, valid)
+            facing = dr.select(dr.dot(si.n, d_in) < 0, 1.0, -1.0)
             n_f = si.n * facing
             t0, t1 = coordinate_system(n_f)
             phi = rng.next_float32() * (2.0 * dr.pi)
@@ -326,6 +340,7 @@ class SurfaceHorizons(BoundaryTerm):
                 L_e.append(L)
                 hits.append((prim_e, hit_e, bary_e))
                 L_b.append(beyond)
+            f = f * dr.select(through, mirror_reflectance(scene, si_m, valid & through), 1.0)
             # 1/pdf: the circle's 2π, the film position's area / P(triangle)
             scale = dr.select(valid, (2.0 * dr.pi) * area / dr.maximum(pmf, 1e-30) / total, 0.0)
             C_e = f * (L_e[0] - L_e[1]) * scale
@@ -341,9 +356,13 @@ class SurfaceHorizons(BoundaryTerm):
             if indirect:
                 C_b = f * (L_b[0] - L_b[1]) * scale
             omega_loc = si.to_local(omega)
-        # Attached: the point seen through the fixed film position, its face's
-        # normal and shading frame; the emitter point met.
+        # Attached: the point seen through the fixed film position (in the
+        # mirror: along the camera ray reflected at the mirror point), its
+        # face's normal and shading frame; the emitter point met.
         o_a, d_a, _ = sensor.sample_ray(s * inv)
+        si_ma = scene.compute_interaction(o_a, d_a, si_m.prim, valid & through)
+        o_a = dr.select(through, si_ma.p, o_a)
+        d_a = dr.select(through, d_a - si_ma.n * (2.0 * dr.dot(si_ma.n, d_a)), d_a)
         si_a = scene.compute_interaction(o_a, d_a, prim, valid)
         n_a = si_a.n * facing
         y = scene.material_interaction(prim_y, bary_y, valid & on_emitter).p

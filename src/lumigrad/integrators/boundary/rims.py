@@ -51,11 +51,10 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
-from ...core.math import hmax
 from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .sampling import DiscreteSampler
-from .views import MirroredView, in_film, mirror_plane, mirror_planes, mirror_reflectance, \
-    reflect_vector
+from .views import (MirroredView, camera_views, in_film, mirror_reflectance, pick_view,
+                    ray_into_view, view_planes)
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -92,16 +91,8 @@ class ShadingRims(BoundaryTerm):
         and, where the scene has planar mirrors, the camera as each mirror
         plane shows the scene (``mirror``: one of its triangles): rims seen in
         a mirror move on the film as its reflection of them moves."""
-        views = [None] + (mirror_planes(scene) if self.through_mirrors else [])
-        out = []
-        for mirror in views:
-            view = sensor
-            if mirror is not None:
-                with dr.suspend_grad():
-                    a, n = (dr.detach(v) for v in mirror_plane(scene, bk.UInt32(mirror), True))
-                view = MirroredView(sensor, a, n)
-            out.append((mirror, self._view_distribution(scene, sensor, view)))
-        return out
+        return [(mirror, self._view_distribution(scene, sensor, view))
+                for mirror, view in camera_views(scene, sensor, self.through_mirrors)]
 
     def _view_distribution(self, scene: Any, sensor: Any, view: Any) -> DiscreteSampler:
         """Triangles of smooth shapes whose shading normals may face away
@@ -175,26 +166,9 @@ class ShadingRims(BoundaryTerm):
         w, h = sensor.resolution
         inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         l_dir, l_att, inv_p_dir = self._direction(integrator, rng, n)
-        grand = sum(smp.total for _, smp in views)
         with dr.suspend_grad():
-            # A view (the camera, or a mirror's image of it) in proportion to
-            # its total, then a triangle of it.
-            # (No draw for the view where there is one: the same samples as
-            # without mirrors.)
-            u_view = rng.next_float32() * grand if len(views) > 1 else zero
-            u_tri = rng.next_float32()
-            k, prim, pmf = dr.zeros(bk.UInt32, n), dr.zeros(bk.UInt32, n), zero
-            below = 0.0
-            for j, (_, smp) in enumerate(views):
-                if j > 0:
-                    k = dr.select(u_view >= below, j, k)
-                below += smp.total
-            for j, (_, smp) in enumerate(views):
-                pj, pmf_j = smp.sample(u_tri)
-                prim = dr.select(k == j, pj, prim)
-                pmf = dr.select(k == j, pmf_j * (smp.total / grand), pmf)
-            a_m, n_m = self._planes(scene, views, k, attached=False)
-            through = dr.squared_norm(n_m) > 0
+            k, prim, pmf = pick_view(scene, views, rng, n)
+            a_m, n_m = view_planes(scene, views, k, attached=False)
             view = MirroredView(sensor, a_m, n_m)
             tri = RimTriangle(scene, view, prim, pmf > 0, light=l_dir)
             s = [view.project(q)[0] for q in tri.p]
@@ -204,17 +178,10 @@ class ShadingRims(BoundaryTerm):
             # The camera must see the triangle there (nothing nearer than its
             # plane), through the mirror where it looks into one.
             oc, dc, tc = sensor.sample_ray(s_c * inv)
-            _, prim_m, _, _, hit_m = scene.ray_intersect_preliminary(oc, dc, tc, active & through)
-            si_m = scene.compute_interaction(oc, dc, prim_m, active & through & hit_m)
-            on_mirror = (hit_m & scene.bsdf_delta_only(prim_m, hit_m)
-                         & (dr.abs(dr.dot(si_m.n, n_m)) > 0.9999)
-                         & (dr.abs(dr.dot(si_m.p - a_m, n_m)) <= 1e-4 * (1.0 + hmax(dr.abs(a_m)))))
-            active &= ~through | on_mirror
-            d_in = dr.select(through, reflect_vector(dc, n_m), dc)
-            o_in = dr.select(through, si_m.spawn_origin(d_in), oc)
+            active, o_in, d_in, t_in, si_m, through = ray_into_view(scene, oc, dc, tc, a_m, n_m,
+                                                                    active)
             t_plane = scene.compute_interaction(o_in, d_in, prim, active).t
-            t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(
-                o_in, d_in, dr.select(through, dr.inf, tc), active)
+            t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(o_in, d_in, t_in, active)
             active &= ~hit | (prim_hit == prim) | (t_hit >= t_plane * (1.0 - 1e-5))
             g = tri.gradient(s_c)
             g_len = dr.norm(g)
@@ -243,30 +210,12 @@ class ShadingRims(BoundaryTerm):
             s_c = dr.detach(s_c)
         # Attached: h at the fixed film position (camera, mirror, triangle and
         # normals all carry the parameters' derivatives).
-        a_att, n_att = self._planes(scene, views, k, attached=True)
+        a_att, n_att = view_planes(scene, views, k, attached=True)
         h_att = RimTriangle(scene, MirroredView(sensor, a_att, n_att), prim, active,
                             attached=True, light=l_att).value(s_c)
         velocity = h_att - dr.detach(h_att)
         value = [dr.detach(j * weight) * velocity for j in jump]
         return BoundarySample(s_c, value, active)
-
-    @staticmethod
-    def _planes(scene: Any, views: list, k: Any, attached: bool) -> tuple:
-        """Per lane, the mirror plane of view ``k`` (a point and the unit
-        normal; zero for the camera's own view, where reflecting changes
-        nothing)."""
-        n = dr.width(k)
-        a, nrm = dr.zeros(bk.Array3f, n), dr.zeros(bk.Array3f, n)
-        for j, (mirror, _) in enumerate(views):
-            if mirror is None:
-                continue
-            a_j, n_j = mirror_plane(scene, bk.UInt32(mirror), True)
-            if not attached:
-                a_j, n_j = dr.detach(a_j), dr.detach(n_j)
-            a = dr.select(k == j, a_j, a)
-            nrm = dr.select(k == j, n_j, nrm)
-        return a, nrm
-
 
 def rim_sides_at_point(scene: Any, o: Any, d: Any, prim: Any, active: Any) -> tuple:
     """The two sides of a rim at its point ``x`` on triangle ``prim`` (where the

@@ -160,6 +160,75 @@ def mirror_planes(scene: Any, limit: int = 4) -> list:
     return [int(prims[first[k]]) for k in order]
 
 
+def camera_views(scene: Any, sensor: Any, mirrors: bool = True) -> list:
+    """``(mirror, view)`` pairs: the camera itself (``mirror`` None) and, with
+    ``mirrors``, each planar mirror plane's image of it (``mirror``: one of its
+    triangles; ``view``: a :class:`MirroredView`, detached)."""
+    out = [(None, sensor)]
+    for mirror in (mirror_planes(scene) if mirrors else []):
+        with dr.suspend_grad():
+            a, n = (dr.detach(v) for v in mirror_plane(scene, bk.UInt32(mirror), True))
+        out.append((mirror, MirroredView(sensor, a, n)))
+    return out
+
+
+def pick_view(scene: Any, views: list, rng: Any, n: int) -> tuple:
+    """Per lane, one of ``views`` (``(mirror, sampler)`` pairs: the camera
+    itself where ``mirror`` is None, else a mirror plane's image of it, with a
+    :class:`~.sampling.DiscreteSampler` of primitives) in proportion to the
+    samplers' totals, then a primitive of it: ``(k, prim, pmf)``. (One view:
+    no draw for it, the same samples as without mirrors.)"""
+    grand = sum(smp.total for _, smp in views)
+    u_view = rng.next_float32() * grand if len(views) > 1 else dr.zeros(bk.Float, n)
+    u_prim = rng.next_float32()
+    k, prim, pmf = dr.zeros(bk.UInt32, n), dr.zeros(bk.UInt32, n), dr.zeros(bk.Float, n)
+    below = 0.0
+    for j, (_, smp) in enumerate(views):
+        if j > 0:
+            k = dr.select(u_view >= below, j, k)
+        below += smp.total
+    for j, (_, smp) in enumerate(views):
+        pj, pmf_j = smp.sample(u_prim)
+        prim = dr.select(k == j, pj, prim)
+        pmf = dr.select(k == j, pmf_j * (smp.total / grand), pmf)
+    return k, prim, pmf
+
+
+def view_planes(scene: Any, views: list, k: Any, attached: bool) -> tuple:
+    """Per lane, the mirror plane of view ``k`` (a point and the unit normal;
+    zero for the camera's own view, where reflecting changes nothing)."""
+    n = dr.width(k)
+    a, nrm = dr.zeros(bk.Array3f, n), dr.zeros(bk.Array3f, n)
+    for j, (mirror, _) in enumerate(views):
+        if mirror is None:
+            continue
+        a_j, n_j = mirror_plane(scene, bk.UInt32(mirror), True)
+        if not attached:
+            a_j, n_j = dr.detach(a_j), dr.detach(n_j)
+        a = dr.select(k == j, a_j, a)
+        nrm = dr.select(k == j, n_j, nrm)
+    return a, nrm
+
+
+def ray_into_view(scene: Any, o: Any, d: Any, tmax: Any, a_m: Any, n_m: Any,
+                  active: Any) -> tuple:
+    """The ray that reaches what the camera ray ``(o, d)`` shows: itself, or
+    where ``n_m`` is not zero, its reflection in that mirror plane, which the
+    camera ray must meet first on a mirror triangle. Returns ``(ok, o_in,
+    d_in, tmax_in, si_m, through)`` (``si_m``: the mirror point)."""
+    from ...core.math import hmax
+    through = dr.squared_norm(n_m) > 0
+    _, prim_m, _, _, hit_m = scene.ray_intersect_preliminary(o, d, tmax, active & through)
+    si_m = scene.compute_interaction(o, d, prim_m, active & through & hit_m)
+    on_mirror = (hit_m & scene.bsdf_delta_only(prim_m, hit_m)
+                 & (dr.abs(dr.dot(si_m.n, n_m)) > 0.9999)
+                 & (dr.abs(dr.dot(si_m.p - a_m, n_m)) <= 1e-4 * (1.0 + hmax(dr.abs(a_m)))))
+    d_in = dr.select(through, reflect_vector(d, n_m), d)
+    o_in = dr.select(through, si_m.spawn_origin(d_in), o)
+    return (active & (~through | on_mirror), o_in, d_in, dr.select(through, dr.inf, tmax),
+            si_m, through)
+
+
 def mirror_reflectance(scene: Any, si: Any, active: Any) -> Any:
     """Expected reflection factor of the delta BSDF at ``si`` (towards the
     mirror direction of ``si.wi``): the reflection lobe's sample weight times
