@@ -310,7 +310,7 @@ class SurfaceHorizons(BoundaryTerm):
         with dr.suspend_grad():
             # A view (the camera or a mirror's image of it), a triangle, then a
             # film position uniformly on its image.
-            k, prim, pmf = pick_view(scene, views, rng, n)
+            k, prim, pmf = pick_view(views, rng, n)
             a_m, n_m = view_planes(scene, views, k, attached=False)
             view = MirroredView(sensor, a_m, n_m)
             q = [view.project(x)[0] for x in scene._triangle(prim, pmf > 0)[1]]

@@ -252,12 +252,12 @@ def _mirror_face_at_edge(integrator: Any, scene: Any, sensor: Any, rng: Any, geo
     ends, so both must see it (:func:`.rims.rim_sides_at_point`)."""
     from .views import mirror_reflectance, reflect_point
     n0, n1 = geo.normals()
-    front0 = dr.dot(n0, apex - geo.p0) > 0
-    front1 = ~geo.boundary & (dr.dot(n1, apex - geo.p0) > 0)
-    on = active & ~geo.boundary & (front0 != front1)          # a silhouette, not a crease
-    face = dr.select(front0, geo.f0, geo.f1)
-    n_face = dr.select(front0, n0, n1)
-    q_face = dr.select(front0, geo.q0, geo.q1)
+    share = geo.front_share(apex)                  # 1: f1 faces the apex, ½: a crease
+    on = active & ~geo.boundary & (share != 0.5)   # a silhouette, not a crease
+    front1 = share > 0.5
+    face = dr.select(front1, geo.f1, geo.f0)
+    n_face = dr.select(front1, n1, n0)
+    q_face = dr.select(front1, geo.q1, geo.q0)
     a_m, n_m = si_m.p, si_m.n
     q_film, _ = sensor.project(reflect_point(q_face, a_m, n_m))
     face_left = cross2(ds_dt, q_film - s) > 0

@@ -167,7 +167,7 @@ class ShadingRims(BoundaryTerm):
         inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         l_dir, l_att, inv_p_dir = self._direction(integrator, rng, n)
         with dr.suspend_grad():
-            k, prim, pmf = pick_view(scene, views, rng, n)
+            k, prim, pmf = pick_view(views, rng, n)
             a_m, n_m = view_planes(scene, views, k, attached=False)
             view = MirroredView(sensor, a_m, n_m)
             tri = RimTriangle(scene, view, prim, pmf > 0, light=l_dir)

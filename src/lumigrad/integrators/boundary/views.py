@@ -172,7 +172,7 @@ def camera_views(scene: Any, sensor: Any, mirrors: bool = True) -> list:
     return out
 
 
-def pick_view(scene: Any, views: list, rng: Any, n: int) -> tuple:
+def pick_view(views: list, rng: Any, n: int) -> tuple:
     """Per lane, one of ``views`` (``(mirror, sampler)`` pairs: the camera
     itself where ``mirror`` is None, else a mirror plane's image of it, with a
     :class:`~.sampling.DiscreteSampler` of primitives) in proportion to the
