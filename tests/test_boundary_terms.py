@@ -510,6 +510,17 @@ def test_smooth_mesh_seen_only_in_a_mirror(tmp_path):
                            eps=2e-2, spp=2048, spp_fd=32768), tol=0.15)
 
 
+def test_cornell_box_deep_paths():
+    """The Cornell box's small box translated, path depth 6: the indirect
+    boundary samples are taken at one vertex per path, any of its first four
+    (``pathgeo.ONE_VERTEX_PER_PATH``). 0.022 (0.017 with samples at every
+    vertex; without the indirect term 0.171; the finite differences' own
+    error at a quarter of their samples 0.028)."""
+    scene = lg.cornell_box(res=24, max_depth=6)
+    assert_agrees(*compare(scene, "small-box.to_world", translate(0), eps=5e-3, spp=1024,
+                           spp_fd=16384))
+
+
 def assert_reverse_equals_forward(scene, params, key: str, at, terms, spp: int) -> None:
     """⟨∇L, u⟩ by dr.backward of a random linear image loss equals the forward
     derivative of the loss along ``key = at(θ)`` (same samples: same seeds)."""

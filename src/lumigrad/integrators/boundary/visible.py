@@ -41,7 +41,9 @@ often finds a point the camera does not see); near them the edge-first ones
 are bounded where the others blow up. Both run, at the first vertex of
 camera paths, and share the integral by multiple importance sampling
 (:func:`edge_first_weight`); ``pathgeo.trace`` takes the vertex-first edge
-samples at every vertex, and shadow-line samples. Together they are the
+samples, and shadow-line samples, at one vertex of each path (the first or a
+later one; the weights of the two techniques still add up to one at every
+point, whichever vertex a path picks). Together they are the
 ``indirect`` term with the budget ``sppie`` (this term:
 ``EDGE_FIRST_SHARE · sppie`` samples per pixel).
 
