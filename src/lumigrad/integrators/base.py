@@ -145,7 +145,8 @@ class SamplingIntegrator:
         alike). Returns ``(L_a, L_b)``; ``rng`` is left as side ``a`` leaves it.
         ``first_prims``: each side's first triangle where known (``0xFFFFFFFF``
         or None: trace it); ``first_bary``: the point of the first triangle both
-        sides start from (integrators with ``rim_sides_at_point``).
+        sides start from, or a pair, one per side (integrators with
+        ``rim_sides_at_point``; see :meth:`radiance`).
 
         The two estimates run one after the other in a loop of two iterations,
         so the kernel holds one copy of the estimator's code, not two (half the
@@ -166,7 +167,10 @@ class SamplingIntegrator:
             r.state, r.inc = state0, inc0          # the same random numbers on both sides
             o, d, t = (dr.select(second, b, a) for a, b in zip(ray_a, ray_b))
             fp = None if fp_a is None else dr.select(second, fp_b, fp_a)
-            extra = {} if first_bary is None else dict(first_bary=first_bary)
+            bary = first_bary
+            if isinstance(bary, tuple):
+                bary = dr.select(second, bary[1], bary[0])
+            extra = {} if bary is None else dict(first_bary=bary)
             L = self.radiance(scene, r, o, d, t, active, resume, first_prim=fp, **extra)
             L_a = [dr.select(second, x, y) for x, y in zip(L_a, L)]
             L_b = [dr.select(second, y, x) for x, y in zip(L_b, L)]

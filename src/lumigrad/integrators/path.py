@@ -347,7 +347,8 @@ class PathIntegrator(SamplingIntegrator):
         ``resume``: loop state (``_RESUME_STATE``) of paths that start at a later
         vertex (the ray ``o, d`` leaves it). ``first_prim``: the triangle the
         first ray hits, given; ``first_bary``: also the point of it, given by its
-        barycentrics (the ray then only sets the direction it is seen from).
+        barycentrics (the ray then only sets the direction it is seen from; a
+        negative first coordinate: the ray's own hit point).
         """
         if mode == "backward" and tape is not None and tape.layout is not None:
             return self._replay_from_record(scene, tape, rng, delta_L, L_primal)
@@ -504,7 +505,8 @@ class PathIntegrator(SamplingIntegrator):
                 si = scene.compute_interaction(ray_o, ray_d, prim, hit)
                 if "forced_bary" in st:
                     si = _at_material_point(scene, si, prim, st["forced_bary"], ray_d,
-                                            act & (st["forced"] != TAPE_PRIM_NONE))
+                                            act & (st["forced"] != TAPE_PRIM_NONE)
+                                            & (st["forced_bary"][0] >= 0))
 
                 # --- emission found by the previous BSDF sample (or the camera)
                 first = depth == 0
