@@ -65,6 +65,11 @@ RAY_ULPS = 2.0
 MIRROR_EPS_PX = 5e-3
 SLIVER_SHARE = 1e-3
 
+#: Smooth faces beside a silhouette or crease: their side's radiance is
+#: taken at the edge point (:func:`_edge_point_on_face`); False: along the
+#: film-offset ray (comparisons).
+FACE_SIDE_AT_EDGE = True
+
 #: Interior edges whose faces meet at less than this angle (radians) are flat:
 #: their faces shade alike, and they matter only as silhouettes.
 FLAT_ANGLE = 1e-4
@@ -457,7 +462,8 @@ class PrimaryEdges(BoundaryTerm):
             o_l = o_l + d_l * start_l
             o_r = o_r + d_r * start_r
             at_edge = {}
-            if getattr(integrator, "rim_sides_at_point", False) and scene.has_normals:
+            if (FACE_SIDE_AT_EDGE and getattr(integrator, "rim_sides_at_point", False)
+                    and scene.has_normals):
                 free = valid & ~through & ~rests
                 at_edge["first_bary"] = (_edge_point_on_face(scene, geo_sides, y_d, first_l,
                                                              free & ~passing_l),
