@@ -468,6 +468,20 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         nothing = (dr.zeros(bk.Bool, n), zu, z1, z3, z3,
                    dr.zeros(bk.Bool, n), zu, z1, z3, zu, z3, z3,
                    dr.zeros(bk.Bool, n), zu, dr.zeros(bk.Array2f, n), z3)
+    def samples_at(si_d: Any, beta_e: Any, depth: Any, rng_e: Any, on: Any, static: Any,
+                   none: tuple) -> tuple:
+        """The boundary samples at vertex ``si_d`` (detached): edge, shadow
+        line, rim (``_SAMPLE_FIELDS``); ``none`` where a kind has no candidates."""
+        if sampler.empty:
+            a, b = none[:5], none[5:12]
+        else:
+            a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e, on, static,
+                            moving_edges, sensor)
+            b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, on)
+        c = rim_sample(integrator, scene, rim_sampler, si_d, beta_e, depth, rng_e, on, static,
+                       rims_moving) if rims else none[12:]
+        return tuple(a) + tuple(b) + tuple(c)
+
     state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
                  beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
                  tmax=dr.detach(tmax), active=dr.full(bk.Bool, True, n), rng=rng, rng_e=rng_e,
@@ -547,16 +561,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     rng_e = st["rng_e"]
                     static = st["static"] & ~dr.gather(bk.Bool, shape_moving, si_d.shape, hit)
                     def take(rng_e: Any, b_act: Any, *none: Any) -> tuple:
-                        if sampler.empty:
-                            a, b = none[:5], none[5:12]
-                        else:
-                            a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth,
-                                            rng_e, b_act, static, moving_edges, sensor)
-                            b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, b_act)
-                        c = rim_sample(integrator, scene, rim_sampler, si_d, beta_e, depth,
-                                       rng_e, b_act, static, rims_moving) if rims \
-                            else none[12:]
-                        return (rng_e, b_act) + tuple(a) + tuple(b) + tuple(c)
+                        return (rng_e, b_act) + samples_at(si_d, beta_e, depth, rng_e, b_act,
+                                                           static, none)
 
                     def skip(rng_e: Any, b_act: Any, *none: Any) -> tuple:
                         return (rng_e, b_act) + none
@@ -652,17 +658,10 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                                                        final["sel_prim"], ok))
             beta_e = final["sel_beta"] * dr.select(
                 ok, edge_weight * final["sel_wsum"] / dr.maximum(final["sel_w"], 1e-30), 0.0)
-            rng_e = final["rng_e"]
-            a = edge_sample(integrator, scene, sampler, si_s, beta_e, depth_s, rng_e, ok,
-                            final["sel_static"], moving_edges, sensor) \
-                if not sampler.empty else nothing[:5]
-            b = shadow_sample(scene, shadow_edges, si_s, beta_e, rng_e, ok) \
-                if not sampler.empty else nothing[5:12]
-            c = rim_sample(integrator, scene, rim_sampler, si_s, beta_e, depth_s, rng_e, ok,
-                           final["sel_static"], rims_moving) if rims else nothing[12:]
-        a_ok, a_edge, a_t, a_c, a_n = a
-        b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n = b
-        r_ok, r_prim, r_u, r_c = c
+            samples = samples_at(si_s, beta_e, depth_s, final["rng_e"], ok,
+                                 final["sel_static"], nothing)
+        (a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
+         r_ok, r_prim, r_u, r_c) = samples
         if diff:
             with dr.resume_grad():
                 si_a = scene.compute_interaction(final["sel_o"], final["sel_d"],
@@ -678,7 +677,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             flags = (rec["flags"].read(slot, on) | _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW)
                      | _flag(r_ok, F_RIM))
             tps = {name: tp for name, tp, _ in FIELDS}
-            values = dict(zip(_SAMPLE_FIELDS, tuple(a) + tuple(b) + tuple(c)), flags=flags)
+            values = dict(zip(_SAMPLE_FIELDS, samples), flags=flags)
             for name, value in values.items():
                 if name in tps:
                     rec[name].write(getattr(bk, tps[name])(dr.detach(value)), slot, on)

@@ -2,8 +2,9 @@
 
 Edges seen from a surface point (silhouettes and creases in front of what a
 BSDF-sampled ray would see) and shadow lines of next-event estimation at the
-next vertex, sampled at one non-delta vertex of each camera path (chosen by
-its throughput) of paths that follow the interior estimator's own sampling. The estimators are written with that
+next vertex, sampled at one non-delta vertex (chosen by its throughput) of
+each camera path; the paths follow the interior estimator's own sampling.
+The estimators are written with that
 estimator's variables and live beside it in ``integrators/pathgeo.py`` (see
 its docstring for the formulas); this module runs them as a term of their own,
 with their own sample budget (``sppie``), in forward and reverse mode.
