@@ -128,7 +128,8 @@ def moves_geometry(scene: Any, sensor: Any) -> dict:
     (vertex positions or transforms, hence edges, surfaces and area lights),
     ``'sensor'`` (to_world, fov), ``'lights'`` (positions/directions of
     lights that are not shapes) and ``'normals'`` (vertex normals, which move
-    the rims of smooth shading even where nothing else moves). (Answers the same inside ``dr.suspend_grad()``.)"""
+    the rims of smooth shading even where nothing else moves). (Answers the
+    same inside ``dr.suspend_grad()``.)"""
     with dr.resume_grad():
         return _moves_geometry(scene, sensor)
 

@@ -50,8 +50,8 @@ from ...geometry.edges import safe_normalize
 from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
-from .views import (MirroredView, camera_views, in_film, mirror_reflectance, pick_view,
-                    ray_into_view, view_planes)
+from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
+                    pick_view, ray_into_view, reflect_point, reflect_vector, view_planes)
 
 #: "No triangle" for a forced first hit (``radiance(first_prim=...)``).
 NO_HIT = 0xFFFFFFFF
@@ -96,7 +96,6 @@ class SmoothEdgeHorizons(BoundaryTerm):
         jump is ``O(δ²)``), and those parts' parameter ranges."""
         from types import SimpleNamespace
         from .shadow import edge_motion_weights
-        from .views import reflect_point
         moving = None if moves_geometry(scene, sensor)["sensor"] else \
             edge_motion_weights(scene, 0.0) > 0
         out = []
@@ -122,7 +121,6 @@ class SmoothEdgeHorizons(BoundaryTerm):
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
-        from .views import reflect_point, reflect_vector
         n = dr.width(rng.state)
         views = [v for v in self.distribution(scene, sensor) if not v[1].empty]
         zero = dr.zeros(bk.Float, n)
@@ -148,9 +146,7 @@ class SmoothEdgeHorizons(BoundaryTerm):
                                                 reflect_vector(geo.p1 - geo.p0, n_m))
             len_dt = dr.norm(ds_dt)
             valid = in_front & (len_dt > 0) & (pmf > 0) & in_film(sensor, s)
-            w, h = sensor.resolution
-            inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
-            o, d, tmax = sensor.sample_ray(s * inv)
+            o, d, tmax = sensor.sample_ray(film_to_unit(sensor, s))
             # Through a mirror: the camera ray must meet it first, and go on
             # from the mirror point to the edge point unobstructed.
             valid, o_in, d_in, _, si_m, through = ray_into_view(scene, o, d, tmax, a_m, n_m,
@@ -338,8 +334,6 @@ class SurfaceHorizons(BoundaryTerm):
         if not views:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
                                   dr.zeros(bk.Bool, n))
-        w, h = sensor.resolution
-        inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         with dr.suspend_grad():
             # A view (the camera or a mirror's image of it), a triangle, then a
             # film position uniformly on its image.
@@ -351,7 +345,7 @@ class SurfaceHorizons(BoundaryTerm):
             su = dr.sqrt(rng.next_float32())
             b1, b2 = 1.0 - su, rng.next_float32() * su
             s = q[0] + (q[1] - q[0]) * b1 + (q[2] - q[0]) * b2
-            o, d, tmax = sensor.sample_ray(s * inv)
+            o, d, tmax = sensor.sample_ray(film_to_unit(sensor, s))
             valid, o_in, d_in, t_in, si_m, through = ray_into_view(scene, o, d, tmax, a_m, n_m,
                                                                    (pmf > 0) & (area > 0))
             _, prim_hit, _, _, hit = scene.ray_intersect_preliminary(o_in, d_in, t_in, valid)
@@ -392,10 +386,10 @@ class SurfaceHorizons(BoundaryTerm):
         # Attached: the point seen through the fixed film position (in the
         # mirror: along the camera ray reflected at the mirror point), its
         # face's normal and shading frame; the emitter point met.
-        o_a, d_a, _ = sensor.sample_ray(s * inv)
+        o_a, d_a, _ = sensor.sample_ray(film_to_unit(sensor, s))
         si_ma = scene.compute_interaction(o_a, d_a, si_m.prim, valid & through)
         o_a = dr.select(through, si_ma.p, o_a)
-        d_a = dr.select(through, d_a - si_ma.n * (2.0 * dr.dot(si_ma.n, d_a)), d_a)
+        d_a = dr.select(through, reflect_vector(d_a, si_ma.n), d_a)
         si_a = scene.compute_interaction(o_a, d_a, prim, valid)
         n_a = si_a.n * facing
         y = scene.material_interaction(prim_y, bary_y, valid & on_emitter).p

@@ -246,8 +246,7 @@ def film_length(sensor: Any, geo: EdgeGeometry) -> tuple:
 
 
 def _edge_point_on_face(scene: Any, geo: EdgeGeometry, y: Any, face: Any, active: Any) -> Any:
-    """Barycentrics of edge point ``y`` on ``face`` (one of the edge's two),
-    by a ray along the face's normal (well conditioned, unlike a grazing one),
+    """Barycentrics of edge point ``y`` on ``face`` (:func:`_bary_on_face`)
     where ``face`` is smooth-shaded; ``(-1, -1)`` elsewhere and where not
     ``active`` (the side ray's own hit). A smooth face side's radiance is taken
     at the edge point itself, not where a ray offset on the film meets the
@@ -261,10 +260,16 @@ def _edge_point_on_face(scene: Any, geo: EdgeGeometry, y: Any, face: Any, active
     a resting box, path traced, 0.17 at the edge point)."""
     active = active & dr.gather(bk.Bool, scene.shape_smooth,
                                 dr.gather(bk.UInt32, scene.prim_shape, face, active), active)
+    return dr.select(active, _bary_on_face(scene, geo, y, face, active),
+                     bk.Array2f(-1.0, -1.0))
+
+
+def _bary_on_face(scene: Any, geo: EdgeGeometry, y: Any, face: Any, active: Any) -> Any:
+    """Barycentrics of edge point ``y`` on ``face``, one of the edge's two, by a
+    ray along the face's normal (well conditioned, unlike a grazing one)."""
     n0, n1 = geo.normals()
     n_face = dr.select(face == geo.f1, n1, n0)
-    probe = scene.compute_interaction(y + n_face, -n_face, face, active)
-    return dr.select(active, probe.bary, bk.Array2f(-1.0, -1.0))
+    return scene.compute_interaction(y + n_face, -n_face, face, active).bary
 
 
 def _mirror_face_at_edge(integrator: Any, scene: Any, sensor: Any, rng: Any, geo: EdgeGeometry,
@@ -278,23 +283,18 @@ def _mirror_face_at_edge(integrator: Any, scene: Any, sensor: Any, rng: Any, geo
     rim hundredths of a pixel wide, which the rim term counts where the rim
     ends, so both must see it (:func:`.rims.rim_sides_at_point`)."""
     from .views import mirror_reflectance, reflect_point
-    n0, n1 = geo.normals()
     share = geo.front_share(apex)                  # 1: f1 faces the apex, ½: a crease
     on = active & ~geo.boundary & (share != 0.5)   # a silhouette, not a crease
     front1 = share > 0.5
     face = dr.select(front1, geo.f1, geo.f0)
-    n_face = dr.select(front1, n1, n0)
     q_face = dr.select(front1, geo.q1, geo.q0)
     a_m, n_m = si_m.p, si_m.n
     q_film, _ = sensor.project(reflect_point(q_face, a_m, n_m))
     face_left = cross2(ds_dt, q_film - s) > 0
-    # the edge point's barycentrics on the face, by a ray along its normal
-    # (well conditioned, unlike a grazing one)
-    probe = scene.compute_interaction(y + n_face, -n_face, face, on)
     d_in = dr.normalize(y - org)
     L_face = integrator.radiance(scene, rng, y - d_in, d_in, dr.inf, on,
                                  dict(depth=1, prev_p=si_m.p, prev_pdf=0.0, prev_delta=True),
-                                 first_prim=face, first_bary=probe.bary)
+                                 first_prim=face, first_bary=_bary_on_face(scene, geo, y, face, on))
     refl = mirror_reflectance(scene, si_m, on)
     L_face = [lf * r for lf, r in zip(L_face, refl)]
     L_left = [dr.select(on & face_left, lf, l) for lf, l in zip(L_face, L_left)]

@@ -53,8 +53,8 @@ import drjit as dr
 from ... import backend as bk
 from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .sampling import DiscreteSampler
-from .views import (MirroredView, camera_views, in_film, mirror_reflectance, pick_view,
-                    ray_into_view, view_planes)
+from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
+                    pick_view, ray_into_view, view_planes)
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -163,8 +163,6 @@ class ShadingRims(BoundaryTerm):
         if not views:
             return BoundarySample(bk.Array2f(zero, zero), [zero] * integrator.channels,
                                   dr.zeros(bk.Bool, n))
-        w, h = sensor.resolution
-        inv = bk.Array2f(dr.opaque(bk.Float, 1.0 / w), dr.opaque(bk.Float, 1.0 / h))
         l_dir, l_att, inv_p_dir = self._direction(integrator, rng, n)
         with dr.suspend_grad():
             k, prim, pmf = pick_view(views, rng, n)
@@ -177,7 +175,7 @@ class ShadingRims(BoundaryTerm):
             active &= in_film(sensor, s_c)
             # The camera must see the triangle there (nothing nearer than its
             # plane), through the mirror where it looks into one.
-            oc, dc, tc = sensor.sample_ray(s_c * inv)
+            oc, dc, tc = sensor.sample_ray(film_to_unit(sensor, s_c))
             active, o_in, d_in, t_in, si_m, through = ray_into_view(scene, oc, dc, tc, a_m, n_m,
                                                                     active)
             t_plane = scene.compute_interaction(o_in, d_in, prim, active).t
@@ -194,8 +192,8 @@ class ShadingRims(BoundaryTerm):
                 extra = dict(first_bary=bary)
             else:
                 active &= ~through       # (film offsets would see the mirror, not the rim)
-                o_p, d_p, t_p = sensor.sample_ray((s_c + EPS_PX * nu) * inv)
-                o_m, d_m, t_m = sensor.sample_ray((s_c - EPS_PX * nu) * inv)
+                o_p, d_p, t_p = sensor.sample_ray(film_to_unit(sensor, s_c + EPS_PX * nu))
+                o_m, d_m, t_m = sensor.sample_ray(film_to_unit(sensor, s_c - EPS_PX * nu))
             L_plus, L_minus = integrator.radiance_pair(scene, rng, (o_p, d_p, t_p),
                                                        (o_m, d_m, t_m), active,
                                                        first_prims=(prim, prim), **extra)
