@@ -8,7 +8,8 @@ The kinds of cases the boundary-term issue names (a mesh translated and rotated,
 one vertex moved, shadows, mirrors, inter-reflections, the camera, point and area
 lights) with other meshes, materials, lights and filters: built-in shapes
 (``sphere``, ``cylinder``, ``disk``, ``cube``), a smooth torus, PSDR's bunny
-(``../shared``, skipped where it is missing), a pyramid resting on a floor,
+and PSDR's own tree scene file (``../shared``, skipped where it is missing), a
+pyramid resting on a floor,
 rough materials, directional, spot and constant lights, Mitsuba's default
 (Gaussian) filter. 32² film. Per case it prints the block relative L1 error
 (8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
@@ -41,6 +42,7 @@ T = lg.Transform4f
 TMP = Path(tempfile.mkdtemp())
 SHARED = Path(os.environ.get("LUMIGRAD_SHARED", HERE.parent.parent / "shared"))
 BUNNY = SHARED / "scenes/psdr/examples/data/objects/bunny/bunny_low.obj"
+PSDR_TREE = SHARED / "scenes/psdr/examples/data/scenes/tree.xml"
 FILTER = {"name": "box"}
 
 
@@ -94,6 +96,21 @@ def torus() -> dict:
 def bunny() -> dict:
     return {"type": "obj", "filename": str(BUNNY), "to_world": T().translate([0, -0.18, 0]).scale(0.02),
             "bsdf": diffuse([0.7, 0.7, 0.5])}
+
+
+def psdr_tree() -> Path:
+    """PSDR-CUDA's own tree scene file (24k faces: a trunk and flat leaves,
+    an area light above, direct illumination) with this sweep's film: its mesh
+    paths made absolute (PSDR runs from ``examples/``) and the film 32²."""
+    text = PSDR_TREE.read_text().replace("./data/", str(PSDR_TREE.parent.parent) + "/")
+    size = str(film()["width"])
+    text = text.replace('name="height" value="256"', f'name="height" value="{size}"')
+    text = text.replace('name="width" value="256"', f'name="width" value="{size}"')
+    if FILTER["name"] != "box":
+        text = text.replace('<rfilter type="box"/>', f'<rfilter type="{FILTER["name"] or "gaussian"}"/>')
+    path = TMP / "tree.xml"
+    path.write_text(text)
+    return path
 
 
 def pyramid() -> dict:
@@ -241,6 +258,10 @@ CASES = {
     "bunny_translate_direct": (lambda: scene(0, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
     "bunny_rotate_direct": (lambda: scene(0, b=bunny()), "b.to_world", rotate(0, 1, 0)),
+    # PSDR's tree scene as its file has it (Mesh[0] the light, Mesh[1] the tree).
+    "psdr_tree_rotate_direct": (psdr_tree, "Mesh[1].to_world", rotate(0, 0, 1)),
+    "psdr_tree_translate_direct": (psdr_tree, "Mesh[1].to_world", translate(1, 0.5, 0)),
+    "psdr_tree_light_translate_direct": (psdr_tree, "Mesh[0].to_world", translate(3, 0, 2)),
     "coarse_ball_sun_translate_direct": (lambda: scene(0, light=sun(), b=coarse_ball()),
                                          "b.to_world", translate(1, 0.2, 0)),
     "coarse_ball_sky_rotate_path3": (lambda: scene(3, light=sky(), b=coarse_ball()),
@@ -255,9 +276,11 @@ CASES = {
 
 def run(name: str, spp: int, fd_spp: int, eps: float) -> str:
     build, key, at = CASES[name]
-    if name.startswith("bunny") and not BUNNY.exists():
-        return f"{name:36s} skipped ({BUNNY} missing)"
-    sc = lg.load_dict(build())
+    for prefix, needed in (("bunny", BUNNY), ("psdr_tree", PSDR_TREE)):
+        if name.startswith(prefix) and not needed.exists():
+            return f"{name:36s} skipped ({needed} missing)"
+    built = build()
+    sc = lg.load_file(built) if isinstance(built, Path) else lg.load_dict(built)
     params = lg.traverse(sc)
     base = params[key]
 
