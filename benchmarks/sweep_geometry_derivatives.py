@@ -107,7 +107,8 @@ def psdr_tree() -> Path:
     text = text.replace('name="height" value="256"', f'name="height" value="{size}"')
     text = text.replace('name="width" value="256"', f'name="width" value="{size}"')
     if FILTER["name"] != "box":
-        text = text.replace('<rfilter type="box"/>', f'<rfilter type="{FILTER["name"] or "gaussian"}"/>')
+        rfilter = FILTER["name"] or "gaussian"
+        text = text.replace('<rfilter type="box"/>', f'<rfilter type="{rfilter}"/>')
     path = TMP / "tree.xml"
     path.write_text(text)
     return path
