@@ -90,7 +90,7 @@ FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
           ("a_n", "Array3f", 3),
           ("b_edge", "UInt32", 1), ("b_t", "Float", 1), ("b_s", "Array3f", 3),
           ("b_prim", "UInt32", 1), ("b_c", "Array3f", 3), ("b_n", "Array3f", 3),
-          ("r_prim", "UInt32", 1), ("r_u", "Array2f", 2), ("r_c", "Array3f", 3))
+          ("r_prim", "UInt32", 1), ("r_b", "Array2f", 2), ("r_c", "Array3f", 3))
 WORDS_PER_VERTEX = sum(c for _, _, c in FIELDS)
 
 
@@ -129,7 +129,7 @@ ONE_VERTEX_PER_PATH = True
 #: The boundary samples' outputs (edge, shadow line, rim), in order; the
 #: ``ok`` flags are not record fields.
 _SAMPLE_FIELDS = ("a_ok", "a_edge", "a_t", "a_c", "a_n", "b_ok", "b_edge", "b_t", "b_s",
-                  "b_prim", "b_c", "b_n", "r_ok", "r_prim", "r_u", "r_c")
+                  "b_prim", "b_c", "b_n", "r_ok", "r_prim", "r_b", "r_c")
 
 #: Candidate edges per edge sample (resampled importance sampling).
 EDGE_CANDIDATES = 4
@@ -569,14 +569,14 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     # A conditional: SIMD packets where no lane takes boundary
                     # samples skip their nested radiance loops and rays.
                     (rng_e, _, a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c,
-                     b_n, r_ok, r_prim, r_u, r_c) = dr.if_stmt(
+                     b_n, r_ok, r_prim, r_b, r_c) = dr.if_stmt(
                         (rng_e, b_act) + nothing, b_act, take, skip,
                         label="lumigrad.pathgeo.boundary_samples")
                 if diff:
                     L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
                              + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
                     if rims:
-                        L_add = L_add + rim_term(scene, si, r_prim, r_u, r_c, r_ok)
+                        L_add = L_add + rim_term(scene, si, r_prim, r_b, r_c, r_ok)
             # The next ray: the sampled local direction, turned with the frame.
             wo_d = dr.select(delta_b, wo, dr.detach(wo))
             wo_world = si.to_world(wo_d)
@@ -633,7 +633,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 flags |= _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW) | _flag(r_ok, F_RIM)
                 values.update(a_edge=a_edge, a_t=a_t, a_c=a_c, a_n=a_n, b_edge=b_edge,
                               b_t=b_t, b_s=b_s, b_prim=b_prim, b_c=b_c, b_n=b_n,
-                              r_prim=r_prim, r_u=r_u, r_c=r_c)
+                              r_prim=r_prim, r_b=r_b, r_c=r_c)
             values["flags"] = flags
             tps = {name: tp for name, tp, _ in FIELDS}
             for name, value in values.items():
@@ -661,7 +661,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             samples = samples_at(si_s, beta_e, depth_s, final["rng_e"], ok,
                                  final["sel_static"], nothing)
         (a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
-         r_ok, r_prim, r_u, r_c) = samples
+         r_ok, r_prim, r_b, r_c) = samples
         if diff:
             with dr.resume_grad():
                 si_a = scene.compute_interaction(final["sel_o"], final["sel_d"],
@@ -669,7 +669,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 L = (L + edge_term(scene, si_a, a_edge, a_t, a_c, a_n, a_ok)
                      + shadow_term(scene, si_a, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
                 if rims:
-                    L = L + rim_term(scene, si_a, r_prim, r_u, r_c, r_ok)
+                    L = L + rim_term(scene, si_a, r_prim, r_b, r_c, r_ok)
         if recording:
             rec = final["rec"]
             on = ok & (depth_s < cap)
@@ -795,7 +795,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
                                        r["b_c"], r["b_n"], b_on))
                 if scene.has_normals:
                     from .boundary.vertex_rims import rim_term
-                    local = local + rim_term(scene, si_b, r["r_prim"], r["r_u"], r["r_c"],
+                    local = local + rim_term(scene, si_b, r["r_prim"], r["r_b"], r["r_c"],
                                              act & _has(flags, F_RIM))
             total = total + dr.sum(delta_L * local)
             dr.backward_from(dr.select(act, total, 0.0),

@@ -54,7 +54,7 @@ from ... import backend as bk
 from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
 from .sampling import DiscreteSampler
 from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
-                    pick_view, ray_into_view, view_planes)
+                    pick_view, ray_into_view, reflect_point, view_planes)
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -170,21 +170,21 @@ class ShadingRims(BoundaryTerm):
             view = MirroredView(sensor, a_m, n_m)
             tri = RimTriangle(scene, view, prim, pmf > 0, light=l_dir)
             s = [view.project(q)[0] for q in tri.p]
-            s_c, found, width, both = rim_crossing(tri, s, rng)
+            s_c, found, width, both, x_c, b_c = rim_crossing(tri, s, rng)
             active = found & (pmf > 0)
             active &= in_film(sensor, s_c)
             # The camera must see the triangle there (nothing nearer than its
-            # plane), through the mirror where it looks into one.
-            oc, dc, tc = sensor.sample_ray(film_to_unit(sensor, s_c))
+            # plane), through the mirror where it looks into one; the ray aims
+            # at the crossing itself (see rim_crossing).
+            oc, _, tc = sensor.sample_ray(film_to_unit(sensor, s_c))
+            dc = dr.normalize(reflect_point(x_c, a_m, n_m) - oc)
             active, o_in, d_in, t_in, si_m, through = ray_into_view(scene, oc, dc, tc, a_m, n_m,
                                                                     active)
             t_plane = scene.compute_interaction(o_in, d_in, prim, active).t
             t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(o_in, d_in, t_in, active)
             active &= ~hit | (prim_hit == prim) | (t_hit >= t_plane * (1.0 - 1e-5))
-            g = tri.gradient(s_c)
-            g_len = dr.norm(g)
-            active &= g_len > 0
-            nu = g / dr.maximum(g_len, 1e-30)          # towards h > 0
+            nu, raise_h, defined = curve_frame(tri, b_c)
+            active &= defined
             extra = {}
             if l_dir is None and getattr(integrator, "rim_sides_at_point", False):
                 bary, (o_p, d_p, t_p), (o_m, d_m, t_m) = rim_sides_at_point(
@@ -202,16 +202,16 @@ class ShadingRims(BoundaryTerm):
             # 1/pdf of the line (π · width / P(triangle)), halved (Crofton),
             # doubled where one of two crossings was picked.
             weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5 * inv_p_dir
-                      * dr.select(both, 2.0, 1.0) / dr.maximum(g_len, 1e-30) * (1.0 / total))
+                      * dr.select(both, 2.0, 1.0) * (1.0 / total))
             weight = dr.select(active, weight, 0.0)
             jump = [(lp - lm) * r for lp, lm, r in zip(L_plus, L_minus, reflectance)]
             s_c = dr.detach(s_c)
-        # Attached: h at the fixed film position (camera, mirror, triangle and
-        # normals all carry the parameters' derivatives).
+        # Attached: the curve's normal velocity on the film (camera, mirror,
+        # triangle and normals all carry the parameters' derivatives).
         a_att, n_att = view_planes(scene, views, k, attached=True)
-        h_att = RimTriangle(scene, MirroredView(sensor, a_att, n_att), prim, active,
-                            attached=True, light=l_att).value(s_c)
-        velocity = h_att - dr.detach(h_att)
+        tri_att = RimTriangle(scene, MirroredView(sensor, a_att, n_att), prim, active,
+                              attached=True, light=l_att)
+        velocity = curve_velocity(tri_att, b_c, nu, raise_h)
         value = [dr.detach(j * weight) * velocity for j in jump]
         return BoundarySample(s_c, value, active)
 
@@ -245,10 +245,19 @@ def rim_crossing(tri: "RimTriangle", s: list, rng: Any) -> tuple:
     image ``s`` (three film points): the line's direction ``φ ~ U[0, π)`` and
     offset uniform over the triangle's extent along ``(cos φ, sin φ)``
     (Crofton's measure), then one of its crossings of the curve inside the
-    triangle (roots of a quadratic). Returns ``(point, found, width, both)``:
-    ``1 / pdf(line) = π · width``, halved per Crofton (lines cross a curve
-    twice on average) and doubled where ``both`` crossings existed and one was
-    picked."""
+    triangle. Returns ``(point, found, width, both)``: ``1 / pdf(line) = π ·
+    width``, halved per Crofton (lines cross a curve twice on average) and
+    doubled where ``both`` crossings existed and one was picked.
+
+    The crossings are solved on the triangle, not on the film: the line's
+    chord ends on two of its sides (film parameters turned into the sides'
+    own by perspective-correct interpolation), and along the chord the
+    barycentrics are linear, so ``h`` (:class:`RimTriangle`) is a quadratic
+    whose coefficients do not depend on how thin the triangle looks. Solved on the
+    film, the faces seen edge-on along a dense mesh's silhouette (film widths
+    under 1e-4 px, float32 film coordinates ~1.5e-5 px apart) never gave a
+    crossing: the 65k-face sphere's rims along its silhouette came out ~7 %
+    short, its silhouette's derivative 4 % (``BENCHMARKS.md``)."""
     n = dr.width(s[0][0])
     zero = dr.zeros(bk.Float, n)
     phi = rng.next_float32() * dr.pi
@@ -258,99 +267,142 @@ def rim_crossing(tri: "RimTriangle", s: list, rng: Any) -> tuple:
     q_hi = dr.maximum(dr.maximum(q[0], q[1]), q[2])
     width = q_hi - q_lo
     p_l = dr.lerp(q_lo, q_hi, rng.next_float32())
-    # Where the line crosses the triangle's sides: the segment [a, b].
-    a, b = bk.Array2f(zero, zero), bk.Array2f(zero, zero)
+    o = tri.sensor.position()
+    o = o if tri.attached else dr.detach(o)
+    # Each vertex's depth along its film direction (``p − o = z D(s)``): film
+    # positions interpolate linearly in ``1/z``, points of the side in ``1``.
+    depth = []
+    for si, pi in zip(s, tri.p):
+        d = tri._direction(bk.Array3f(si[0], si[1], 1.0))
+        depth.append(dr.dot(pi - o, d) / dr.maximum(dr.squared_norm(d), 1e-30))
+    # Where the line crosses the triangle's sides: barycentrics ``b_a``, ``b_b``.
+    b_a, b_b = [zero] * 3, [zero] * 3
     found_a = dr.zeros(bk.Bool, n)
     for i, j in ((0, 1), (1, 2), (2, 0)):
         crosses = ((q[i] - p_l) * (q[j] - p_l) <= 0) & (q[i] != q[j])
-        c = dr.lerp(s[i], s[j], (p_l - q[i]) / dr.select(q[i] != q[j], q[j] - q[i], 1.0))
-        b = dr.select(crosses & found_a, c, b)
-        a = dr.select(crosses & ~found_a, c, a)
+        tau = dr.clip((p_l - q[i]) / dr.select(q[i] != q[j], q[j] - q[i], 1.0), 0.0, 1.0)
+        den = (1.0 - tau) * depth[j] + tau * depth[i]
+        sigma = dr.select(den != 0, tau * depth[i] / dr.select(den != 0, den, 1.0), tau)
+        c = [zero] * 3
+        c[i], c[j] = 1.0 - sigma, sigma
+        second = crosses & found_a
+        first = crosses & ~found_a
+        b_b = [dr.select(second, ck, bk_) for ck, bk_ in zip(c, b_b)]
+        b_a = [dr.select(first, ck, ak) for ck, ak in zip(c, b_a)]
         found_a |= crosses
     found = found_a & (width > 0)
-    # H along the segment: a quadratic in its parameter.
-    c0, c1, c2 = tri.along(a, b - a)
+    delta = [bb - ba for ba, bb in zip(b_a, b_b)]
+    c0, c1, c2 = tri.along(b_a, delta)         # h(b_a + μ δ) = c0 + c1 μ + c2 μ²
     r1, r2 = _quadratic_roots(c2, c1, c0)
     ok1 = (r1 > 0) & (r1 < 1)
     ok2 = (r2 > 0) & (r2 < 1) & (r2 != r1)
     both = ok1 & ok2
     pick2 = dr.select(both, rng.next_float32() < 0.5, ok2)
     found &= ok1 | ok2
-    lam = dr.select(found, dr.select(pick2, r2, r1), 0.5)
-    return dr.fma(b - a, lam, a), found, width, both
+    mu = dr.select(found, dr.select(pick2, r2, r1), 0.5)
+    bary = [dr.fma(dl, mu, ba) for ba, dl in zip(b_a, delta)]
+    x = tri.point(bary)
+    point, _ = tri.sensor.project(x)
+    return point, found, width, both, x, bary
 
 
 class RimTriangle:
-    """``h`` over the film for triangle ``prim``, up to a positive factor:
-    ``H(u) = −σ Σ_i (D(u) · m_i)(n_i · D(u))``, a quadratic form in the
-    homogeneous film coordinates ``u = (s, 1)``. ``D(u)`` is the camera ray's
-    (unnormalised, linear in ``u``) direction, ``m_i = (p_j − o) × (p_k − o)``
-    so that ``D · m_i`` are the ray's unnormalised barycentrics, ``n_i`` the
-    vertex normals and ``σ`` the sign of their sum (which side of the plane
-    the camera is on). ``H = h · |W| |n| |D|`` with ``h = sh_n · wi``, so both
-    vanish on the same curve with the same velocity.
+    """The curve's function on triangle ``prim`` in its barycentrics ``b``:
+    with ``x = Σ b_i p_i`` and the interpolated normal ``Σ b_i n_i``,
 
-    With ``light`` (a direction ``l``), the curve is the terminator ``sh_n · l = 0``
-    instead: ``H(u) = σ Σ_i (D(u) · m_i)(n_i · l)``, linear in ``u``."""
+        h(b) = (Σ b_i n_i) · (o − x) = bᵀ A b,   a_ij = n_i · (o − p_j)
 
-    def __init__(self, scene: Any, sensor: Any, prim: Any, active: Any,
+    (``o`` the view's apex: ``h`` has the sign of ``sh_n · wi``, what the BSDFs
+    test), or with ``light`` (a direction ``l``) the terminator ``h(b) = Σ b_i
+    n_i · l``. Positive rescalings of ``h`` change neither the curve ``h = 0``
+    nor its velocity. ``view``: the camera, its image in a mirror
+    (:class:`.views.MirroredView`) or a path vertex's virtual pinhole
+    (:class:`.vertex_rims.VertexView`); ``attached``: positions, normals and
+    the apex carry the parameters' derivatives."""
+
+    def __init__(self, scene: Any, view: Any, prim: Any, active: Any,
                  attached: bool = False, light: Any = None) -> None:
         self.light = light
         idx = [dr.gather(bk.UInt32, scene.faces, 3 * prim + k, active) for k in range(3)]
         pos = scene.positions if attached else dr.detach(scene.positions)
         nrm = scene.normals if attached else dr.detach(scene.normals)
-        self.sensor, self.attached = sensor, attached
+        self.sensor, self.attached = view, attached
         self.p = [dr.gather(bk.Array3f, pos, i, active) for i in idx]
         self.n = [dr.gather(bk.Array3f, nrm, i, active) for i in idx]
-        o = sensor.position() if attached else dr.detach(sensor.position())
-        r = [q - o for q in self.p]
-        self.m = [dr.cross(r[(i + 1) % 3], r[(i + 2) % 3]) for i in range(3)]
-        m_sum = self.m[0] + self.m[1] + self.m[2]
-        centre = (self.p[0] + self.p[1] + self.p[2]) * (1.0 / 3.0) - o
-        self.sigma = dr.detach(dr.sign(dr.dot(centre, m_sum)))
+        o = view.position()
+        self.o = o if attached else dr.detach(o)
+        if light is None:
+            self.a = [[dr.dot(self.n[i], self.o - self.p[j]) for j in range(3)]
+                      for i in range(3)]
+        else:
+            self.g = [dr.dot(nv, light) for nv in self.n]
 
     def _direction(self, u: Any) -> Any:
         d = self.sensor.film_direction(u)
         return d if self.attached else dr.detach(d)
 
-    def _factor(self, nv: Any, d: Any) -> Any:
-        """The second factor of the form: ``n_i · D`` (rims) or ``n_i · l``."""
-        return dr.dot(nv, d) if self.light is None else dr.dot(nv, self.light)
+    def point(self, b: list) -> Any:
+        """The world point of barycentrics ``b``."""
+        return self.p[0] * b[0] + self.p[1] * b[1] + self.p[2] * b[2]
 
-    def value(self, s: Any) -> Any:
-        d = self._direction(bk.Array3f(s[0], s[1], 1.0))
-        return -self.sigma * sum(dr.dot(d, m) * self._factor(nv, d)
-                                 for m, nv in zip(self.m, self.n))
+    def value(self, b: list) -> Any:
+        if self.light is not None:
+            return sum(gi * bi for gi, bi in zip(self.g, b))
+        return sum(self.a[i][j] * b[i] * b[j] for i in range(3) for j in range(3))
 
-    def along(self, a: Any, e: Any) -> tuple:
-        """Coefficients ``(c0, c1, c2)`` of ``H(a + λ e) = c0 + c1 λ + c2 λ²``."""
-        d0 = self._direction(bk.Array3f(a[0], a[1], 1.0))
-        d1 = self._direction(bk.Array3f(e[0], e[1], 0.0))
-        c0 = c1 = c2 = 0.0
-        for m, nv in zip(self.m, self.n):
-            al, be = dr.dot(d0, m), dr.dot(d1, m)
-            if self.light is None:
-                ga, de = dr.dot(nv, d0), dr.dot(nv, d1)
-            else:
-                ga, de = dr.dot(nv, self.light), 0.0
-            c0, c1, c2 = c0 + al * ga, c1 + al * de + be * ga, c2 + be * de
-        return -self.sigma * c0, -self.sigma * c1, -self.sigma * c2
+    def gradient(self, b: list) -> list:
+        """``∂h/∂b_i`` (unconstrained)."""
+        if self.light is not None:
+            return list(self.g)
+        return [sum((self.a[i][j] + self.a[j][i]) * b[j] for j in range(3)) for i in range(3)]
 
-    def gradient(self, s: Any) -> Any:
-        """``∇_s H`` (film pixels)."""
-        d = self._direction(bk.Array3f(s[0], s[1], 1.0))
-        out = []
-        for k in range(2):
-            dk = self._direction(bk.Array3f(1.0 if k == 0 else 0.0, 1.0 if k == 1 else 0.0,
-                                            0.0))
-            if self.light is None:
-                terms = (dr.dot(dk, m) * dr.dot(nv, d) + dr.dot(d, m) * dr.dot(nv, dk)
-                         for m, nv in zip(self.m, self.n))
-            else:
-                terms = (dr.dot(dk, m) * dr.dot(nv, self.light)
-                         for m, nv in zip(self.m, self.n))
-            out.append(-self.sigma * sum(terms))
-        return bk.Array2f(out[0], out[1])
+    def along(self, b: list, e: list) -> tuple:
+        """Coefficients ``(c0, c1, c2)`` of ``h(b + μ e) = c0 + c1 μ + c2 μ²``."""
+        if self.light is not None:
+            return self.value(b), self.value(e), dr.zeros(bk.Float, dr.width(b[0]))
+        g = self.gradient(b)
+        return self.value(b), sum(gi * ei for gi, ei in zip(g, e)), self.value(e)
+
+
+def curve_frame(tri: RimTriangle, bary: list) -> tuple:
+    """Where the curve ``h = 0`` of ``tri`` passes its point of barycentrics
+    ``bary`` (detached): the film's unit normal to it towards ``h > 0``, the
+    world displacement that raises ``h`` by one across the triangle (``Σ ḃ_i
+    p_i`` with ``ḃ = ∇h / |∇h|²``, ``∇`` within the plane ``Σ b = 1``), and
+    whether both are defined. Taken on the triangle and mapped to the film by
+    the projection's Jacobian: ``h`` as a function of film positions is
+    ill-conditioned on faces seen edge-on (barycentrics change by 1 across
+    1e-5 px)."""
+    with dr.suspend_grad():
+        g = tri.gradient(bary)
+        mean = (g[0] + g[1] + g[2]) * (1.0 / 3.0)
+        gp = [gi - mean for gi in g]
+        gp2 = sum(gi * gi for gi in gp)
+        e1, e2 = tri.p[1] - tri.p[0], tri.p[2] - tri.p[0]
+
+        def world(v: list) -> Any:          # Σ v_i p_i for Σ v_i = 0
+            return e1 * v[1] + e2 * v[2]
+        x = tri.point(bary)
+        along = tri.sensor.project_differential(x, world([g[1] - g[2], g[2] - g[0],
+                                                           g[0] - g[1]]))
+        uphill = tri.sensor.project_differential(x, world(gp))
+        length = dr.norm(along)
+        nu = bk.Array2f(-along[1], along[0]) / dr.maximum(length, 1e-30)
+        nu = dr.select(dr.dot(nu, uphill) < 0, -nu, nu)
+        return nu, world(gp) / dr.maximum(gp2, 1e-30), (length > 0) & (gp2 > 0)
+
+
+def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any) -> Any:
+    """The film velocity of the curve ``h = 0`` at its point of barycentrics
+    ``bary``, normal to it towards ``h < 0`` (attached, zero in value):
+    ``tri_att`` the triangle and view with the parameters' derivatives,
+    ``nu`` and ``raise_h`` from :func:`curve_frame`. The curve point moves
+    as the material point under it (``Σ b_i ṗ_i``, seen by the moving view)
+    plus its slide across the triangle, ``−ḣ`` times ``raise_h``."""
+    h = tri_att.value(bary)
+    x_moving = tri_att.point(bary) - raise_h * (h - dr.detach(h))
+    s_moving, _ = tri_att.sensor.project(x_moving)
+    return -dr.dot(nu, s_moving - dr.detach(s_moving))
 
 
 def rim_motion_by_shape(scene: Any) -> Any:

@@ -38,7 +38,7 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.frame import coordinate_system
-from .rims import RimTriangle, rim_crossing, rim_sides_at_point
+from .rims import RimTriangle, curve_frame, curve_velocity, rim_crossing, rim_sides_at_point
 from .sampling import DiscreteSampler, Reservoir
 
 #: Triangles drawn per rim sample (resampled importance sampling). On a
@@ -110,6 +110,16 @@ class VertexView:
         inv = dr.rcp(dr.select(z > 0, z, 1.0))
         return bk.Array2f(dr.dot(v, self.e1) * inv, dr.dot(v, self.e2) * inv), z > 0
 
+    def project_differential(self, q: Any, dq: Any) -> Any:
+        """Film displacement of a small world displacement ``dq`` at ``q``."""
+        v = self.si.to_local(q - self.origin)
+        dv = self.si.to_local(dq)
+        z = dr.dot(v, self.f)
+        inv = dr.rcp(dr.select(z > 0, z, 1.0))
+        dz = dr.dot(dv, self.f)
+        return bk.Array2f((dr.dot(dv, self.e1) - dr.dot(v, self.e1) * inv * dz) * inv,
+                          (dr.dot(dv, self.e2) - dr.dot(v, self.e2) * inv * dz) * inv)
+
 
 def _centroid(scene: Any, prim: Any, active: Any) -> tuple:
     """The vertices (detached) of triangles ``prim`` and their centroid."""
@@ -161,14 +171,13 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     tri = RimTriangle(scene, view, prim, ok)
     s, front = zip(*[view.project(q) for q in p])
     ok &= front[0] & front[1] & front[2]
-    u, found, width, both = rim_crossing(tri, list(s), rng)
+    u, found, width, both, x_c, b_c = rim_crossing(tri, list(s), rng)
     ok &= found
-    g = tri.gradient(u)
-    g_len = dr.norm(g)
-    ok &= g_len > 0
-    nu = g / dr.maximum(g_len, 1e-30)                 # towards H > 0
-    # The vertex must see the triangle there (nothing nearer than its plane).
-    w_c = view.direction_at(u)
+    nu, _, defined = curve_frame(tri, b_c)           # nu: towards h > 0
+    ok &= defined
+    # The vertex must see the triangle there (nothing nearer than its plane),
+    # along a ray aimed at the crossing itself (see rim_crossing).
+    w_c = dr.normalize(x_c - view.origin)
     origin = si.spawn_origin(w_c)
     t_plane = scene.compute_interaction(origin, w_c, prim, ok).t
     t_hit, prim_hit, _, _, hit = scene.ray_intersect_preliminary(origin, w_c, dr.inf, ok)
@@ -192,20 +201,25 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     jac = dr.rcp(dr.maximum(dr.squared_norm(view.local_direction(
         bk.Array3f(u[0], u[1], 1.0))), 1e-30)) ** 1.5
     # 1/pdf of the line (π · width / P(triangle)), halved (Crofton), doubled
-    # where one of two crossings was picked; over |∇H| (normal velocity).
-    weight = (dr.pi * width / dr.maximum(p_tri, 1e-30) * 0.5 * dr.select(both, 2.0, 1.0)
-              / dr.maximum(g_len, 1e-30) * jac)
+    # where one of two crossings was picked.
+    weight = dr.pi * width / dr.maximum(p_tri, 1e-30) * 0.5 * dr.select(both, 2.0, 1.0) * jac
     C = beta * f * (L_plus - L_minus) * weight
     ok &= dr.all(dr.isfinite(C))
-    return ok, prim, dr.select(ok, u, 0.0), dr.select(ok, C, 0.0)
+    b12 = bk.Array2f(b_c[1], b_c[2])
+    return ok, prim, dr.select(ok, b12, 0.0), dr.select(ok, C, 0.0)
 
 
-def rim_term(scene: Any, si: Any, prim: Any, u: Any, C: Any, active: Any) -> Any:
-    """Attached term ``C · (H − detach(H))`` of a rim sample: ``H`` at the fixed
-    film position ``u`` of the vertex's virtual pinhole, with the vertex, its
-    frame, the triangle and its normals attached."""
+def rim_term(scene: Any, si: Any, prim: Any, b12: Any, C: Any, active: Any) -> Any:
+    """Attached term ``C · v`` of a rim sample: ``v`` the normal velocity
+    (:func:`.rims.curve_velocity`) on the vertex's virtual pinhole's film of
+    the rim at barycentrics ``(1 − b₁ − b₂, b₁, b₂)`` of triangle ``prim``, with
+    the vertex, its frame, the triangle and its normals attached."""
     _, centroid = _centroid(scene, prim, active)
-    view = VertexView(si, VertexView.basis(si, centroid), centroid)
-    tri = RimTriangle(scene, view, prim, active, attached=True)
-    h = tri.value(u)
-    return dr.select(active, C * (h - dr.detach(h)), 0.0)
+    bary = [1.0 - b12[0] - b12[1], b12[0], b12[1]]
+    with dr.suspend_grad():
+        view = VertexView(si, VertexView.basis(si, centroid), centroid)
+        nu, raise_h, defined = curve_frame(RimTriangle(scene, view, prim, active), bary)
+    view_att = VertexView(si, VertexView.basis(si, centroid), centroid)
+    velocity = curve_velocity(RimTriangle(scene, view_att, prim, active, attached=True), bary,
+                              nu, raise_h)
+    return dr.select(active & defined, C * velocity, 0.0)

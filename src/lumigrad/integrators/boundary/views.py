@@ -138,6 +138,10 @@ class MirroredView:
     def project(self, q: Any) -> tuple:
         return self.sensor.project(reflect_point(q, self.a, self.n))
 
+    def project_differential(self, q: Any, dq: Any) -> Any:
+        return self.sensor.project_differential(reflect_point(q, self.a, self.n),
+                                                reflect_vector(dq, self.n))
+
 
 def mirror_planes(scene: Any, limit: int = 4) -> list:
     """One mirror triangle per distinct plane of the scene's planar mirrors
