@@ -12,8 +12,9 @@ Welding. Many meshes store a vertex once per face that uses it (flat-shaded
 cubes, OBJ files with per-face normals or texture seams): their faces share no
 vertex index, so an index-based edge list would turn every geometric edge into
 two boundary edges, and a boundary term would count it twice (DESIGN.md,
-"Boundary terms"). Vertices are therefore welded per shape by *exact* position
-before edges are paired; an edge keeps the vertex indices of its first face, so
+"Boundary terms"). Vertices are therefore welded per shape by position (equal
+up to rounding: :data:`WELD_TOLERANCE`) before edges are paired; an edge
+keeps the vertex indices of its first face, so
 its motion is the mean motion of both faces' copies
 (:meth:`EdgeTopology.moving_point`: one face's copy of a split vertex can move
 alone). Boundary edges of
@@ -62,11 +63,26 @@ class EdgeArrays:
         return int(self.v0.shape[0])
 
 
-def weld_by_position(positions: np.ndarray) -> np.ndarray:
-    """Index of a representative for every vertex: equal positions, equal index."""
+#: Vertices of one shape closer than this fraction of its bounding box's
+#: largest side (per coordinate, on a grid centred on 0) are welded: copies of a
+#: vertex computed twice (the seam of a sphere from ``cos``/``sin``: 0 and
+#: -2.4e-16) differ by rounding. Unwelded, a seam is two boundary edges, each a
+#: silhouette from everywhere: where the seam runs along the silhouette seen
+#: from a point light, a 4k-face sphere's shadow line was counted twice (its
+#: shadow's derivative 16 % too large in the block holding it).
+WELD_TOLERANCE = 1e-6
+
+
+def weld_by_position(positions: np.ndarray, tolerance: float = WELD_TOLERANCE) -> np.ndarray:
+    """Index of a representative for every vertex: equal positions (up to
+    ``tolerance`` times the largest side of their bounding box), equal index."""
     p = np.ascontiguousarray(positions, dtype=np.float32).reshape(-1, 3)
-    # Exact equality of the float bits (+0 and -0 made equal first).
-    key = (p + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
+    extent = float(np.max(p.max(axis=0) - p.min(axis=0))) if p.size else 0.0
+    if tolerance > 0 and extent > 0 and np.isfinite(extent):
+        key = np.rint(p.astype(np.float64) / (tolerance * extent)).astype(np.int64)
+    else:
+        # Exact equality of the float bits (+0 and -0 made equal first).
+        key = (p + np.float32(0.0)).view(np.uint32).reshape(-1, 3)
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     return first[inverse.ravel()].astype(np.int64)
 
@@ -135,13 +151,13 @@ def concat_edges(parts: Sequence[EdgeArrays]) -> EdgeArrays:
 
 def weld_shapes(edges: EdgeArrays, positions: np.ndarray) -> EdgeArrays:
     """Weld boundary edges of different shapes whose endpoints coincide
-    exactly (in pairs; a position shared by three or more boundary edges is
+    (up to rounding, as within shapes; in pairs; a position shared by three or more boundary edges is
     left alone): the first edge of a pair gets the other's face as ``f1``
     (a crease, never smooth), the other is dropped."""
     bnd = np.flatnonzero(edges.f1 == NO_FACE)
     if bnd.size < 2:
         return edges
-    # Endpoints welded by exact position, as within shapes: equal ids, equal points.
+    # Endpoints welded by position, as within shapes: equal ids, equal points.
     p = np.asarray(positions, dtype=np.float32).reshape(-1, 3)
     ids = weld_by_position(p[np.concatenate([edges.v0[bnd], edges.v1[bnd]])])
     w0, w1 = ids[:bnd.size], ids[bnd.size:]
