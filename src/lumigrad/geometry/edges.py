@@ -150,10 +150,10 @@ def concat_edges(parts: Sequence[EdgeArrays]) -> EdgeArrays:
 
 
 def weld_shapes(edges: EdgeArrays, positions: np.ndarray) -> EdgeArrays:
-    """Weld boundary edges of different shapes whose endpoints coincide
-    (up to rounding, as within shapes; in pairs; a position shared by three or more boundary edges is
-    left alone): the first edge of a pair gets the other's face as ``f1``
-    (a crease, never smooth), the other is dropped."""
+    """Weld boundary edges of different shapes whose endpoints coincide (up
+    to rounding, as within shapes; in pairs; a position shared by three or
+    more boundary edges is left alone): the first edge of a pair gets the
+    other's face as ``f1`` (a crease, never smooth), the other is dropped."""
     bnd = np.flatnonzero(edges.f1 == NO_FACE)
     if bnd.size < 2:
         return edges
