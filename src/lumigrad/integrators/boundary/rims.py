@@ -211,7 +211,7 @@ class ShadingRims(BoundaryTerm):
         a_att, n_att = view_planes(scene, views, k, attached=True)
         tri_att = RimTriangle(scene, MirroredView(sensor, a_att, n_att), prim, active,
                               attached=True, light=l_att)
-        velocity = curve_velocity(tri_att, b_c, nu, raise_h)
+        velocity = curve_velocity(tri_att, b_c, nu, raise_h, active)
         value = [dr.detach(j * weight) * velocity for j in jump]
         return BoundarySample(s_c, value, active)
 
@@ -392,7 +392,8 @@ def curve_frame(tri: RimTriangle, bary: list) -> tuple:
         return nu, world(gp) / dr.maximum(gp2, 1e-30), (length > 0) & (gp2 > 0)
 
 
-def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any) -> Any:
+def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any,
+                   active: Any) -> Any:
     """The film velocity of the curve ``h = 0`` at its point of barycentrics
     ``bary``, normal to it towards ``h < 0`` (attached, zero in value):
     ``tri_att`` the triangle and view with the parameters' derivatives,
@@ -401,6 +402,10 @@ def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any) -> A
     plus its slide across the triangle, ``−ḣ`` times ``raise_h``."""
     h = tri_att.value(bary)
     x_moving = tri_att.point(bary) - raise_h * (h - dr.detach(h))
+    # Lanes without a sample project a point in front of the view instead of
+    # the origin (which may be its apex: inf, then NaN in reverse mode).
+    ahead = tri_att.sensor.position() + tri_att.sensor.film_direction(bk.Array3f(0.0, 0.0, 1.0))
+    x_moving = dr.select(active, x_moving, dr.detach(ahead))
     s_moving, _ = tri_att.sensor.project(x_moving)
     return -dr.dot(nu, s_moving - dr.detach(s_moving))
 

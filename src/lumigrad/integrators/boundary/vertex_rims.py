@@ -221,5 +221,5 @@ def rim_term(scene: Any, si: Any, prim: Any, b12: Any, C: Any, active: Any) -> A
         nu, raise_h, defined = curve_frame(RimTriangle(scene, view, prim, active), bary)
     view_att = VertexView(si, VertexView.basis(si, centroid), centroid)
     velocity = curve_velocity(RimTriangle(scene, view_att, prim, active, attached=True), bary,
-                              nu, raise_h)
+                              nu, raise_h, active & defined)
     return dr.select(active & defined, C * velocity, 0.0)
