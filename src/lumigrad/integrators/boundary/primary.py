@@ -497,9 +497,9 @@ class PrimaryEdges(BoundaryTerm):
         y_det = dr.detach(y_face)
         sliding, lifting, clipped = _contact_displacements(
             geo_sides, share_face, y_face - y_det, n_rest)
-        v_slide, v_lift, v_clip = (velocity(y_det + m) for m in (sliding, lifting, clipped))
-        v_face = dr.select(rests, v_slide + 0.5 * (v_lift + v_clip), v_face)
-        v_pass = dr.select(rests, v_slide + 0.5 * v_clip, v_pass)
+        # (One point per side: each projection carries the camera's own motion.)
+        v_face = dr.select(rests, velocity(y_det + sliding + 0.5 * (lifting + clipped)), v_face)
+        v_pass = dr.select(rests, velocity(y_det + sliding + 0.5 * clipped), v_pass)
         v_l = dr.select(passing_l, v_pass, v_face)
         v_r = dr.select(passing_r, v_pass, v_face)
         value = [dr.detach(r * scale) * v_r - dr.detach(l * scale) * v_l
