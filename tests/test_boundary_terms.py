@@ -789,6 +789,54 @@ def test_camera_fov_over_a_resting_box():
                            spp=256, spp_fd=16384))
 
 
+def sunk_box_scene() -> dict:
+    """The resting box sunk 0.1 into the floor: the floor cuts its sides along
+    lines that are no mesh edge."""
+    d = resting_box_scene()
+    d["integrator"] = {"type": "direct"}
+    d["box"]["to_world"] = T().translate([0.0, 0.3, 0.0]).rotate([0, 1, 0], 25).scale(0.4)
+    return d
+
+
+def test_intersection_segments_of_the_cornell_box():
+    """The Cornell box's tall box stands 0.01 into its floor: its four sides
+    cut the floor along a closed loop (8 segments, the triangles' pieces),
+    and nothing else passes through anything."""
+    from pathlib import Path
+    from lumigrad.integrators.boundary.intersections import intersection_segments
+    scene = lg.load_file(str(Path(__file__).parent / "data" / "scenes" / "cbox.xml"), res=16)
+    p0, p1, a, b = intersection_segments(scene._positions_np, scene.faces_np,
+                                         scene.prim_shape_np)
+    ids = [s.id for s in scene.shapes]
+    pairs = {(ids[scene.prim_shape_np[i]], ids[scene.prim_shape_np[j]]) for i, j in zip(a, b)}
+    assert pairs == {("floor", "large-box")}
+    np.testing.assert_allclose(p0[:, 1], -1.0, atol=1e-6)
+    np.testing.assert_allclose(p1[:, 1], -1.0, atol=1e-6)
+    assert abs(np.linalg.norm(p1 - p0, axis=1).sum() - 4 * 0.6) < 1e-3   # the 0.6-wide base
+    # A box resting exactly on the floor touches it: no curve (the floor and
+    # the wall there do pass through each other).
+    rest = lg.load_dict(resting_box_scene())
+    _, _, a, b = intersection_segments(rest._positions_np, rest.faces_np, rest.prim_shape_np)
+    ids = [s.id for s in rest.shapes]
+    assert {ids[rest.prim_shape_np[i]] for i in np.concatenate([a, b])} == {"floor", "wall"}
+
+
+@pytest.mark.parametrize("what", ["slid", "fov"])
+def test_box_sunk_into_a_floor(what):
+    """A box sunk into the floor, slid along it or seen with another field of
+    view: the lines where the floor cuts its sides move on the film
+    (``boundary/intersections.py``). Without their term 0.265 (slid) and
+    0.117 (fov) here, with it 0.019 and 0.020 (on the sweep's cube sunk 0.1,
+    4096 / 65536 spp: 0.065 / 0.108 -> 0.010 / 0.008)."""
+    scene = lg.load_dict(sunk_box_scene())
+    if what == "slid":
+        ad, fd = compare(scene, "box.to_world", translate(0), eps=2e-3, spp=256, spp_fd=16384)
+    else:
+        ad, fd = compare(scene, "sensor.x_fov", lambda b, x: b + 10.0 * x, eps=2e-3,
+                         spp=256, spp_fd=16384)
+    assert_agrees(ad, fd)
+
+
 def test_resting_box_path_traced():
     """A box translated on the floor it rests on (the Cornell box's case).
     The floor under the box's bottom edges hid them from the primary term and

@@ -174,8 +174,9 @@ def all_terms() -> list:
     from .rims import ShadingRims
     from .horizons import SmoothEdgeHorizons, SurfaceHorizons
     from .visible import VisibleSurfaceEdges
-    return [PrimaryEdges(), ShadingRims(), SmoothEdgeHorizons(), ShadowEdges(),
-            SurfaceHorizons(), VisibleSurfaceEdges(), IndirectEdges()]
+    from .intersections import IntersectionCurves
+    return [PrimaryEdges(), ShadingRims(), SmoothEdgeHorizons(), IntersectionCurves(),
+            ShadowEdges(), SurfaceHorizons(), VisibleSurfaceEdges(), IndirectEdges()]
 
 
 TERM_NAMES = ("interior", "primary", "shadow", "indirect")
