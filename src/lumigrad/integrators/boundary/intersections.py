@@ -213,7 +213,6 @@ class IntersectionCurves(BoundaryTerm):
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
-        n = dr.width(rng.state)
         sampler, q0, q1, tri_a, tri_b = self.distribution(scene, sensor)
         with dr.suspend_grad():
             idx, pmf = sampler.sample(rng.next_float32())
@@ -248,7 +247,8 @@ class IntersectionCurves(BoundaryTerm):
         nb, cb = _plane(scene, b, valid)
         det = dr.dot(na, dr.cross(nb, line))
         det = dr.select(valid & (dr.abs(dr.detach(det)) > 0), det, 1.0)
-        y_att = (ca * dr.cross(nb, line) + cb * dr.cross(line, na) + c_line * dr.cross(na, nb)) / det
+        y_att = (ca * dr.cross(nb, line) + cb * dr.cross(line, na)
+                 + c_line * dr.cross(na, nb)) / det
         s_att, _ = sensor.project(y + (y_att - dr.detach(y_att)))
         velocity = cross2(ds_dt, s_att - s)
         value = [dr.detach(j) * velocity for j in jump]
