@@ -837,6 +837,19 @@ def test_box_sunk_into_a_floor(what):
     assert_agrees(ad, fd)
 
 
+def test_reverse_equals_forward_at_intersections():
+    """The intersection curves' term in reverse mode: ⟨∇L, u⟩ equals the
+    forward derivative (same samples), for the box and for the camera."""
+    scene = lg.load_dict(sunk_box_scene())
+    params = lg.traverse(scene)
+    base = params["box.to_world"]
+    assert_reverse_equals_forward(scene, params, "box.to_world",
+                                  lambda theta: translate(0)(base, theta), ("primary",), spp=16)
+    fov = params["sensor.x_fov"]
+    assert_reverse_equals_forward(scene, params, "sensor.x_fov",
+                                  lambda theta: fov + 10.0 * theta, ("primary",), spp=16)
+
+
 def test_resting_box_path_traced():
     """A box translated on the floor it rests on (the Cornell box's case).
     The floor under the box's bottom edges hid them from the primary term and
