@@ -30,10 +30,14 @@ whose normals may turn away from the camera is chosen in proportion to its
 projected perimeter (the measure of the lines that meet it), then a line
 uniformly among those, ``φ ~ U[0, π)`` and ``p`` uniform over the triangle's
 extent along ``(cos φ, sin φ)``. On that line ``h`` is a quadratic (the film
-line maps to a line on the triangle's plane, along which the unnormalised
-normal and ``o − x`` are linear): its roots inside the triangle are the
-crossings (all in closed form: :class:`RimTriangle`). Each crossing ``s``
-contributes ``g(s) / (2 pdf(line))``. The radiances either side are the
+line maps to a line on the triangle's plane, along which the barycentrics,
+hence the unnormalised normal and ``o − x``, are linear): its roots inside the
+triangle are the crossings, solved in barycentrics (:func:`rim_crossing`,
+:class:`RimTriangle`), and the normal velocity is the material point's
+motion plus the curve's slide across the triangle, mapped to the film
+(:func:`curve_frame`, :func:`curve_velocity`): on the film both are
+ill-conditioned on faces seen edge-on. Each crossing ``s`` contributes
+``g(s) / (2 pdf(line))``. The radiances either side are the
 integrator's estimates from the rim point itself, seen along the camera ray
 turned just in front of and just behind the shading normal
 (:func:`rim_sides_at_point`; the rasterizer's shading, which looks from the
@@ -245,9 +249,12 @@ def rim_crossing(tri: "RimTriangle", s: list, rng: Any) -> tuple:
     image ``s`` (three film points): the line's direction ``φ ~ U[0, π)`` and
     offset uniform over the triangle's extent along ``(cos φ, sin φ)``
     (Crofton's measure), then one of its crossings of the curve inside the
-    triangle. Returns ``(point, found, width, both)``: ``1 / pdf(line) = π ·
-    width``, halved per Crofton (lines cross a curve twice on average) and
-    doubled where ``both`` crossings existed and one was picked.
+    triangle. Returns ``(point, found, width, both, x, bary)``: ``1 / pdf(line)
+    = π · width``, halved per Crofton (lines cross a curve twice on average)
+    and doubled where ``both`` crossings existed and one was picked; ``x`` and
+    ``bary`` the crossing on the triangle (world, barycentrics), where rays
+    aim and velocities are taken (:func:`curve_frame`): its film position
+    rounds to ~1e-5 px, wider than such faces.
 
     The crossings are solved on the triangle, not on the film: the line's
     chord ends on two of its sides (film parameters turned into the sides'
