@@ -8,8 +8,8 @@ The kinds of cases the boundary-term issue names (a mesh translated and rotated,
 one vertex moved, shadows, mirrors, inter-reflections, the camera, point and area
 lights) with other meshes, materials, lights and filters: built-in shapes
 (``sphere``, ``cylinder``, ``disk``, ``cube``), a smooth torus, PSDR's bunny
-and PSDR's own tree scene file (``../shared``, skipped where it is missing), a
-pyramid resting on a floor,
+and PSDR's own tree scene file (``../shared``, skipped where it is missing), the
+Cornell box file (its camera moved), a pyramid resting on a floor,
 rough materials, directional, spot and constant lights, Mitsuba's default
 (Gaussian) filter. 32² film. Per case it prints the block relative L1 error
 (8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
@@ -43,6 +43,7 @@ TMP = Path(tempfile.mkdtemp())
 SHARED = Path(os.environ.get("LUMIGRAD_SHARED", HERE.parent.parent / "shared"))
 BUNNY = SHARED / "scenes/psdr/examples/data/objects/bunny/bunny_low.obj"
 PSDR_TREE = SHARED / "scenes/psdr/examples/data/scenes/tree.xml"
+CBOX = HERE.parent / "tests" / "data" / "scenes" / "cbox.xml"
 FILTER = {"name": "box"}
 
 
@@ -263,6 +264,12 @@ CASES = {
     "psdr_tree_rotate_direct": (psdr_tree, "Mesh[1].to_world", rotate(0, 0, 1)),
     "psdr_tree_translate_direct": (psdr_tree, "Mesh[1].to_world", translate(1, 0.5, 0)),
     "psdr_tree_light_translate_direct": (psdr_tree, "Mesh[0].to_world", translate(3, 0, 2)),
+    # The Cornell box file (its tall box stands 0.01 into the floor: the
+    # intersection curves move on the film with the camera).
+    "cornell_camera_fov_path4": (lambda: (CBOX, dict(res=32, max_depth=4)), "sensor.x_fov",
+                                 lambda base, x: base + x * 10),
+    "cornell_camera_translate_path4": (lambda: (CBOX, dict(res=32, max_depth=4)),
+                                       "sensor.to_world", translate(1, 0.3, 0)),
     "coarse_ball_sun_translate_direct": (lambda: scene(0, light=sun(), b=coarse_ball()),
                                          "b.to_world", translate(1, 0.2, 0)),
     "coarse_ball_sky_rotate_path3": (lambda: scene(3, light=sky(), b=coarse_ball()),
@@ -281,7 +288,10 @@ def run(name: str, spp: int, fd_spp: int, eps: float) -> str:
         if name.startswith(prefix) and not needed.exists():
             return f"{name:36s} skipped ({needed} missing)"
     built = build()
-    sc = lg.load_file(built) if isinstance(built, Path) else lg.load_dict(built)
+    if isinstance(built, tuple):                     # (scene file, overrides)
+        sc = lg.load_file(built[0], **built[1])
+    else:
+        sc = lg.load_file(built) if isinstance(built, Path) else lg.load_dict(built)
     params = lg.traverse(sc)
     base = params[key]
 
