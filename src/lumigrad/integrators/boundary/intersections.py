@@ -9,10 +9,10 @@ film when the camera moves, and in the world when either surface moves.
 The curves are the segments ``A ∩ B`` of pairs of triangles of different
 shapes whose planes each cut the other triangle (vertices strictly on both
 sides: a box resting exactly on a floor touches it along its edges, which the
-edge terms handle). They are found in numpy when the geometry changes, for
-pairs of shapes of which one has at most :data:`SMALL_SHAPE_FACES` triangles
-(floors, walls, boxes; two large meshes passing through each other are not
-searched). Their boundary term is that of :mod:`.primary` with the segment
+edge terms handle). They are found in numpy when the geometry changes: per
+pair of shapes whose bounding boxes overlap, all pairs of the triangles that
+reach into the other shape's box (at most :data:`MAX_PAIRS`; a dense mesh
+sunk into a dense floor tests the few thousand triangles near the floor). Their boundary term is that of :mod:`.primary` with the segment
 for the edge:
 
     ∫ (L_right − L_left) v_n dℓ
@@ -37,12 +37,12 @@ from . import BoundarySample, BoundaryTerm, moves_geometry
 from .sampling import DiscreteSampler, cross2, perp
 from .views import connect_to_camera, film_to_unit
 
-#: A pair of shapes is searched for intersections when one of them has at
-#: most this many triangles (all pairs of their triangles are tested).
-SMALL_SHAPE_FACES = 256
+#: Most triangle pairs tested per pair of shapes (those of each whose bounding
+#: boxes reach into the other shape's box): beyond it the pair is not searched.
+MAX_PAIRS = 1 << 26
 
-#: Most triangle pairs tested per pair of shapes.
-MAX_PAIRS = 1 << 24
+#: Triangle pairs tested at once (memory).
+PAIRS_PER_CHUNK = 1 << 20
 
 #: Film offset (pixels) of the rays either side of a curve.
 EPS_PX = 1e-3
@@ -68,18 +68,29 @@ def intersection_segments(positions: np.ndarray, faces: np.ndarray, prim_shape: 
     lo, hi = tri.min(axis=1), tri.max(axis=1)
     tol = tolerance * float(np.max(p.max(axis=0) - p.min(axis=0)))
     counts = np.bincount(shape, minlength=int(shape.max()) + 1)
+    box_lo = np.array([lo[shape == k].min(axis=0) if counts[k] else np.zeros(3)
+                       for k in range(counts.size)])
+    box_hi = np.array([hi[shape == k].max(axis=0) if counts[k] else np.zeros(3)
+                       for k in range(counts.size)])
     out = []
     for i in range(counts.size):
         for j in range(i + 1, counts.size):
-            if min(counts[i], counts[j]) > SMALL_SHAPE_FACES or counts[i] * counts[j] > MAX_PAIRS:
+            if not np.all((box_lo[i] <= box_hi[j] + tol) & (box_lo[j] <= box_hi[i] + tol)):
                 continue
-            a = np.flatnonzero(shape == i)
-            b = np.flatnonzero(shape == j)
-            ai, bj = np.repeat(a, b.size), np.tile(b, a.size)
-            overlap = np.all((lo[ai] <= hi[bj] + tol) & (lo[bj] <= hi[ai] + tol), axis=1)
-            ai, bj = ai[overlap], bj[overlap]
-            if ai.size:
-                out.append(_segments(tri[ai], tri[bj], ai, bj, tol))
+            # Only the triangles of each that reach into the other's box.
+            a = np.flatnonzero((shape == i) & np.all((lo <= box_hi[j] + tol)
+                                                     & (hi >= box_lo[j] - tol), axis=1))
+            b = np.flatnonzero((shape == j) & np.all((lo <= box_hi[i] + tol)
+                                                     & (hi >= box_lo[i] - tol), axis=1))
+            if a.size * b.size > MAX_PAIRS:
+                continue
+            step = max(1, PAIRS_PER_CHUNK // max(b.size, 1))
+            for k in range(0, a.size, step):
+                ai, bj = np.repeat(a[k:k + step], b.size), np.tile(b, a[k:k + step].size)
+                overlap = np.all((lo[ai] <= hi[bj] + tol) & (lo[bj] <= hi[ai] + tol), axis=1)
+                ai, bj = ai[overlap], bj[overlap]
+                if ai.size:
+                    out.append(_segments(tri[ai], tri[bj], ai, bj, tol))
     out = [o for o in out if o[0].shape[0]]
     if not out:
         return empty
