@@ -12,8 +12,8 @@ sides: a box resting exactly on a floor touches it along its edges, which the
 edge terms handle). They are found in numpy when the geometry changes: per
 pair of shapes whose bounding boxes overlap, all pairs of the triangles that
 reach into the other shape's box (at most :data:`MAX_PAIRS`; a dense mesh
-sunk into a dense floor tests the few thousand triangles near the floor). Their boundary term is that of :mod:`.primary` with the segment
-for the edge:
+sunk into a dense floor tests the few thousand triangles near the floor).
+Their boundary term is that of :mod:`.primary` with the segment for the edge:
 
     ∫ (L_right − L_left) v_n dℓ
 
