@@ -67,24 +67,26 @@ def intersection_segments(positions: np.ndarray, faces: np.ndarray, prim_shape: 
     tri = p[f]                                         # (n, 3, 3)
     lo, hi = tri.min(axis=1), tri.max(axis=1)
     tol = tolerance * float(np.max(p.max(axis=0) - p.min(axis=0)))
-    counts = np.bincount(shape, minlength=int(shape.max()) + 1)
-    box_lo = np.array([lo[shape == k].min(axis=0) if counts[k] else np.zeros(3)
-                       for k in range(counts.size)])
-    box_hi = np.array([hi[shape == k].max(axis=0) if counts[k] else np.zeros(3)
-                       for k in range(counts.size)])
+    n_shapes = int(shape.max()) + 1
+    order = np.argsort(shape, kind="stable")
+    starts = np.searchsorted(shape[order], np.arange(n_shapes + 1))
+    members = [order[starts[k]:starts[k + 1]] for k in range(n_shapes)]
+    box_lo = np.array([lo[m].min(axis=0) if m.size else np.full(3, np.inf) for m in members])
+    box_hi = np.array([hi[m].max(axis=0) if m.size else np.full(3, -np.inf) for m in members])
     out = []
-    for i in range(counts.size):
-        for j in range(i + 1, counts.size):
-            if not np.all((box_lo[i] <= box_hi[j] + tol) & (box_lo[j] <= box_hi[i] + tol)):
-                continue
+    for i in range(n_shapes):
+        # Shapes after i whose bounding boxes overlap i's.
+        others = np.arange(i + 1, n_shapes)
+        near = others[np.all((box_lo[i] <= box_hi[others] + tol)
+                             & (box_lo[others] <= box_hi[i] + tol), axis=1)]
+        for j in near:
             # Only the triangles of each that reach into the other's box.
-            a = np.flatnonzero((shape == i) & np.all((lo <= box_hi[j] + tol)
-                                                     & (hi >= box_lo[j] - tol), axis=1))
-            b = np.flatnonzero((shape == j) & np.all((lo <= box_hi[i] + tol)
-                                                     & (hi >= box_lo[i] - tol), axis=1))
-            if a.size * b.size > MAX_PAIRS:
+            a, b = members[i], members[j]
+            a = a[np.all((lo[a] <= box_hi[j] + tol) & (hi[a] >= box_lo[j] - tol), axis=1)]
+            b = b[np.all((lo[b] <= box_hi[i] + tol) & (hi[b] >= box_lo[i] - tol), axis=1)]
+            if a.size == 0 or b.size == 0 or a.size * b.size > MAX_PAIRS:
                 continue
-            step = max(1, PAIRS_PER_CHUNK // max(b.size, 1))
+            step = max(1, PAIRS_PER_CHUNK // b.size)
             for k in range(0, a.size, step):
                 ai, bj = np.repeat(a[k:k + step], b.size), np.tile(b, a[k:k + step].size)
                 overlap = np.all((lo[ai] <= hi[bj] + tol) & (lo[bj] <= hi[ai] + tol), axis=1)
