@@ -30,7 +30,8 @@ gradients (``dr.backward_from``):
   boundaries; camera parameters included), with :mod:`.rims` (the edges of
   the dark rims of smooth shading inside triangles) and
   :class:`.horizons.SmoothEdgeHorizons` (smooth edges across which the light
-  a face's own plane lets through jumps), under the same name;
+  a face's own plane lets through jumps) and :mod:`.intersections` (the
+  curves where surfaces pass through each other), under the same name;
 * :mod:`.shadow`: edges between a surface the camera sees and an emitter
   (shadows of next-event estimation), with
   :class:`.horizons.SurfaceHorizons` (the horizon of each face the camera
