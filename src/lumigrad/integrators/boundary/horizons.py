@@ -142,8 +142,7 @@ class SmoothEdgeHorizons(BoundaryTerm):
             geo = scene.edges().geometry(dr.detach(scene.positions), idx)
             y = dr.fma(geo.p1 - geo.p0, t, geo.p0)
             s, in_front = view.project(y)
-            ds_dt = sensor.project_differential(reflect_point(y, a_m, n_m),
-                                                reflect_vector(geo.p1 - geo.p0, n_m))
+            ds_dt = view.project_differential(y, geo.p1 - geo.p0)
             len_dt = dr.norm(ds_dt)
             valid = in_front & (len_dt > 0) & (pmf > 0) & in_film(sensor, s)
             o, d, tmax = sensor.sample_ray(film_to_unit(sensor, s))

@@ -250,14 +250,12 @@ class IntersectionCurves(BoundaryTerm):
                                                        (o_r, d_r, t_r), valid)
             scale = dr.select(valid, dr.rcp(dr.maximum(pmf, 1e-30)) * (1.0 / total), 0.0)
             jump = [(r - lft) * scale for lft, r in zip(L_left, L_right)]
-            # The line's direction and the fixed plane across it through y.
-            na_d, _ = _plane(scene, a, valid)
-            nb_d, _ = _plane(scene, b, valid)
-            line = dr.detach(dr.cross(na_d, nb_d))
-            c_line = dr.dot(line, y)
-        # Attached: the point where both (moving) planes meet the fixed plane.
+        # Attached: the point where both (moving) planes meet the fixed plane
+        # across their line through y.
         na, ca = _plane(scene, a, valid)
         nb, cb = _plane(scene, b, valid)
+        line = dr.detach(dr.cross(na, nb))
+        c_line = dr.dot(line, y)
         det = dr.dot(na, dr.cross(nb, line))
         det = dr.select(valid & (dr.abs(dr.detach(det)) > 0), det, 1.0)
         y_att = (ca * dr.cross(nb, line) + cb * dr.cross(line, na)

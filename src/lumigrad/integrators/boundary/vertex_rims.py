@@ -216,10 +216,9 @@ def rim_term(scene: Any, si: Any, prim: Any, b12: Any, C: Any, active: Any) -> A
     the vertex, its frame, the triangle and its normals attached."""
     _, centroid = _centroid(scene, prim, active)
     bary = [1.0 - b12[0] - b12[1], b12[0], b12[1]]
+    view = VertexView(si, VertexView.basis(si, centroid), centroid)
     with dr.suspend_grad():
-        view = VertexView(si, VertexView.basis(si, centroid), centroid)
         nu, raise_h, defined = curve_frame(RimTriangle(scene, view, prim, active), bary)
-    view_att = VertexView(si, VertexView.basis(si, centroid), centroid)
-    velocity = curve_velocity(RimTriangle(scene, view_att, prim, active, attached=True), bary,
+    velocity = curve_velocity(RimTriangle(scene, view, prim, active, attached=True), bary,
                               nu, raise_h, active & defined)
     return dr.select(active & defined, C * velocity, 0.0)
