@@ -27,6 +27,7 @@ attached, projected by the attached camera.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import drjit as dr
@@ -40,6 +41,9 @@ from .views import connect_to_camera, film_to_unit
 #: Most triangle pairs tested per pair of shapes (those of each whose bounding
 #: boxes reach into the other shape's box): beyond it the pair is not searched.
 MAX_PAIRS = 1 << 26
+
+#: Per scene: the last curves found and the geometry they were found for.
+_SEGMENT_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 #: Triangle pairs tested at once (memory).
 PAIRS_PER_CHUNK = 1 << 20
@@ -57,22 +61,48 @@ def intersection_segments(positions: np.ndarray, faces: np.ndarray, prim_shape: 
     """Segments where triangles of different shapes pass through each other:
     ``(p0, p1, tri_a, tri_b)`` (world endpoints, numpy; global triangle
     indices). Each plane must have vertices of the other triangle strictly on
-    both sides (beyond ``tolerance`` times the scene's extent)."""
-    p = np.asarray(positions, np.float64).reshape(-1, 3)
-    f = np.asarray(faces, np.int64).reshape(-1, 3)
-    shape = np.asarray(prim_shape, np.int64)
+    both sides (beyond ``tolerance`` times the scene's extent).
+
+    Shapes are paired by boxes of the vertices their triangles index (a range
+    per shape, as the scene's buffers lay them out: cheap), and triangle boxes
+    are computed only for the shapes of overlapping pairs: a 131k-triangle
+    mesh standing on a floor took 26 ms per call when every triangle's box
+    was built first, 4 ms this way."""
+    p = np.asarray(positions).reshape(-1, 3)
+    f = np.asarray(faces).reshape(-1, 3).astype(np.int64, copy=False)
+    shape = np.asarray(prim_shape).astype(np.int64, copy=False)
     empty = (np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if f.shape[0] == 0:
         return empty
-    tri = p[f]                                         # (n, 3, 3)
-    lo, hi = tri.min(axis=1), tri.max(axis=1)
     tol = tolerance * float(np.max(p.max(axis=0) - p.min(axis=0)))
     n_shapes = int(shape.max()) + 1
-    order = np.argsort(shape, kind="stable")
-    starts = np.searchsorted(shape[order], np.arange(n_shapes + 1))
+    if np.all(shape[1:] >= shape[:-1]):                # the scene's layout: contiguous
+        order = np.arange(f.shape[0])
+        starts = np.searchsorted(shape, np.arange(n_shapes + 1))
+    else:
+        order = np.argsort(shape, kind="stable")
+        starts = np.searchsorted(shape[order], np.arange(n_shapes + 1))
     members = [order[starts[k]:starts[k + 1]] for k in range(n_shapes)]
-    box_lo = np.array([lo[m].min(axis=0) if m.size else np.full(3, np.inf) for m in members])
-    box_hi = np.array([hi[m].max(axis=0) if m.size else np.full(3, -np.inf) for m in members])
+    v_min = np.minimum(np.minimum(f[:, 0], f[:, 1]), f[:, 2])
+    v_max = np.maximum(np.maximum(f[:, 0], f[:, 1]), f[:, 2])
+    box_lo = np.full((n_shapes, 3), np.inf)
+    box_hi = np.full((n_shapes, 3), -np.inf)
+    for k, m in enumerate(members):
+        if m.size:
+            block = p[int(v_min[m].min()):int(v_max[m].max()) + 1]
+            box_lo[k], box_hi[k] = block.min(axis=0), block.max(axis=0)
+    tri_boxes: dict = {}
+
+    def boxes(k: int) -> tuple:
+        """Shape ``k``'s triangles: their corners (float64) and boxes."""
+        if k not in tri_boxes:
+            m = members[k]
+            t = p[f[m]].astype(np.float64)              # (n_k, 3, 3)
+            lo = np.minimum(np.minimum(t[:, 0], t[:, 1]), t[:, 2])
+            hi = np.maximum(np.maximum(t[:, 0], t[:, 1]), t[:, 2])
+            tri_boxes[k] = (t, lo, hi)
+        return tri_boxes[k]
+
     out = []
     for i in range(n_shapes):
         # Shapes after i whose bounding boxes overlap i's.
@@ -81,18 +111,21 @@ def intersection_segments(positions: np.ndarray, faces: np.ndarray, prim_shape: 
                              & (box_lo[others] <= box_hi[i] + tol), axis=1)]
         for j in near:
             # Only the triangles of each that reach into the other's box.
-            a, b = members[i], members[j]
-            a = a[np.all((lo[a] <= box_hi[j] + tol) & (hi[a] >= box_lo[j] - tol), axis=1)]
-            b = b[np.all((lo[b] <= box_hi[i] + tol) & (hi[b] >= box_lo[i] - tol), axis=1)]
+            (ta, lo_a, hi_a), (tb, lo_b, hi_b) = boxes(i), boxes(int(j))
+            a = np.flatnonzero(np.all((lo_a <= box_hi[j] + tol) & (hi_a >= box_lo[j] - tol),
+                                      axis=1))
+            b = np.flatnonzero(np.all((lo_b <= box_hi[i] + tol) & (hi_b >= box_lo[i] - tol),
+                                      axis=1))
             if a.size == 0 or b.size == 0 or a.size * b.size > MAX_PAIRS:
                 continue
             step = max(1, PAIRS_PER_CHUNK // b.size)
             for k in range(0, a.size, step):
                 ai, bj = np.repeat(a[k:k + step], b.size), np.tile(b, a[k:k + step].size)
-                overlap = np.all((lo[ai] <= hi[bj] + tol) & (lo[bj] <= hi[ai] + tol), axis=1)
+                overlap = np.all((lo_a[ai] <= hi_b[bj] + tol) & (lo_b[bj] <= hi_a[ai] + tol),
+                                 axis=1)
                 ai, bj = ai[overlap], bj[overlap]
                 if ai.size:
-                    out.append(_segments(tri[ai], tri[bj], ai, bj, tol))
+                    out.append(_segments(ta[ai], tb[bj], members[i][ai], members[j][bj], tol))
     out = [o for o in out if o[0].shape[0]]
     if not out:
         return empty
@@ -182,18 +215,22 @@ class IntersectionCurves(BoundaryTerm):
 
     def _segments(self, scene: Any, moving_key: tuple) -> tuple:
         """The curves (numpy, :func:`intersection_segments`) that can move:
-        kept until the vertices or the moving shapes change."""
-        key = (id(scene), scene._positions_np.ctypes.data, moving_key)
-        cached = getattr(self, "_segment_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        kept per scene until its vertices, faces or moving shapes change."""
+        # (By value: ``Scene.update`` makes new arrays of the same positions,
+        # every derivative call updates the scene, and terms are made anew.)
+        cached = _SEGMENT_CACHE.get(scene)
+        if (cached is not None and cached[0] == moving_key
+                and np.array_equal(cached[1], scene._positions_np)
+                and np.array_equal(cached[2], scene.faces_np)):
+            return cached[3]
         p0, p1, ta, tb = intersection_segments(scene._positions_np, scene.faces_np,
                                                scene.prim_shape_np)
         moving = np.array(moving_key, dtype=bool)
         if moving.size and p0.shape[0]:
             keep = (moving[scene.prim_shape_np[ta]] | moving[scene.prim_shape_np[tb]])
             p0, p1, ta, tb = p0[keep], p1[keep], ta[keep], tb[keep]
-        self._segment_cache = (key, (p0, p1, ta, tb))
+        _SEGMENT_CACHE[scene] = (moving_key, scene._positions_np.copy(), scene.faces_np.copy(),
+                                 (p0, p1, ta, tb))
         return p0, p1, ta, tb
 
     def sample_count(self, scene: Any, sensor: Any, integrator: Any, budget: int) -> int:
