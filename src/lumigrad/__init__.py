@@ -22,6 +22,7 @@ import drjit.opt  # noqa: E402,F401  (so that dr.opt.Adam/SGD are at hand, as in
 from . import plugins  # noqa: E402,F401  (registers every plugin)
 from .ad.derivatives import (GradientReport, block_relative_l1, central_difference_image,  # noqa: E402
                              check_gradient, derivative_image, transform_direction)
+from .ad.large_steps import LargeSteps  # noqa: E402
 from .ad.losses import l1, l2, mse, rmse  # noqa: E402
 from .geometry.mesh import Mesh  # noqa: E402
 from .geometry.transform import Transform4f, rotation_matrix, rotation_matrix_rad  # noqa: E402
@@ -40,7 +41,7 @@ __all__ = [
     "load_file", "load_string", "load_dict", "cornell_box", "cornell_box_dict",
     "SceneLoadError", "Transform4f", "rotation_matrix", "rotation_matrix_rad", "Mesh",
     "derivative_image", "check_gradient", "GradientReport", "block_relative_l1",
-    "central_difference_image", "transform_direction", "l1", "l2", "mse", "rmse",
+    "central_difference_image", "transform_direction", "l1", "l2", "mse", "rmse", "LargeSteps",
     "read_image", "write_image",
     "Float", "UInt32", "Bool", "Color3f", "Point3f", "Vector3f", "Normal3f", "Point2f",
     "Array3f", "Matrix4f", "TensorXf",

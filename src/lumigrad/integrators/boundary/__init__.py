@@ -124,6 +124,13 @@ class BoundaryTerm:
         return ()
 
 
+def per_sample(total: float) -> Any:
+    """``1 / total`` (a term's sample count) as an opaque kernel input: counts
+    follow the geometry, and as a literal it made every step of a shape
+    optimisation compile the term's kernels anew (~0.2-0.4 s a step)."""
+    return dr.opaque(bk.Float, 1.0 / total)
+
+
 def moves_geometry(scene: Any, sensor: Any) -> dict:
     """Which kinds of scene quantities carry gradients now: ``'shapes'``
     (vertex positions or transforms, hence edges, surfaces and area lights),

@@ -47,7 +47,7 @@ import drjit as dr
 from ... import backend as bk
 from ...core.math import hmax
 from ...geometry.edges import safe_normalize
-from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
+from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves, per_sample
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
 from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
@@ -161,7 +161,7 @@ class SmoothEdgeHorizons(BoundaryTerm):
             q0, _ = view.project(geo.q0)
             f0_left = cross2(ds_dt, q0 - s) > 0
             jump = [dr.select(f0_left, -j, j) for j in J]       # L_right − L_left
-            scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * (1.0 / total), 0.0)
+            scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * per_sample(total), 0.0)
         # Zero in value, attached: the normal velocity of the edge's image (the
         # mean of its faces' copies of split vertices, as at creases), as the
         # mirror shows it.

@@ -34,7 +34,7 @@ import drjit as dr
 import numpy as np
 
 from ... import backend as bk
-from . import BoundarySample, BoundaryTerm, moves_geometry
+from . import BoundarySample, BoundaryTerm, moves_geometry, per_sample
 from .sampling import DiscreteSampler, cross2, perp
 from .views import connect_to_camera, film_to_unit
 
@@ -285,7 +285,7 @@ class IntersectionCurves(BoundaryTerm):
             o_r, d_r, t_r = sensor.sample_ray(film_to_unit(sensor, s - EPS_PX * n_left))
             L_left, L_right = integrator.radiance_pair(scene, rng, (o_l, d_l, t_l),
                                                        (o_r, d_r, t_r), valid)
-            scale = dr.select(valid, dr.rcp(dr.maximum(pmf, 1e-30)) * (1.0 / total), 0.0)
+            scale = dr.select(valid, dr.rcp(dr.maximum(pmf, 1e-30)) * per_sample(total), 0.0)
             jump = [(r - lft) * scale for lft, r in zip(L_left, L_right)]
         # Attached: the point where both (moving) planes meet the fixed plane
         # across their line through y.

@@ -41,7 +41,7 @@ import drjit as dr
 from ... import backend as bk
 from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry, safe_normalize
-from . import BoundarySample, BoundaryTerm, moves_geometry
+from . import BoundarySample, BoundaryTerm, moves_geometry, per_sample
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
 from .views import in_film, mirror_plane, reflect_point, reflect_vector
 
@@ -476,7 +476,7 @@ class PrimaryEdges(BoundaryTerm):
                 L_left, L_right = _mirror_face_at_edge(
                     integrator, scene, sensor, rng, geo_d, apex, y_d, si_m, org, s, ds_dt,
                     valid & through, L_left, L_right)
-            scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * (1.0 / total), 0.0)
+            scale = dr.select(valid, dr.rcp(dr.maximum(pdf, 1e-30)) * per_sample(total), 0.0)
         # Zero in value, attached: the normal velocity of the edge's image, as
         # the face beside it moves and as what passes it sees it move (they
         # differ only where one face's copies of split vertices move alone).

@@ -55,7 +55,7 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
-from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves
+from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves, per_sample
 from .sampling import DiscreteSampler
 from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
                     pick_view, ray_into_view, reflect_point, view_planes)
@@ -206,7 +206,7 @@ class ShadingRims(BoundaryTerm):
             # 1/pdf of the line (π · width / P(triangle)), halved (Crofton),
             # doubled where one of two crossings was picked.
             weight = (dr.pi * width / dr.maximum(pmf, 1e-30) * 0.5 * inv_p_dir
-                      * dr.select(both, 2.0, 1.0) * (1.0 / total))
+                      * dr.select(both, 2.0, 1.0) * per_sample(total))
             weight = dr.select(active, weight, 0.0)
             jump = [(lp - lm) * r for lp, lm, r in zip(L_plus, L_minus, reflectance)]
             s_c = dr.detach(s_c)

@@ -41,7 +41,7 @@ import numpy as np
 
 from ... import backend as bk
 from ...core.math import hmax
-from . import BoundarySample, BoundaryTerm, moves_geometry
+from . import BoundarySample, BoundaryTerm, moves_geometry, per_sample
 from .sampling import DiscreteSampler, Reservoir, cross2
 from .views import (MIRROR_FRACTION, connect_through_mirror, connect_to_camera, mirror_plane,
                     reflect_point, reflect_vector)
@@ -259,7 +259,8 @@ class ShadowEdgeChoice:
         independent of where it is seen from) and an edge that is a silhouette
         seen from it: ``(idx, p)``, ``1/p`` the edge's weight (0 where none)."""
         row = scene.select_emitter(s1)
-        center = bk.Array3f(*[float(c) for c in scene.bsphere[0]])
+        # (Opaque: the bounds change as shapes move; literals would recompile.)
+        center = bk.Array3f(*[dr.opaque(bk.Float, float(c)) for c in scene.bsphere[0]])
         z, to_l, finite = scene.emitter_position(center, s1, s2, active)
         if self.lists is not None:
             lists = self.lists
@@ -416,7 +417,7 @@ class ShadowEdges(BoundaryTerm):
             # The lit side of the line is the side away from the edge's faces (-m).
             lit_left = cross2(ds_dt, sensor.project_differential(p_film, lit_dir)) > 0
             jump = dr.select(lit_left, -F, F)           # F_right - F_left
-            scale = dr.select(active, dr.rcp(dr.maximum(pmf, 1e-30)) * (1.0 / total), 0.0)
+            scale = dr.select(active, dr.rcp(dr.maximum(pmf, 1e-30)) * per_sample(total), 0.0)
         # Attached: the receiver point where the ray from the (fixed) emitter
         # point through the moving edge point meets the moving receiver.
         y_att = edges.moving_point(scene.positions, idx, t)

@@ -63,7 +63,7 @@ from ... import backend as bk
 from ...core.math import hmax
 from ...emitters._util import atan2
 from ...geometry.edges import safe_normalize
-from . import BoundarySample, BoundaryTerm, moves_geometry
+from . import BoundarySample, BoundaryTerm, moves_geometry, per_sample
 from .views import connect_to_camera, film_to_unit
 
 
@@ -239,7 +239,7 @@ class VisibleSurfaceEdges(BoundaryTerm):
             measure = (sensor.film_density(si.p, si.n) * r * dr.norm(dr.cross(e, w))
                        / dr.maximum(cos_a * pmf * pdf_w, 1e-30))
             mis = edge_first_weight(sensor, geo, si.p, si.n, t)
-            C = f * (L_pass - L_face) * (measure * mis * (1.0 / total))
+            C = f * (L_pass - L_face) * (measure * mis * per_sample(total))
             ok &= dr.all(dr.isfinite(C)) & (hmax(dr.abs(C)) > 0)
             C = dr.select(ok, C, 0.0)
             n_loc = si.to_local(m)
