@@ -368,7 +368,8 @@ class SurfaceHorizons(BoundaryTerm):
                 L_b.append(beyond)
             f = f * dr.select(through, mirror_reflectance(scene, si_m, valid & through), 1.0)
             # 1/pdf: the circle's 2π, the film position's area / P(triangle)
-            scale = dr.select(valid, (2.0 * dr.pi) * area / dr.maximum(pmf, 1e-30) / total, 0.0)
+            scale = dr.select(valid, (2.0 * dr.pi) * area / dr.maximum(pmf, 1e-30)
+                              * per_sample(total), 0.0)
             C_e = f * (L_e[0] - L_e[1]) * scale
             # the area light the horizon meets (above, else below; neither: an
             # environment, whose direction is what stays fixed)

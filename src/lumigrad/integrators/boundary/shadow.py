@@ -140,8 +140,9 @@ def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
                 tri = scene.faces_np[off:off + count].astype(np.int64).ravel()
                 pts = scene._positions_np[tri]
                 lo, hi = pts.min(0), pts.max(0)
-                c = bk.Array3f(*(0.5 * (lo + hi)).tolist())
-                r = float(0.5 * np.linalg.norm(hi - lo))
+                # (Opaque: the light moves in an optimisation; literals recompile.)
+                c = bk.Array3f(*[dr.opaque(bk.Float, v) for v in (0.5 * (lo + hi)).tolist()])
+                r = dr.opaque(bk.Float, float(0.5 * np.linalg.norm(hi - lo)))
                 a = dr.dot(n0, c - geo.p0)
                 b = dr.dot(n1, c - geo.p0)
                 # Both planes cleared on the same side by the whole sphere: never a silhouette.

@@ -182,19 +182,22 @@ def pick_view(views: list, rng: Any, n: int) -> tuple:
     :class:`~.sampling.DiscreteSampler` of primitives) in proportion to the
     samplers' totals, then a primitive of it: ``(k, prim, pmf)``. (One view:
     no draw for it, the same samples as without mirrors.)"""
+    # (The totals follow the geometry: opaque inputs, not literals that would
+    # compile the kernel anew at every step of an optimisation.)
     grand = sum(smp.total for _, smp in views)
-    u_view = rng.next_float32() * grand if len(views) > 1 else dr.zeros(bk.Float, n)
+    u_view = (rng.next_float32() * dr.opaque(bk.Float, grand) if len(views) > 1
+              else dr.zeros(bk.Float, n))
     u_prim = rng.next_float32()
     k, prim, pmf = dr.zeros(bk.UInt32, n), dr.zeros(bk.UInt32, n), dr.zeros(bk.Float, n)
     below = 0.0
     for j, (_, smp) in enumerate(views):
         if j > 0:
-            k = dr.select(u_view >= below, j, k)
+            k = dr.select(u_view >= dr.opaque(bk.Float, below), j, k)
         below += smp.total
     for j, (_, smp) in enumerate(views):
         pj, pmf_j = smp.sample(u_prim)
         prim = dr.select(k == j, pj, prim)
-        pmf = dr.select(k == j, pmf_j * (smp.total / grand), pmf)
+        pmf = dr.select(k == j, pmf_j * dr.opaque(bk.Float, smp.total / grand), pmf)
     return k, prim, pmf
 
 
