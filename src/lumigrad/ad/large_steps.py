@@ -81,7 +81,10 @@ class LargeSteps:
         w = self.copy_of[f]
         pairs = np.concatenate([w[:, [0, 1]], w[:, [1, 2]], w[:, [2, 0]]])
         pairs = pairs[pairs[:, 0] != pairs[:, 1]]                 # degenerate triangles
-        pairs = np.unique(np.sort(pairs, axis=1), axis=0)         # each edge once
+        # Each edge once (as one integer key: np.unique of rows sorts far slower).
+        lo, hi = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+        key = np.unique(lo * n + hi)
+        pairs = np.stack([key // n, key % n], axis=1)
         degree = np.bincount(pairs.ravel(), minlength=n).astype(np.float64)
         # I + λ (D − A) in coordinate format: the diagonal, then both triangles.
         self._rows = np.concatenate([np.arange(n), pairs[:, 0], pairs[:, 1]]).astype(np.int32)
