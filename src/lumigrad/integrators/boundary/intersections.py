@@ -67,7 +67,7 @@ def intersection_segments(positions: np.ndarray, faces: np.ndarray, prim_shape: 
     per shape, as the scene's buffers lay them out: cheap), and triangle boxes
     are computed only for the shapes of overlapping pairs: a 131k-triangle
     mesh standing on a floor took 26 ms per call when every triangle's box
-    was built first, 4 ms this way."""
+    was built first, 6 ms this way."""
     p = np.asarray(positions).reshape(-1, 3)
     f = np.asarray(faces).reshape(-1, 3).astype(np.int64, copy=False)
     shape = np.asarray(prim_shape).astype(np.int64, copy=False)
