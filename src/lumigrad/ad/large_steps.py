@@ -59,7 +59,11 @@ class LargeSteps:
     """
 
     def __init__(self, positions: Any, faces: Any, lambda_: float = 19.0) -> None:
-        import cholespy
+        try:
+            import cholespy
+        except ImportError as e:        # a dependency of lumigrad; say so if it is missing
+            raise ImportError("lg.LargeSteps needs the 'cholespy' package (sparse Cholesky "
+                              "solver): pip install cholespy") from e
         lam = float(lambda_)
         if not (lam > 0 and np.isfinite(lam)):
             raise ValueError(f"LargeSteps: lambda_ must be a positive number, got {lambda_!r}")
