@@ -323,10 +323,12 @@ class SamplingIntegrator:
                     pos = self._last_film_pos
                 with dr.resume_grad():
                     L = self._interior_forward(scene, sensor, rng, o, d, tmax, pos, terms, spp)
+                from .pathgeo import forward_parts
+                values, combine = forward_parts(L)
 
-                def finish(grads: list, n: int = spp_pass) -> Any:
-                    return self._to_image(grads[0], n, w, h) * (1.0 / spp)
-                outputs.append(([L], finish))
+                def finish(grads: list, n: int = spp_pass, combine: Any = combine) -> Any:
+                    return self._to_image(combine(grads), n, w, h) * (1.0 / spp)
+                outputs.append((values, finish))
         outputs += boundary.forward_outputs(scene, sensor, self, seed, spp, self.channels, terms,
                                             budget_scale)
         total = dr.zeros(bk.Float, w * h * self.channels)

@@ -299,10 +299,13 @@ def forward_outputs(scene: Any, sensor: Any, integrator: Any, seed: int, spp: in
             budget_scale=budget_scale):
         with dr.resume_grad():
             L = term.trace(scene, sensor, integrator, rng, pos, "forward")
+        from ..pathgeo import forward_parts
+        values, combine = forward_parts(L)
 
-        def block(grads: list, n: int = spp_pass, total: int = spp_total) -> Any:
-            return integrator._to_image(grads[0], n, w, h) * (1.0 / total)
-        out.append(([L], block))
+        def block(grads: list, n: int = spp_pass, total: int = spp_total,
+                  combine: Any = combine) -> Any:
+            return integrator._to_image(combine(grads), n, w, h) * (1.0 / total)
+        out.append((values, block))
     return out
 
 
