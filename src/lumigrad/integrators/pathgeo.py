@@ -139,6 +139,10 @@ _SAMPLE_FIELDS = ("a_ok", "a_edge", "a_t", "a_c", "a_n", "b_ok", "b_edge", "b_t"
 #: (:func:`trace`; False: read from the loop's primal outputs, comparisons).
 CARRY_TANGENTS = True
 
+#: Forward mode: the nested radiance estimates of the edge samples at the
+#: chosen vertices run on the lanes that need them only (:func:`compacted_pair`).
+COMPACT_PAIRS = True
+
 #: ... those values, and their types.
 _CARRIERS = {"car_o": "Array3f", "car_d": "Array3f", "car_beta": "Array3f",
              "car_prim_lo": "Float", "car_prim_hi": "Float", "car_depth": "Float",
@@ -161,7 +165,12 @@ def forward_parts(L: Any) -> tuple:
     the estimate: ``combine(tangents)`` (the tangents of ``values``, in order)."""
     if not isinstance(L, Deferred):
         return [L], lambda grads: grads[0]
-    return [L.L] + L.carried, lambda grads: bk.Array3f(grads[0]) + L.second(grads[1:])
+
+    def combine(grads: list) -> Any:
+        # (Evaluated together: the derivative loop runs once for all of them.)
+        dr.eval(*grads)
+        return bk.Array3f(grads[0]) + L.second(grads[1:])
+    return [L.L] + L.carried, combine
 
 
 #: Candidate edges per edge sample (resampled importance sampling).
@@ -207,12 +216,15 @@ def resample_edge(scene: Any, sampler: Any, si: Any, rng: Any, active: Any, stat
 
 
 def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, depth: Any,
-                rng: Any, active: Any, static: Any, moving_edges: Any, sensor: Any) -> tuple:
+                rng: Any, active: Any, static: Any, moving_edges: Any, sensor: Any,
+                compact: bool = False) -> tuple:
     """An edge point seen from vertex ``si`` (detached): ``(ok, edge, t, C, n_loc)``
     with the term's coefficient ``C`` (its value is ``C · n_loc · ∂ω_loc/∂θ``);
     ``static``: lanes whose vertex does not move (see :func:`resample_edge`).
     At the first vertex the sample shares the integral with the edge-first
-    samples of ``boundary/visible.py`` (multiple importance sampling)."""
+    samples of ``boundary/visible.py`` (multiple importance sampling).
+    ``compact``: run the two nested radiance estimates on the lanes that need
+    them only (:func:`compacted_pair`; not inside a symbolic loop)."""
     from .boundary.shadow import pass_offset
     edges = scene.edges()
     x = si.p
@@ -236,9 +248,9 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
     first_pass = dr.select(hit, prim_pass, 0xFFFFFFFF)
     resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
-    L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
-        scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume,
-        first_prims=(first_pass, None)))
+    pair = compacted_pair if compact else _pair
+    L_pass, L_face = pair(integrator, scene, rng, (origin, d_pass, dr.inf),
+                          (origin, d_face, dr.inf), ok, resume, (first_pass, None))
     w = dr.normalize(y - x)
     f = scene.eval_bsdf(si, si.to_local(w), ok)
     # |dω/dt| / pdf(t) = θ: the subtended angle.
@@ -255,6 +267,49 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
         C *= dr.select(depth == 0, w_vertex, 1.0)
     ok &= hmax(dr.abs(C)) > 0
     return ok, idx, t, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(m), 0.0)
+
+
+def _pair(integrator: Any, scene: Any, rng: Any, ray_a: tuple, ray_b: tuple, active: Any,
+          resume: dict, first_prims: tuple) -> tuple:
+    """``integrator.radiance_pair`` as ``Array3f``s."""
+    return tuple(bk.Array3f(*L) for L in integrator.radiance_pair(
+        scene, rng, ray_a, ray_b, active, resume, first_prims=first_prims))
+
+
+def compacted_pair(integrator: Any, scene: Any, rng: Any, ray_a: tuple, ray_b: tuple,
+                   active: Any, resume: dict, first_prims: tuple) -> tuple:
+    """:func:`_pair` on the ``active`` lanes only, gathered into arrays of their
+    own (the same random numbers, the same results): masked SIMD lanes cost
+    what active ones do, and in the Cornell box only 36 % of the edge samples
+    at path vertices go on to the nested estimates. Evaluates its inputs
+    (outside symbolic loops only)."""
+    n = dr.width(active)
+    fp_a, fp_b = first_prims
+    inputs = [*ray_a[:2], *ray_b[:2], resume["depth"], resume["prev_p"], rng.state, rng.inc]
+    inputs += [f for f in (fp_a, fp_b) if f is not None]
+    dr.eval(active, *inputs)
+    idx = dr.compress(active)
+    m = dr.width(idx)
+    if m == 0:
+        return dr.zeros(bk.Array3f, n), dr.zeros(bk.Array3f, n)
+
+    def pick(v: Any) -> Any:
+        return dr.gather(type(v), v, idx)
+    sub = type(rng)(rng)
+    sub.state, sub.inc = pick(rng.state), pick(rng.inc)
+    res = dict(resume, depth=pick(bk.UInt32(resume["depth"])),
+               prev_p=pick(bk.Array3f(resume["prev_p"])))
+    firsts = tuple(None if f is None else pick(bk.UInt32(f)) for f in (fp_a, fp_b))
+    L_a, L_b = _pair(integrator, scene, sub, (pick(ray_a[0]), pick(ray_a[1]), ray_a[2]),
+                     (pick(ray_b[0]), pick(ray_b[1]), ray_b[2]), dr.full(bk.Bool, True, m),
+                     res, firsts)
+    out_a, out_b = dr.zeros(bk.Array3f, n), dr.zeros(bk.Array3f, n)
+    dr.scatter(out_a, L_a, idx)
+    dr.scatter(out_b, L_b, idx)
+    state = bk.UInt64(rng.state)
+    dr.scatter(state, sub.state, idx)
+    rng.state = state
+    return out_a, out_b
 
 
 def sample_subtended(x: Any, p0: Any, e: Any, u: Any) -> tuple:
@@ -506,14 +561,15 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                    dr.zeros(bk.Bool, n), zu, z1, z3, zu, z3, z3,
                    dr.zeros(bk.Bool, n), zu, dr.zeros(bk.Array2f, n), z3)
     def samples_at(si_d: Any, beta_e: Any, depth: Any, rng_e: Any, on: Any, static: Any,
-                   none: tuple) -> tuple:
+                   none: tuple, compact: bool = False) -> tuple:
         """The boundary samples at vertex ``si_d`` (detached): edge, shadow
-        line, rim (``_SAMPLE_FIELDS``); ``none`` where a kind has no candidates."""
+        line, rim (``_SAMPLE_FIELDS``); ``none`` where a kind has no candidates;
+        ``compact``: see :func:`edge_sample`."""
         if sampler.empty:
             a, b = none[:5], none[5:12]
         else:
             a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e, on, static,
-                            moving_edges, sensor)
+                            moving_edges, sensor, compact)
             b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, on)
         c = rim_sample(integrator, scene, rim_sampler, si_d, beta_e, depth, rng_e, on, static,
                        rims_moving) if rims else none[12:]
@@ -532,10 +588,12 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             # vertices): the ray that reached it, its triangle and depth, the
             # throughput there and whether it is static; the weights' sum.
             state.update(sel_o=dr.zeros(bk.Array3f, n), sel_d=dr.zeros(bk.Array3f, n),
-                         sel_prim=dr.zeros(bk.UInt32, n), sel_depth=dr.zeros(bk.UInt32, n),
-                         sel_beta=dr.zeros(bk.Array3f, n), sel_w=dr.zeros(bk.Float, n),
-                         sel_static=dr.zeros(bk.Bool, n), sel_wsum=dr.zeros(bk.Float, n))
+                         sel_wsum=dr.zeros(bk.Float, n))
     carry = diff and edges and ONE_VERTEX_PER_PATH and CARRY_TANGENTS
+    if edges and ONE_VERTEX_PER_PATH and not carry:
+        state.update(sel_prim=dr.zeros(bk.UInt32, n), sel_depth=dr.zeros(bk.UInt32, n),
+                     sel_beta=dr.zeros(bk.Array3f, n), sel_w=dr.zeros(bk.Float, n),
+                     sel_static=dr.zeros(bk.Bool, n))
     if carry:
         # Forward mode: the chosen vertex's detached values leave the loop as
         # the *tangents* of carriers ``unit · value`` (``unit`` a leaf of
@@ -599,8 +657,10 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     wsum = st["sel_wsum"] + w_v
                     pick = (w_v > 0) & (st["rng_e"].next_float32() * wsum < w_v)
                 with dr.resume_grad(when=diff):
-                    chosen = dict(sel_o=o, sel_d=d, sel_prim=prim, sel_depth=depth,
-                                  sel_beta=dr.detach(beta), sel_w=w_v, sel_static=static)
+                    chosen = dict(sel_o=o, sel_d=d)
+                    if not carry:
+                        chosen.update(sel_prim=prim, sel_depth=depth, sel_beta=dr.detach(beta),
+                                      sel_w=w_v, sel_static=static)
                     chosen = {k: dr.select(pick, v, st[k]) for k, v in chosen.items()}
                     chosen["sel_wsum"] = wsum
                 if carry:
@@ -701,7 +761,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             out_st["rec"] = rec
             out_st["L_beyond"] = st["L_beyond"] + dr.select(act & (depth >= cap),
                                                              dr.detach(contrib), 0.0)
-        return (out_st,)
+        # (In the order of the loop's state: dr.while_loop matches them by position.)
+        return ({k: out_st[k] for k in st},)
 
     (final,) = dr.while_loop((state,), cond, body, label="lumigrad.pathgeo")
     rng.state, rng.inc = final["rng"].state, final["rng"].inc
@@ -723,7 +784,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     ok, edge_weight * g["car_wsum"] / dr.maximum(g["car_w"], 1e-30), 0.0)
                 (a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
                  r_ok, r_prim, r_b, r_c) = samples_at(si_s, beta_e, depth_s, rng_s, ok,
-                                                      g["car_static"] > 0.5, nothing)
+                                                      g["car_static"] > 0.5, nothing,
+                                                      compact=COMPACT_PAIRS)
             with dr.resume_grad():
                 o_a, d_a = bk.Array3f(o_s), bk.Array3f(d_s)
                 dr.enable_grad(o_a, d_a)
