@@ -51,7 +51,9 @@ Forward mode carries the attached chain in the loop state; the chosen vertex
 leaves the loop as the tangents of carriers (``unit · value``, ``unit`` a leaf
 of tangent 1), and its boundary samples are a second forward step: reading the
 loop's detached outputs instead put a primal copy of the loop into the kernel
-beside the derivative loop (Cornell box, 64 spp: 0.81 → 0.76 s). Reverse mode keeps
+beside the derivative loop. In that step the edge samples' nested radiance
+estimates run on the lanes that need them only (:func:`compacted_pair`);
+Cornell box, 64 spp: 0.81 → 0.70 s for the same samples. Reverse mode keeps
 memory constant in the number of samples: a first pass writes each vertex's
 detached values to per-lane local memory (capped, ``RECORD_WORDS``), and a
 second loop in the same kernel walks the path *backwards*, back-propagating at
@@ -143,7 +145,8 @@ CARRY_TANGENTS = True
 #: chosen vertices run on the lanes that need them only (:func:`compacted_pair`).
 COMPACT_PAIRS = True
 
-#: ... those values, and their types.
+#: The chosen vertex's values that leave the path loop as tangents
+#: (``CARRY_TANGENTS``), and their types.
 _CARRIERS = {"car_o": "Array3f", "car_d": "Array3f", "car_beta": "Array3f",
              "car_prim_lo": "Float", "car_prim_hi": "Float", "car_depth": "Float",
              "car_w": "Float", "car_static": "Float", "car_wsum": "Float"}
