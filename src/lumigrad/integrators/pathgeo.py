@@ -251,6 +251,10 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
     first_pass = dr.select(hit, prim_pass, 0xFFFFFFFF)
     resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
+    if compact:
+        # What the term needs after the estimates is evaluated with their inputs
+        # (else the kernel after them would draw the edge again).
+        dr.eval(idx, pmf, t, theta, y, m, ok, geo, si, beta, first_pass, origin, d_pass, d_face)
     pair = compacted_pair if compact else _pair
     L_pass, L_face = pair(integrator, scene, rng, (origin, d_pass, dr.inf),
                           (origin, d_face, dr.inf), ok, resume, (first_pass, None))
@@ -288,6 +292,8 @@ def compacted_pair(integrator: Any, scene: Any, rng: Any, ray_a: tuple, ray_b: t
     (outside symbolic loops only)."""
     n = dr.width(active)
     fp_a, fp_b = first_prims
+    resume = dict(resume, depth=bk.UInt32(resume["depth"]) + dr.zeros(bk.UInt32, n),
+                  prev_p=bk.Array3f(resume["prev_p"]) + dr.zeros(bk.Array3f, n))
     inputs = [*ray_a[:2], *ray_b[:2], resume["depth"], resume["prev_p"], rng.state, rng.inc]
     inputs += [f for f in (fp_a, fp_b) if f is not None]
     dr.eval(active, *inputs)
@@ -300,8 +306,7 @@ def compacted_pair(integrator: Any, scene: Any, rng: Any, ray_a: tuple, ray_b: t
         return dr.gather(type(v), v, idx)
     sub = type(rng)(rng)
     sub.state, sub.inc = pick(rng.state), pick(rng.inc)
-    res = dict(resume, depth=pick(bk.UInt32(resume["depth"])),
-               prev_p=pick(bk.Array3f(resume["prev_p"])))
+    res = dict(resume, depth=pick(resume["depth"]), prev_p=pick(resume["prev_p"]))
     firsts = tuple(None if f is None else pick(bk.UInt32(f)) for f in (fp_a, fp_b))
     L_a, L_b = _pair(integrator, scene, sub, (pick(ray_a[0]), pick(ray_a[1]), ray_a[2]),
                      (pick(ray_b[0]), pick(ray_b[1]), ray_b[2]), dr.full(bk.Bool, True, m),
