@@ -35,12 +35,14 @@ class DiscreteSampler:
     def __init__(self, weights: Any) -> None:
         import numpy as np
         w = dr.detach(bk.Float(weights))
-        w = dr.select(dr.isfinite(w) & (w > 0), w, 0.0)
         self.count = dr.width(w)
-        self.weights = w
-        w_np = np.array(w) if self.count else np.zeros(0, np.float32)
-        items = np.flatnonzero(w_np > 0)
         self.total = 0.0
+        self.weights = w
+        if self.count == 0:              # (comparisons of width-0 arrays fail)
+            return
+        w = dr.select(dr.isfinite(w) & (w > 0), w, 0.0)
+        self.weights = w
+        items = np.flatnonzero(np.array(w) > 0)
         if items.size == 0:
             return
         # Positive items only (zero weights are never selected, and would widen
