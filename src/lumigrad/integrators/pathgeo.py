@@ -109,6 +109,12 @@ def _flag(cond: Any, bit: int) -> Any:
     return dr.select(cond, bk.UInt32(bit), bk.UInt32(0))
 
 
+def _sample_flags(named: dict) -> Any:
+    """The record's flags of boundary samples (``_SAMPLE_FIELDS`` by name)."""
+    return (_flag(named["a_ok"], F_EDGE) | _flag(named["b_ok"], F_SHADOW)
+            | _flag(named["r_ok"], F_RIM))
+
+
 def _has(flags: Any, bit: int) -> Any:
     return (flags & bit) != 0
 
@@ -470,6 +476,19 @@ def shadow_term(scene: Any, si: Any, idx: Any, t: Any, s_l: Any, prim: Any, C: A
     return dr.select(active, C * dr.dot(n_loc, w - dr.detach(w)), 0.0)
 
 
+def sample_terms(scene: Any, si: Any, samples: tuple, rims: bool) -> Any:
+    """The attached terms of the boundary samples ``samples`` (in the order of
+    ``_SAMPLE_FIELDS``) at vertex ``si``: edge, shadow line and (``rims``) rim."""
+    (a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
+     r_ok, r_prim, r_b, r_c) = samples
+    L = (edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
+         + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
+    if rims:
+        from .boundary.vertex_rims import rim_term
+        L = L + rim_term(scene, si, r_prim, r_b, r_c, r_ok)
+    return L
+
+
 # ---------------------------------------------------------------------------
 # the path loop (primal, forward, record)
 # ---------------------------------------------------------------------------
@@ -524,7 +543,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
     has_emitters = len(scene.emitters) > 0
     from .boundary.shadow import ShadowEdgeChoice, edge_motion_weights, silhouette_weights
-    from .boundary.vertex_rims import rim_sample, rim_term, smooth_triangle_sampler
+    from .boundary.vertex_rims import rim_sample, smooth_triangle_sampler
     sampler = silhouette_weights(scene, sensor) if edges else None
     shadow_edges = ShadowEdgeChoice(scene, sensor, sampler) if edges else None
     rim_sampler = smooth_triangle_sampler(scene) if edges else None
@@ -593,6 +612,17 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         c = rim_sample(integrator, scene, rim_sampler, si_d, beta_e, depth, rng_e, on, static,
                        rims_moving) if rims else none[12:]
         return tuple(a) + tuple(b) + tuple(c)
+
+    def chosen_samples(o: Any, d: Any, prim: Any, depth: Any, beta: Any, w: Any, wsum: Any,
+                       static: Any, compact: bool = False) -> tuple:
+        """``(ok, si, samples)``: the boundary samples at each path's chosen
+        vertex (detached), reached by the ray ``(o, d)`` on triangle ``prim``,
+        with throughput ``beta`` and weight ``w`` of the reservoir's ``wsum``."""
+        ok = wsum > 0
+        with dr.suspend_grad():
+            si_s = _detached(scene.compute_interaction(o, d, prim, ok))
+            beta_e = beta * dr.select(ok, edge_weight * wsum / dr.maximum(w, 1e-30), 0.0)
+            return ok, samples_at(si_s, beta_e, depth, rng_s, ok, static, nothing, compact)
 
     state = dict(depth=dr.zeros(bk.UInt32, n), L=dr.opaque(bk.Array3f, 0.0, n),
                  beta=dr.ones(bk.Array3f, n), eta=dr.ones(bk.Float, n), o=o, d=d,
@@ -707,15 +737,11 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                         return (rng_e, b_act) + none
                     # A conditional: SIMD packets where no lane takes boundary
                     # samples skip their nested radiance loops and rays.
-                    (rng_e, _, a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c,
-                     b_n, r_ok, r_prim, r_b, r_c) = dr.if_stmt(
+                    rng_e, _, *samples = dr.if_stmt(
                         (rng_e, b_act) + nothing, b_act, take, skip,
                         label="lumigrad.pathgeo.boundary_samples")
                 if diff:
-                    L_add = (L_add + edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok)
-                             + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
-                    if rims:
-                        L_add = L_add + rim_term(scene, si, r_prim, r_b, r_c, r_ok)
+                    L_add = L_add + sample_terms(scene, si, tuple(samples), rims)
             # The next ray: the sampled local direction, turned with the frame.
             wo_d = dr.select(delta_b, wo, dr.detach(wo))
             wo_world = si.to_world(wo_d)
@@ -769,10 +795,9 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 values.update((k, v) for k, v in zip(_SAMPLE_FIELDS, nothing)
                               if not k.endswith("_ok"))
             elif edges:
-                flags |= _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW) | _flag(r_ok, F_RIM)
-                values.update(a_edge=a_edge, a_t=a_t, a_c=a_c, a_n=a_n, b_edge=b_edge,
-                              b_t=b_t, b_s=b_s, b_prim=b_prim, b_c=b_c, b_n=b_n,
-                              r_prim=r_prim, r_b=r_b, r_c=r_c)
+                named = dict(zip(_SAMPLE_FIELDS, samples))
+                flags |= _sample_flags(named)
+                values.update((k, v) for k, v in named.items() if not k.endswith("_ok"))
             values["flags"] = flags
             tps = {name: tp for name, tp, _ in FIELDS}
             for name, value in values.items():
@@ -794,27 +819,17 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             g = dict(zip(list(_CARRIERS) + ["sel_o", "sel_d"], grads))
             prim = (bk.UInt32(dr.round(g["car_prim_lo"]))
                     | (bk.UInt32(dr.round(g["car_prim_hi"])) << 16))
-            depth_s = bk.UInt32(dr.round(g["car_depth"]))
-            ok = g["car_wsum"] > 0
-            with dr.suspend_grad():
-                o_s, d_s = bk.Array3f(g["car_o"]), bk.Array3f(g["car_d"])
-                si_s = _detached(scene.compute_interaction(o_s, d_s, prim, ok))
-                beta_e = bk.Array3f(g["car_beta"]) * dr.select(
-                    ok, edge_weight * g["car_wsum"] / dr.maximum(g["car_w"], 1e-30), 0.0)
-                (a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
-                 r_ok, r_prim, r_b, r_c) = samples_at(si_s, beta_e, depth_s, rng_s, ok,
-                                                      g["car_static"] > 0.5, nothing,
-                                                      compact=COMPACT_PAIRS)
+            o_s, d_s = bk.Array3f(g["car_o"]), bk.Array3f(g["car_d"])
+            ok, samples = chosen_samples(o_s, d_s, prim, bk.UInt32(dr.round(g["car_depth"])),
+                                         bk.Array3f(g["car_beta"]), g["car_w"], g["car_wsum"],
+                                         g["car_static"] > 0.5, compact=COMPACT_PAIRS)
             with dr.resume_grad():
                 o_a, d_a = bk.Array3f(o_s), bk.Array3f(d_s)
                 dr.enable_grad(o_a, d_a)
                 dr.set_grad(o_a, bk.Array3f(g["sel_o"]))
                 dr.set_grad(d_a, bk.Array3f(g["sel_d"]))
-                si_a = scene.compute_interaction(o_a, d_a, prim, ok)
-                L_b = (edge_term(scene, si_a, a_edge, a_t, a_c, a_n, a_ok)
-                       + shadow_term(scene, si_a, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
-                if rims:
-                    L_b = L_b + rim_term(scene, si_a, r_prim, r_b, r_c, r_ok)
+                L_b = sample_terms(scene, scene.compute_interaction(o_a, d_a, prim, ok),
+                                   samples, rims)
                 dr.forward_to(L_b, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
                 return bk.Array3f(dr.detach(dr.grad(L_b)))
         return Deferred(L, [final[k] for k in _CARRIERS] + [final["sel_o"], final["sel_d"]],
@@ -823,34 +838,22 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         # The chosen vertex's boundary samples, after the loop: their nested
         # radiance estimates run once per path, not in every SIMD packet at
         # every depth where some lane takes them.
-        ok = final["sel_wsum"] > 0
         depth_s = final["sel_depth"]
-        with dr.suspend_grad():
-            si_s = _detached(scene.compute_interaction(dr.detach(final["sel_o"]),
-                                                       dr.detach(final["sel_d"]),
-                                                       final["sel_prim"], ok))
-            beta_e = final["sel_beta"] * dr.select(
-                ok, edge_weight * final["sel_wsum"] / dr.maximum(final["sel_w"], 1e-30), 0.0)
-            samples = samples_at(si_s, beta_e, depth_s, rng_s, ok, final["sel_static"],
-                                 nothing)
-        (a_ok, a_edge, a_t, a_c, a_n, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
-         r_ok, r_prim, r_b, r_c) = samples
+        ok, samples = chosen_samples(dr.detach(final["sel_o"]), dr.detach(final["sel_d"]),
+                                     final["sel_prim"], depth_s, final["sel_beta"],
+                                     final["sel_w"], final["sel_wsum"], final["sel_static"])
         if diff:
             with dr.resume_grad():
                 si_a = scene.compute_interaction(final["sel_o"], final["sel_d"],
                                                  final["sel_prim"], ok)
-                L = (L + edge_term(scene, si_a, a_edge, a_t, a_c, a_n, a_ok)
-                     + shadow_term(scene, si_a, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok))
-                if rims:
-                    L = L + rim_term(scene, si_a, r_prim, r_b, r_c, r_ok)
+                L = L + sample_terms(scene, si_a, samples, rims)
         if recording:
             rec = final["rec"]
             on = ok & (depth_s < cap)
             slot = dr.minimum(depth_s, cap - 1)
-            flags = (rec["flags"].read(slot, on) | _flag(a_ok, F_EDGE) | _flag(b_ok, F_SHADOW)
-                     | _flag(r_ok, F_RIM))
+            values = dict(zip(_SAMPLE_FIELDS, samples))
+            values["flags"] = rec["flags"].read(slot, on) | _sample_flags(values)
             tps = {name: tp for name, tp, _ in FIELDS}
-            values = dict(zip(_SAMPLE_FIELDS, samples), flags=flags)
             for name, value in values.items():
                 if name in tps:
                     rec[name].write(getattr(bk, tps[name])(dr.detach(value)), slot, on)
@@ -960,16 +963,10 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
                 local = local + contrib
             if edges:
                 si_b = si
-                a_on = act & _has(flags, F_EDGE)
-                b_on = act & _has(flags, F_SHADOW)
-                local = (local + edge_term(scene, si_b, r["a_edge"], r["a_t"], r["a_c"], r["a_n"],
-                                           a_on)
-                         + shadow_term(scene, si_b, r["b_edge"], r["b_t"], r["b_s"], r["b_prim"],
-                                       r["b_c"], r["b_n"], b_on))
-                if scene.has_normals:
-                    from .boundary.vertex_rims import rim_term
-                    local = local + rim_term(scene, si_b, r["r_prim"], r["r_b"], r["r_c"],
-                                             act & _has(flags, F_RIM))
+                on = dict(a_ok=act & _has(flags, F_EDGE), b_ok=act & _has(flags, F_SHADOW),
+                          r_ok=act & _has(flags, F_RIM))
+                samples = tuple(on[k] if k in on else r[k] for k in _SAMPLE_FIELDS)
+                local = local + sample_terms(scene, si_b, samples, scene.has_normals)
             total = total + dr.sum(delta_L * local)
             dr.backward_from(dr.select(act, total, 0.0),
                              flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)

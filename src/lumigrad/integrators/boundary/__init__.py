@@ -124,6 +124,16 @@ class BoundaryTerm:
         return ()
 
 
+class PrimaryPart(BoundaryTerm):
+    """A part of the ``primary`` term: camera edges, shading rims, smooth-edge
+    horizons and intersection curves share its name and its budget ``sppe``
+    (``spp/2`` by default); each part sets its own ``seed_salt``."""
+
+    name = "primary"
+    budget = "sppe"
+    default_share = 0.5
+
+
 def per_sample(total: float) -> Any:
     """``1 / total`` (a term's sample count) as an opaque kernel input: counts
     follow the geometry, and as a literal it made every step of a shape

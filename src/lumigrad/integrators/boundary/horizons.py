@@ -47,7 +47,8 @@ import drjit as dr
 from ... import backend as bk
 from ...core.math import hmax
 from ...geometry.edges import safe_normalize
-from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves, per_sample
+from . import (BoundarySample, BoundaryTerm, PrimaryPart, moves_geometry, per_sample,
+               smooth_shading_moves)
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
 from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
@@ -65,12 +66,9 @@ SAMPLES_PER_RADIAN2 = 4.0
 SAMPLES_PER_DEVIATION = 2.0
 
 
-class SmoothEdgeHorizons(BoundaryTerm):
+class SmoothEdgeHorizons(PrimaryPart):
     """Part of the ``primary`` term (budget ``sppe``): see the module docstring."""
 
-    name = "primary"
-    budget = "sppe"
-    default_share = 0.5
     #: distinguishes its random numbers from the other primary parts'
     seed_salt = 0x48
 

@@ -34,7 +34,7 @@ import drjit as dr
 import numpy as np
 
 from ... import backend as bk
-from . import BoundarySample, BoundaryTerm, moves_geometry, per_sample
+from . import BoundarySample, PrimaryPart, moves_geometry, per_sample
 from .sampling import DiscreteSampler, cross2, perp
 from .views import connect_to_camera, film_to_unit
 
@@ -199,12 +199,9 @@ def _plane(scene: Any, prim: Any, active: Any) -> tuple:
     return n, dr.dot(n, p[0])
 
 
-class IntersectionCurves(BoundaryTerm):
+class IntersectionCurves(PrimaryPart):
     """Part of the ``primary`` term (budget ``sppe``): see the module docstring."""
 
-    name = "primary"
-    budget = "sppe"
-    default_share = 0.5
     seed_salt = 0x49
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:

@@ -41,7 +41,7 @@ import drjit as dr
 from ... import backend as bk
 from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry, safe_normalize
-from . import BoundarySample, BoundaryTerm, moves_geometry, per_sample
+from . import BoundarySample, PrimaryPart, moves_geometry, per_sample
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
 from .views import in_film, mirror_plane, reflect_point, reflect_vector
 
@@ -309,10 +309,7 @@ def candidate_edges(geo: EdgeGeometry, apex: Any) -> Any:
     return geo.boundary | geo.silhouette_from(apex) | crease
 
 
-class PrimaryEdges(BoundaryTerm):
-    name = "primary"
-    budget = "sppe"
-    default_share = 0.5
+class PrimaryEdges(PrimaryPart):
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         m = moves_geometry(scene, sensor)

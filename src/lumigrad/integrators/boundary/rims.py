@@ -55,7 +55,7 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
-from . import BoundarySample, BoundaryTerm, moves_geometry, smooth_shading_moves, per_sample
+from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, smooth_shading_moves
 from .sampling import DiscreteSampler
 from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
                     pick_view, ray_into_view, reflect_point, view_planes)
@@ -74,12 +74,9 @@ EPS_PX = 1e-4
 RIM_TILT = 1e-4
 
 
-class ShadingRims(BoundaryTerm):
+class ShadingRims(PrimaryPart):
     """Part of the ``primary`` term (budget ``sppe``): see the module docstring."""
 
-    name = "primary"
-    budget = "sppe"
-    default_share = 0.5
     #: distinguishes its random numbers from the edge part's
     seed_salt = 0x52
 

@@ -68,7 +68,6 @@ class DiscreteSampler:
         lo = counts_upto(1.0 - 1e-5)[:-1]
         hi = counts_upto(1.0 + 1e-5)[1:]
         lo, hi = np.minimum(lo, m - 1), np.minimum(hi, m - 1)
-        self._steps = int(np.ceil(np.log2(int((hi - lo).max()) + 1)))   # (for tests)
         self._guide = bk.from_numpy(bk.UInt32, np.stack([lo, hi], 1).astype(np.uint32).ravel())
         self._g = g
         self._m = m
