@@ -397,13 +397,17 @@ def curve_frame(tri: RimTriangle, bary: list) -> tuple:
 
 
 def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any,
-                   active: Any) -> Any:
+                   active: Any, share: Any = None) -> Any:
     """The film velocity of the curve ``h = 0`` at its point of barycentrics
     ``bary``, normal to it towards ``h < 0`` (attached, zero in value):
     ``tri_att`` the triangle and view with the parameters' derivatives,
     ``nu`` and ``raise_h`` from :func:`curve_frame`. The curve point moves
     as the material point under it (``Σ b_i ṗ_i``, seen by the moving view)
-    plus its slide across the triangle, ``−ḣ`` times ``raise_h``."""
+    plus its slide across the triangle, ``−ḣ`` times ``raise_h``.
+    ``share`` (per lane): relative to that part of the flow of the triangle's
+    static material points seen by the moving view (the next vertex of a path
+    held there, ``pathgeo.held_vertex``): that part of the projection's change
+    of the point held fixed is taken off."""
     h = tri_att.value(bary)
     x_moving = tri_att.point(bary) - raise_h * (h - dr.detach(h))
     # Lanes without a sample project a point in front of the view instead of
@@ -411,7 +415,11 @@ def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any,
     ahead = tri_att.sensor.position() + tri_att.sensor.film_direction(bk.Array3f(0.0, 0.0, 1.0))
     x_moving = dr.select(active, x_moving, dr.detach(ahead))
     s_moving, _ = tri_att.sensor.project(x_moving)
-    return -dr.dot(nu, s_moving - dr.detach(s_moving))
+    s_flow = dr.detach(s_moving)
+    if share is not None:
+        s_fixed, _ = tri_att.sensor.project(dr.detach(x_moving))
+        s_flow = s_flow + (s_fixed - dr.detach(s_fixed)) * share
+    return -dr.dot(nu, s_moving - s_flow)
 
 
 def rim_motion_by_shape(scene: Any) -> Any:

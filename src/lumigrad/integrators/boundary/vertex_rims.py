@@ -32,7 +32,7 @@ roots of a quadratic. The radiances either side are path estimates along
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import drjit as dr
 
@@ -160,10 +160,13 @@ def _pick_triangle(scene: Any, sampler: DiscreteSampler, si: Any, rng: Any, acti
 
 
 def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, beta: Any,
-               depth: Any, rng: Any, active: Any, static: Any, moving_shapes: Any) -> tuple:
+               depth: Any, rng: Any, active: Any, static: Any, moving_shapes: Any,
+               held: Optional[tuple] = None) -> tuple:
     """A point of a shading rim seen from vertex ``si`` (detached): ``(ok,
-    prim, u, C)`` with ``C`` the coefficient of the attached term
-    (:func:`rim_term`)."""
+    prim, u, C, share)`` with ``C`` the coefficient of the attached term
+    (:func:`rim_term`) and ``share`` the part of the flow of the triangle's
+    points that does not slide where the next vertex is held there (``held =
+    (fixed_shapes, slide)``, ``pathgeo.held_share``; else 0)."""
     prim, p_tri = _pick_triangle(scene, sampler, si, rng, active, static, moving_shapes)
     ok = active & (p_tri > 0)
     p, centroid = _centroid(scene, prim, ok)
@@ -206,19 +209,27 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     C = beta * f * (L_plus - L_minus) * weight
     ok &= dr.all(dr.isfinite(C))
     b12 = bk.Array2f(b_c[1], b_c[2])
-    return ok, prim, dr.select(ok, b12, 0.0), dr.select(ok, C, 0.0)
+    share = dr.zeros(bk.Float, dr.width(ok))
+    if held is not None:
+        from ..pathgeo import held_share
+        share = held_share(scene, held, si, prim, x_c, ok)
+    return ok, prim, dr.select(ok, b12, 0.0), dr.select(ok, C, 0.0), share
 
 
-def rim_term(scene: Any, si: Any, prim: Any, b12: Any, C: Any, active: Any) -> Any:
+def rim_term(scene: Any, si: Any, prim: Any, b12: Any, C: Any, active: Any,
+             share: Any = None) -> Any:
     """Attached term ``C · v`` of a rim sample: ``v`` the normal velocity
     (:func:`.rims.curve_velocity`) on the vertex's virtual pinhole's film of
     the rim at barycentrics ``(1 − b₁ − b₂, b₁, b₂)`` of triangle ``prim``, with
-    the vertex, its frame, the triangle and its normals attached."""
+    the vertex, its frame, the triangle and its normals attached; where the
+    path's next vertex is held on the triangle (``pathgeo.held_vertex``)
+    relative to the part ``share`` of the flow of its points that does not
+    slide."""
     _, centroid = _centroid(scene, prim, active)
     bary = [1.0 - b12[0] - b12[1], b12[0], b12[1]]
     view = VertexView(si, VertexView.basis(si, centroid), centroid)
     with dr.suspend_grad():
         nu, raise_h, defined = curve_frame(RimTriangle(scene, view, prim, active), bary)
     velocity = curve_velocity(RimTriangle(scene, view, prim, active, attached=True), bary,
-                              nu, raise_h, active & defined)
+                              nu, raise_h, active & defined, share)
     return dr.select(active & defined, C * velocity, 0.0)

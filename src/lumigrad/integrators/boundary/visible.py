@@ -184,7 +184,7 @@ class VisibleSurfaceEdges(BoundaryTerm):
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
-        from ..pathgeo import edge_term
+        from ..pathgeo import _motion_tables, edge_flows, edge_term, slide_bounds
         from .rims import edge_motion_weights_by_shape
         from .shadow import edge_motion_weights, pass_offset, silhouette_weights, touches
         n = dr.width(rng.state)
@@ -227,9 +227,17 @@ class VisibleSurfaceEdges(BoundaryTerm):
             origin = si.spawn_origin(y - si.p)
             d_pass = dr.normalize(y - m * eps - origin)
             d_face = dr.normalize(y + m * eps - origin)
+            # The pass ray must reach the edge (else the edge is hidden from a and
+            # both sides see the same surface); its first hit is then the first
+            # vertex of the pass side's estimate (not traced again).
+            t_hit, prim_pass, _, _, hit_pass = scene.ray_intersect_preliminary(
+                origin, d_pass, dr.inf, ok)
+            ok &= ~hit_pass | (t_hit > dr.norm(y - origin) * (1.0 - 1e-3))
+            first_pass = dr.select(hit_pass, prim_pass, 0xFFFFFFFF)
             resume = dict(depth=1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
             L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
-                scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume))
+                scene, rng, (origin, d_pass, dr.inf), (origin, d_face, dr.inf), ok, resume,
+                first_prims=(first_pass, None)))
             to_y = y - si.p
             r = dr.norm(to_y)
             w = to_y / dr.maximum(r, 1e-30)
@@ -239,15 +247,22 @@ class VisibleSurfaceEdges(BoundaryTerm):
             measure = (sensor.film_density(si.p, si.n) * r * dr.norm(dr.cross(e, w))
                        / dr.maximum(cos_a * pmf * pdf_w, 1e-30))
             mis = edge_first_weight(sensor, geo, si.p, si.n, t)
-            C = f * (L_pass - L_face) * (measure * mis * per_sample(total))
+            K = f * (measure * mis * per_sample(total))
+            C = K * (L_pass - L_face)
             ok &= dr.all(dr.isfinite(C)) & (hmax(dr.abs(C)) > 0)
             C = dr.select(ok, C, 0.0)
+            # Sides landing on static shapes: their next vertex is held
+            # (pathgeo.held_vertex), with a flow of its own.
+            fixed_shapes = ~_motion_tables(scene, sensor)[0]
+            flows = edge_flows(scene, fixed_shapes, slide_bounds(scene), idx, K * L_pass,
+                               -K * L_face, origin, d_pass, t_hit, prim_pass, hit_pass,
+                               dr.norm(y - origin), ok)
             n_loc = si.to_local(m)
             pos = cam.pos
         # Attached: the camera ray through the (fixed) film position meets the
         # (moving) surface; the direction to the (moving) edge point in its frame.
         o, d, _ = sensor.sample_ray(film_to_unit(sensor, pos))
         si_att = scene.compute_interaction(o, d, prim_a, ok)
-        value = edge_term(scene, si_att, idx, t, C, n_loc, ok)
+        value = edge_term(scene, si_att, idx, t, C, n_loc, ok, flows)
         return BoundarySample(pos, [value[0], value[1], value[2]], ok)
 
