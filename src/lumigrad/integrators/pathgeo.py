@@ -101,7 +101,7 @@ F_CONT = 16          # the path goes on from this vertex
 F_EDGE = 32          # an edge sample (seen from the vertex) contributes
 F_SHADOW = 64        # a shadow line sample contributes
 F_RIM = 128          # a shading-rim sample contributes (boundary/vertex_rims.py)
-F_MAT = 256          # the vertex is held at its material point (STATIC_MATERIAL_POINTS)
+F_MAT = 256          # the vertex is held (held_vertex, STATIC_MATERIAL_POINTS)
 
 #: (name, type, components) of the record's fields.
 FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
@@ -157,7 +157,11 @@ def segment_ratio(scene: Any, si: Any, wo: Any, delta: Any, active: Any, held: A
     area per solid angle (its tangent the divergence of the slide on the
     surface), ``A`` the slide share at the sliding point (its tangent the slide's
     velocity along the gradient of α). With ``α = 1`` this is the sliding
-    factor again; with ``α = 0`` the static material point's."""
+    factor again; with ``α = 0`` the static material point's. ``held=None``:
+    no vertex is held (paths too short for any)."""
+    if held is None:
+        f = scene.eval_bsdf(si, dr.detach(wo), active & ~delta)
+        return dr.select(delta, 1.0, _ratio(f))
     # The sliding point: where the ray meets the (static) triangle's plane.
     with dr.suspend_grad():
         _, (p0, p1, p2) = scene._triangle(prim_next, held)
@@ -231,8 +235,8 @@ SLIDE_NEAR, SLIDE_FAR = 0.05, 0.25
 
 
 def slide_bounds(scene: Any) -> tuple:
-    """``(near, far)`` distances of :data:`SLIDE_NEAR`/``FAR`` for ``scene``
-    (opaque: they follow the scene's size without recompiling kernels)."""
+    """``(near, far − near)``: the distances of :data:`SLIDE_NEAR`/``FAR`` for
+    ``scene`` (opaque: they follow the scene's size without recompiling)."""
     radius = float(scene.bsphere[1])
     return (dr.opaque(bk.Float, SLIDE_NEAR * radius),
             dr.opaque(bk.Float, (SLIDE_FAR - SLIDE_NEAR) * radius))
@@ -266,7 +270,10 @@ def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple) -> tuple:
     (far) holds it at its material point: the chain of sliding vertices,
     whose velocities grow by ``1/|cos θ|`` at every grazing hit, ends there;
     ``α = 1`` (near) keeps the slide, because the area form's ``∂ log(1/r²)``
-    has unbounded variance for short segments (contacts, corners)."""
+    has unbounded variance for short segments (contacts, corners).
+    ``held=None``: none is (``si`` and α = 1 returned)."""
+    if held is None:
+        return si, 1.0
     from dataclasses import replace
     alpha = dr.select(held, slide_share(dr.detach(si.t), slide), 1.0)
     # Every field is a function of the barycentrics: moving them by the share
@@ -766,7 +773,10 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     shape_moving, camera_moving = _motion_tables(scene, sensor)
     fixed_shapes = ~shape_moving
     slide = slide_bounds(scene)
-    held = (fixed_shapes, slide) if STATIC_MATERIAL_POINTS else None
+    # (With at most two segments no vertex after the first is reached by a
+    # non-delta bounce and shaded: none is held.)
+    hold = STATIC_MATERIAL_POINTS and max_depth > 2
+    held = (fixed_shapes, slide) if hold else None
     if edges:
         from .boundary.rims import rim_motion_by_shape
         rims_moving = rim_motion_by_shape(scene)
@@ -894,7 +904,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             o, d = st["o"], st["d"]
             prim, hit = st["prim_n"], st["hit_n"] & act
             si = scene.compute_interaction(o, d, prim, hit)
-            si, alpha = held_vertex(scene, si, o, st["mat"] & hit, slide)
+            si, alpha = held_vertex(scene, si, o, st["mat"] & hit if hold else None, slide)
             first = depth == 0
             counts = st["prev_delta"] & ~(first & hide)
             emitted = beta * _emission(scene, si, hit, d, act, counts)
@@ -925,7 +935,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 with dr.suspend_grad():
                     # (A vertex held at its material point is static whatever
                     # moved before it.)
-                    static = ((st["static"] | (st["mat"] & (alpha <= 0)))
+                    still = st["mat"] & (alpha <= 0) if hold else False
+                    static = ((st["static"] | still)
                               & ~dr.gather(bk.Bool, shape_moving, si.shape, hit))
                     # Weighted reservoir sampling (Chao 1982) of one vertex per
                     # path, in proportion to its throughput.
@@ -957,7 +968,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     si_d = _detached(si)
                     beta_e = dr.detach(beta) * edge_weight
                     rng_e = st["rng_e"]
-                    static = ((st["static"] | (st["mat"] & (alpha <= 0)))
+                    still = st["mat"] & (alpha <= 0) if hold else False
+                    static = ((st["static"] | still)
                               & ~dr.gather(bk.Bool, shape_moving, si_d.shape, hit))
                     def take(rng_e: Any, b_act: Any, *none: Any) -> tuple:
                         return (rng_e, b_act) + samples_at(si_d, beta_e, depth, rng_e, b_act,
@@ -997,10 +1009,11 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 dr.detach(next_o), dr.detach(wo_world), dr.inf, act_new)
             hit_n = hit_n & act_new
             mat_n = dr.zeros(bk.Bool, n)
-            if STATIC_MATERIAL_POINTS:
+            if hold:
                 mat_n = hit_n & ~delta_b & _static_prims(scene, fixed_shapes, prim_n, hit_n)
         with dr.resume_grad(when=diff):
-            f_wo = segment_ratio(scene, si, wo, delta_b, act_next, mat_n, next_o, wo_world,
+            f_wo = segment_ratio(scene, si, wo, delta_b, act_next, mat_n if hold else None,
+                                 next_o, wo_world,
                                  prim_n, slide)
         beta_next = dr.select(valid_b, beta * weight * (f_wo if diff else 1.0), 0.0)
         beta_next = dr.select(rr_active, beta_next * dr.rcp(dr.maximum(dr.detach(q), 1e-8)),
@@ -1071,7 +1084,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 dr.set_grad(o_a, bk.Array3f(g["sel_o"]))
                 dr.set_grad(d_a, bk.Array3f(g["sel_d"]))
                 si_a, _ = held_vertex(scene, scene.compute_interaction(o_a, d_a, prim, ok), o_a,
-                                      ok & (g["car_held"] > 0.5), slide)
+                                      ok & (g["car_held"] > 0.5) if hold else None, slide)
                 L_b = sample_terms(scene, si_a, samples, rims)
                 dr.forward_to(L_b, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
                 return bk.Array3f(dr.detach(dr.grad(L_b)))
@@ -1089,7 +1102,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             with dr.resume_grad():
                 si_a = scene.compute_interaction(final["sel_o"], final["sel_d"],
                                                  final["sel_prim"], ok)
-                si_a, _ = held_vertex(scene, si_a, final["sel_o"], ok & final["sel_held"], slide)
+                si_a, _ = held_vertex(scene, si_a, final["sel_o"],
+                                      ok & final["sel_held"] if hold else None, slide)
                 L = L + sample_terms(scene, si_a, samples, rims)
         if recording:
             rec = final["rec"]
@@ -1145,6 +1159,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
     hide = integrator.hide_emitters
     delta_L = bk.Array3f(dr.detach(delta_L))
     slide = slide_bounds(scene)
+    hold = STATIC_MATERIAL_POINTS and not 0 < integrator.max_depth <= 2
     # (next_*: the vertex after the one replayed, held or not, and its
     # triangle: the segment's factor depends on them.)
     state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),
@@ -1172,7 +1187,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
             dr.enable_grad(o, d)
             si = scene.compute_interaction(o, d, r["prim"], hit)
             held = hit & _has(flags, F_MAT)
-            si, _ = held_vertex(scene, si, o, held, slide)
+            si, _ = held_vertex(scene, si, o, held if hold else None, slide)
             counts = _has(flags, F_PREV_DELTA) & ~((slot == 0) & hide)
             emitted = beta * _emission(scene, si, hit, d, act, counts)
             s_em = r["s_em"]
@@ -1206,7 +1221,8 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
             next_o = si.spawn_origin(wo_world)
             ratio = dr.select(delta, _ratio(w_delta),
                               segment_ratio(scene, si, stored, delta, cont,
-                                            cont & st["next_held"], next_o, wo_world,
+                                            cont & st["next_held"] if hold else None,
+                                            next_o, wo_world,
                                             st["next_prim"], slide))
             total = dr.select(cont, dr.dot(st["rho_o"], next_o) + dr.dot(st["rho_d"], wo_world),
                               0.0)
