@@ -187,6 +187,12 @@ CASES = {
     "cube_rotate_interreflection_path4": (lambda: scene(4, box=cube(), wall={
         "type": "rectangle", "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
         "bsdf": diffuse([0.9, 0.2, 0.2])}), "box.to_world", rotate(0, 1, 0)),
+    # Deep paths: the vertices after the first hold still on static shapes
+    # far from the vertex before them (pathgeo.held_vertex).
+    "sphere_translate_path8": (lambda: scene(8, ball=ball()), "ball.to_world", translate(1, 0.3, 0)),
+    "cube_rotate_interreflection_path8": (lambda: scene(8, box=cube(), wall={
+        "type": "rectangle", "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
+        "bsdf": diffuse([0.9, 0.2, 0.2])}), "box.to_world", rotate(0, 1, 0)),
     "sphere_only_in_mirror_path3": (lambda: {
         "type": "scene", "integrator": {"type": "path", "max_depth": 3},
         "sensor": camera((0, 0.5, 3), (0, 0, 0)),
@@ -259,6 +265,7 @@ CASES = {
     "bunny_translate_path3": (lambda: scene(3, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_translate_direct": (lambda: scene(0, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
+    "bunny_translate_path8": (lambda: scene(8, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_direct": (lambda: scene(0, b=bunny()), "b.to_world", rotate(0, 1, 0)),
     # PSDR's tree scene as its file has it (Mesh[0] the light, Mesh[1] the tree).
     "psdr_tree_rotate_direct": (psdr_tree, "Mesh[1].to_world", rotate(0, 0, 1)),

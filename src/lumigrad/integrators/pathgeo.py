@@ -250,10 +250,17 @@ def slide_share(t: Any, slide: tuple) -> Any:
     return 1.0 - x * x * (3.0 - 2.0 * x)
 
 
-def _static_prims(scene: Any, fixed_shapes: Any, prim: Any, active: Any) -> Any:
-    """Whether triangles ``prim`` belong to shapes that do not move."""
-    shape = dr.gather(bk.UInt32, scene.prim_shape, prim, active)
-    return active & dr.gather(bk.Bool, fixed_shapes, shape, active)
+def static_triangles(scene: Any, sensor: Any) -> Any:
+    """Per triangle of ``scene``: whether its shape does not move (a ``Bool``
+    table, one gather per look-up)."""
+    moving = _motion_tables(scene, sensor)[0]
+    return ~dr.gather(bk.Bool, moving, scene.prim_shape)
+
+
+def _static_prims(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
+    """Whether triangles ``prim`` belong to shapes that do not move (``fixed``:
+    :func:`static_triangles`)."""
+    return active & dr.gather(bk.Bool, fixed, prim, active)
 
 
 def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple) -> tuple:
@@ -371,14 +378,14 @@ def resample_edge(scene: Any, sampler: Any, si: Any, rng: Any, active: Any, stat
 
 def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, depth: Any,
                 rng: Any, active: Any, static: Any, moving_edges: Any, sensor: Any,
-                fixed_shapes: Any, slide: tuple, compact: bool = False) -> tuple:
+                fixed_tris: Any, slide: tuple, compact: bool = False) -> tuple:
     """An edge point seen from vertex ``si`` (detached): ``(ok, edge, t, C, n_loc,
     C_pass, p_pass, C_face)`` with the term's coefficient ``C`` (its value is
     ``C · n_loc · ∂ω_loc/∂θ``) and the flow corrections of the sides that land
     on static shapes (:func:`edge_term`: ``C_pass``/``C_face`` the sides'
     shares of ``C``, zero where that side moves; ``p_pass`` the pass side's
     first hit); ``static``: lanes whose vertex does not move (see
-    :func:`resample_edge`); ``fixed_shapes``: per shape, whether it is static;
+    :func:`resample_edge`); ``fixed_tris``: :func:`static_triangles`;
     ``slide``: :func:`slide_bounds`.
     At the first vertex the sample shares the integral with the edge-first
     samples of ``boundary/visible.py`` (multiple importance sampling).
@@ -430,14 +437,14 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
         K *= dr.select(depth == 0, w_vertex, 1.0)
     C = K * (L_pass - L_face)
     ok &= hmax(dr.abs(C)) > 0
-    C_pass, p_pass, C_face = edge_flows(scene, fixed_shapes, slide, idx, K * L_pass,
+    C_pass, p_pass, C_face = edge_flows(scene, fixed_tris, slide, idx, K * L_pass,
                                         -K * L_face, origin, d_pass, t_hit, prim_pass, hit,
                                         dr.norm(y - origin), ok)
     return (ok, idx, t, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(m), 0.0),
             C_pass, p_pass, C_face)
 
 
-def edge_flows(scene: Any, fixed_shapes: Any, slide: tuple, idx: Any, F_pass: Any,
+def edge_flows(scene: Any, fixed_tris: Any, slide: tuple, idx: Any, F_pass: Any,
                F_face: Any, origin: Any, d_pass: Any, t_pass: Any, prim_pass: Any,
                hit_pass: Any, t_face: Any, ok: Any) -> tuple:
     """The flow corrections of an edge sample (:func:`edge_term`): the sides'
@@ -457,9 +464,9 @@ def edge_flows(scene: Any, fixed_shapes: Any, slide: tuple, idx: Any, F_pass: An
     from ..geometry.edges import NO_FACE
     f0 = dr.gather(bk.UInt32, edges.f0, idx, ok)
     f1 = dr.gather(bk.UInt32, edges.f1, idx, ok)
-    face_held = _static_prims(scene, fixed_shapes, f0, ok) & (
-        (f1 == NO_FACE) | _static_prims(scene, fixed_shapes, f1, ok & (f1 != NO_FACE)))
-    pass_held = _static_prims(scene, fixed_shapes, prim_pass, ok & hit_pass)
+    face_held = _static_prims(scene, fixed_tris, f0, ok) & (
+        (f1 == NO_FACE) | _static_prims(scene, fixed_tris, f1, ok & (f1 != NO_FACE)))
+    pass_held = _static_prims(scene, fixed_tris, prim_pass, ok & hit_pass)
     t_pass = dr.select(pass_held, t_pass, 0.0)
     share_pass = dr.select(pass_held, 1.0 - slide_share(t_pass, slide), 0.0)
     share_face = dr.select(face_held, 1.0 - slide_share(t_face, slide), 0.0)
@@ -543,7 +550,7 @@ def shadow_sample(scene: Any, choice: Any, si: Any, beta: Any, rng: Any, active:
     connected to vertex ``si``: ``(ok, edge, t, light sample, receiver
     triangle, C, n_loc, share)``, ``share`` the part of the flow of the
     receiver's points that does not slide where it is held (``held =
-    (fixed_shapes, slide)``, :func:`held_share`; else 0).
+    (fixed_tris, slide)``, :func:`held_share`; else 0).
 
     The emitter point (or direction) is drawn first, then an edge that is a
     silhouette seen from it (``choice``, a
@@ -702,10 +709,10 @@ def sample_terms(scene: Any, si: Any, samples: tuple, rims: bool) -> Any:
 
 def held_share(scene: Any, held: tuple, si: Any, prim: Any, point: Any, active: Any) -> Any:
     """``1 − α`` where the next vertex after ``si``, at ``point`` on triangle
-    ``prim``, is held (a static shape; ``held = (fixed_shapes, slide)``), else 0:
+    ``prim``, is held (a static shape; ``held = (fixed_tris, slide)``), else 0:
     the part of its flow that does not slide (:func:`held_vertex`)."""
-    fixed_shapes, slide = held
-    on = _static_prims(scene, fixed_shapes, prim, active)
+    fixed_tris, slide = held
+    on = _static_prims(scene, fixed_tris, prim, active)
     t = dr.norm(dr.detach(point) - dr.detach(si.p))
     return dr.select(on, 1.0 - slide_share(t, slide), 0.0)
 
@@ -771,12 +778,12 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     rims = edges and not rim_sampler.empty
     edges = edges and not (sampler.empty and not rims)
     shape_moving, camera_moving = _motion_tables(scene, sensor)
-    fixed_shapes = ~shape_moving
+    fixed_tris = static_triangles(scene, sensor)
     slide = slide_bounds(scene)
     # (With at most two segments no vertex after the first is reached by a
     # non-delta bounce and shaded: none is held.)
     hold = STATIC_MATERIAL_POINTS and max_depth > 2
-    held = (fixed_shapes, slide) if hold else None
+    held = (fixed_tris, slide) if hold else None
     if edges:
         from .boundary.rims import rim_motion_by_shape
         rims_moving = rim_motion_by_shape(scene)
@@ -832,7 +839,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             a, b = none[_EDGE:_SHADOW], none[_SHADOW:_RIM]
         else:
             a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e, on, static,
-                            moving_edges, sensor, fixed_shapes, slide, compact)
+                            moving_edges, sensor, fixed_tris, slide, compact)
             b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, on, held)
         # (Rims: compacting their estimates measured slower, the pick of the
         # rim is what costs; their lanes are few: 4.5 % on the bunny.)
@@ -1010,7 +1017,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             hit_n = hit_n & act_new
             mat_n = dr.zeros(bk.Bool, n)
             if hold:
-                mat_n = hit_n & ~delta_b & _static_prims(scene, fixed_shapes, prim_n, hit_n)
+                mat_n = hit_n & ~delta_b & _static_prims(scene, fixed_tris, prim_n, hit_n)
         with dr.resume_grad(when=diff):
             f_wo = segment_ratio(scene, si, wo, delta_b, act_next, mat_n if hold else None,
                                  next_o, wo_world,

@@ -166,7 +166,7 @@ def rim_sample(integrator: Any, scene: Any, sampler: DiscreteSampler, si: Any, b
     prim, u, C, share)`` with ``C`` the coefficient of the attached term
     (:func:`rim_term`) and ``share`` the part of the flow of the triangle's
     points that does not slide where the next vertex is held there (``held =
-    (fixed_shapes, slide)``, ``pathgeo.held_share``; else 0)."""
+    (fixed_tris, slide)``, ``pathgeo.held_share``; else 0)."""
     prim, p_tri = _pick_triangle(scene, sampler, si, rng, active, static, moving_shapes)
     ok = active & (p_tri > 0)
     p, centroid = _centroid(scene, prim, ok)
