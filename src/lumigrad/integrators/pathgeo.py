@@ -859,8 +859,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             return ok, samples_at(si_s, beta_e, depth, rng_s, ok, static, nothing, compact)
 
     # Each iteration finds the next vertex's triangle at its end (whether that
-    # vertex is held at its material point decides the segment's factor); the
-    # camera rays' first.
+    # vertex is held decides the segment's factor); the camera rays' first here.
     with dr.suspend_grad():
         _, prim0, _, _, hit0 = scene.ray_intersect_preliminary(
             dr.detach(o), dr.detach(d), dr.detach(tmax), dr.full(bk.Bool, True, n),
@@ -940,8 +939,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             L_add = contrib
             if edges and ONE_VERTEX_PER_PATH:
                 with dr.suspend_grad():
-                    # (A vertex held at its material point is static whatever
-                    # moved before it.)
+                    # (A vertex held at its material point, α = 0, is static
+                    # whatever moved before it.)
                     still = st["mat"] & (alpha <= 0) if hold else False
                     static = ((st["static"] | still)
                               & ~dr.gather(bk.Bool, shape_moving, si.shape, hit))
@@ -1010,7 +1009,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         # every second ray).
         useful = delta_b | (depth_next + 1 < max_depth_o)
         act_new = valid_b & survive & useful
-        # The next vertex, and whether it is held at its material point.
+        # The next vertex, and whether it is held (held_vertex).
         with dr.suspend_grad():
             t_n, prim_n, _, _, hit_n = scene.ray_intersect_preliminary(
                 dr.detach(next_o), dr.detach(wo_world), dr.inf, act_new)
@@ -1020,8 +1019,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 mat_n = hit_n & ~delta_b & _static_prims(scene, fixed_tris, prim_n, hit_n)
         with dr.resume_grad(when=diff):
             f_wo = segment_ratio(scene, si, wo, delta_b, act_next, mat_n if hold else None,
-                                 next_o, wo_world,
-                                 prim_n, slide)
+                                 next_o, wo_world, prim_n, slide)
         beta_next = dr.select(valid_b, beta * weight * (f_wo if diff else 1.0), 0.0)
         beta_next = dr.select(rr_active, beta_next * dr.rcp(dr.maximum(dr.detach(q), 1e-8)),
                               beta_next)
