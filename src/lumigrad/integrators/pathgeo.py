@@ -263,7 +263,8 @@ def _static_prims(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
     return active & dr.gather(bk.Bool, fixed, prim, active)
 
 
-def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple) -> tuple:
+def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple,
+                exact: bool = False) -> tuple:
     """``(si', α)``: where ``held``, the vertex ``si`` (reached by the ray from
     ``o``, sliding along it) replaced by the held one: the point of its
     (static) triangle whose barycentrics move by the share ``α`` of the slide's
@@ -278,20 +279,37 @@ def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple) -> tuple:
     whose velocities grow by ``1/|cos θ|`` at every grazing hit, ends there;
     ``α = 1`` (near) keeps the slide, because the area form's ``∂ log(1/r²)``
     has unbounded variance for short segments (contacts, corners).
-    ``held=None``: none is (``si`` and α = 1 returned)."""
+    ``held=None``: none is (``si`` and α = 1 returned). ``exact``: the fields
+    recomputed at the held barycentrics (where vertex normals carry
+    derivatives of their own, which the share must not scale)."""
     if held is None:
         return si, 1.0
     from dataclasses import replace
     alpha = dr.select(held, slide_share(dr.detach(si.t), slide), 1.0)
-    # Every field is a function of the barycentrics: moving them by the share
-    # α of their slide moves each field (to first order, all a derivative
-    # sees) by that share of its own.
     fields = ("p", "n", "sh_n", "uv", "bary", "dp_du", "dp_dv")
-    out = replace(si, **{f: dr.detach(getattr(si, f))
-                         + (getattr(si, f) - dr.detach(getattr(si, f))) * alpha
-                         for f in fields if getattr(si, f) is not None})
+    if exact:
+        b = si.bary
+        h = scene.material_interaction(si.prim, dr.detach(b) + (b - dr.detach(b)) * alpha,
+                                       held)
+        out = replace(si, **{f: dr.select(held, getattr(h, f), getattr(si, f))
+                             for f in fields if getattr(si, f) is not None})
+    else:
+        # Every field is then a function of the static triangle's barycentrics:
+        # moving them by the share α of their slide moves each field (to first
+        # order, all a derivative sees) by that share of its own.
+        out = replace(si, **{f: dr.detach(getattr(si, f))
+                             + (getattr(si, f) - dr.detach(getattr(si, f))) * alpha
+                             for f in fields if getattr(si, f) is not None})
     out.wi = dr.select(held, out.to_local(safe_normalize(o - out.p)), si.wi)
     return out, alpha
+
+
+def normals_move(scene: Any) -> bool:
+    """Whether some static shape's vertex normals carry derivatives now (a held
+    vertex may lie there: :func:`held_vertex`'s ``exact``)."""
+    with dr.resume_grad():
+        return any(s.vertex_normals is not None and bool(dr.grad_enabled(s.world_normals()))
+                   and not bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes)
 
 
 def _flow_direction(si: Any, point: Any, share: Any) -> Any:
@@ -784,6 +802,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     # non-delta bounce and shaded: none is held.)
     hold = STATIC_MATERIAL_POINTS and max_depth > 2
     held = (fixed_tris, slide) if hold else None
+    exact = hold and normals_move(scene)
     if edges:
         from .boundary.rims import rim_motion_by_shape
         rims_moving = rim_motion_by_shape(scene)
@@ -910,7 +929,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             o, d = st["o"], st["d"]
             prim, hit = st["prim_n"], st["hit_n"] & act
             si = scene.compute_interaction(o, d, prim, hit)
-            si, alpha = held_vertex(scene, si, o, st["mat"] & hit if hold else None, slide)
+            si, alpha = held_vertex(scene, si, o, st["mat"] & hit if hold else None, slide,
+                                    exact)
             first = depth == 0
             counts = st["prev_delta"] & ~(first & hide)
             emitted = beta * _emission(scene, si, hit, d, act, counts)
@@ -1089,7 +1109,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 dr.set_grad(o_a, bk.Array3f(g["sel_o"]))
                 dr.set_grad(d_a, bk.Array3f(g["sel_d"]))
                 si_a, _ = held_vertex(scene, scene.compute_interaction(o_a, d_a, prim, ok), o_a,
-                                      ok & (g["car_held"] > 0.5) if hold else None, slide)
+                                      ok & (g["car_held"] > 0.5) if hold else None, slide,
+                                      exact)
                 L_b = sample_terms(scene, si_a, samples, rims)
                 dr.forward_to(L_b, flags=dr.ADFlag.ClearInterior | dr.ADFlag.AllowNoGrad)
                 return bk.Array3f(dr.detach(dr.grad(L_b)))
@@ -1108,7 +1129,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 si_a = scene.compute_interaction(final["sel_o"], final["sel_d"],
                                                  final["sel_prim"], ok)
                 si_a, _ = held_vertex(scene, si_a, final["sel_o"],
-                                      ok & final["sel_held"] if hold else None, slide)
+                                      ok & final["sel_held"] if hold else None, slide, exact)
                 L = L + sample_terms(scene, si_a, samples, rims)
         if recording:
             rec = final["rec"]
@@ -1165,6 +1186,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
     delta_L = bk.Array3f(dr.detach(delta_L))
     slide = slide_bounds(scene)
     hold = STATIC_MATERIAL_POINTS and not 0 < integrator.max_depth <= 2
+    exact = hold and normals_move(scene)
     # (next_*: the vertex after the one replayed, held or not, and its
     # triangle: the segment's factor depends on them.)
     state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),
@@ -1192,7 +1214,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
             dr.enable_grad(o, d)
             si = scene.compute_interaction(o, d, r["prim"], hit)
             held = hit & _has(flags, F_MAT)
-            si, _ = held_vertex(scene, si, o, held if hold else None, slide)
+            si, _ = held_vertex(scene, si, o, held if hold else None, slide, exact)
             counts = _has(flags, F_PREV_DELTA) & ~((slot == 0) & hide)
             emitted = beta * _emission(scene, si, hit, d, act, counts)
             s_em = r["s_em"]
