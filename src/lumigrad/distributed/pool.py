@@ -456,6 +456,7 @@ class Pool:
         inflight: dict = {}
         load = [0] * self.workers
         tries = [0] * len(tasks)
+        waited: dict = {}                    # task -> when a restarting worker first refused it
         results: list = [None] * len(tasks)
         done = [False] * len(tasks)
         total = sum(len(t) for t in tasks)
@@ -493,9 +494,23 @@ class Pool:
                         _drain(ray, list(inflight), min(self.timeout, 60.0))
                         raise _user_error(e, w, self.infos[w]) from None
                     except ray.exceptions.RayActorError as e:
-                        tries[c] += 1
                         self.restarts += 1
                         self._restarts_call += 1
+                        if _restarting(ray, e):
+                            # The worker is being restarted (Ray says so while it
+                            # loads the scene again): no new death; the task
+                            # waits a little, up to ``timeout`` in all, and goes
+                            # to whoever is free (on a loaded machine a restart
+                            # outlasts several quick retries).
+                            waited.setdefault(c, time.perf_counter())
+                            if time.perf_counter() - waited[c] > self.timeout:
+                                raise WorkerError(
+                                    f"{desc}: task {c}: worker {w} still restarting after "
+                                    f"{self.timeout:.0f} s; last error: {e}") from None
+                            time.sleep(0.1)
+                            queue.appendleft(c)
+                            continue
+                        tries[c] += 1
                         self._failures[w] += 1
                         if self._failures[w] > self.max_retries:
                             self._dead.add(w)        # out of restarts: use the others
@@ -577,6 +592,13 @@ class _PoolLoss(dr.CustomOp):
 
     def name(self) -> str:
         return "lumigrad.distributed.loss"
+
+
+def _restarting(ray: Any, error: Exception) -> bool:
+    """Whether ``error`` says the actor is only being restarted (Ray's
+    ``ActorUnavailableError``), not that it died."""
+    unavailable = getattr(ray.exceptions, "ActorUnavailableError", None)
+    return unavailable is not None and isinstance(error, unavailable)
 
 
 def _drain(ray: Any, refs: list, timeout: float) -> None:
