@@ -389,7 +389,13 @@ def test_vertex_normals_turned(tmp_path, light):
     too; the derivatives switch to next-event estimation alone and take the rim
     and horizon terms. Before: 0.89 (sky) and 0.135 (sun) block error; now
     0.033-0.040 and 0.001-0.005 over seeds 0-3."""
-    scene = lg.load_dict(horizon_scene(tmp_path, light))
+    ad, fd, _ = normals_turned(lg.load_dict(horizon_scene(tmp_path, light)), fd_spp=16384)
+    assert_agrees(ad, fd, tol=0.08 if light == "sky" else 0.03)
+
+
+def normals_turned(scene, fd_spp: int) -> tuple:
+    """(derivative image at 2048 spp, finite differences, the direction) of the
+    ball's vertex normals all turned about one axis."""
     params = lg.traverse(scene)
     key = "ball.vertex_normals"
     n0 = np.array(params[key], dtype=np.float64).reshape(-1, 3)
@@ -400,10 +406,10 @@ def test_vertex_normals_turned(tmp_path, light):
     def assign(x):
         params[key] = lg.Float((n0 + x * turn).astype(np.float32))
         params.update()
-    fd = lg.central_difference_image(scene, assign, 2e-2, spp=16384, seed=0)
+    fd = lg.central_difference_image(scene, assign, 2e-2, spp=fd_spp, seed=0)
     assign(0.0)
     ad = np.array(lg.derivative_image(scene, key, direction=turn, spp=2048, seed=1))
-    assert_agrees(ad, fd, tol=0.08 if light == "sky" else 0.03)
+    return ad, fd, turn
 
 
 def test_vertex_normals_turned_path_traced(tmp_path):
@@ -418,21 +424,11 @@ def test_vertex_normals_turned_path_traced(tmp_path):
                   .rotate([1, 0, 0], -90).scale(3.0),
                   "bsdf": {"type": "diffuse", "reflectance": _rgb(0.8, 0.8, 0.8)}}
     scene = lg.load_dict(d)
-    params = lg.traverse(scene)
-    key = "ball.vertex_normals"
-    n0 = np.array(params[key], dtype=np.float64).reshape(-1, 3)
-    axis = np.array([0.3, 1.0, 0.2]) / np.linalg.norm([0.3, 1.0, 0.2])
-    turn = np.cross(axis, n0).ravel()
-    n0 = n0.ravel()
-
-    def assign(x):
-        params[key] = lg.Float((n0 + x * turn).astype(np.float32))
-        params.update()
-    fd = lg.central_difference_image(scene, assign, 2e-2, spp=8192, seed=0)
-    assign(0.0)
-    ad = np.array(lg.derivative_image(scene, key, direction=turn, spp=2048, seed=1))
+    ad, fd, turn = normals_turned(scene, fd_spp=8192)
     assert_agrees(ad, fd, tol=0.04)
     # ... and reverse mode, through the held vertices' recomputed normals
+    params = lg.traverse(scene)
+    key = "ball.vertex_normals"
     base = params[key]
     turn_f = lg.Float(turn.astype(np.float32))
     for terms in (("interior",), ("indirect",)):
