@@ -250,11 +250,11 @@ def slide_share(t: Any, slide: tuple) -> Any:
     return 1.0 - x * x * (3.0 - 2.0 * x)
 
 
-def static_triangles(scene: Any, sensor: Any) -> Any:
+def static_triangles(scene: Any, shape_moving: Any) -> Any:
     """Per triangle of ``scene``: whether its shape does not move (a ``Bool``
-    table, one gather per look-up)."""
-    moving = _motion_tables(scene, sensor)[0]
-    return ~dr.gather(bk.Bool, moving, scene.prim_shape)
+    table, one gather per look-up; ``shape_moving`` per shape, from
+    :func:`_motion_tables`)."""
+    return ~dr.gather(bk.Bool, shape_moving, scene.prim_shape)
 
 
 def _static_prims(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
@@ -796,7 +796,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     rims = edges and not rim_sampler.empty
     edges = edges and not (sampler.empty and not rims)
     shape_moving, camera_moving = _motion_tables(scene, sensor)
-    fixed_tris = static_triangles(scene, sensor)
+    fixed_tris = static_triangles(scene, shape_moving)
     slide = slide_bounds(scene)
     # (With at most two segments no vertex after the first is reached by a
     # non-delta bounce and shaded: none is held.)
@@ -957,13 +957,15 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             # Boundary samples at this vertex (not at delta vertices).
             b_act = act_next & ~delta_b & (depth < edge_depth) & takes
             L_add = contrib
-            if edges and ONE_VERTEX_PER_PATH:
+            if edges:
                 with dr.suspend_grad():
                     # (A vertex held at its material point, α = 0, is static
                     # whatever moved before it.)
                     still = st["mat"] & (alpha <= 0) if hold else False
                     static = ((st["static"] | still)
                               & ~dr.gather(bk.Bool, shape_moving, si.shape, hit))
+            if edges and ONE_VERTEX_PER_PATH:
+                with dr.suspend_grad():
                     # Weighted reservoir sampling (Chao 1982) of one vertex per
                     # path, in proportion to its throughput.
                     w_v = dr.select(b_act, hmax(dr.detach(beta)), 0.0)
@@ -994,9 +996,6 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                     si_d = _detached(si)
                     beta_e = dr.detach(beta) * edge_weight
                     rng_e = st["rng_e"]
-                    still = st["mat"] & (alpha <= 0) if hold else False
-                    static = ((st["static"] | still)
-                              & ~dr.gather(bk.Bool, shape_moving, si_d.shape, hit))
                     def take(rng_e: Any, b_act: Any, *none: Any) -> tuple:
                         return (rng_e, b_act) + samples_at(si_d, beta_e, depth, rng_e, b_act,
                                                            static, none)

@@ -184,7 +184,8 @@ class VisibleSurfaceEdges(BoundaryTerm):
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
-        from ..pathgeo import edge_flows, edge_term, slide_bounds, static_triangles
+        from ..pathgeo import (_motion_tables, edge_flows, edge_term, slide_bounds,
+                               static_triangles)
         from .rims import edge_motion_weights_by_shape
         from .shadow import edge_motion_weights, pass_offset, silhouette_weights, touches
         n = dr.width(rng.state)
@@ -253,7 +254,8 @@ class VisibleSurfaceEdges(BoundaryTerm):
             C = dr.select(ok, C, 0.0)
             # Sides landing on static shapes: their next vertex is held
             # (pathgeo.held_vertex), with a flow of its own.
-            flows = edge_flows(scene, static_triangles(scene, sensor), slide_bounds(scene), idx,
+            fixed_tris = static_triangles(scene, _motion_tables(scene, sensor)[0])
+            flows = edge_flows(scene, fixed_tris, slide_bounds(scene), idx,
                                K * L_pass, -K * L_face, origin, d_pass, t_hit, prim_pass,
                                hit_pass, dr.norm(y - origin), ok)
             n_loc = si.to_local(m)
