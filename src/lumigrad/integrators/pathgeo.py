@@ -13,20 +13,23 @@ the first. Its variables are those of the usual unidirectional path tracer:
   vertex), so the next vertex slides along an attached ray: moving a vertex
   moves the next ones (the *chain*; a moving object's indirect light,
   parallax included, and moving mirrors' reflections are accounted for);
-* except that a vertex on a *static* shape reached by a non-delta bounce is
-  *held* (:func:`held_vertex`): it moves by the share ``α(t)`` of that slide,
-  ``t`` its distance from the vertex before (1 near, 0 far: a smooth velocity
-  field on the static surface, Reynolds' transport theorem). Far from the
+* except that a vertex reached by a non-delta bounce is *held*
+  (:func:`held_vertex`): its barycentrics move by the share ``α(t)`` of their
+  slide, ``t`` its distance from the vertex before (1 near, 0 far: a smooth
+  velocity field on the surface, Reynolds' transport theorem). Far from the
   vertex before it stays at its material point (the path-space form, Zhang et
-  al. 2020): the chain ends there, whose velocities grow by ``1/|cos θ|`` at
-  every grazing hit and made deep vertices heavy-tailed; near it, where the
+  al. 2020), still on a static shape, moving with a moving one: the chain
+  ends there, whose velocities grow by ``1/|cos θ|`` at every grazing hit and
+  made deep vertices, and moving glossy objects seen from static vertices,
+  heavy-tailed; near it, where the
   area form's ``∂ log(cos θ' / r²)`` has unbounded variance (contacts,
   corners), it slides. The segment's factor gains the field's divergence
   (:func:`segment_ratio`) and the boundary terms at the vertex before measure
   the discontinuities' motion relative to the field (:func:`edge_term`).
   Cornell box, depth 8, 64 spp: the indirect term's noise 4.0 → 2.1, the
-  interior's 0.7 → 1.2 (16 seeds), the derivative 1.2× the time
-  (``BENCHMARKS.md``);
+  interior's 0.7 → 1.2 (16 seeds), the derivative 1.2× the time; a rough
+  plastic ball moving over a floor: block error 0.126 → 0.025 at equal
+  samples (``BENCHMARKS.md``);
 * emitter samples of next-event estimation at fixed *material* points of the
   emitter (moving with it).
 
@@ -109,7 +112,7 @@ FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
           ("ray_d", "Array3f", 3),
           ("a_edge", "UInt32", 1), ("a_t", "Float", 1), ("a_c", "Array3f", 3),
           ("a_n", "Array3f", 3), ("a_cp", "Array3f", 3), ("a_pp", "Array3f", 3),
-          ("a_cf", "Array3f", 3),
+          ("a_cf", "Array3f", 3), ("a_ppr", "UInt32", 1),
           ("b_edge", "UInt32", 1), ("b_t", "Float", 1), ("b_s", "Array3f", 3),
           ("b_prim", "UInt32", 1), ("b_c", "Array3f", 3), ("b_n", "Array3f", 3),
           ("b_h", "Float", 1),
@@ -152,39 +155,52 @@ def segment_ratio(scene: Any, si: Any, wo: Any, delta: Any, active: Any, held: A
     the local frame): ``f(wo) / detach(f(wo))``. Where it is *held*
     (``held``, on triangle ``prim_next``; see :func:`held_vertex`): the
     sample's value in area form, ``f(ω) |cos θ'| / r²`` towards the held point,
-    times the Jacobian of the held parameterization, ``1 + α (R − 1) + (A −
-    detach(A))``: ``R = t² / |cos θ'|`` over its value is the sliding point's
-    area per solid angle (its tangent the divergence of the slide on the
-    surface), ``A`` the slide share at the sliding point (its tangent the slide's
-    velocity along the gradient of α). With ``α = 1`` this is the sliding
-    factor again; with ``α = 0`` the static material point's. ``held=None``:
-    no vertex is held (paths too short for any)."""
+    times the Jacobian of the held parameterization in barycentrics, ``J (1 +
+    α (R − 1) + (A − detach(A)))`` (each over its value): ``J`` the triangle's
+    area Jacobian (it changes where the mesh deforms), ``R = t² / (|cos θ'|
+    J)`` the sliding point's barycentric area per solid angle (its tangent the
+    divergence of the slide), ``A`` the slide share at the sliding point (its
+    tangent the slide's velocity along the gradient of α). With ``α = 1`` this
+    is the sliding factor again; with ``α = 0`` the material point's.
+    ``held=None``: no vertex is held (paths too short for any)."""
     if held is None:
         f = scene.eval_bsdf(si, dr.detach(wo), active & ~delta)
         return dr.select(delta, 1.0, _ratio(f))
-    # The sliding point: where the ray meets the (static) triangle's plane.
-    with dr.suspend_grad():
-        _, (p0, p1, p2) = scene._triangle(prim_next, held)
-        n_s = safe_normalize(dr.cross(p1 - p0, p2 - p0))
-        c = dr.dot(n_s, p0)
+    # The sliding point: where the ray meets the triangle's (attached) plane,
+    # and its barycentrics b_s (attached: their tangent is the slide's).
+    _, (p0, p1, p2) = scene._triangle(prim_next, held)
+    e1, e2 = p1 - p0, p2 - p0
+    n_raw = dr.cross(e1, e2)
+    jac2 = dr.maximum(dr.squared_norm(n_raw), 1e-30)
+    J = dr.sqrt(jac2)                          # the triangle's area Jacobian
+    n_s = n_raw / J
     cos_d = dr.dot(n_s, d_next)
-    t_s = (c - dr.dot(n_s, o_next)) / dr.select(cos_d != 0, cos_d, 1.0)
-    p_s = dr.fma(d_next, t_s, o_next)
+    t_s = dr.dot(n_s, p0 - o_next) / dr.select(cos_d != 0, cos_d, 1.0)
+    q = dr.fma(d_next, t_s, o_next) - p0
+    u_s = dr.dot(dr.cross(q, e2), n_raw) / jac2
+    v_s = dr.dot(dr.cross(e1, q), n_raw) / jac2
     alpha = slide_share(dr.detach(t_s), slide)
     # Where it slides all the way the two forms agree exactly; the sliding one
     # avoids cancelling the area form's 1/cos θ' terms at grazing hits.
     held = held & (alpha < 1.0)
-    x_held = dr.detach(p_s) + (p_s - dr.detach(p_s)) * alpha
+    # The held point: barycentrics moved by the share α of the slide's, on
+    # the (moving or static) triangle.
+    u_h = dr.detach(u_s) + (u_s - dr.detach(u_s)) * alpha
+    v_h = dr.detach(v_s) + (v_s - dr.detach(v_s)) * alpha
+    x_held = p0 + e1 * u_h + e2 * v_h
     to = x_held - o_next
     r2 = dr.maximum(dr.squared_norm(to), 1e-30)
     w = to * dr.rsqrt(r2)
     f = scene.eval_bsdf(si, dr.select(held, si.to_local(w), dr.detach(wo)), active & ~delta)
     area = f * (dr.abs(dr.dot(n_s, w)) / r2)
-    R = _ratio(dr.square(t_s) / dr.maximum(dr.abs(cos_d), 1e-30))
+    # The slide's area per solid angle in barycentric measure, t² / (|cos θ'| J).
+    R = _ratio(dr.square(t_s) / dr.maximum(dr.abs(cos_d) * J, 1e-30))
     # (α as a function on the surface: of the distance from the previous
-    # vertex held fixed.)
-    A = slide_share(dr.norm(p_s - dr.detach(o_next)), slide)
-    jac = 1.0 + alpha * (R - 1.0) + (A - dr.detach(A))
+    # vertex held fixed, measured on the surface as it is: the sliding
+    # barycentrics on the detached triangle.)
+    p0d, e1d, e2d = dr.detach(p0), dr.detach(e1), dr.detach(e2)
+    A = slide_share(dr.norm(p0d + e1d * u_s + e2d * v_s - dr.detach(o_next)), slide)
+    jac = _ratio(J) * (1.0 + alpha * (R - 1.0) + (A - dr.detach(A)))
     return dr.select(delta, 1.0, dr.select(held, _ratio(area) * jac, _ratio(f)))
 
 
@@ -203,11 +219,11 @@ ONE_VERTEX_PER_PATH = True
 
 #: The boundary samples' outputs (edge, shadow line, rim), in order; the
 #: ``ok`` flags are not record fields.
-_SAMPLE_FIELDS = ("a_ok", "a_edge", "a_t", "a_c", "a_n", "a_cp", "a_pp", "a_cf",
+_SAMPLE_FIELDS = ("a_ok", "a_edge", "a_t", "a_c", "a_n", "a_cp", "a_pp", "a_cf", "a_ppr",
                   "b_ok", "b_edge", "b_t", "b_s", "b_prim", "b_c", "b_n", "b_h",
                   "r_ok", "r_prim", "r_b", "r_c", "r_h")
 #: Where each kind's outputs start in ``_SAMPLE_FIELDS`` (edge, shadow line, rim).
-_EDGE, _SHADOW, _RIM = 0, 8, 16
+_EDGE, _SHADOW, _RIM = 0, 9, 17
 
 #: Forward mode: the chosen vertex's values leave the path loop as tangents
 #: (:func:`trace`; False: read from the loop's primal outputs, comparisons).
@@ -217,12 +233,12 @@ CARRY_TANGENTS = True
 #: chosen vertices run on the lanes that need them only (:func:`compacted_pair`).
 COMPACT_PAIRS = True
 
-#: Vertices on static shapes reached by a non-delta bounce are *held* (see
-#: :func:`held_vertex` and the module docstring): far from the previous vertex
-#: at their material point (the path-space form of Zhang et al. 2020), near it
-#: sliding along the ray as before, smoothly between; this ends the chain of
-#: moving vertices at the first static surface. False: every vertex after the
-#: first slides (comparisons).
+#: Vertices reached by a non-delta bounce are *held* (see :func:`held_vertex`
+#: and the module docstring; on moving shapes too with ``HOLD_MOVING``): far
+#: from the previous vertex at their material point (the path-space form of
+#: Zhang et al. 2020), near it sliding along the ray as before, smoothly
+#: between; this ends the chain of sliding vertices. False: every vertex after
+#: the first slides (comparisons).
 STATIC_MATERIAL_POINTS = True
 
 #: The share α of its slide a held vertex keeps, by its distance t from the
@@ -232,6 +248,14 @@ STATIC_MATERIAL_POINTS = True
 #: its own: nothing that depends on the faces' normals, which jump at every
 #: edge of a mesh.)
 SLIDE_NEAR, SLIDE_FAR = 0.05, 0.25
+
+#: Vertices on *moving* shapes are held too: far from the vertex before, they
+#: stay at their material point and move with their shape. Sliding along the
+#: ray from a static vertex, their velocities grow like ``1/|cos θ|`` towards
+#: the moving shape's rim as that vertex sees it: a rough plastic ball over a
+#: floor, path 3, 2 × 2048 spp: block error 0.126 → 0.025, seed against seed
+#: 0.087 → 0.021 (``BENCHMARKS.md``). False: static shapes only (comparisons).
+HOLD_MOVING = True
 
 
 def slide_bounds(scene: Any) -> tuple:
@@ -263,15 +287,38 @@ def _static_prims(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
     return active & dr.gather(bk.Bool, fixed, prim, active)
 
 
+def holds(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
+    """Whether a vertex on triangles ``prim`` reached by a non-delta bounce is
+    held (:func:`held_vertex`): on every shape (``HOLD_MOVING``), else on the
+    static ones (``fixed``: :func:`static_triangles`)."""
+    return active if HOLD_MOVING else _static_prims(scene, fixed, prim, active)
+
+
+def material_point(scene: Any, prim: Any, point: Any, active: Any) -> Any:
+    """The material point of triangle ``prim`` under ``point`` (detached; on
+    its plane): the attached triangle at ``point``'s barycentrics, so that it
+    moves with the triangle (and stays where it is on a static one)."""
+    _, (p0, p1, p2) = scene._triangle(prim, active)
+    e1, e2 = p1 - p0, p2 - p0
+    e1d, e2d = dr.detach(e1), dr.detach(e2)
+    n = dr.cross(e1d, e2d)
+    inv = dr.rcp(dr.maximum(dr.squared_norm(n), 1e-30))
+    q = dr.detach(point) - dr.detach(p0)
+    u = dr.dot(dr.cross(q, e2d), n) * inv
+    v = dr.dot(dr.cross(e1d, q), n) * inv
+    return p0 + e1 * u + e2 * v
+
+
 def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple,
                 exact: bool = False) -> tuple:
     """``(si', α)``: where ``held``, the vertex ``si`` (reached by the ray from
     ``o``, sliding along it) replaced by the held one: the point of its
-    (static) triangle whose barycentrics move by the share ``α`` of the slide's
+    triangle whose barycentrics move by the share ``α`` of the slide's
     (position, normals, texture coordinates from there), seen from ``o``.
 
     A parameterization of the next vertex by a smooth velocity field on the
-    static surface, ``α V`` (``V`` the slide's): the path's later vertices
+    surface, ``α V`` (``V`` the slide's, in barycentrics; a moving triangle
+    carries its material points along): the path's later vertices
     move only as much as it does, the segment's factor gains the field's
     divergence (:func:`segment_ratio`), and the boundary terms at the vertex
     before measure motion relative to it (:func:`edge_term`). ``α = 0``
@@ -280,8 +327,9 @@ def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple,
     ``α = 1`` (near) keeps the slide, because the area form's ``∂ log(1/r²)``
     has unbounded variance for short segments (contacts, corners).
     ``held=None``: none is (``si`` and α = 1 returned). ``exact``: the fields
-    recomputed at the held barycentrics (where vertex normals carry
-    derivatives of their own, which the share must not scale)."""
+    recomputed at the held barycentrics (where the triangle or its vertex
+    normals carry derivatives of their own, which the share must not scale;
+    blending the fields' tangents is right on static shapes only)."""
     if held is None:
         return si, 1.0
     from dataclasses import replace
@@ -294,7 +342,8 @@ def held_vertex(scene: Any, si: Any, o: Any, held: Any, slide: tuple,
         out = replace(si, **{f: dr.select(held, getattr(h, f), getattr(si, f))
                              for f in fields if getattr(si, f) is not None})
     else:
-        # Every field is then a function of the static triangle's barycentrics:
+        # (Static shapes only.) Every field is then a function of the
+        # triangle's barycentrics:
         # moving them by the share α of their slide moves each field (to first
         # order, all a derivative sees) by that share of its own.
         out = replace(si, **{f: dr.detach(getattr(si, f))
@@ -313,10 +362,11 @@ def normals_move(scene: Any) -> bool:
 
 
 def _flow_direction(si: Any, point: Any, share: Any) -> Any:
-    """The local direction from vertex ``si`` (attached) to ``point`` (detached)
-    as the flow of a held next vertex sees it: its tangent is ``share`` (1 −
-    α: the part not sliding) of that of a static material point there."""
-    w_fixed = si.to_local(safe_normalize(dr.detach(point) - si.p))
+    """The local direction from vertex ``si`` (attached) to ``point`` (a held
+    vertex's material point, attached: it moves with its triangle) as the flow
+    of a held next vertex sees it: its tangent is ``share`` (1 − α: the part
+    not sliding) of that of the material point."""
+    w_fixed = si.to_local(safe_normalize(point - si.p))
     return dr.detach(w_fixed) + (w_fixed - dr.detach(w_fixed)) * share
 
 
@@ -398,11 +448,11 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
                 rng: Any, active: Any, static: Any, moving_edges: Any, sensor: Any,
                 fixed_tris: Any, slide: tuple, compact: bool = False) -> tuple:
     """An edge point seen from vertex ``si`` (detached): ``(ok, edge, t, C, n_loc,
-    C_pass, p_pass, C_face)`` with the term's coefficient ``C`` (its value is
-    ``C · n_loc · ∂ω_loc/∂θ``) and the flow corrections of the sides that land
-    on static shapes (:func:`edge_term`: ``C_pass``/``C_face`` the sides'
-    shares of ``C``, zero where that side moves; ``p_pass`` the pass side's
-    first hit); ``static``: lanes whose vertex does not move (see
+    C_pass, p_pass, C_face, prim_pass)`` with the term's coefficient ``C`` (its
+    value is ``C · n_loc · ∂ω_loc/∂θ``) and the flow corrections of the sides
+    whose next vertex is held (:func:`edge_flows`, :func:`edge_term`:
+    ``C_pass``/``C_face`` the sides' shares of ``C``, zero where that side
+    slides; ``p_pass`` and ``prim_pass`` the pass side's first hit); ``static``: lanes whose vertex does not move (see
     :func:`resample_edge`); ``fixed_tris``: :func:`static_triangles`;
     ``slide``: :func:`slide_bounds`.
     At the first vertex the sample shares the integral with the edge-first
@@ -455,11 +505,11 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
         K *= dr.select(depth == 0, w_vertex, 1.0)
     C = K * (L_pass - L_face)
     ok &= hmax(dr.abs(C)) > 0
-    C_pass, p_pass, C_face = edge_flows(scene, fixed_tris, slide, idx, K * L_pass,
-                                        -K * L_face, origin, d_pass, t_hit, prim_pass, hit,
-                                        dr.norm(y - origin), ok)
+    C_pass, p_pass, C_face, prim_p = edge_flows(scene, fixed_tris, slide, idx, K * L_pass,
+                                                -K * L_face, origin, d_pass, t_hit, prim_pass,
+                                                hit, dr.norm(y - origin), ok)
     return (ok, idx, t, dr.select(ok, C, 0.0), dr.select(ok, si.to_local(m), 0.0),
-            C_pass, p_pass, C_face)
+            C_pass, p_pass, C_face, prim_p)
 
 
 def edge_flows(scene: Any, fixed_tris: Any, slide: tuple, idx: Any, F_pass: Any,
@@ -468,27 +518,29 @@ def edge_flows(scene: Any, fixed_tris: Any, slide: tuple, idx: Any, F_pass: Any,
     """The flow corrections of an edge sample (:func:`edge_term`): the sides'
     shares ``F_pass``/``F_face`` of its coefficient, times the part ``1 − α`` of
     the held parameterization's flow that does not slide (:func:`held_vertex`),
-    where that side's next vertex is held (a static shape; the pass side: the
+    where that side's next vertex is held (:func:`holds`; the pass side: the
     first hit of its ray from ``origin`` along ``d_pass``, at ``t_pass``, on
     ``prim_pass``; the face side: the edge's faces, at ``t_face``), else 0;
-    and the pass side's point. Sides that escape or land on moving shapes
+    the pass side's point and triangle (its material point moves with it).
+    Sides that escape (or, without ``HOLD_MOVING``, land on moving shapes)
     slide along their rays (directions fixed in the vertex's frame): no
     correction."""
     edges = scene.edges()
     n = dr.width(ok)
     if not STATIC_MATERIAL_POINTS:
         z = dr.zeros(bk.Array3f, n)
-        return z, z, z
+        return z, z, z, dr.zeros(bk.UInt32, n)
     from ..geometry.edges import NO_FACE
     f0 = dr.gather(bk.UInt32, edges.f0, idx, ok)
     f1 = dr.gather(bk.UInt32, edges.f1, idx, ok)
-    face_held = _static_prims(scene, fixed_tris, f0, ok) & (
-        (f1 == NO_FACE) | _static_prims(scene, fixed_tris, f1, ok & (f1 != NO_FACE)))
-    pass_held = _static_prims(scene, fixed_tris, prim_pass, ok & hit_pass)
+    face_held = holds(scene, fixed_tris, f0, ok) & (
+        (f1 == NO_FACE) | holds(scene, fixed_tris, f1, ok & (f1 != NO_FACE)))
+    pass_held = holds(scene, fixed_tris, prim_pass, ok & hit_pass)
     t_pass = dr.select(pass_held, t_pass, 0.0)
     share_pass = dr.select(pass_held, 1.0 - slide_share(t_pass, slide), 0.0)
     share_face = dr.select(face_held, 1.0 - slide_share(t_face, slide), 0.0)
-    return (F_pass * share_pass, dr.fma(d_pass, t_pass, origin), F_face * share_face)
+    return (F_pass * share_pass, dr.fma(d_pass, t_pass, origin), F_face * share_face,
+            dr.select(pass_held, prim_pass, 0))
 
 
 def _pair(integrator: Any, scene: Any, rng: Any, ray_a: tuple, ray_b: tuple, active: Any,
@@ -535,12 +587,14 @@ def compacted_pair(integrator: Any, scene: Any, rng: Any, ray_a: tuple, ray_b: t
                      for v in ray)
     L_a, L_b = _pair(integrator, scene, sub, pick_ray(ray_a), pick_ray(ray_b),
                      dr.full(bk.Bool, True, m), res, firsts, bary)
-    out_a, out_b = dr.zeros(bk.Array3f, n), dr.zeros(bk.Array3f, n)
-    dr.scatter(out_a, L_a, idx)
-    dr.scatter(out_b, L_b, idx)
-    state = bk.UInt64(rng.state)
-    dr.scatter(state, sub.state, idx)
-    rng.state = state
+    # Back to the full width by gathers at each active lane's rank among the
+    # active ones (they fuse into the next kernel; scatters into zeroed arrays
+    # cost a memset of fresh memory each: 9 × 6 ms in the Cornell box).
+    dr.eval(L_a, L_b, sub.state)
+    rank = dr.prefix_sum(bk.UInt32(active))
+    out_a = dr.gather(bk.Array3f, L_a, rank, active)
+    out_b = dr.gather(bk.Array3f, L_b, rank, active)
+    rng.state = dr.select(active, dr.gather(bk.UInt64, sub.state, rank, active), rng.state)
     return out_a, out_b
 
 
@@ -685,7 +739,11 @@ def edge_term(scene: Any, si: Any, idx: Any, t: Any, C: Any, n_loc: Any, active:
     w = si.to_local(safe_normalize(y - si.p))
     value = dr.dot(n_loc, w - dr.detach(w)) * C
     if flows is not None and STATIC_MATERIAL_POINTS:
-        C_pass, p_pass, C_face = flows
+        # (The sides' held points move with their triangles: the face side's
+        # is the edge point itself, the pass side's the material point under
+        # its first hit.)
+        C_pass, p_pass, C_face, prim_pass = flows
+        p_pass = material_point(scene, prim_pass, p_pass, active & (hmax(dr.abs(C_pass)) > 0))
         for C_side, point in ((C_pass, p_pass), (C_face, y)):
             w_flow = _flow_direction(si, point, 1.0)
             value = value - dr.dot(n_loc, w_flow - dr.detach(w_flow)) * C_side
@@ -708,16 +766,18 @@ def shadow_term(scene: Any, si: Any, idx: Any, t: Any, s_l: Any, prim: Any, C: A
     d = dr.select(finite, y - z, -to_light)
     x = scene.compute_interaction(o, d, prim, active).p
     w = si.to_local(safe_normalize(x - si.p))
-    w_flow = dr.detach(w) if share is None else _flow_direction(si, x, share)
+    w_flow = (dr.detach(w) if share is None
+              else _flow_direction(si, material_point(scene, prim, x, active), share))
     return dr.select(active, C * dr.dot(n_loc, w - w_flow), 0.0)
 
 
 def sample_terms(scene: Any, si: Any, samples: tuple, rims: bool) -> Any:
     """The attached terms of the boundary samples ``samples`` (in the order of
     ``_SAMPLE_FIELDS``) at vertex ``si``: edge, shadow line and (``rims``) rim."""
-    (a_ok, a_edge, a_t, a_c, a_n, a_cp, a_pp, a_cf, b_ok, b_edge, b_t, b_s, b_prim, b_c, b_n,
+    (a_ok, a_edge, a_t, a_c, a_n, a_cp, a_pp, a_cf, a_ppr, b_ok, b_edge, b_t, b_s, b_prim,
+     b_c, b_n,
      b_h, r_ok, r_prim, r_b, r_c, r_h) = samples
-    L = (edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok, (a_cp, a_pp, a_cf))
+    L = (edge_term(scene, si, a_edge, a_t, a_c, a_n, a_ok, (a_cp, a_pp, a_cf, a_ppr))
          + shadow_term(scene, si, b_edge, b_t, b_s, b_prim, b_c, b_n, b_ok, b_h))
     if rims:
         from .boundary.vertex_rims import rim_term
@@ -727,10 +787,10 @@ def sample_terms(scene: Any, si: Any, samples: tuple, rims: bool) -> Any:
 
 def held_share(scene: Any, held: tuple, si: Any, prim: Any, point: Any, active: Any) -> Any:
     """``1 − α`` where the next vertex after ``si``, at ``point`` on triangle
-    ``prim``, is held (a static shape; ``held = (fixed_tris, slide)``), else 0:
+    ``prim``, is held (:func:`holds`; ``held = (fixed_tris, slide)``), else 0:
     the part of its flow that does not slide (:func:`held_vertex`)."""
     fixed_tris, slide = held
-    on = _static_prims(scene, fixed_tris, prim, active)
+    on = holds(scene, fixed_tris, prim, active)
     t = dr.norm(dr.detach(point) - dr.detach(si.p))
     return dr.select(on, 1.0 - slide_share(t, slide), 0.0)
 
@@ -802,7 +862,9 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     # non-delta bounce and shaded: none is held.)
     hold = STATIC_MATERIAL_POINTS and max_depth > 2
     held = (fixed_tris, slide) if hold else None
-    exact = hold and normals_move(scene)
+    # (Held vertices on moving shapes need the fields recomputed, as do those
+    # on shapes whose normals turn: see held_vertex.)
+    exact = hold and (HOLD_MOVING or normals_move(scene))
     if edges:
         from .boundary.rims import rim_motion_by_shape
         rims_moving = rim_motion_by_shape(scene)
@@ -846,7 +908,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         # The boundary samples' values where a vertex takes none (passed into
         # the conditional below: literals made inside a branch fail LLVM).
         z1, z3, zu = dr.zeros(bk.Float, n), dr.zeros(bk.Array3f, n), dr.zeros(bk.UInt32, n)
-        nothing = (dr.zeros(bk.Bool, n), zu, z1, z3, z3, z3, z3, z3,
+        nothing = (dr.zeros(bk.Bool, n), zu, z1, z3, z3, z3, z3, z3, zu,
                    dr.zeros(bk.Bool, n), zu, z1, z3, zu, z3, z3, z1,
                    dr.zeros(bk.Bool, n), zu, dr.zeros(bk.Array2f, n), z3, z1)
     def samples_at(si_d: Any, beta_e: Any, depth: Any, rng_e: Any, on: Any, static: Any,
@@ -1035,7 +1097,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             hit_n = hit_n & act_new
             mat_n = dr.zeros(bk.Bool, n)
             if hold:
-                mat_n = hit_n & ~delta_b & _static_prims(scene, fixed_tris, prim_n, hit_n)
+                mat_n = hit_n & ~delta_b & holds(scene, fixed_tris, prim_n, hit_n)
         with dr.resume_grad(when=diff):
             f_wo = segment_ratio(scene, si, wo, delta_b, act_next, mat_n if hold else None,
                                  next_o, wo_world, prim_n, slide)
@@ -1185,7 +1247,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
     delta_L = bk.Array3f(dr.detach(delta_L))
     slide = slide_bounds(scene)
     hold = STATIC_MATERIAL_POINTS and not 0 < integrator.max_depth <= 2
-    exact = hold and normals_move(scene)
+    exact = hold and (HOLD_MOVING or normals_move(scene))
     # (next_*: the vertex after the one replayed, held or not, and its
     # triangle: the segment's factor depends on them.)
     state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),

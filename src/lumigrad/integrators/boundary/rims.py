@@ -405,9 +405,9 @@ def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any,
     as the material point under it (``Σ b_i ṗ_i``, seen by the moving view)
     plus its slide across the triangle, ``−ḣ`` times ``raise_h``.
     ``share`` (per lane): relative to that part of the flow of the triangle's
-    static material points seen by the moving view (the next vertex of a path
-    held there, ``pathgeo.held_vertex``): that part of the projection's change
-    of the point held fixed is taken off."""
+    material points (static, or moving with the triangle) seen by the moving
+    view (the next vertex of a path held there, ``pathgeo.held_vertex``): that
+    part of the projection's change of the material point is taken off."""
     h = tri_att.value(bary)
     x_moving = tri_att.point(bary) - raise_h * (h - dr.detach(h))
     # Lanes without a sample project a point in front of the view instead of
@@ -417,7 +417,9 @@ def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any,
     s_moving, _ = tri_att.sensor.project(x_moving)
     s_flow = dr.detach(s_moving)
     if share is not None:
-        s_fixed, _ = tri_att.sensor.project(dr.detach(x_moving))
+        # (the material point: it moves with a moving triangle)
+        s_fixed, _ = tri_att.sensor.project(dr.select(active, tri_att.point(bary),
+                                                      dr.detach(ahead)))
         s_flow = s_flow + (s_fixed - dr.detach(s_fixed)) * share
     return -dr.dot(nu, s_moving - s_flow)
 

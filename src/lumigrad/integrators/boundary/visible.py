@@ -252,8 +252,8 @@ class VisibleSurfaceEdges(BoundaryTerm):
             C = K * (L_pass - L_face)
             ok &= dr.all(dr.isfinite(C)) & (hmax(dr.abs(C)) > 0)
             C = dr.select(ok, C, 0.0)
-            # Sides landing on static shapes: their next vertex is held
-            # (pathgeo.held_vertex), with a flow of its own.
+            # Sides whose next vertex is held (pathgeo.held_vertex) have a
+            # flow of their own.
             fixed_tris = static_triangles(scene, _motion_tables(scene, sensor)[0])
             flows = edge_flows(scene, fixed_tris, slide_bounds(scene), idx,
                                K * L_pass, -K * L_face, origin, d_pass, t_hit, prim_pass,
