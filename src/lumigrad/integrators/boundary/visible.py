@@ -264,6 +264,6 @@ class VisibleSurfaceEdges(BoundaryTerm):
         # (moving) surface; the direction to the (moving) edge point in its frame.
         o, d, _ = sensor.sample_ray(film_to_unit(sensor, pos))
         si_att = scene.compute_interaction(o, d, prim_a, ok)
-        value = edge_term(scene, si_att, idx, t, C, n_loc, ok, flows)
+        value = edge_term(scene, si_att, idx, t, C, n_loc, ok, flows, fixed_tris)
         return BoundarySample(pos, [value[0], value[1], value[2]], ok)
 
