@@ -667,6 +667,32 @@ def test_vertices_held_on_a_moving_glossy_ball():
                            spp_fd=32768), tol=0.1)
 
 
+def test_static_edge_hiding_a_moving_box():
+    """The floor sees a moving box's reflected light past a static panel:
+    with path vertices on the box held at its material points, the panel's
+    static edges move relative to them (the part of the box they hide
+    changes), seen from static floor points; leaving such edges out (as
+    where both the edge and its viewer are static) put a bias here."""
+    scene = lg.load_dict({
+        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
+        "sensor": {"type": "perspective", "fov": 40,
+                   "to_world": T().look_at(origin=[0, 4, 0.01], target=[0, 0, 0], up=[0, 0, -1]),
+                   "film": _film()},
+        "grey": {"type": "diffuse", "reflectance": _rgb(0.5, 0.5, 0.5)},
+        "orange": {"type": "diffuse", "reflectance": _rgb(0.9, 0.5, 0.1)},
+        "box": {"type": "cube", "to_world": T().translate([2.1, 0.55, 0.0]).scale(0.5),
+                "bsdf": {"type": "ref", "id": "orange"}},
+        "panel": {"type": "rectangle", "to_world": T().translate([1.4, 0.4, 0.3])
+                  .rotate([0, 1, 0], 90).scale([0.4, 0.4, 1.0]),
+                  "bsdf": {"type": "ref", "id": "grey"}},
+        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(3.0),
+                  "bsdf": {"type": "ref", "id": "grey"}},
+        "sun": {"type": "directional", "direction": [1, 0, 0], "irradiance": _rgb(20.0, 20.0, 20.0)},
+    })
+    assert_agrees(*compare(scene, "box.to_world", translate(2), eps=0.01, spp=1024,
+                           spp_fd=32768))
+
+
 def test_one_vertex_moved_path_traced():
     """A deforming mesh seen directly and by inter-reflection: the held
     vertices on its moving triangles take the change of their area too

@@ -468,7 +468,8 @@ def resample_edge(scene: Any, sampler: Any, si: Any, rng: Any, active: Any, stat
 
 def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, depth: Any,
                 rng: Any, active: Any, static: Any, moving_edges: Any, sensor: Any,
-                fixed_tris: Any, slide: tuple, compact: bool = False) -> tuple:
+                fixed_tris: Any, slide: tuple, compact: bool = False,
+                sides_move: bool = False) -> tuple:
     """An edge point seen from vertex ``si`` (detached): ``(ok, edge, t, C, n_loc,
     C_pass, p_pass, C_face, prim_pass)`` with the term's coefficient ``C`` (its
     value is ``C · n_loc · ∂ω_loc/∂θ``) and the flow corrections of the sides
@@ -477,7 +478,10 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     slides; ``p_pass`` and ``prim_pass`` the pass side's first hit);
     ``static``: lanes whose vertex does not move (see
     :func:`resample_edge`); ``fixed_tris``: :func:`static_triangles`;
-    ``slide``: :func:`slide_bounds`.
+    ``slide``: :func:`slide_bounds`; ``sides_move``: a side's next vertex may
+    be held on a moving shape (``HOLD_MOVING``): a static edge seen from a
+    static vertex then still moves relative to it (the part of that surface
+    it hides changes), where its pass ray lands on a moving shape.
     At the first vertex the sample shares the integral with the edge-first
     samples of ``boundary/visible.py`` (multiple importance sampling).
     ``compact``: run the two nested radiance estimates on the lanes that need
@@ -485,7 +489,8 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     from .boundary.shadow import pass_offset
     edges = scene.edges()
     x = si.p
-    idx, pmf = resample_edge(scene, sampler, si, rng, active, static, moving_edges)
+    idx, pmf = resample_edge(scene, sampler, si, rng, active, static & ~sides_move,
+                             moving_edges)
     geo = edges.geometry(dr.detach(scene.positions), idx)
     e = geo.p1 - geo.p0
     # A point uniformly in the angle the edge subtends at x: the line
@@ -503,6 +508,11 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     # first vertex of the pass side's radiance estimate: not traced again).
     t_hit, prim_pass, _, _, hit = scene.ray_intersect_preliminary(origin, d_pass, dr.inf, ok)
     ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
+    if sides_move:
+        # (Before the nested estimates: static edges seen from static
+        # vertices count only where the pass side lands on a moving shape.)
+        ok &= (~static | dr.gather(bk.Bool, moving_edges, idx, ok)
+               | (hit & ~_static_prims(scene, fixed_tris, prim_pass, ok & hit)))
     first_pass = dr.select(hit, prim_pass, 0xFFFFFFFF)
     resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
     if compact:
@@ -882,6 +892,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     rims = edges and not rim_sampler.empty
     edges = edges and not (sampler.empty and not rims)
     shape_moving, camera_moving = _motion_tables(scene, sensor)
+    sides_move = HOLD_MOVING and bool(dr.any(shape_moving))
     fixed_tris = static_triangles(scene, shape_moving)
     slide = slide_bounds(scene)
     # (With at most two segments no vertex after the first is reached by a
@@ -944,7 +955,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             a, b = none[_EDGE:_SHADOW], none[_SHADOW:_RIM]
         else:
             a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e, on, static,
-                            moving_edges, sensor, fixed_tris, slide, compact)
+                            moving_edges, sensor, fixed_tris, slide, compact, sides_move)
             b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, on, held)
         # (Rims: compacting their estimates measured slower, the pick of the
         # rim is what costs; their lanes are few: 4.5 % on the bunny.)

@@ -184,7 +184,7 @@ class VisibleSurfaceEdges(BoundaryTerm):
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
-        from ..pathgeo import (_motion_tables, edge_flows, edge_term, slide_bounds,
+        from ..pathgeo import (HOLD_MOVING, _motion_tables, edge_flows, edge_term, slide_bounds,
                                static_triangles)
         from .rims import edge_motion_weights_by_shape
         from .shadow import edge_motion_weights, pass_offset, silhouette_weights, touches
@@ -215,12 +215,17 @@ class VisibleSurfaceEdges(BoundaryTerm):
             _, prim_a, _, _, hit = scene.ray_intersect_preliminary(y_back, -omega, dr.inf, ok)
             ok &= hit & ~scene.bsdf_delta_only(prim_a, hit)
             si_a = scene.compute_interaction(y_back, -omega, prim_a, ok)
-            # Static edges seen from static points under a static camera: nothing moves.
+            # Static edges seen from static points under a static camera: nothing
+            # moves (but see the pass side below).
+            fixed_tris = static_triangles(scene, _motion_tables(scene, sensor)[0])
+            still = dr.zeros(bk.Bool, n)
             if not m_all["sensor"]:
                 moving = edge_motion_weights(scene, 0.0)
-                ok &= ((dr.gather(bk.Float, moving, idx, ok) > 0)
-                       | (dr.gather(bk.Float, edge_motion_weights_by_shape(scene), si_a.shape,
-                                    ok) > 0))
+                still = ~((dr.gather(bk.Float, moving, idx, ok) > 0)
+                          | (dr.gather(bk.Float, edge_motion_weights_by_shape(scene), si_a.shape,
+                                       ok) > 0))
+                if not (HOLD_MOVING and m_all["shapes"]):
+                    ok &= ~still
             cam = connect_to_camera(scene, sensor, si_a.p, prim_a, ok)
             ok &= cam.valid
             si = cam.si
@@ -234,6 +239,10 @@ class VisibleSurfaceEdges(BoundaryTerm):
             t_hit, prim_pass, _, _, hit_pass = scene.ray_intersect_preliminary(
                 origin, d_pass, dr.inf, ok)
             ok &= ~hit_pass | (t_hit > dr.norm(y - origin) * (1.0 - 1e-3))
+            # ... a static edge seen from a static point moves relative to the
+            # pass side's next vertex where that is held on a moving shape (the
+            # part of its surface the edge hides changes).
+            ok &= ~still | (hit_pass & ~dr.gather(bk.Bool, fixed_tris, prim_pass, ok & hit_pass))
             first_pass = dr.select(hit_pass, prim_pass, 0xFFFFFFFF)
             resume = dict(depth=1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
             L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
@@ -254,7 +263,6 @@ class VisibleSurfaceEdges(BoundaryTerm):
             C = dr.select(ok, C, 0.0)
             # Sides whose next vertex is held (pathgeo.held_vertex) have a
             # flow of their own.
-            fixed_tris = static_triangles(scene, _motion_tables(scene, sensor)[0])
             flows = edge_flows(scene, fixed_tris, slide_bounds(scene), idx,
                                K * L_pass, -K * L_face, origin, d_pass, t_hit, prim_pass,
                                hit_pass, dr.norm(y - origin), ok)
