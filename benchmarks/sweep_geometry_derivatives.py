@@ -263,6 +263,11 @@ CASES = {
     "bunny_one_vertex_direct": (lambda: scene(0, b=bunny()), "b.vertex_positions",
                                 lambda base, x: base + x * _one_vertex(base)),
     "bunny_translate_path3": (lambda: scene(3, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
+    # A mesh growing: path vertices held on it see their triangles' area change.
+    "cube_scaled_interreflection_path3": (lambda: scene(3, box=cube(), wall={
+        "type": "rectangle", "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
+        "bsdf": diffuse([0.9, 0.2, 0.2])}), "box.to_world",
+        lambda base, x: base @ T().scale(1.0 + x)),
     "bunny_translate_direct": (lambda: scene(0, b=bunny()), "b.to_world", translate(1, 0.2, 0)),
     "bunny_rotate_path3": (lambda: scene(3, b=bunny()), "b.to_world", rotate(0, 1, 0)),
     "bunny_translate_path8": (lambda: scene(8, b=bunny()), "b.to_world", translate(1, 0.2, 0)),

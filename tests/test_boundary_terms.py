@@ -693,6 +693,32 @@ def test_static_edge_hiding_a_moving_box():
                            spp_fd=32768))
 
 
+def test_scaled_mesh_path_traced():
+    """A cube growing beside a red wall over a floor (path 3): the held
+    vertices on its triangles see their area change (the area Jacobian in
+    ``segment_ratio``): 0.015; without it 0.062."""
+    grey = {"type": "diffuse", "reflectance": _rgb(0.6, 0.6, 0.6)}
+    scene = lg.load_dict({
+        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
+        "sensor": {"type": "perspective", "fov": 40,
+                   "to_world": T().look_at(origin=[0, 1.0, 5], target=[0, -0.3, 0], up=[0, 1, 0]),
+                   "film": _film()},
+        "floor": {"type": "rectangle",
+                  "to_world": T().translate([0, -1, 0]).rotate([1, 0, 0], -90).scale(3),
+                  "bsdf": grey},
+        "wall": {"type": "rectangle",
+                 "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
+                 "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.2, 0.2)}},
+        "light": {"type": "rectangle",
+                  "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6),
+                  "emitter": {"type": "area", "radiance": _rgb(12.0, 12.0, 12.0)}},
+        "box": {"type": "cube", "to_world": T().translate([0, -0.5, 0]).rotate([0, 1, 0], 30)
+                .scale(0.5), "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.5, 0.2)}},
+    })
+    assert_agrees(*compare(scene, "box.to_world", lambda base, x: base @ T().scale(1.0 + x),
+                           eps=0.01, spp=1024, spp_fd=32768))
+
+
 def test_one_vertex_moved_path_traced():
     """A deforming mesh seen directly and by inter-reflection: the held
     vertices on its moving triangles take the change of their area too
