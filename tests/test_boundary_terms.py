@@ -795,6 +795,19 @@ def test_reverse_equals_forward_path():
                                       lambda theta: translate(0)(base, theta), terms, spp=16)
 
 
+def test_reverse_equals_forward_held_on_a_moving_ball():
+    """Reverse mode replays the vertices held on a moving (smooth, glossy)
+    shape: fields recomputed at the held barycentrics, the area Jacobian."""
+    d = glossy_ball_scene()
+    d["sensor"]["film"] = _film(16)
+    scene = lg.load_dict(d)
+    params = lg.traverse(scene)
+    base = params["ball.to_world"]
+    for terms in (("interior",), None):
+        assert_reverse_equals_forward(scene, params, "ball.to_world",
+                                      lambda theta: translate(0)(base, theta), terms, spp=16)
+
+
 def smooth_torus_scene(tmp_path) -> dict:
     """A smooth-shaded torus (vertex normals) that sees itself, lit by a point
     light, path traced: its shading rims seen from its own surface points are
