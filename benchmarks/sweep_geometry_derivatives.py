@@ -221,6 +221,14 @@ CASES = {
         "type": "roughplastic", "alpha": 0.2,
         "diffuse_reflectance": {"type": "rgb", "value": [0.3, 0.5, 0.8]}})),
         "ball.to_world", translate(1, 0.3, 0)),
+    # A sharp glossy lobe: next-event estimation draws emitter points by the
+    # BSDF too (pathgeo.GUIDED_NEE_SHARE).
+    "glossy_ball_direct": (lambda: scene(0, ball=ball(bsdf={"type": "roughconductor",
+                                                            "alpha": 0.05})),
+                           "ball.to_world", translate(1, 0.3, 0)),
+    "glossy_ball_path3": (lambda: scene(3, ball=ball(bsdf={"type": "roughconductor",
+                                                           "alpha": 0.05})),
+                          "ball.to_world", translate(1, 0.3, 0)),
     "roughconductor_cube_path3": (lambda: scene(3, box=cube(bsdf={"type": "roughconductor",
                                                                  "alpha": 0.3})),
                                   "box.to_world", rotate(0, 1, 0)),

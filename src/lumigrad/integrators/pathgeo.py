@@ -37,10 +37,12 @@ the first. Its variables are those of the usual unidirectional path tracer:
 
 Emitters are counted by next-event estimation alone (and after delta
 bounces): each technique of a MIS combination would need its own boundary
-terms (``SamplingIntegrator.derivative_estimator``). On glossy surfaces that is
-noisy: a rough conductor ball (α = 0.05) translated, 1024 spp, has a
-derivative whose noise is 35–49 % of its signal (``direct`` / ``path``)
-where the render's is 0.4–0.6 % (``BENCHMARKS.md``).
+terms (``SamplingIntegrator.derivative_estimator``). Sharp glossy lobes make
+noisy derivatives: a rough conductor ball (α = 0.05) translated, 2048 spp,
+seed against seed (8×8 blocks) 0.13 (``direct``) / 0.27 (``path``, depth 3)
+where the render's is 0.007 / 0.010; drawing a share of the emitter points by
+the BSDF (one-sample MIS at fixed material points) did not help
+(``BENCHMARKS.md``).
 
 Boundary terms at a vertex ``x`` (``x`` seen by the camera or later; the camera
 itself is the apex of ``boundary/primary.py`` and ``boundary/shadow.py``) live
