@@ -526,10 +526,11 @@ def test_path_traced_translation(objects_path):
                            spp_fd=16384))
 
 
-def test_interreflection_only():
-    """The box is out of view and lit at grazing incidence: the floor sees only
-    its reflected light, so the derivative is indirect only."""
-    scene = lg.load_dict({
+def box_beside_floor_scene() -> dict:
+    """A camera looking down at a floor; a box out of its view, lit at
+    grazing incidence by a sun: the floor sees only its reflected light (path
+    depth 3)."""
+    return {
         "type": "scene", "integrator": {"type": "path", "max_depth": 3},
         "sensor": {"type": "perspective", "fov": 40,
                    "to_world": T().look_at(origin=[0, 4, 0.01], target=[0, 0, 0], up=[0, 0, -1]),
@@ -541,7 +542,13 @@ def test_interreflection_only():
         "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(3.0),
                   "bsdf": {"type": "ref", "id": "grey"}},
         "sun": {"type": "directional", "direction": [1, 0, 0], "irradiance": _rgb(20.0, 20.0, 20.0)},
-    })
+    }
+
+
+def test_interreflection_only():
+    """The box is out of view and lit at grazing incidence: the floor sees only
+    its reflected light, so the derivative is indirect only."""
+    scene = lg.load_dict(box_beside_floor_scene())
     assert_agrees(*compare(scene, "box.to_world", translate(0), eps=0.01, spp=512,
                            spp_fd=32768))
 
@@ -633,9 +640,9 @@ def test_held_and_sliding_vertices_agree(tmp_path, monkeypatch):
     assert_agrees(images[0], images[1], tol=0.1)
 
 
-def glossy_ball_scene() -> dict:
-    """A rough plastic ball over a floor under a rectangular light, path
-    traced (depth 3): the floor sees the light's glossy reflection in it."""
+def floor_scene(**shapes) -> dict:
+    """A floor under a rectangular light, path traced (depth 3), seen from
+    above and in front, with ``shapes``."""
     return {
         "type": "scene", "integrator": {"type": "path", "max_depth": 3},
         "sensor": {"type": "perspective", "fov": 40,
@@ -647,10 +654,16 @@ def glossy_ball_scene() -> dict:
         "light": {"type": "rectangle",
                   "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6),
                   "emitter": {"type": "area", "radiance": _rgb(12.0, 12.0, 12.0)}},
-        "ball": {"type": "sphere", "radius": 0.6,
-                 "bsdf": {"type": "roughplastic", "alpha": 0.2,
-                          "diffuse_reflectance": _rgb(0.3, 0.5, 0.8)}},
+        **shapes,
     }
+
+
+def glossy_ball_scene() -> dict:
+    """A rough plastic ball over the floor: the floor sees the light's glossy
+    reflection in it."""
+    return floor_scene(ball={"type": "sphere", "radius": 0.6,
+                             "bsdf": {"type": "roughplastic", "alpha": 0.2,
+                                      "diffuse_reflectance": _rgb(0.3, 0.5, 0.8)}})
 
 
 def test_vertices_held_on_a_moving_glossy_ball():
@@ -672,23 +685,12 @@ def test_static_edge_hiding_a_moving_box():
     with path vertices on the box held at its material points, the panel's
     static edges move relative to them (the part of the box they hide
     changes), seen from static floor points; leaving such edges out (as
-    where both the edge and its viewer are static) made 0.33 here; 0.035."""
-    scene = lg.load_dict({
-        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
-        "sensor": {"type": "perspective", "fov": 40,
-                   "to_world": T().look_at(origin=[0, 4, 0.01], target=[0, 0, 0], up=[0, 0, -1]),
-                   "film": _film()},
-        "grey": {"type": "diffuse", "reflectance": _rgb(0.5, 0.5, 0.5)},
-        "orange": {"type": "diffuse", "reflectance": _rgb(0.9, 0.5, 0.1)},
-        "box": {"type": "cube", "to_world": T().translate([2.1, 0.55, 0.0]).scale(0.5),
-                "bsdf": {"type": "ref", "id": "orange"}},
-        "panel": {"type": "rectangle", "to_world": T().translate([1.4, 0.4, 0.3])
+    where both the edge and its viewer are static) made 0.33 here; 0.022."""
+    d = box_beside_floor_scene()
+    d["panel"] = {"type": "rectangle", "to_world": T().translate([1.4, 0.4, 0.3])
                   .rotate([0, 1, 0], 90).scale([0.4, 0.4, 1.0]),
-                  "bsdf": {"type": "ref", "id": "grey"}},
-        "floor": {"type": "rectangle", "to_world": T().rotate([1, 0, 0], -90).scale(3.0),
-                  "bsdf": {"type": "ref", "id": "grey"}},
-        "sun": {"type": "directional", "direction": [1, 0, 0], "irradiance": _rgb(20.0, 20.0, 20.0)},
-    })
+                  "bsdf": {"type": "ref", "id": "grey"}}
+    scene = lg.load_dict(d)
     assert_agrees(*compare(scene, "box.to_world", translate(2), eps=0.01, spp=1024,
                            spp_fd=32768))
 
@@ -696,25 +698,13 @@ def test_static_edge_hiding_a_moving_box():
 def test_scaled_mesh_path_traced():
     """A cube growing beside a red wall over a floor (path 3): the held
     vertices on its triangles see their area change (the area Jacobian in
-    ``segment_ratio``): 0.015; without it 0.062."""
-    grey = {"type": "diffuse", "reflectance": _rgb(0.6, 0.6, 0.6)}
-    scene = lg.load_dict({
-        "type": "scene", "integrator": {"type": "path", "max_depth": 3},
-        "sensor": {"type": "perspective", "fov": 40,
-                   "to_world": T().look_at(origin=[0, 1.0, 5], target=[0, -0.3, 0], up=[0, 1, 0]),
-                   "film": _film()},
-        "floor": {"type": "rectangle",
-                  "to_world": T().translate([0, -1, 0]).rotate([1, 0, 0], -90).scale(3),
-                  "bsdf": grey},
-        "wall": {"type": "rectangle",
-                 "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
-                 "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.2, 0.2)}},
-        "light": {"type": "rectangle",
-                  "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6),
-                  "emitter": {"type": "area", "radiance": _rgb(12.0, 12.0, 12.0)}},
-        "box": {"type": "cube", "to_world": T().translate([0, -0.5, 0]).rotate([0, 1, 0], 30)
-                .scale(0.5), "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.5, 0.2)}},
-    })
+    ``segment_ratio``): 0.016; without it 0.064."""
+    scene = lg.load_dict(floor_scene(
+        wall={"type": "rectangle",
+              "to_world": T().translate([-1.2, 0, 0]).rotate([0, 1, 0], 90).scale(2),
+              "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.2, 0.2)}},
+        box={"type": "cube", "to_world": T().translate([0, -0.5, 0]).rotate([0, 1, 0], 30)
+             .scale(0.5), "bsdf": {"type": "diffuse", "reflectance": _rgb(0.9, 0.5, 0.2)}}))
     assert_agrees(*compare(scene, "box.to_world", lambda base, x: base @ T().scale(1.0 + x),
                            eps=0.01, spp=1024, spp_fd=32768))
 
