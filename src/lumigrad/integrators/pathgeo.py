@@ -302,6 +302,12 @@ def holds(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
     return active if HOLD_MOVING else _static_prims(scene, fixed, prim, active)
 
 
+def _moving_prims(fixed: Any, prim: Any, active: Any) -> Any:
+    """Lanes whose triangle ``prim`` moves (``fixed``: :func:`static_triangles`;
+    None: all of them)."""
+    return active if fixed is None else active & ~dr.gather(bk.Bool, fixed, prim, active)
+
+
 def triangle_corners(scene: Any, prim: Any, active: Any, fixed: Any) -> tuple:
     """The corners of triangles ``prim``: attached where the triangle moves
     (``fixed``: :func:`static_triangles`), detached elsewhere. (Reverse mode
@@ -309,7 +315,7 @@ def triangle_corners(scene: Any, prim: Any, active: Any, fixed: Any) -> tuple:
     +22 % of the Cornell box's replay where static triangles took part.)"""
     with dr.suspend_grad():
         _, still = scene._triangle(prim, active)
-    moving = active & ~dr.gather(bk.Bool, fixed, prim, active)
+    moving = _moving_prims(fixed, prim, active)
     _, att = scene._triangle(prim, moving)
     return tuple(dr.select(moving, a, c) for a, c in zip(att, still))
 
@@ -318,7 +324,7 @@ def material_point(scene: Any, prim: Any, point: Any, active: Any, fixed: Any) -
     """The material point of triangle ``prim`` under ``point`` (detached; on
     its plane): the triangle at ``point``'s barycentrics, attached, where it
     moves (``fixed``: :func:`static_triangles`); elsewhere ``point`` itself."""
-    moving = active & ~dr.gather(bk.Bool, fixed, prim, active)
+    moving = _moving_prims(fixed, prim, active)
     _, (p0, p1, p2) = scene._triangle(prim, moving)
     e1, e2 = p1 - p0, p2 - p0
     e1d, e2d = dr.detach(e1), dr.detach(e2)
@@ -496,7 +502,7 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     from .boundary.shadow import pass_offset
     edges = scene.edges()
     x = si.p
-    idx, pmf = resample_edge(scene, sampler, si, rng, active, static & ~sides_move,
+    idx, pmf = resample_edge(scene, sampler, si, rng, active, static & (not sides_move),
                              moving_edges)
     geo = edges.geometry(dr.detach(scene.positions), idx)
     e = geo.p1 - geo.p0
@@ -770,8 +776,8 @@ def edge_term(scene: Any, si: Any, idx: Any, t: Any, C: Any, n_loc: Any, active:
 
     (``ω`` the local direction to the moving edge point). A side of the edge
     whose next vertex is held (:func:`held_vertex`) has a flow of its own in
-    the directions of a moving vertex, ``Φ̇`` towards its static point times
-    the part that does not slide: the boundary moves relative to it (Reynolds'
+    the directions of a moving vertex, ``Φ̇`` towards its material point
+    times the part that does not slide: the boundary moves relative to it (Reynolds'
     transport theorem with a flow per side); ``flows = (C_pass, p_pass,
     C_face, prim_pass)`` from :func:`edge_flows` (that part folded into the
     shares, zero where a side needs none; ``fixed``: :func:`static_triangles`).
