@@ -906,13 +906,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     edges = edges and not (sampler.empty and not rims)
     shape_moving, camera_moving = _motion_tables(scene, sensor)
     sides_move = HOLD_MOVING and bool(dr.any(shape_moving))
-    fixed_tris = static_triangles(scene, shape_moving)
-    slide = slide_bounds(scene)
-    # (With at most two segments no vertex after the first is reached by a
-    # non-delta bounce and shaded: none is held.)
-    hold = STATIC_MATERIAL_POINTS and max_depth > 2
+    hold, fixed_tris, slide, exact = _hold_tables(integrator, scene, shape_moving)
     held = (fixed_tris, slide) if hold else None
-    exact = recomputed_triangles(scene) if hold else None
     if edges:
         from .boundary.rims import rim_motion_by_shape
         rims_moving = rim_motion_by_shape(scene)
@@ -1140,7 +1135,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         act_new = valid_b & survive & useful
         # The next vertex, and whether it is held (held_vertex).
         with dr.suspend_grad():
-            t_n, prim_n, _, _, hit_n = scene.ray_intersect_preliminary(
+            _, prim_n, _, _, hit_n = scene.ray_intersect_preliminary(
                 dr.detach(next_o), dr.detach(wo_world), dr.inf, act_new)
             hit_n = hit_n & act_new
             mat_n = dr.zeros(bk.Bool, n)
@@ -1266,6 +1261,17 @@ def _motion_tables(scene: Any, sensor: Any) -> tuple:
     return bk.Bool(moving), moves_geometry(scene, sensor)["sensor"]
 
 
+def _hold_tables(integrator: Any, scene: Any, shape_moving: Any) -> tuple:
+    """What the path loop and its replay hold vertices by (:func:`held_vertex`):
+    ``(hold, fixed_tris, slide, exact)`` — whether any vertex is held (with at
+    most two segments no vertex after the first is reached by a non-delta
+    bounce and shaded: none is), :func:`static_triangles`,
+    :func:`slide_bounds` and :func:`recomputed_triangles`."""
+    hold = STATIC_MATERIAL_POINTS and not 0 < integrator.max_depth <= 2
+    exact = recomputed_triangles(scene) if hold else None
+    return hold, static_triangles(scene, shape_moving), slide_bounds(scene), exact
+
+
 def _detached(si: Any) -> Any:
     """A detached copy of a surface interaction."""
     from dataclasses import replace
@@ -1293,10 +1299,8 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
     interior, edges = record.interior, record.edges
     hide = integrator.hide_emitters
     delta_L = bk.Array3f(dr.detach(delta_L))
-    slide = slide_bounds(scene)
-    hold = STATIC_MATERIAL_POINTS and not 0 < integrator.max_depth <= 2
-    exact = recomputed_triangles(scene) if hold else None
-    fixed_tris = static_triangles(scene, _motion_tables(scene, sensor)[0])
+    hold, fixed_tris, slide, exact = _hold_tables(integrator, scene,
+                                                  _motion_tables(scene, sensor)[0])
     # (next_*: the vertex after the one replayed, held or not, and its
     # triangle: the segment's factor depends on them.)
     state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),
