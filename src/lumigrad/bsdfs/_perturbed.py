@@ -92,6 +92,7 @@ class PerturbedFrameBSDF(BSDF):
         self.nested = bsdf
         self.has_delta = bsdf.has_delta
         self.delta_only = bsdf.delta_only
+        self.glossy = bsdf.glossy
 
     def perturbation(self, si: Any, active: Any) -> tuple[Any, Any]:
         """``(n, s)``: the unnormalised perturbed normal and the original

@@ -48,6 +48,10 @@ class BSDF:
     has_delta: bool = False
     #: True when every lobe is a delta: next-event estimation is pointless
     delta_only: bool = False
+    #: True when some lobe is a glossy (microfacet) lobe about the mirror
+    #: direction: geometry derivatives pair its emitter samples antithetically
+    #: (``integrators/pathgeo.py``, :func:`antithetic_partner`)
+    glossy: bool = False
 
     def __init__(self, id: str | None = None) -> None:
         self.id = id

@@ -59,6 +59,7 @@ class BlendBSDF(BSDF):
         self.weight = as_texture(weight, f"{where}: 'weight'")
         self.has_delta = bsdf_0.has_delta or bsdf_1.has_delta
         self.delta_only = bsdf_0.delta_only and bsdf_1.delta_only
+        self.glossy = bsdf_0.glossy or bsdf_1.glossy
         self._frozen_weight: Any = None
 
     def _w(self, si: Any, active: Any) -> Any:

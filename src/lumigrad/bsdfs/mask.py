@@ -44,6 +44,7 @@ class Mask(BSDF):
         self.opacity = as_texture(opacity, f"{where}: 'opacity'")
         self.has_delta = True
         self.delta_only = bsdf.delta_only
+        self.glossy = bsdf.glossy
         self._frozen_opacity: Any = None
 
     def _alpha(self, si: Any, active: Any) -> Any:

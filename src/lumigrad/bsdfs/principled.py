@@ -123,6 +123,7 @@ class Principled(FreezableSampling, BSDF):
     """
 
     PLUGIN = ("bsdf", "principled")
+    glossy = True
     PARAMS = {
         "base_color": Param("texture", default=0.5, doc="colour of the material"),
         **{name: Param("texture", default=d, min=0.0, max=1.0, doc=f"{name} (0..1)")

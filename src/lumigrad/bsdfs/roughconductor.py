@@ -84,6 +84,7 @@ class RoughConductor(FreezableSampling, RoughnessMixin, BSDF):
     """
 
     PLUGIN = ("bsdf", "roughconductor")
+    glossy = True
     PARAMS = {**ROUGHNESS_PARAMS, **CONDUCTOR_PARAMS}
 
     def __init__(self, distribution: str = "beckmann", alpha: Any = None, alpha_u: Any = None,

@@ -45,6 +45,7 @@ class RoughDielectric(FreezableSampling, RoughnessMixin, EtaMixin, BSDF):
     """
 
     PLUGIN = ("bsdf", "roughdielectric")
+    glossy = True
     PARAMS = {
         **ROUGHNESS_PARAMS,
         **IOR_PARAMS,

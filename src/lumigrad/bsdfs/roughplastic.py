@@ -85,6 +85,7 @@ class RoughPlastic(FreezableSampling, BSDF):
     """
 
     PLUGIN = ("bsdf", "roughplastic")
+    glossy = True
     PARAMS = {
         "distribution": Param("string", default="beckmann", choices=DISTRIBUTIONS),
         "alpha": Param("float", default=0.1, min=0.0, doc="roughness α of the coating"),

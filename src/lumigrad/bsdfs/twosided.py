@@ -48,6 +48,7 @@ class TwoSided(BSDF):
         parts = [bsdf] + ([bsdf_back] if bsdf_back is not None else [])
         self.has_delta = any(b.has_delta for b in parts)
         self.delta_only = all(b.delta_only for b in parts)
+        self.glossy = any(b.glossy for b in parts)
 
     @staticmethod
     def _front(si: Any) -> tuple[Any, Any]:

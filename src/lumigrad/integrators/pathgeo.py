@@ -36,13 +36,13 @@ the first. Its variables are those of the usual unidirectional path tracer:
   emitter (moving with it).
 
 Emitters are counted by next-event estimation alone (and after delta
-bounces): each technique of a MIS combination would need its own boundary
-terms (``SamplingIntegrator.derivative_estimator``). Sharp glossy lobes make
-noisy derivatives: a rough conductor ball (α = 0.05) translated, 2048 spp,
-seed against seed (8×8 blocks) 0.13 (``direct``) / 0.27 (``path``, depth 3)
-where the render's is 0.007 / 0.010; drawing a share of the emitter points by
-the BSDF (one-sample MIS at fixed material points) did not help
-(``BENCHMARKS.md``).
+bounces): each technique of a MIS combination of emitter hits would need its
+own boundary terms (``SamplingIntegrator.derivative_estimator``). At glossy
+vertices the emitter points are drawn by the BSDF too (a one-sample mixture of
+material points, the same integral) and paired antithetically about the
+mirror direction (:class:`EmitterSample`, :func:`antithetic_partner`; Zhang
+et al. 2021): a rough conductor ball (α = 0.05) over a floor, path depth 3,
+1024 spp, seed against seed 0.58 → 0.18 (``BENCHMARKS.md``).
 
 Boundary terms at a vertex ``x`` (``x`` seen by the camera or later; the camera
 itself is the apex of ``boundary/primary.py`` and ``boundary/shadow.py``) live
@@ -91,6 +91,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import drjit as dr
+import numpy as np
 
 from .. import backend as bk
 from ..core.math import hmax
@@ -112,6 +113,8 @@ F_EDGE = 32          # an edge sample (seen from the vertex) contributes
 F_SHADOW = 64        # a shadow line sample contributes
 F_RIM = 128          # a shading-rim sample contributes (boundary/vertex_rims.py)
 F_MAT = 256          # the vertex is held (held_vertex, STATIC_MATERIAL_POINTS)
+F_ANTI = 512         # the emitter sample has an antithetic partner (antithetic_partner)
+F_BNEE = 1024        # the emitter sample was drawn by the BSDF (EmitterSample)
 
 #: (name, type, components) of the record's fields.
 FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
@@ -125,12 +128,22 @@ FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
           ("b_h", "Float", 1),
           ("r_prim", "UInt32", 1), ("r_b", "Array2f", 2), ("r_c", "Array3f", 3),
           ("r_h", "Float", 1))
-WORDS_PER_VERTEX = sum(c for _, _, c in FIELDS)
+#: ... and in scenes with glossy BSDFs (:class:`EmitterSample`): the emitter
+#: point drawn by the BSDF, the partner, their shares.
+GLOSSY_FIELDS = (("m_prim", "UInt32", 1), ("m_bary", "Array2f", 2), ("n_prim", "UInt32", 1),
+                 ("n_bary", "Array2f", 2), ("n_a", "Array2f", 2))
+TYPES = {name: tp for name, tp, _ in FIELDS + GLOSSY_FIELDS}
 
 
-def record_capacity() -> int:
+def record_fields(glossy: Any) -> tuple:
+    """The record's fields where :func:`glossy_table` returned ``glossy``."""
+    return FIELDS + (GLOSSY_FIELDS if glossy is not None else ())
+
+
+def record_capacity(fields: tuple = FIELDS) -> int:
+    """Vertices per lane that a record of ``fields`` holds."""
     words = RECORD_WORDS[bk.variant()] if isinstance(RECORD_WORDS, dict) else RECORD_WORDS
-    return max(1, int(words) // WORDS_PER_VERTEX)
+    return max(1, int(words) // sum(c for _, _, c in fields))
 
 
 def _flag(cond: Any, bit: int) -> Any:
@@ -264,6 +277,10 @@ SLIDE_NEAR, SLIDE_FAR = 0.05, 0.25
 #: floor, path 3, 2 × 2048 spp: block error 0.126 → 0.025, seed against seed
 #: 0.087 → 0.021 (``BENCHMARKS.md``). False: static shapes only (comparisons).
 HOLD_MOVING = True
+
+#: Next-event estimation at glossy vertices pairs each emitter sample with its
+#: antithetic partner (:func:`antithetic_partner`).
+ANTITHETIC_NEE = True
 
 
 def slide_bounds(scene: Any) -> tuple:
@@ -848,11 +865,34 @@ def held_share(scene: Any, held: tuple, si: Any, prim: Any, point: Any, active: 
 # the path loop (primal, forward, record)
 # ---------------------------------------------------------------------------
 def _bsdf_step(bsdf: Any) -> Any:
-    def step(si: Any, wo_nee: Any, s1: Any, s2: Any, act_nee: Any, act: Any) -> tuple:
-        f_nee = bsdf.eval(si, wo_nee, act_nee)
+    """At a vertex: the BSDF at the emitter sample and its partner (with their
+    detached densities where the BSDF is glossy), and the sampled direction."""
+    def step(si: Any, wo_nee: Any, wo_pair: Any, s1: Any, s2: Any, act_nee: Any,
+             act_pair: Any, act: Any) -> tuple:
+        z1 = dr.zeros(bk.Float, dr.width(act))
+        if bsdf.glossy:
+            f_nee, pb_nee = bsdf.eval_pdf(si, wo_nee, act_nee)
+            f_pair, pb_pair = bsdf.eval_pdf(si, wo_pair, act_pair)
+            pb_nee, pb_pair = dr.detach(pb_nee), dr.detach(pb_pair)
+        else:
+            f_nee, pb_nee = bsdf.eval(si, wo_nee, act_nee), z1
+            f_pair, pb_pair = dr.zeros(bk.Array3f, dr.width(act)), z1
         bs = bsdf.sample(si, s1, s2, act)
-        return f_nee, bs.wo, dr.detach(bs.pdf), bs.weight, bk.Bool(bs.delta), bk.Float(bs.eta)
+        return (f_nee, f_pair, pb_nee, pb_pair, bs.wo, dr.detach(bs.pdf), bs.weight,
+                bk.Bool(bs.delta), bk.Float(bs.eta))
     return step
+
+
+def _bsdf_direction(bsdf: Any) -> Any:
+    """A direction sampled from a glossy BSDF (detached, local; zero where it
+    is none or a delta lobe's, whose density ``pdf()`` does not count)."""
+    def sample(si: Any, s1: Any, s2: Any, act: Any) -> Any:
+        if not bsdf.glossy:
+            return dr.zeros(bk.Array3f, dr.width(act))
+        bs = bsdf.sample(si, s1, s2, act)
+        ok = act & ~bk.Bool(bs.delta) & (dr.detach(bs.pdf) > 0)
+        return dr.select(ok, dr.detach(bs.wo), 0.0)
+    return sample
 
 
 def _emission(scene: Any, si: Any, hit: Any, d: Any, act: Any, counts: Any) -> Any:
@@ -867,6 +907,165 @@ def _nee(scene: Any, si: Any, s_em: Any, act_nee: Any) -> tuple:
     d_em, dist_em, pdf_em, w_em, _ = scene.sample_emitter_direction(
         si.p, s_em[0], bk.Array2f(s_em[1], s_em[2]), act_nee)
     return d_em, dist_em, w_em, pdf_em
+
+
+def glossy_table(scene: Any) -> Optional[Any]:
+    """Per BSDF, whether its emitter samples get antithetic partners (None
+    where none does, or no area emitter could be a partner)."""
+    flags = [bool(b.glossy) for b in scene.bsdfs]
+    if not ANTITHETIC_NEE or not any(flags) or not scene.area_emitters:
+        return None
+    return bk.from_numpy(bk.Bool, np.array(flags))
+
+
+def antithetic_partner(scene: Any, si: Any, d_em: Any, on: Any, glossy: Any) -> tuple:
+    """The antithetic partner of the emitter sample towards ``d_em`` at ``si``
+    (detached): ``(found, prim, bary)``, the emissive point first hit in the
+    direction ``M ω = 2 (ω·r) r − ω`` (``ω`` turned by π about the mirror
+    direction ``r`` of ``si.wi``) where the sample ``ω`` is unoccluded (``on``)
+    and the vertex's BSDF glossy.
+
+    Why: a glossy lobe about ``r`` moves as the surface turns or slides, and
+    ``∂f`` is large and of opposite signs on either side of ``r``, so next-event
+    estimation's interior derivative has a variance far above the render's
+    (the lobe's translation in a uniform light changes nothing but is
+    estimated sample by sample). ``M`` preserves solid angle, is an involution
+    and maps the lobe onto itself, so ``∂f(ω) ≈ −∂f(Mω)``: antithetic sampling
+    (Zhang et al. 2021, "Antithetic Sampling for Monte Carlo Differentiable
+    Rendering", ACM TOG 40(4)). The densities differ (emitter sampling is not
+    symmetric about ``r``), so the pair is combined as
+
+        (g(ω) + g(Mω)) / (p(ω) + p(Mω)),
+
+    unbiased for ``∫ g`` over the set ``D₁`` where ``M`` maps first-hit,
+    front-facing emitter points onto such points (``M`` is a bijection of
+    ``D₁``: the mean of ``g(ω)/(p(ω)+p(Mω))`` over ``p`` and of the same with
+    ``Mω`` are ``∫_{D₁} g p(ω)/(p(ω)+p(Mω))`` and its complement to ``∫_{D₁} g``);
+    elsewhere the sample stands alone (``g/p``). ``D₁`` and the densities are
+    those at the current parameters (detached) and both points are material
+    points of the emitter, so the derivative is that of the same integral with
+    the same boundary terms. Glossy ball (α 0.05) translated: see
+    ``BENCHMARKS.md``."""
+    with dr.suspend_grad():
+        si_d = _detached(si)
+        bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si_d.prim, on)
+        on = on & dr.gather(bk.Bool, glossy, bsdf_idx, on)
+        wi = si_d.wi
+        r = bk.Array3f(-wi[0], -wi[1], wi[2])
+        w = si_d.to_local(dr.detach(d_em))
+        m_world = si_d.to_world(2.0 * dr.dot(w, r) * r - w)
+        _, prim, u, v, hit = scene.ray_intersect_preliminary(
+            si_d.spawn_origin(m_world), m_world, dr.inf, on)
+        on = on & hit
+        emits = dr.gather(bk.UInt32, scene.prim_emitter, prim, on) != 0xFFFFFFFF
+        return on & emits, prim, bk.Array2f(u, v)
+
+
+#: Share of next-event estimation's emitter samples at glossy vertices drawn
+#: by the BSDF (:class:`EmitterSample`).
+BSDF_NEE_SHARE = 0.5
+
+
+class EmitterSample:
+    """Next-event estimation's emitter sample at a vertex, attached (a material
+    point of the emitter), with its antithetic partner at glossy vertices.
+
+    At a vertex whose BSDF is glossy the point ``y`` is drawn by a one-sample
+    mixture: with probability ``c`` (:data:`BSDF_NEE_SHARE`) as the first hit
+    of a BSDF-sampled ray where that is an area emitter, else by the emitters'
+    own sampling; its density ``q = (1 − c) p_e + c p_b`` (``p_b`` zero for
+    points the BSDF's rays cannot find: lights at points or infinity). The
+    point stays a material point with detached densities, so it estimates the
+    same integral with the same boundary terms as plain next-event estimation.
+    The partner ``y' = T(y)`` (:func:`antithetic_partner`) joins it as
+    ``(g(y) + g(y')) / (q(y) + q(y'))``; each is ``β f w a`` with ``w`` the
+    emitter's attached ``Le G / p_e`` and ``a = p_e / (q(y) + q(y'))``
+    detached (:meth:`shares`). The mixture alone did not lower the variance of
+    derivatives (the lobe's derivative changes sign across it); the pairs
+    cancel that, and the BSDF's samples give them the lobe to cancel in."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def shares(self, pb: Any, pb_pair: Any) -> tuple:
+        """``(a, a_pair)`` from the BSDF's detached densities of the point and
+        of its partner."""
+        c = BSDF_NEE_SHARE
+        q = dr.select(self.mixed, (1.0 - c) * self.pdf + c * dr.select(self.area, pb, 0.0),
+                      self.pdf)
+        q_pair = dr.select(self.pair, (1.0 - c) * self.pdf_pair + c * pb_pair, 0.0)
+        norm = dr.rcp(dr.maximum(q + q_pair, 1e-30))
+        return (dr.select(self.on, self.pdf * norm, 0.0),
+                dr.select(self.pair, self.pdf_pair * norm, 0.0))
+
+
+def emitter_sample(scene: Any, si: Any, s_em: Any, on: Any, bsdf_idx: Any, glossy: Any,
+                   samplers: list) -> EmitterSample:
+    """The emitter sample of next-event estimation at ``si`` with the uniform
+    samples ``s_em`` (:class:`EmitterSample`); ``glossy``: :func:`glossy_table`
+    (None: emitters' sampling alone, no partners); ``samplers``: per BSDF,
+    :func:`_bsdf_direction`. Visibility is tested (``vis``)."""
+    n = dr.width(on)
+    z1, z3, zu, zb = (dr.zeros(bk.Float, n), dr.zeros(bk.Array3f, n), dr.zeros(bk.UInt32, n),
+                      dr.zeros(bk.Bool, n))
+    if len(scene.emitters) == 0:
+        return EmitterSample(on=on & False, vis=zb, wo=bk.Array3f(0, 0, 1), w=z3, pdf=z1,
+                             mixed=zb, area=zb, by_bsdf=zb, s_em=s_em, prim=zu,
+                             bary=dr.zeros(bk.Array2f, n), pair=zb, wo_pair=bk.Array3f(0, 0, 1),
+                             w_pair=z3, pdf_pair=z1, prim_pair=zu,
+                             bary_pair=dr.zeros(bk.Array2f, n))
+    with dr.suspend_grad():
+        c = BSDF_NEE_SHARE
+        mixed = zb if glossy is None else on & dr.gather(bk.Bool, glossy, bsdf_idx, on)
+        by_bsdf = mixed & (s_em[0] < c)
+        # (Either technique reuses the first number, stretched to [0, 1).)
+        s1 = dr.select(mixed, dr.select(by_bsdf, s_em[0] / c, (s_em[0] - c) / (1.0 - c)),
+                       s_em[0])
+        s_em = bk.Array3f(dr.minimum(s1, 0.99999994), s_em[1], s_em[2])
+        prim, bary, hit_em = zu, dr.zeros(bk.Array2f, n), zb
+        if glossy is not None:
+            si_d = _detached(si)
+            args = (si_d, s_em[0], bk.Array2f(s_em[1], s_em[2]), by_bsdf)
+            wo_b = (samplers[0](*args) if len(samplers) == 1
+                    else dr.switch(bsdf_idx, samplers, *args))
+            d_b = si_d.to_world(wo_b)
+            ray_on = by_bsdf & (dr.squared_norm(wo_b) > 0)
+            _, prim, u, v, hit = scene.ray_intersect_preliminary(
+                si_d.spawn_origin(d_b), d_b, dr.inf, ray_on)
+            bary = bk.Array2f(u, v)
+            hit_em = ray_on & hit & (dr.gather(bk.UInt32, scene.prim_emitter, prim,
+                                               ray_on & hit) != 0xFFFFFFFF)
+        area = scene.select_emitter(s_em[0]) < len(scene.area_emitters)
+    d, dist, w, pdf = _nee(scene, si, s_em, on & ~by_bsdf)
+    if glossy is not None:
+        d_b, _, pdf_b, w_b = scene.emitter_direction_at(si.p, prim, bary, hit_em)
+        d, w, pdf = dr.select(by_bsdf, d_b, d), dr.select(by_bsdf, w_b, w), \
+            dr.select(by_bsdf, pdf_b, pdf)
+        area = area | by_bsdf
+    on = dr.select(by_bsdf, hit_em, on) & (pdf > 0)
+    # (A point found by a ray is its first hit: no shadow ray.)
+    vis = dr.select(by_bsdf, on, _shadow_ray(scene, si, d, dist, on & ~by_bsdf))
+    pair, prim_pair, bary_pair = zb, zu, dr.zeros(bk.Array2f, n)
+    w_pair, pdf_pair, wo_pair = z3, z1, bk.Array3f(0, 0, 1)
+    if glossy is not None:
+        pair, prim_pair, bary_pair = antithetic_partner(scene, si, d, vis & area, glossy)
+        d_pair, _, pdf_pair, w_pair = scene.emitter_direction_at(si.p, prim_pair, bary_pair,
+                                                                 pair)
+        pair = pair & (pdf_pair > 0)
+        wo_pair = si.to_local(d_pair)
+    return EmitterSample(on=on, vis=vis, wo=si.to_local(d), w=w, pdf=dr.detach(pdf),
+                         mixed=mixed, area=area, by_bsdf=by_bsdf, s_em=s_em, prim=prim,
+                         bary=bary, pair=pair, wo_pair=wo_pair, w_pair=w_pair,
+                         pdf_pair=dr.detach(pdf_pair), prim_pair=prim_pair,
+                         bary_pair=bary_pair)
+
+
+def nee_value(beta: Any, vis: Any, f: Any, w: Any, a: Any, pair: Any, f_pair: Any,
+              w_pair: Any, a_pair: Any) -> Any:
+    """Next-event estimation's contribution ``β (f w a + f' w' a')`` (the
+    partner's where ``pair``; :class:`EmitterSample`)."""
+    value = f * w * a + dr.select(pair, f_pair * w_pair * a_pair, 0.0)
+    return dr.select(vis, beta * value, 0.0)
 
 
 def _shadow_ray(scene: Any, si: Any, d_em: Any, dist_em: Any, act_nee: Any) -> Any:
@@ -897,6 +1096,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     steps = [_bsdf_step(b) for b in scene.bsdfs]
     any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
     has_emitters = len(scene.emitters) > 0
+    glossy = glossy_table(scene)
+    samplers = [_bsdf_direction(b) for b in scene.bsdfs]
     from .boundary.shadow import ShadowEdgeChoice, edge_motion_weights, silhouette_weights
     from .boundary.vertex_rims import rim_sample, smooth_triangle_sampler
     sampler = silhouette_weights(scene, sensor) if edges else None
@@ -915,7 +1116,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             moving_edges = edge_motion_weights(scene, 0.0) > 0
     # Boundary samples need two more segments (to the next vertex, then light).
     edge_depth = dr.opaque(bk.UInt32, max_depth - 2 if max_depth >= 2 else 0)
-    cap = record_capacity() if recording else 0
+    fields = record_fields(glossy)
+    cap = record_capacity(fields) if recording else 0
 
     with dr.resume_grad(when=diff):
         o, d, tmax = sensor.sample_ray(film_pos)
@@ -1020,7 +1222,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             dr.set_grad(unit, 1.0)
             state.update({k: unit * dr.zeros(getattr(bk, tp), n) for k, tp in _CARRIERS.items()})
     if recording:
-        rec = {name: dr.alloc_local(getattr(bk, tp), cap) for name, tp, _ in FIELDS}
+        rec = {name: dr.alloc_local(getattr(bk, tp), cap) for name, tp, _ in fields}
         state["rec"] = rec
         state["L_beyond"] = dr.zeros(bk.Array3f, n)
 
@@ -1044,20 +1246,13 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             s_em1, s_em2, s_b1, s_b2 = vertex_samples(rng)
             s_em = bk.Array3f(s_em1, s_em2[0], s_em2[1])
             act_nee = act_next if (any_smooth and has_emitters) else act_next & False
-            if has_emitters:
-                d_em, dist_em, w_em, pdf_em = _nee(scene, si, s_em, act_nee)
-                # (Not ``&=``: act_nee may be act_next itself, and Dr.Jit's
-                # in-place operators would end the path wherever NEE fails.)
-                act_nee = act_nee & (pdf_em > 0)
-                wo_nee = si.to_local(d_em)
-            else:
-                d_em, dist_em = dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n)
-                w_em, wo_nee = dr.zeros(bk.Array3f, n), bk.Array3f(0, 0, 1)
-            args = (si, wo_nee, s_b1, s_b2, act_nee, act_next)
+            ns = emitter_sample(scene, si, s_em, act_nee, bsdf_idx, glossy, samplers)
+            vis = ns.vis
+            args = (si, ns.wo, ns.wo_pair, s_b1, s_b2, ns.on, ns.pair, act_next)
             out = steps[0](*args) if len(steps) == 1 else dr.switch(bsdf_idx, steps, *args)
-            f_nee, wo, pdf_b, weight_b, delta_b, eta_b = out
-            vis = _shadow_ray(scene, si, d_em, dist_em, act_nee) if has_emitters else act_nee
-            nee = dr.select(vis, beta * f_nee * w_em, 0.0)
+            f_nee, f_pair, pb_nee, pb_pair, wo, pdf_b, weight_b, delta_b, eta_b = out
+            a_nee, a_pair = ns.shares(pb_nee, pb_pair)
+            nee = nee_value(beta, vis, f_nee, ns.w, a_nee, ns.pair, f_pair, ns.w_pair, a_pair)
             contrib = emitted + nee if interior else dr.zeros(bk.Array3f, n)
             # Boundary samples at this vertex (not at delta vertices).
             b_act = act_next & ~delta_b & (depth < edge_depth) & takes
@@ -1168,11 +1363,15 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             slot = dr.minimum(depth, cap - 1)
             flags = (_flag(hit, F_HIT) | _flag(delta_b, F_DELTA) | _flag(vis, F_VIS)
                      | _flag(st["prev_delta"], F_PREV_DELTA) | _flag(act_new, F_CONT)
-                     | _flag(st["mat"] & hit, F_MAT))
+                     | _flag(st["mat"] & hit, F_MAT) | _flag(ns.pair, F_ANTI)
+                     | _flag(ns.by_bsdf, F_BNEE))
             values = dict(prim=prim, wo=dr.select(delta_b, bk.Array3f(s_b1, s_b2[0], s_b2[1]),
                                                   dr.detach(wo)),
-                          s_em=s_em, beta=dr.detach(beta), ray_o=dr.detach(o),
+                          s_em=ns.s_em, beta=dr.detach(beta), ray_o=dr.detach(o),
                           ray_d=dr.detach(d))
+            if glossy is not None:
+                values.update(m_prim=ns.prim, m_bary=ns.bary, n_prim=ns.prim_pair,
+                              n_bary=ns.bary_pair, n_a=bk.Array2f(a_nee, a_pair))
             if edges and ONE_VERTEX_PER_PATH:
                 # (Zeros where no sample is written: garbage would reach the
                 # reverse pass through dr.select's untaken branches.)
@@ -1183,9 +1382,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                 flags |= _sample_flags(named)
                 values.update((k, v) for k, v in named.items() if not k.endswith("_ok"))
             values["flags"] = flags
-            tps = {name: tp for name, tp, _ in FIELDS}
             for name, value in values.items():
-                rec[name].write(getattr(bk, tps[name])(dr.detach(value)), slot, on)
+                rec[name].write(getattr(bk, TYPES[name])(dr.detach(value)), slot, on)
             out_st["rec"] = rec
             out_st["L_beyond"] = st["L_beyond"] + dr.select(act & (depth >= cap),
                                                              dr.detach(contrib), 0.0)
@@ -1241,10 +1439,9 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             slot = dr.minimum(depth_s, cap - 1)
             values = dict(zip(_SAMPLE_FIELDS, samples))
             values["flags"] = rec["flags"].read(slot, on) | _sample_flags(values)
-            tps = {name: tp for name, tp, _ in FIELDS}
             for name, value in values.items():
-                if name in tps:
-                    rec[name].write(getattr(bk, tps[name])(dr.detach(value)), slot, on)
+                if name in TYPES:
+                    rec[name].write(getattr(bk, TYPES[name])(dr.detach(value)), slot, on)
     if recording:
         return Record(final["rec"], dr.minimum(final["depth"], cap), final["L_beyond"],
                       interior, edges)
@@ -1301,6 +1498,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
     delta_L = bk.Array3f(dr.detach(delta_L))
     hold, fixed_tris, slide, exact = _hold_tables(integrator, scene,
                                                   _motion_tables(scene, sensor)[0])
+    glossy = glossy_table(scene)
     # (next_*: the vertex after the one replayed, held or not, and its
     # triangle: the segment's factor depends on them.)
     state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),
@@ -1316,7 +1514,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
         act = st["k"] > 0
         slot = st["k"] - 1
         rec = st["rec"]
-        r = {name: rec[name].read(slot, act) for name, _, _ in FIELDS}
+        r = {name: rec[name].read(slot, act) for name in rec}
         flags = r["flags"]
         hit = act & _has(flags, F_HIT)
         delta = _has(flags, F_DELTA)
@@ -1333,10 +1531,25 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
             emitted = beta * _emission(scene, si, hit, d, act, counts)
             s_em = r["s_em"]
             nee_on = hit & _has(flags, F_VIS)
-            if len(scene.emitters) > 0:
+            if len(scene.emitters) > 0 and glossy is None:
                 d_em, _, w_em, _ = _nee(scene, si, s_em, nee_on)
                 f_nee = scene.eval_bsdf(si, si.to_local(d_em), nee_on)
                 nee = dr.select(nee_on, beta * f_nee * w_em, 0.0)
+            elif len(scene.emitters) > 0:
+                # (EmitterSample: the point drawn by the BSDF or the emitters,
+                # the partner, their detached shares.)
+                by_bsdf = nee_on & _has(flags, F_BNEE)
+                d_em, _, w_em, _ = _nee(scene, si, s_em, nee_on & ~by_bsdf)
+                d_b, _, _, w_b = scene.emitter_direction_at(si.p, r["m_prim"], r["m_bary"],
+                                                            by_bsdf)
+                d_em, w_em = dr.select(by_bsdf, d_b, d_em), dr.select(by_bsdf, w_b, w_em)
+                pair = nee_on & _has(flags, F_ANTI)
+                d_pair, _, _, w_pair = scene.emitter_direction_at(
+                    si.p, r["n_prim"], r["n_bary"], pair)
+                f_nee = scene.eval_bsdf(si, si.to_local(d_em), nee_on)
+                f_pair = scene.eval_bsdf(si, si.to_local(d_pair), pair)
+                nee = nee_value(beta, nee_on, f_nee, w_em, r["n_a"][0], pair, f_pair, w_pair,
+                                r["n_a"][1])
             else:
                 nee = dr.zeros(bk.Array3f, n)
             contrib = emitted + nee

@@ -405,8 +405,13 @@ class Scene:
         c0 = dr.gather(bk.Float, cdf, local)
         c1 = dr.gather(bk.Float, cdf, local + 1)
         u_re = dr.clip((u - c0) / dr.maximum(c1 - c0, 1e-12), 0.0, 1.0 - 1e-7)
-        prim = local + off
         b = square_to_uniform_triangle(bk.Array2f(u_re, s2[1]))
+        return self._area_point(k, p_ref, local + off, b, active)
+
+    def _area_point(self, k: int, p_ref: Any, prim: Any, b: Any, active: Any) -> tuple:
+        """The direction sample of area emitter ``k`` at barycentrics ``b`` of its
+        triangle ``prim`` (a material point: attached to the emitter's vertices)."""
+        total = self._area_tables[k][3]
         (i0, i1, i2), (p0, p1, p2) = self._triangle(prim, active)
         p = p0 * (1.0 - b[0] - b[1]) + p1 * b[0] + p2 * b[1]
         n_geo = dr.cross(p1 - p0, p2 - p0)
@@ -471,6 +476,24 @@ class Scene:
         pdf = pdf * p_sel
         w = w * dr.rcp(p_sel)
         return d, dist, pdf, w, delta
+
+    def emitter_direction_at(self, p_ref: Any, prim: Any, bary: Any, active: Any) -> tuple:
+        """The sample of ``sample_emitter_direction`` from ``p_ref`` that lies at
+        barycentrics ``bary`` of the emissive triangle ``prim`` (found by a ray,
+        say): ``(d, dist, pdf, weight)`` as that function returns them, the
+        point a material point of the emitter; zero where ``prim`` emits not."""
+        n = dr.width(prim)
+        idx = dr.gather(bk.UInt32, self.prim_emitter, prim, active)
+        active = active & (idx != INVALID)
+        out = (dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n), dr.zeros(bk.Float, n),
+               dr.zeros(bk.Array3f, n))
+        for k in range(len(self.area_emitters)):
+            here = active & (idx == k)
+            value = self._area_point(k, p_ref, prim, bary, here)
+            out = tuple(dr.select(here, v, o) for v, o in zip(value, out))
+        d, dist, pdf, w = out
+        p_sel = dr.gather(bk.Float, self._emitter_prob, dr.select(active, idx, 0), active)
+        return d, dist, pdf * p_sel, w * dr.rcp(dr.maximum(p_sel, 1e-30))
 
     def select_emitter(self, s1: Any) -> Any:
         """Index of the emitter that ``sample_emitter_direction`` picks with ``s1``."""
