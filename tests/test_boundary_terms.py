@@ -680,6 +680,21 @@ def test_vertices_held_on_a_moving_glossy_ball():
                            spp_fd=32768), tol=0.1)
 
 
+def test_sharp_glossy_lobe_path_traced():
+    """A rough conductor ball (α 0.05) moving over the floor, path traced: the
+    derivative of a sharp lobe changes sign across it, and emitter samples
+    drawn by the emitters alone gave it a variance far above the render's
+    (0.12-0.18 here over seeds 1-4). Next-event estimation at glossy vertices
+    draws emitter points by the BSDF too and pairs them antithetically about
+    the mirror direction (``pathgeo.EmitterSample``): 0.046-0.083 (finite
+    differences against another run: 0.011). What is left is mostly the
+    highlight seen directly, smaller than a pixel (pixel sampling)."""
+    scene = lg.load_dict(floor_scene(ball={"type": "sphere", "radius": 0.6,
+                                           "bsdf": {"type": "roughconductor", "alpha": 0.05}}))
+    assert_agrees(*compare(scene, "ball.to_world", translate(0), eps=0.01, spp=4096,
+                           spp_fd=65536), tol=0.1)
+
+
 def test_static_edge_hiding_a_moving_box():
     """The floor sees a moving box's reflected light past a static panel:
     with path vertices on the box held at its material points, the panel's
@@ -763,14 +778,18 @@ def assert_reverse_equals_forward(scene, params, key: str, at, terms, spp: int) 
         if mode == "forward":
             dr.set_grad(theta, 1.0)
             dr.forward_to(image)
-            values.append(float((np.array(dr.grad(image)) * w).sum()))
+            weighted = np.array(dr.grad(image)) * w
+            values.append(float(weighted.sum()))
+            # (Rounding errors scale with the terms summed, not with their
+            # sum, which can cancel.)
+            scale = float(np.abs(weighted).sum())
         else:
             dr.backward(dr.sum(image * lg.TensorXf(w), axis=None))
             values.append(float(dr.grad(theta)[0]))
     params[key] = base
     params.update()
     assert abs(values[0]) > 1e-3, terms
-    assert abs(values[0] - values[1]) <= 1e-4 * abs(values[0]), (terms, values)
+    assert abs(values[0] - values[1]) <= 1e-4 * scale, (terms, values, scale)
 
 
 def test_reverse_equals_forward_path():

@@ -193,6 +193,9 @@ class PerturbedFrameBSDF(BSDF):
         ok = active & (wo[2] * wo_p[2] > 0)
         return dr.select(ok, self.nested.pdf(si_p, wo_p, ok), 0.0)
 
+    def lobe_roughness(self) -> float:
+        return self.nested.lobe_roughness()
+
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.nested.albedo(si, active)
 

@@ -72,6 +72,11 @@ class BSDF:
         """Diffuse-like albedo for the ``aov`` integrator (Color3f)."""
         raise NotImplementedError
 
+    def lobe_roughness(self) -> float:
+        """A typical microfacet roughness ``α`` of the glossy lobe (its textures'
+        means; the sharpest of nested BSDFs'), ``inf`` where none is glossy."""
+        return float("inf")
+
     def freeze_sampling(self) -> None:
         """Sample with a detached snapshot of the current parameters until
         :meth:`unfreeze_sampling` (see ``lumigrad.bsdfs.frozen_sampling``).

@@ -110,6 +110,9 @@ class BlendBSDF(BSDF):
     def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
         return self.eval(si, wo, active), self.pdf(si, wo, active)
 
+    def lobe_roughness(self) -> float:
+        return min(self.bsdf_0.lobe_roughness(), self.bsdf_1.lobe_roughness())
+
     def albedo(self, si: Any, active: Any = True) -> Any:
         w = self._w(si, active)
         return self.bsdf_0.albedo(si, active) * (1.0 - w) + self.bsdf_1.albedo(si, active) * w

@@ -78,6 +78,9 @@ class Mask(BSDF):
     def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
         return self.eval(si, wo, active), self.pdf(si, wo, active)
 
+    def lobe_roughness(self) -> float:
+        return self.nested.lobe_roughness()
+
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.nested.albedo(si, active)
 

@@ -399,6 +399,10 @@ class Principled(FreezableSampling, BSDF):
                           delta=full_bool(False, n),
                           eta=dr.select(active & pick_st, eta_it, 1.0))
 
+    def lobe_roughness(self) -> float:
+        """The main specular lobe's ``α = roughness²``."""
+        return max(0.001, self.tex["roughness"].mean() ** 2)
+
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.base_color.eval(si, active)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 import drjit as dr
+import numpy as np
 
 from .. import backend as bk
 from ..core.fresnel import fresnel_conductor, reflect_about
@@ -58,6 +59,9 @@ class RoughnessMixin:
         au = self.alpha_u.eval_1(si, active)
         av = self.alpha_v.eval_1(si, active) if self.anisotropic else au
         return MicrofacetDistribution(self.distribution, au, av, self.sample_visible)
+
+    def lobe_roughness(self) -> float:
+        return float(np.sqrt(max(self.alpha_u.mean(), 0.0) * max(self.alpha_v.mean(), 0.0)))
 
     def _roughness_parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         if self.anisotropic:

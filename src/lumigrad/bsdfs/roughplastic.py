@@ -248,6 +248,9 @@ class RoughPlastic(FreezableSampling, BSDF):
         return BSDFSample(wo=wo, pdf=dr.select(ok, pdf, 0.0), weight=weight,
                           delta=full_bool(False, n), eta=full_float(1.0, n))
 
+    def lobe_roughness(self) -> float:
+        return float(dr.detach(self.alpha)[0])
+
     def albedo(self, si: Any, active: Any = True) -> Any:
         return self.diffuse_reflectance.eval(si, active)
 

@@ -89,6 +89,9 @@ class TwoSided(BSDF):
     def eval_pdf(self, si: Any, wo: Any, active: Any = True) -> tuple[Any, Any]:
         return self._both("eval_pdf", si, wo, active)
 
+    def lobe_roughness(self) -> float:
+        return min(b.lobe_roughness() for b in (self.nested, self.back) if b is not None)
+
     def albedo(self, si: Any, active: Any = True) -> Any:
         if self.back is None:
             return self.nested.albedo(si, active)

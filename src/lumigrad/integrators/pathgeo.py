@@ -96,6 +96,7 @@ import numpy as np
 from .. import backend as bk
 from ..core.math import hmax
 from ..geometry.edges import safe_normalize
+from . import nee
 from .replay import vertex_samples
 
 #: Largest per-lane record of the reverse pass (32-bit words), per backend
@@ -113,8 +114,9 @@ F_EDGE = 32          # an edge sample (seen from the vertex) contributes
 F_SHADOW = 64        # a shadow line sample contributes
 F_RIM = 128          # a shading-rim sample contributes (boundary/vertex_rims.py)
 F_MAT = 256          # the vertex is held (held_vertex, STATIC_MATERIAL_POINTS)
-F_ANTI = 512         # the emitter sample has an antithetic partner (antithetic_partner)
-F_BNEE = 1024        # the emitter sample was drawn by the BSDF (EmitterSample)
+F_ANTI = 512         # the emitter sample's antithetic partner (nee.py) contributes
+F_BNEE = 1024        # next-event estimation's point drawn by the BSDF (nee.py) contributes
+F_BANTI = 2048       # ... and its partner
 
 #: (name, type, components) of the record's fields.
 FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
@@ -128,16 +130,18 @@ FIELDS = (("prim", "UInt32", 1), ("flags", "UInt32", 1), ("wo", "Array3f", 3),
           ("b_h", "Float", 1),
           ("r_prim", "UInt32", 1), ("r_b", "Array2f", 2), ("r_c", "Array3f", 3),
           ("r_h", "Float", 1))
-#: ... and in scenes with glossy BSDFs (:class:`EmitterSample`): the emitter
-#: point drawn by the BSDF, the partner, their shares.
-GLOSSY_FIELDS = (("m_prim", "UInt32", 1), ("m_bary", "Array2f", 2), ("n_prim", "UInt32", 1),
-                 ("n_bary", "Array2f", 2), ("n_a", "Array2f", 2))
+#: ... and in scenes with glossy BSDFs (``nee.EmitterSamples``): where the
+#: emitter sample's partner (``n_``), the point drawn by the BSDF (``m_``) and
+#: its partner (``o_``) lie, and the four points' factors (``n_a``, ``o_a``).
+GLOSSY_FIELDS = (("n_prim", "UInt32", 1), ("n_bary", "Array2f", 2), ("m_prim", "UInt32", 1),
+                 ("m_bary", "Array2f", 2), ("o_prim", "UInt32", 1), ("o_bary", "Array2f", 2),
+                 ("n_a", "Array2f", 2), ("o_a", "Array2f", 2))
 TYPES = {name: tp for name, tp, _ in FIELDS + GLOSSY_FIELDS}
 
 
-def record_fields(glossy: Any) -> tuple:
-    """The record's fields where :func:`glossy_table` returned ``glossy``."""
-    return FIELDS + (GLOSSY_FIELDS if glossy is not None else ())
+def record_fields(tables: Any) -> tuple:
+    """The record's fields where ``nee.glossy_tables`` returned ``tables``."""
+    return FIELDS + (GLOSSY_FIELDS if tables is not None else ())
 
 
 def record_capacity(fields: tuple = FIELDS) -> int:
@@ -277,10 +281,6 @@ SLIDE_NEAR, SLIDE_FAR = 0.05, 0.25
 #: floor, path 3, 2 × 2048 spp: block error 0.126 → 0.025, seed against seed
 #: 0.087 → 0.021 (``BENCHMARKS.md``). False: static shapes only (comparisons).
 HOLD_MOVING = True
-
-#: Next-event estimation at glossy vertices pairs each emitter sample with its
-#: antithetic partner (:func:`antithetic_partner`).
-ANTITHETIC_NEE = True
 
 
 def slide_bounds(scene: Any) -> tuple:
@@ -864,35 +864,22 @@ def held_share(scene: Any, held: tuple, si: Any, prim: Any, point: Any, active: 
 # ---------------------------------------------------------------------------
 # the path loop (primal, forward, record)
 # ---------------------------------------------------------------------------
-def _bsdf_step(bsdf: Any) -> Any:
-    """At a vertex: the BSDF at the emitter sample and its partner (with their
-    detached densities where the BSDF is glossy), and the sampled direction."""
-    def step(si: Any, wo_nee: Any, wo_pair: Any, s1: Any, s2: Any, act_nee: Any,
-             act_pair: Any, act: Any) -> tuple:
-        z1 = dr.zeros(bk.Float, dr.width(act))
-        if bsdf.glossy:
-            f_nee, pb_nee = bsdf.eval_pdf(si, wo_nee, act_nee)
-            f_pair, pb_pair = bsdf.eval_pdf(si, wo_pair, act_pair)
-            pb_nee, pb_pair = dr.detach(pb_nee), dr.detach(pb_pair)
+def _bsdf_step(bsdf: Any, points: int) -> Any:
+    """At a vertex: the BSDF at next-event estimation's ``points`` (and their
+    detached densities where it is glossy: ``nee.EmitterSamples``), and the
+    sampled direction."""
+    def step(si: Any, wos: tuple, ons: tuple, s1: Any, s2: Any, act: Any) -> tuple:
+        z1, z3 = dr.zeros(bk.Float, dr.width(act)), dr.zeros(bk.Array3f, dr.width(act))
+        if bsdf.glossy and points > 1:
+            f, pb = zip(*(bsdf.eval_pdf(si, wo, on) for wo, on in zip(wos, ons)))
+            pb = tuple(dr.detach(p) for p in pb)
         else:
-            f_nee, pb_nee = bsdf.eval(si, wo_nee, act_nee), z1
-            f_pair, pb_pair = dr.zeros(bk.Array3f, dr.width(act)), z1
+            f = (bsdf.eval(si, wos[0], ons[0]),) + (z3,) * (len(wos) - 1)
+            pb = (z1,) * len(wos)
         bs = bsdf.sample(si, s1, s2, act)
-        return (f_nee, f_pair, pb_nee, pb_pair, bs.wo, dr.detach(bs.pdf), bs.weight,
-                bk.Bool(bs.delta), bk.Float(bs.eta))
+        return (tuple(f), pb, bs.wo, dr.detach(bs.pdf), bs.weight, bk.Bool(bs.delta),
+                bk.Float(bs.eta))
     return step
-
-
-def _bsdf_direction(bsdf: Any) -> Any:
-    """A direction sampled from a glossy BSDF (detached, local; zero where it
-    is none or a delta lobe's, whose density ``pdf()`` does not count)."""
-    def sample(si: Any, s1: Any, s2: Any, act: Any) -> Any:
-        if not bsdf.glossy:
-            return dr.zeros(bk.Array3f, dr.width(act))
-        bs = bsdf.sample(si, s1, s2, act)
-        ok = act & ~bk.Bool(bs.delta) & (dr.detach(bs.pdf) > 0)
-        return dr.select(ok, dr.detach(bs.wo), 0.0)
-    return sample
 
 
 def _emission(scene: Any, si: Any, hit: Any, d: Any, act: Any, counts: Any) -> Any:
@@ -900,179 +887,6 @@ def _emission(scene: Any, si: Any, hit: Any, d: Any, act: Any, counts: Any) -> A
     Le = scene.eval_area_emitter(si, hit & counts)
     Le_env = scene.eval_environment(d, act & ~hit & counts)
     return dr.select(counts, Le + Le_env, 0.0)
-
-
-def _nee(scene: Any, si: Any, s_em: Any, act_nee: Any) -> tuple:
-    """Emitter sample at ``si`` (attached): direction, distance, weight, pdf."""
-    d_em, dist_em, pdf_em, w_em, _ = scene.sample_emitter_direction(
-        si.p, s_em[0], bk.Array2f(s_em[1], s_em[2]), act_nee)
-    return d_em, dist_em, w_em, pdf_em
-
-
-def glossy_table(scene: Any) -> Optional[Any]:
-    """Per BSDF, whether its emitter samples get antithetic partners (None
-    where none does, or no area emitter could be a partner)."""
-    flags = [bool(b.glossy) for b in scene.bsdfs]
-    if not ANTITHETIC_NEE or not any(flags) or not scene.area_emitters:
-        return None
-    return bk.from_numpy(bk.Bool, np.array(flags))
-
-
-def antithetic_partner(scene: Any, si: Any, d_em: Any, on: Any, glossy: Any) -> tuple:
-    """The antithetic partner of the emitter sample towards ``d_em`` at ``si``
-    (detached): ``(found, prim, bary)``, the emissive point first hit in the
-    direction ``M ω = 2 (ω·r) r − ω`` (``ω`` turned by π about the mirror
-    direction ``r`` of ``si.wi``) where the sample ``ω`` is unoccluded (``on``)
-    and the vertex's BSDF glossy.
-
-    Why: a glossy lobe about ``r`` moves as the surface turns or slides, and
-    ``∂f`` is large and of opposite signs on either side of ``r``, so next-event
-    estimation's interior derivative has a variance far above the render's
-    (the lobe's translation in a uniform light changes nothing but is
-    estimated sample by sample). ``M`` preserves solid angle, is an involution
-    and maps the lobe onto itself, so ``∂f(ω) ≈ −∂f(Mω)``: antithetic sampling
-    (Zhang et al. 2021, "Antithetic Sampling for Monte Carlo Differentiable
-    Rendering", ACM TOG 40(4)). The densities differ (emitter sampling is not
-    symmetric about ``r``), so the pair is combined as
-
-        (g(ω) + g(Mω)) / (p(ω) + p(Mω)),
-
-    unbiased for ``∫ g`` over the set ``D₁`` where ``M`` maps first-hit,
-    front-facing emitter points onto such points (``M`` is a bijection of
-    ``D₁``: the mean of ``g(ω)/(p(ω)+p(Mω))`` over ``p`` and of the same with
-    ``Mω`` are ``∫_{D₁} g p(ω)/(p(ω)+p(Mω))`` and its complement to ``∫_{D₁} g``);
-    elsewhere the sample stands alone (``g/p``). ``D₁`` and the densities are
-    those at the current parameters (detached) and both points are material
-    points of the emitter, so the derivative is that of the same integral with
-    the same boundary terms. Glossy ball (α 0.05) translated: see
-    ``BENCHMARKS.md``."""
-    with dr.suspend_grad():
-        si_d = _detached(si)
-        bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si_d.prim, on)
-        on = on & dr.gather(bk.Bool, glossy, bsdf_idx, on)
-        wi = si_d.wi
-        r = bk.Array3f(-wi[0], -wi[1], wi[2])
-        w = si_d.to_local(dr.detach(d_em))
-        m_world = si_d.to_world(2.0 * dr.dot(w, r) * r - w)
-        _, prim, u, v, hit = scene.ray_intersect_preliminary(
-            si_d.spawn_origin(m_world), m_world, dr.inf, on)
-        on = on & hit
-        emits = dr.gather(bk.UInt32, scene.prim_emitter, prim, on) != 0xFFFFFFFF
-        return on & emits, prim, bk.Array2f(u, v)
-
-
-#: Share of next-event estimation's emitter samples at glossy vertices drawn
-#: by the BSDF (:class:`EmitterSample`).
-BSDF_NEE_SHARE = 0.5
-
-
-class EmitterSample:
-    """Next-event estimation's emitter sample at a vertex, attached (a material
-    point of the emitter), with its antithetic partner at glossy vertices.
-
-    At a vertex whose BSDF is glossy the point ``y`` is drawn by a one-sample
-    mixture: with probability ``c`` (:data:`BSDF_NEE_SHARE`) as the first hit
-    of a BSDF-sampled ray where that is an area emitter, else by the emitters'
-    own sampling; its density ``q = (1 − c) p_e + c p_b`` (``p_b`` zero for
-    points the BSDF's rays cannot find: lights at points or infinity). The
-    point stays a material point with detached densities, so it estimates the
-    same integral with the same boundary terms as plain next-event estimation.
-    The partner ``y' = T(y)`` (:func:`antithetic_partner`) joins it as
-    ``(g(y) + g(y')) / (q(y) + q(y'))``; each is ``β f w a`` with ``w`` the
-    emitter's attached ``Le G / p_e`` and ``a = p_e / (q(y) + q(y'))``
-    detached (:meth:`shares`). The mixture alone did not lower the variance of
-    derivatives (the lobe's derivative changes sign across it); the pairs
-    cancel that, and the BSDF's samples give them the lobe to cancel in."""
-
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
-
-    def shares(self, pb: Any, pb_pair: Any) -> tuple:
-        """``(a, a_pair)`` from the BSDF's detached densities of the point and
-        of its partner."""
-        c = BSDF_NEE_SHARE
-        q = dr.select(self.mixed, (1.0 - c) * self.pdf + c * dr.select(self.area, pb, 0.0),
-                      self.pdf)
-        q_pair = dr.select(self.pair, (1.0 - c) * self.pdf_pair + c * pb_pair, 0.0)
-        norm = dr.rcp(dr.maximum(q + q_pair, 1e-30))
-        return (dr.select(self.on, self.pdf * norm, 0.0),
-                dr.select(self.pair, self.pdf_pair * norm, 0.0))
-
-
-def emitter_sample(scene: Any, si: Any, s_em: Any, on: Any, bsdf_idx: Any, glossy: Any,
-                   samplers: list) -> EmitterSample:
-    """The emitter sample of next-event estimation at ``si`` with the uniform
-    samples ``s_em`` (:class:`EmitterSample`); ``glossy``: :func:`glossy_table`
-    (None: emitters' sampling alone, no partners); ``samplers``: per BSDF,
-    :func:`_bsdf_direction`. Visibility is tested (``vis``)."""
-    n = dr.width(on)
-    z1, z3, zu, zb = (dr.zeros(bk.Float, n), dr.zeros(bk.Array3f, n), dr.zeros(bk.UInt32, n),
-                      dr.zeros(bk.Bool, n))
-    if len(scene.emitters) == 0:
-        return EmitterSample(on=on & False, vis=zb, wo=bk.Array3f(0, 0, 1), w=z3, pdf=z1,
-                             mixed=zb, area=zb, by_bsdf=zb, s_em=s_em, prim=zu,
-                             bary=dr.zeros(bk.Array2f, n), pair=zb, wo_pair=bk.Array3f(0, 0, 1),
-                             w_pair=z3, pdf_pair=z1, prim_pair=zu,
-                             bary_pair=dr.zeros(bk.Array2f, n))
-    with dr.suspend_grad():
-        c = BSDF_NEE_SHARE
-        mixed = zb if glossy is None else on & dr.gather(bk.Bool, glossy, bsdf_idx, on)
-        by_bsdf = mixed & (s_em[0] < c)
-        # (Either technique reuses the first number, stretched to [0, 1).)
-        s1 = dr.select(mixed, dr.select(by_bsdf, s_em[0] / c, (s_em[0] - c) / (1.0 - c)),
-                       s_em[0])
-        s_em = bk.Array3f(dr.minimum(s1, 0.99999994), s_em[1], s_em[2])
-        prim, bary, hit_em = zu, dr.zeros(bk.Array2f, n), zb
-        if glossy is not None:
-            si_d = _detached(si)
-            args = (si_d, s_em[0], bk.Array2f(s_em[1], s_em[2]), by_bsdf)
-            wo_b = (samplers[0](*args) if len(samplers) == 1
-                    else dr.switch(bsdf_idx, samplers, *args))
-            d_b = si_d.to_world(wo_b)
-            ray_on = by_bsdf & (dr.squared_norm(wo_b) > 0)
-            _, prim, u, v, hit = scene.ray_intersect_preliminary(
-                si_d.spawn_origin(d_b), d_b, dr.inf, ray_on)
-            bary = bk.Array2f(u, v)
-            hit_em = ray_on & hit & (dr.gather(bk.UInt32, scene.prim_emitter, prim,
-                                               ray_on & hit) != 0xFFFFFFFF)
-        area = scene.select_emitter(s_em[0]) < len(scene.area_emitters)
-    d, dist, w, pdf = _nee(scene, si, s_em, on & ~by_bsdf)
-    if glossy is not None:
-        d_b, _, pdf_b, w_b = scene.emitter_direction_at(si.p, prim, bary, hit_em)
-        d, w, pdf = dr.select(by_bsdf, d_b, d), dr.select(by_bsdf, w_b, w), \
-            dr.select(by_bsdf, pdf_b, pdf)
-        area = area | by_bsdf
-    on = dr.select(by_bsdf, hit_em, on) & (pdf > 0)
-    # (A point found by a ray is its first hit: no shadow ray.)
-    vis = dr.select(by_bsdf, on, _shadow_ray(scene, si, d, dist, on & ~by_bsdf))
-    pair, prim_pair, bary_pair = zb, zu, dr.zeros(bk.Array2f, n)
-    w_pair, pdf_pair, wo_pair = z3, z1, bk.Array3f(0, 0, 1)
-    if glossy is not None:
-        pair, prim_pair, bary_pair = antithetic_partner(scene, si, d, vis & area, glossy)
-        d_pair, _, pdf_pair, w_pair = scene.emitter_direction_at(si.p, prim_pair, bary_pair,
-                                                                 pair)
-        pair = pair & (pdf_pair > 0)
-        wo_pair = si.to_local(d_pair)
-    return EmitterSample(on=on, vis=vis, wo=si.to_local(d), w=w, pdf=dr.detach(pdf),
-                         mixed=mixed, area=area, by_bsdf=by_bsdf, s_em=s_em, prim=prim,
-                         bary=bary, pair=pair, wo_pair=wo_pair, w_pair=w_pair,
-                         pdf_pair=dr.detach(pdf_pair), prim_pair=prim_pair,
-                         bary_pair=bary_pair)
-
-
-def nee_value(beta: Any, vis: Any, f: Any, w: Any, a: Any, pair: Any, f_pair: Any,
-              w_pair: Any, a_pair: Any) -> Any:
-    """Next-event estimation's contribution ``β (f w a + f' w' a')`` (the
-    partner's where ``pair``; :class:`EmitterSample`)."""
-    value = f * w * a + dr.select(pair, f_pair * w_pair * a_pair, 0.0)
-    return dr.select(vis, beta * value, 0.0)
-
-
-def _shadow_ray(scene: Any, si: Any, d_em: Any, dist_em: Any, act_nee: Any) -> Any:
-    """True where the emitter sample is unoccluded (as the standard loop tests it)."""
-    from .base import shadow_segment
-    origin, d_shadow, dist_shadow = shadow_segment(si, d_em, dist_em)
-    return act_nee & ~scene.ray_test(origin, d_shadow, dist_shadow, act_nee)
 
 
 def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mode: str,
@@ -1093,11 +907,11 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     max_depth_o = dr.opaque(bk.UInt32, max_depth)
     rr_depth_o = dr.opaque(bk.UInt32, integrator.rr_depth)
     hide = integrator.hide_emitters
-    steps = [_bsdf_step(b) for b in scene.bsdfs]
+    tables = nee.glossy_tables(scene)
+    samplers = [nee.bsdf_direction(b) for b in scene.bsdfs]
+    steps = [_bsdf_step(b, 1 if tables is None else 4) for b in scene.bsdfs]
     any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
     has_emitters = len(scene.emitters) > 0
-    glossy = glossy_table(scene)
-    samplers = [_bsdf_direction(b) for b in scene.bsdfs]
     from .boundary.shadow import ShadowEdgeChoice, edge_motion_weights, silhouette_weights
     from .boundary.vertex_rims import rim_sample, smooth_triangle_sampler
     sampler = silhouette_weights(scene, sensor) if edges else None
@@ -1116,7 +930,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             moving_edges = edge_motion_weights(scene, 0.0) > 0
     # Boundary samples need two more segments (to the next vertex, then light).
     edge_depth = dr.opaque(bk.UInt32, max_depth - 2 if max_depth >= 2 else 0)
-    fields = record_fields(glossy)
+    fields = record_fields(tables)
     cap = record_capacity(fields) if recording else 0
 
     with dr.resume_grad(when=diff):
@@ -1246,14 +1060,19 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             s_em1, s_em2, s_b1, s_b2 = vertex_samples(rng)
             s_em = bk.Array3f(s_em1, s_em2[0], s_em2[1])
             act_nee = act_next if (any_smooth and has_emitters) else act_next & False
-            ns = emitter_sample(scene, si, s_em, act_nee, bsdf_idx, glossy, samplers)
-            vis = ns.vis
-            args = (si, ns.wo, ns.wo_pair, s_b1, s_b2, ns.on, ns.pair, act_next)
+            # (Glossy vertices draw a point by the BSDF too, with numbers of
+            # its own.)
+            s_nb = s_em if tables is None else bk.Array3f(
+                rng.next_float32(), rng.next_float32(), rng.next_float32())
+            ns = nee.emitter_samples(scene, si, s_em, s_nb, act_nee, bsdf_idx, tables,
+                                     samplers)
+            vis = ns.found[0]
+            args = (si, ns.wo, ns.found, s_b1, s_b2, act_next)
             out = steps[0](*args) if len(steps) == 1 else dr.switch(bsdf_idx, steps, *args)
-            f_nee, f_pair, pb_nee, pb_pair, wo, pdf_b, weight_b, delta_b, eta_b = out
-            a_nee, a_pair = ns.shares(pb_nee, pb_pair)
-            nee = nee_value(beta, vis, f_nee, ns.w, a_nee, ns.pair, f_pair, ns.w_pair, a_pair)
-            contrib = emitted + nee if interior else dr.zeros(bk.Array3f, n)
+            f_nee, pb_nee, wo, pdf_b, weight_b, delta_b, eta_b = out
+            a_nee = (1.0, 0.0, 0.0, 0.0) if tables is None else ns.coefficients(pb_nee)
+            nee_c = nee.nee_value(beta, f_nee, ns.w, a_nee, ns.found)
+            contrib = emitted + nee_c if interior else dr.zeros(bk.Array3f, n)
             # Boundary samples at this vertex (not at delta vertices).
             b_act = act_next & ~delta_b & (depth < edge_depth) & takes
             L_add = contrib
@@ -1363,15 +1182,17 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             slot = dr.minimum(depth, cap - 1)
             flags = (_flag(hit, F_HIT) | _flag(delta_b, F_DELTA) | _flag(vis, F_VIS)
                      | _flag(st["prev_delta"], F_PREV_DELTA) | _flag(act_new, F_CONT)
-                     | _flag(st["mat"] & hit, F_MAT) | _flag(ns.pair, F_ANTI)
-                     | _flag(ns.by_bsdf, F_BNEE))
+                     | _flag(st["mat"] & hit, F_MAT) | _flag(ns.found[1], F_ANTI)
+                     | _flag(ns.found[2], F_BNEE) | _flag(ns.found[3], F_BANTI))
             values = dict(prim=prim, wo=dr.select(delta_b, bk.Array3f(s_b1, s_b2[0], s_b2[1]),
                                                   dr.detach(wo)),
-                          s_em=ns.s_em, beta=dr.detach(beta), ray_o=dr.detach(o),
+                          s_em=s_em, beta=dr.detach(beta), ray_o=dr.detach(o),
                           ray_d=dr.detach(d))
-            if glossy is not None:
-                values.update(m_prim=ns.prim, m_bary=ns.bary, n_prim=ns.prim_pair,
-                              n_bary=ns.bary_pair, n_a=bk.Array2f(a_nee, a_pair))
+            if tables is not None:
+                values.update(n_prim=ns.prim[1], n_bary=ns.bary[1], m_prim=ns.prim[2],
+                              m_bary=ns.bary[2], o_prim=ns.prim[3], o_bary=ns.bary[3],
+                              n_a=bk.Array2f(a_nee[0], a_nee[1]),
+                              o_a=bk.Array2f(a_nee[2], a_nee[3]))
             if edges and ONE_VERTEX_PER_PATH:
                 # (Zeros where no sample is written: garbage would reach the
                 # reverse pass through dr.select's untaken branches.)
@@ -1498,7 +1319,7 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
     delta_L = bk.Array3f(dr.detach(delta_L))
     hold, fixed_tris, slide, exact = _hold_tables(integrator, scene,
                                                   _motion_tables(scene, sensor)[0])
-    glossy = glossy_table(scene)
+    tables = nee.glossy_tables(scene)
     # (next_*: the vertex after the one replayed, held or not, and its
     # triangle: the segment's factor depends on them.)
     state = dict(k=bk.UInt32(record.count) + dr.zeros(bk.UInt32, n),
@@ -1531,28 +1352,24 @@ def replay(integrator: Any, scene: Any, record: Record, sensor: Any, film_pos: A
             emitted = beta * _emission(scene, si, hit, d, act, counts)
             s_em = r["s_em"]
             nee_on = hit & _has(flags, F_VIS)
-            if len(scene.emitters) > 0 and glossy is None:
-                d_em, _, w_em, _ = _nee(scene, si, s_em, nee_on)
-                f_nee = scene.eval_bsdf(si, si.to_local(d_em), nee_on)
-                nee = dr.select(nee_on, beta * f_nee * w_em, 0.0)
-            elif len(scene.emitters) > 0:
-                # (EmitterSample: the point drawn by the BSDF or the emitters,
-                # the partner, their detached shares.)
-                by_bsdf = nee_on & _has(flags, F_BNEE)
-                d_em, _, w_em, _ = _nee(scene, si, s_em, nee_on & ~by_bsdf)
-                d_b, _, _, w_b = scene.emitter_direction_at(si.p, r["m_prim"], r["m_bary"],
-                                                            by_bsdf)
-                d_em, w_em = dr.select(by_bsdf, d_b, d_em), dr.select(by_bsdf, w_b, w_em)
-                pair = nee_on & _has(flags, F_ANTI)
-                d_pair, _, _, w_pair = scene.emitter_direction_at(
-                    si.p, r["n_prim"], r["n_bary"], pair)
-                f_nee = scene.eval_bsdf(si, si.to_local(d_em), nee_on)
-                f_pair = scene.eval_bsdf(si, si.to_local(d_pair), pair)
-                nee = nee_value(beta, nee_on, f_nee, w_em, r["n_a"][0], pair, f_pair, w_pair,
-                                r["n_a"][1])
+            if len(scene.emitters) > 0:
+                d_em, _, w_em, _ = nee.sample_emitter(scene, si, s_em, nee_on)
+                dirs, w, found = [d_em], [w_em], [nee_on]
+                if tables is not None:
+                    # (nee.EmitterSamples: the partner, the BSDF's point, its
+                    # partner; their detached factors as recorded.)
+                    for bit, at in ((F_ANTI, "n_"), (F_BNEE, "m_"), (F_BANTI, "o_")):
+                        on_k = hit & _has(flags, bit)
+                        d_k, _, _, w_k = scene.emitter_direction_at(
+                            si.p, r[at + "prim"], r[at + "bary"], on_k)
+                        dirs, w, found = dirs + [d_k], w + [w_k], found + [on_k]
+                f = [scene.eval_bsdf(si, si.to_local(d_k), on_k) for d_k, on_k in zip(dirs, found)]
+                a = ((1.0,) if tables is None else
+                     (r["n_a"][0], r["n_a"][1], r["o_a"][0], r["o_a"][1]))
+                nee_c = nee.nee_value(beta, f, w, a, found)
             else:
-                nee = dr.zeros(bk.Array3f, n)
-            contrib = emitted + nee
+                nee_c = dr.zeros(bk.Array3f, n)
+            contrib = emitted + nee_c
             # The BSDF factor of the sampled direction and the ray leaving the vertex.
             stored = r["wo"]
             bsdf_idx = dr.gather(bk.UInt32, scene.prim_bsdf, si.prim, cont)
