@@ -221,8 +221,8 @@ CASES = {
         "type": "roughplastic", "alpha": 0.2,
         "diffuse_reflectance": {"type": "rgb", "value": [0.3, 0.5, 0.8]}})),
         "ball.to_world", translate(1, 0.3, 0)),
-    # A sharp glossy lobe: next-event estimation draws emitter points by the
-    # BSDF too (pathgeo.GUIDED_NEE_SHARE).
+    # A sharp glossy lobe: next-event estimation draws a point by the BSDF
+    # too and pairs the points antithetically (integrators/nee.py).
     "glossy_ball_direct": (lambda: scene(0, ball=ball(bsdf={"type": "roughconductor",
                                                             "alpha": 0.05})),
                            "ball.to_world", translate(1, 0.3, 0)),

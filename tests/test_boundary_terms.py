@@ -685,8 +685,8 @@ def test_sharp_glossy_lobe_path_traced():
     derivative of a sharp lobe changes sign across it, and emitter samples
     drawn by the emitters alone gave it a variance far above the render's
     (0.12-0.18 here over seeds 1-4). Next-event estimation at glossy vertices
-    draws emitter points by the BSDF too and pairs them antithetically about
-    the mirror direction (``pathgeo.EmitterSample``): 0.046-0.083 (finite
+    draws a point by the BSDF too and pairs each point antithetically about
+    the mirror direction (``integrators/nee.py``): 0.038-0.075 (finite
     differences against another run: 0.011). What is left is mostly the
     highlight seen directly, smaller than a pixel (pixel sampling)."""
     scene = lg.load_dict(floor_scene(ball={"type": "sphere", "radius": 0.6,

@@ -1,7 +1,7 @@
 """Next-event estimation at glossy vertices in geometry derivatives
 (``integrators/nee.py``): emitter points drawn by the BSDF too (MIS), each
-paired antithetically about the mirror direction. The finite-difference check is ``test_boundary_terms.py``'s
-``test_sharp_glossy_lobe_path_traced``."""
+paired antithetically about the mirror direction. The finite-difference
+check is ``test_boundary_terms.py``'s ``test_sharp_glossy_lobe_path_traced``."""
 from __future__ import annotations
 
 import drjit as dr

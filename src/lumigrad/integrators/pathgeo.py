@@ -38,11 +38,10 @@ the first. Its variables are those of the usual unidirectional path tracer:
 Emitters are counted by next-event estimation alone (and after delta
 bounces): each technique of a MIS combination of emitter hits would need its
 own boundary terms (``SamplingIntegrator.derivative_estimator``). At glossy
-vertices the emitter points are drawn by the BSDF too (a one-sample mixture of
-material points, the same integral) and paired antithetically about the
-mirror direction (:class:`EmitterSample`, :func:`antithetic_partner`; Zhang
-et al. 2021): a rough conductor ball (α = 0.05) over a floor, path depth 3,
-1024 spp, seed against seed 0.58 → 0.18 (``BENCHMARKS.md``).
+vertices a second emitter point is drawn by the BSDF (MIS over material
+points: the same integral) and each point is paired antithetically about the
+mirror direction (``nee.py``): a rough conductor ball (α = 0.05) over a floor,
+path depth 3, 1024 spp, seed against seed 0.50 → 0.15 (``BENCHMARKS.md``).
 
 Boundary terms at a vertex ``x`` (``x`` seen by the camera or later; the camera
 itself is the apex of ``boundary/primary.py`` and ``boundary/shadow.py``) live
@@ -91,7 +90,6 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import drjit as dr
-import numpy as np
 
 from .. import backend as bk
 from ..core.math import hmax
