@@ -62,6 +62,18 @@ class Emitter:
     def eval(self, si: Any, active: Any) -> Any:
         raise NotImplementedError
 
+    def direction_point(self, d: Any) -> Any:
+        """Environments: the emitter's own coordinates (``Array2f``, detached)
+        of the world direction ``d``: its *material point*, which moves with
+        the emitter as an area light's point moves with its shape."""
+        raise NotImplementedError
+
+    def sample_at(self, p: Any, point: Any, active: Any) -> DirectionSample:
+        """Environments: the sample of :meth:`sample_direction` at the
+        coordinates ``point`` (:meth:`direction_point`), attached to the
+        emitter's parameters."""
+        raise NotImplementedError
+
     def parameters(self) -> Iterator[tuple[str, Any, Callable[[Any], None] | None]]:
         return iter(())
 

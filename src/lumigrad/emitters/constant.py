@@ -62,6 +62,22 @@ class ConstantEmitter(Emitter):
         n = lane_count(d)
         return dr.select(as_mask(active, n), self._value(), 0.0)
 
+    def direction_point(self, d: Any) -> Any:
+        from .envmap import direction_to_uv
+        u, v, _ = direction_to_uv(dr.detach(bk.Array3f(d)))
+        return bk.Array2f(u, v)
+
+    def sample_at(self, p: Any, point: Any, active: Any = True) -> DirectionSample:
+        from .envmap import uv_to_direction
+        n = lane_count(p, point)
+        active = as_mask(active, n)
+        return DirectionSample(
+            d=uv_to_direction(point[0], point[1]),
+            dist=dr.full(bk.Float, dr.inf, n),
+            pdf=dr.select(active, dr.full(bk.Float, dr.inv_four_pi, n), 0.0),
+            weight=dr.select(active, self._value() * (4.0 * dr.pi), 0.0),
+            delta=dr.full(bk.Bool, False, n))
+
     def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
         n = lane_count(p, d)
         return dr.select(as_mask(active, n), dr.full(bk.Float, dr.inv_four_pi, n), 0.0)

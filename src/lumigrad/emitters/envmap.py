@@ -266,7 +266,22 @@ class EnvironmentMapEmitter(Emitter):
         grid, p_uv, _ = self._distr.sample(bk.Array2f(sample2), active)
         u = grid[0] + 0.5 / self._w
         u = u - dr.floor(u)
-        v = grid[1]
+        return self._sample_uv(n, u, grid[1], p_uv, active)
+
+    def direction_point(self, d: Any) -> Any:
+        u, v, _ = direction_to_uv(dr.detach(self._to_local(d)))
+        return bk.Array2f(u, v)
+
+    def sample_at(self, p: Any, point: Any, active: Any = True) -> DirectionSample:
+        n = lane_count(p, point)
+        active = as_mask(active, n)
+        u, v = point[0], point[1]
+        p_uv = self._distr.eval(self._uv_to_grid(u, v), active)
+        return self._sample_uv(n, u, v, p_uv, active)
+
+    def _sample_uv(self, n: int, u: Any, v: Any, p_uv: Any, active: Any) -> DirectionSample:
+        """The direction sample at ``(u, v)`` of the map, drawn with density
+        ``p_uv`` there."""
         local = uv_to_direction(u, v)
         sin_theta = dr.safe_sqrt(dr.square(local[0]) + dr.square(local[2]))
         d = dr.normalize(self.to_world.transform_vector(local))

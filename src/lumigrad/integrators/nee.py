@@ -15,7 +15,8 @@ of opposite signs on either side of ``r`` (a lobe moving inside a uniform
 light changes nothing, but is estimated point by point). There:
 
 * a second point is drawn by the BSDF (the first hit of a BSDF-sampled ray,
-  where that is an area emitter; lobes sharper than :data:`MIS_ALPHA`), and
+  where that is an area emitter or the environment; lobes sharper than
+  :data:`MIS_ALPHA`), and
   the two are weighed by the balance heuristic (Veach 1997, multi-sample
   MIS with one sample per technique);
 * each point gets an *antithetic partner* (:func:`antithetic_partner`; Zhang
@@ -62,9 +63,11 @@ class GlossyTables:
 
 
 def glossy_tables(scene: Any) -> Optional[GlossyTables]:
-    """:class:`GlossyTables`, or None where no BSDF is glossy or no area
-    emitter could be found by a ray."""
-    if not GLOSSY_NEE or not any(b.glossy for b in scene.bsdfs) or not scene.area_emitters:
+    """:class:`GlossyTables`, or None where no BSDF is glossy or no emitter
+    could be found by a ray (area lights, environments)."""
+    if not GLOSSY_NEE or not any(b.glossy for b in scene.bsdfs):
+        return None
+    if not scene.area_emitters and scene.environment is None:
         return None
     return GlossyTables(scene)
 
@@ -91,14 +94,21 @@ def mirror_direction(si: Any) -> Any:
 
 
 def first_emitter_hit(scene: Any, si: Any, d: Any, on: Any) -> tuple:
-    """``(found, prim, bary)``: where the ray from ``si`` along the world
-    direction ``d`` first hits a surface, if that is an area emitter
-    (detached)."""
+    """``(found, prim, bary)``: the emitter point the ray from ``si`` along
+    the world direction ``d`` finds first (detached): a triangle of an area
+    emitter and barycentrics, or, where it escapes into an environment,
+    ``prim = INVALID`` and the environment's coordinates of ``d``
+    (``Scene.emitter_direction_at`` reads both)."""
     with dr.suspend_grad():
         _, prim, u, v, hit = scene.ray_intersect_preliminary(si.spawn_origin(d), d, dr.inf, on)
-        on = on & hit
-        emits = dr.gather(bk.UInt32, scene.prim_emitter, prim, on) != _INVALID
-        return on & emits, prim, bk.Array2f(u, v)
+        emits = dr.gather(bk.UInt32, scene.prim_emitter, prim, on & hit) != _INVALID
+        found, bary = on & hit & emits, bk.Array2f(u, v)
+        if scene.environment is not None:
+            escaped = on & ~hit
+            found |= escaped
+            prim = dr.select(escaped, _INVALID, prim)
+            bary = dr.select(escaped, scene.environment.direction_point(d), bary)
+        return found, prim, bary
 
 
 def antithetic_partner(scene: Any, si: Any, d: Any, on: Any) -> tuple:
@@ -137,9 +147,9 @@ class EmitterSamples:
     POINTS = ("e", "e2", "b", "b2")
 
     def __init__(self, found: tuple, wo: tuple, w: tuple, pdf: tuple, prim: tuple,
-                 bary: tuple, mis: Any, area: Any) -> None:
+                 bary: tuple, mis: Any, findable: Any) -> None:
         self.found, self.wo, self.w, self.pdf = found, wo, w, pdf
-        self.prim, self.bary, self.mis, self.area = prim, bary, mis, area
+        self.prim, self.bary, self.mis, self.findable = prim, bary, mis, findable
 
     def coefficients(self, pb: tuple) -> tuple:
         """The detached factors ``a`` of the points' contributions ``β f w a``
@@ -150,8 +160,8 @@ class EmitterSamples:
         ``a(z) = w_t(z) p_e(z) / (p_t(z) + p_t(z'))``."""
         f = self.found
         pe = [dr.select(f[k], self.pdf[k], 0.0) for k in range(4)]
-        # (The BSDF's rays find points on area emitters only.)
-        pb = [dr.select(f[k] & self.mis & (self.area if k == 0 else True), pb[k], 0.0)
+        # (The BSDF's rays find no delta lights.)
+        pb = [dr.select(f[k] & self.mis & (self.findable if k == 0 else True), pb[k], 0.0)
               for k in range(4)]
         mis_w = [dr.rcp(dr.maximum(pe[k] + pb[k], 1e-30)) for k in range(4)]
         denom_e = dr.rcp(dr.maximum(pe[0] + pe[1], 1e-30))
@@ -185,10 +195,13 @@ def emitter_samples(scene: Any, si: Any, s_em: Any, s_bsdf: Any, on: Any, bsdf_i
         wo_b = samplers[0](*args) if len(samplers) == 1 else dr.switch(bsdf_idx, samplers, *args)
         d_b = si_d.to_world(wo_b)
         ray_b = first_emitter_hit(scene, si_d, d_b, mis & (dr.squared_norm(wo_b) > 0))
-        # Partners of points on area emitters (lights at points or infinity
-        # have none).
-        area = scene.select_emitter(s_em[0]) < len(scene.area_emitters)
-        ray_e2 = antithetic_partner(scene, si_d, d, glossy & found_e & area)
+        # Partners of points that rays find (area lights, environments; not
+        # lights at a point or in one direction).
+        k = scene.select_emitter(s_em[0])
+        findable = k < len(scene.area_emitters)
+        if scene.environment is not None:
+            findable |= k == scene.emitters.index(scene.environment)
+        ray_e2 = antithetic_partner(scene, si_d, d, glossy & found_e & findable)
     points = [(found_e, d, w, pdf, zu, z2)]
     for found, prim, bary in (ray_e2, ray_b):
         d_k, _, pdf_k, w_k = scene.emitter_direction_at(si.p, prim, bary, found)
@@ -199,7 +212,7 @@ def emitter_samples(scene: Any, si: Any, s_em: Any, s_bsdf: Any, on: Any, bsdf_i
     points.append((ray_b2[0] & (pdf_k > 0), d_k, w_k, pdf_k, ray_b2[1], ray_b2[2]))
     found, d, w, pdf, prim, bary = zip(*points)
     return EmitterSamples(found, tuple(si.to_local(x) for x in d), w,
-                          tuple(dr.detach(p) for p in pdf), prim, bary, mis, area)
+                          tuple(dr.detach(p) for p in pdf), prim, bary, mis, findable)
 
 
 def bsdf_direction(bsdf: Any) -> Any:

@@ -480,10 +480,15 @@ class Scene:
     def emitter_direction_at(self, p_ref: Any, prim: Any, bary: Any, active: Any) -> tuple:
         """The sample of ``sample_emitter_direction`` from ``p_ref`` that lies at
         barycentrics ``bary`` of the emissive triangle ``prim`` (found by a ray,
-        say): ``(d, dist, pdf, weight)`` as that function returns them, the
-        point a material point of the emitter; zero where ``prim`` emits not."""
+        say), or where ``prim`` is ``INVALID`` at the environment's coordinates
+        ``bary`` (``Emitter.direction_point``): ``(d, dist, pdf, weight)`` as
+        that function returns them, the point a material point of the emitter;
+        zero where ``prim`` emits not."""
         n = dr.width(prim)
-        idx = dr.gather(bk.UInt32, self.prim_emitter, prim, active)
+        env = active & (prim == INVALID) & (self.environment is not None)
+        idx = dr.gather(bk.UInt32, self.prim_emitter, prim, active & ~env)
+        if self.environment is not None:
+            idx = dr.select(env, self.emitters.index(self.environment), idx)
         active = active & (idx != INVALID)
         out = (dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n), dr.zeros(bk.Float, n),
                dr.zeros(bk.Array3f, n))
@@ -491,6 +496,10 @@ class Scene:
             here = active & (idx == k)
             value = self._area_point(k, p_ref, prim, bary, here)
             out = tuple(dr.select(here, v, o) for v, o in zip(value, out))
+        if self.environment is not None:
+            ds = self.environment.sample_at(p_ref, bary, env)
+            out = tuple(dr.select(env, v, o) for v, o in
+                        zip((ds.d, ds.dist, ds.pdf, ds.weight), out))
         d, dist, pdf, w = out
         p_sel = dr.gather(bk.Float, self._emitter_prob, dr.select(active, idx, 0), active)
         return d, dist, pdf * p_sel, w * dr.rcp(dr.maximum(p_sel, 1e-30))
