@@ -142,6 +142,19 @@ def sky() -> dict:
     return {"type": "constant", "radiance": {"type": "rgb", "value": [1.0, 1.0, 1.0]}}
 
 
+def sky_map(h: int = 64, w: int = 128) -> dict:
+    """A lat-long sky (blue at the zenith, paler at the horizon, a dark ground)
+    with a bright disk of a sun, as an ``envmap`` of an in-memory bitmap."""
+    theta = (np.arange(h)[:, None] + 0.5) / h * np.pi
+    phi = (np.arange(w)[None, :] + 0.5) / w * 2 * np.pi
+    up = np.cos(theta) * np.ones_like(phi)
+    img = np.where(up[..., None] > 0, [0.3, 0.5, 0.9] * (0.4 + 0.6 * up[..., None]), 0.05)
+    sun_dir = np.array([0.5, 0.6, 0.62]) / np.linalg.norm([0.5, 0.6, 0.62])
+    d = np.stack([np.sin(phi) * np.sin(theta), up, -np.cos(phi) * np.sin(theta)], -1)
+    img = img + 60.0 * (d @ sun_dir > 0.995)[..., None]
+    return {"type": "envmap", "bitmap": img.astype(np.float32)}
+
+
 def sun() -> dict:
     return {"type": "directional", "direction": [-1.0, -0.3, -0.4],
             "irradiance": {"type": "rgb", "value": [3.0, 3.0, 3.0]}}
@@ -229,6 +242,10 @@ CASES = {
     "glossy_ball_path3": (lambda: scene(3, ball=ball(bsdf={"type": "roughconductor",
                                                            "alpha": 0.05})),
                           "ball.to_world", translate(1, 0.3, 0)),
+    "glossy_ball_sky_direct": (lambda: scene(0, light=sky_map(), ball=ball(bsdf={
+        "type": "roughconductor", "alpha": 0.05})), "ball.to_world", translate(1, 0.3, 0)),
+    "glossy_ball_sky_path3": (lambda: scene(3, light=sky_map(), ball=ball(bsdf={
+        "type": "roughconductor", "alpha": 0.05})), "ball.to_world", translate(1, 0.3, 0)),
     "roughconductor_cube_path3": (lambda: scene(3, box=cube(bsdf={"type": "roughconductor",
                                                                  "alpha": 0.3})),
                                   "box.to_world", rotate(0, 1, 0)),

@@ -228,9 +228,10 @@ def bsdf_direction(bsdf: Any) -> Any:
 
 
 def nee_value(beta: Any, f: tuple, w: tuple, a: tuple, found: tuple) -> Any:
-    """Next-event estimation's contribution ``β Σ f w a`` over the points found."""
+    """Next-event estimation's contribution ``β Σ f w a`` over the points found
+    (the first ``len(a)`` of them: one where no vertex is glossy)."""
     value = dr.select(found[0], f[0] * w[0] * a[0], 0.0)
-    for k in range(1, len(f)):
+    for k in range(1, len(a)):
         value += dr.select(found[k], f[k] * w[k] * a[k], 0.0)
     return beta * value
 

@@ -1068,7 +1068,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             args = (si, ns.wo, ns.found, s_b1, s_b2, act_next)
             out = steps[0](*args) if len(steps) == 1 else dr.switch(bsdf_idx, steps, *args)
             f_nee, pb_nee, wo, pdf_b, weight_b, delta_b, eta_b = out
-            a_nee = (1.0, 0.0, 0.0, 0.0) if tables is None else ns.coefficients(pb_nee)
+            a_nee = (1.0,) if tables is None else ns.coefficients(pb_nee)
             nee_c = nee.nee_value(beta, f_nee, ns.w, a_nee, ns.found)
             contrib = emitted + nee_c if interior else dr.zeros(bk.Array3f, n)
             # Boundary samples at this vertex (not at delta vertices).
