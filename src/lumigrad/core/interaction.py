@@ -57,6 +57,13 @@ class SurfaceInteraction:
     def to_local(self, v: Any) -> Any:
         return self.sh_frame.to_local(v)
 
+    def detached(self) -> "SurfaceInteraction":
+        """A copy of the values without their derivatives."""
+        from dataclasses import replace
+        return replace(self, **{f: dr.detach(getattr(self, f)) for f in
+                                ("t", "p", "n", "sh_n", "uv", "wi", "bary")
+                                if getattr(self, f) is not None})
+
     def spawn_origin(self, d: Any) -> Any:
         """Offset the origin off the surface along the geometric normal (towards ``d``)
         to avoid self-intersection."""

@@ -188,7 +188,7 @@ def emitter_samples(scene: Any, si: Any, s_em: Any, s_bsdf: Any, on: Any, bsdf_i
         return EmitterSamples((found_e, zb, zb, zb), (si.to_local(d),) * 4, (w,) * 4,
                               (dr.detach(pdf),) * 4, (zu,) * 4, (z2,) * 4, zb, zb)
     with dr.suspend_grad():
-        si_d = _detached(si)
+        si_d = si.detached()
         glossy = on & dr.gather(bk.Bool, tables.glossy, bsdf_idx, on)
         mis = glossy & dr.gather(bk.Bool, tables.mis, bsdf_idx, glossy)
         args = (si_d, s_bsdf[0], bk.Array2f(s_bsdf[1], s_bsdf[2]), mis)
@@ -234,8 +234,3 @@ def nee_value(beta: Any, f: tuple, w: tuple, a: tuple, found: tuple) -> Any:
     for k in range(1, len(a)):
         value += dr.select(found[k], f[k] * w[k] * a[k], 0.0)
     return beta * value
-
-
-def _detached(si: Any) -> Any:
-    from .pathgeo import _detached as detached
-    return detached(si)

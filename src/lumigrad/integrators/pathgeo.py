@@ -1290,9 +1290,7 @@ def _hold_tables(integrator: Any, scene: Any, shape_moving: Any) -> tuple:
 
 def _detached(si: Any) -> Any:
     """A detached copy of a surface interaction."""
-    from dataclasses import replace
-    return replace(si, **{f: dr.detach(getattr(si, f)) for f in
-                          ("t", "p", "n", "sh_n", "uv", "wi", "bary") if getattr(si, f) is not None})
+    return si.detached()
 
 
 class Record:
