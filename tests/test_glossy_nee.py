@@ -101,10 +101,9 @@ def test_glossy_emitter_samples_estimate_the_same_derivative(bsdf, monkeypatch):
     """Drawn by the BSDF or the emitters, paired or not, the emitter points
     estimate the same derivative as emitter sampling alone (common random
     numbers elsewhere): two area lights and a point light (which the BSDF's
-    rays cannot find). Lobes of α 0.3, whose derivatives are quiet (points
-    drawn by the BSDF forced on): 0.0004 / 0.0025; with the balance
+    rays cannot find). Lobes of α 0.3, whose derivatives are quiet: 0.0004 /
+    0.0025; with the balance
     heuristic's weight left out of the emitters' points (a bias) 0.018 / 0.062."""
-    monkeypatch.setattr(nee, "MIS_ALPHA", 1.0)
     scene = floor_scene(ball={"type": "sphere", "radius": 0.6, "bsdf": bsdf}, **_lights())
     scene["integrator"] = {"type": "direct"}
     scene = lg.load_dict(scene)
