@@ -15,19 +15,18 @@ of opposite signs on either side of ``r`` (a lobe moving inside a uniform
 light changes nothing, but is estimated point by point). There:
 
 * a second point is drawn by the BSDF (the first hit of a BSDF-sampled ray,
-  where that is an area emitter or the environment; lobes sharper than
-  :data:`MIS_ALPHA`), and
-  the two are weighed by the balance heuristic (Veach 1997, multi-sample
-  MIS with one sample per technique);
+  where that is an area emitter or the environment; lobes not near diffuse,
+  :data:`MIS_ALPHA`), and the two are weighed by the balance heuristic (Veach
+  1997, multi-sample MIS with one sample per technique);
 * each point gets an *antithetic partner* (:func:`antithetic_partner`; Zhang
   et al. 2021, "Antithetic Sampling for Monte Carlo Differentiable
   Rendering", ACM TOG 40(4)): the emitter point in the direction ``ω`` turned
   by π about ``r``, where the lobe's derivative has the opposite sign.
 
 A rough conductor ball (α 0.05) over a floor, path depth 3, 1024 spp, seed
-against seed (8×8 blocks, 12 seeds): 0.50 with emitter sampling alone, 0.29
-with partners, 0.19 with partners and half the points drawn by the BSDF
-(``BENCHMARKS.md``).
+against seed (8×8 blocks, 12 seeds): 0.50 with emitter sampling alone, 0.31
+with partners, 0.17 with the BSDF's point, 0.15 with both; about 5 % more
+time (``BENCHMARKS.md``).
 """
 from __future__ import annotations
 
