@@ -48,13 +48,15 @@ class ConstantEmitter(Emitter):
 
     def sample_direction(self, p: Any, sample2: Any, active: Any = True) -> DirectionSample:
         n = lane_count(p, sample2)
-        active = as_mask(active, n)
-        d = warp.square_to_uniform_sphere(bk.Array2f(sample2))
-        pdf = dr.full(bk.Float, dr.inv_four_pi, n)
+        return self._uniform(n, warp.square_to_uniform_sphere(bk.Array2f(sample2)),
+                             as_mask(active, n))
+
+    def _uniform(self, n: int, d: Any, active: Any) -> DirectionSample:
+        """The sample in direction ``d`` of uniform sampling over the sphere."""
         return DirectionSample(
             d=d,
             dist=dr.full(bk.Float, dr.inf, n),
-            pdf=dr.select(active, pdf, 0.0),
+            pdf=dr.select(active, dr.full(bk.Float, dr.inv_four_pi, n), 0.0),
             weight=dr.select(active, self._value() * (4.0 * dr.pi), 0.0),
             delta=dr.full(bk.Bool, False, n))
 
@@ -70,13 +72,7 @@ class ConstantEmitter(Emitter):
     def sample_at(self, p: Any, point: Any, active: Any = True) -> DirectionSample:
         from .envmap import uv_to_direction
         n = lane_count(p, point)
-        active = as_mask(active, n)
-        return DirectionSample(
-            d=uv_to_direction(point[0], point[1]),
-            dist=dr.full(bk.Float, dr.inf, n),
-            pdf=dr.select(active, dr.full(bk.Float, dr.inv_four_pi, n), 0.0),
-            weight=dr.select(active, self._value() * (4.0 * dr.pi), 0.0),
-            delta=dr.full(bk.Bool, False, n))
+        return self._uniform(n, uv_to_direction(point[0], point[1]), as_mask(active, n))
 
     def pdf_direction(self, p: Any, d: Any, active: Any = True) -> Any:
         n = lane_count(p, d)
