@@ -10,8 +10,9 @@ lights) with other meshes, materials, lights and filters: built-in shapes
 (``sphere``, ``cylinder``, ``disk``, ``cube``), a smooth torus, PSDR's bunny
 and PSDR's own tree scene file (``../shared``, skipped where it is missing), the
 Cornell box file (its camera moved), a pyramid resting on a floor,
-rough materials, directional, spot and constant lights, Mitsuba's default
-(Gaussian) filter. 32² film. Per case it prints the block relative L1 error
+rough materials (sharp glossy lobes under an area light and under an
+environment map with a sun), directional, spot and constant lights, Mitsuba's
+default (Gaussian) filter. 32² film. Per case it prints the block relative L1 error
 (8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
 mean of two central differences with common random numbers (``--fd-spp``
 each), and the two noise levels that bound what the error can show: the
