@@ -687,8 +687,8 @@ def test_sharp_glossy_lobe_path_traced():
     (0.12-0.18 here over seeds 1-4). Next-event estimation at glossy vertices
     draws a point by the BSDF too and pairs each point antithetically about
     the mirror direction (``integrators/nee.py``): 0.038-0.075 (finite
-    differences against another run: 0.011). What is left is mostly the
-    highlight seen directly, smaller than a pixel (pixel sampling)."""
+    differences against another run: 0.011). What is left is mostly in the
+    pixels of the highlight seen directly (not their film sampling: measured)."""
     scene = lg.load_dict(floor_scene(ball={"type": "sphere", "radius": 0.6,
                                            "bsdf": {"type": "roughconductor", "alpha": 0.05}}))
     assert_agrees(*compare(scene, "ball.to_world", translate(0), eps=0.01, spp=4096,

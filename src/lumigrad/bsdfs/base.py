@@ -49,8 +49,8 @@ class BSDF:
     #: True when every lobe is a delta: next-event estimation is pointless
     delta_only: bool = False
     #: True when some lobe is a glossy (microfacet) lobe about the mirror
-    #: direction: geometry derivatives pair its emitter samples antithetically
-    #: (``integrators/pathgeo.py``, :func:`antithetic_partner`)
+    #: direction: geometry derivatives draw emitter points by it too and pair
+    #: them antithetically (``integrators/nee.py``)
     glossy: bool = False
 
     def __init__(self, id: str | None = None) -> None:
