@@ -1128,7 +1128,7 @@ def _shadow_line_samples(scene, key: str, seed: int = 7) -> np.ndarray:
             n = dr.width(o[0])
             _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax,
                                                                  dr.full(bk.Bool, True, n))
-            si = pathgeo._detached(scene.compute_interaction(o, d, prim, hit))
+            si = scene.compute_interaction(o, d, prim, hit).detached()
             rng = bk.PCG32(size=n, initstate=bk.UInt64(seed))
             sample = pathgeo.shadow_sample(scene, choice, si, bk.Array3f(1, 1, 1), rng, hit)
             return np.where(np.array(sample[0]), np.array(sample[5][0]), 0.0)

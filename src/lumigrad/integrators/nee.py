@@ -142,11 +142,9 @@ def antithetic_partner(scene: Any, si: Any, d: Any, on: Any) -> tuple:
 class EmitterSamples:
     """Next-event estimation's points at a vertex: the emitters' sample ``e``
     and, at glossy vertices, the BSDF's ``b`` and the partners ``e2``, ``b2``
-    (:data:`POINTS` order). Per point: ``found`` (it contributes: unoccluded,
+    (in the order ``e, e2, b, b2``). Per point: ``found`` (it contributes: unoccluded,
     front-facing), ``wo`` (local, attached), ``w`` (``Le G / p_e`` attached),
     ``pdf`` (``p_e``, detached), ``prim``/``bary`` (where found by a ray)."""
-
-    POINTS = ("e", "e2", "b", "b2")
 
     def __init__(self, found: tuple, wo: tuple, w: tuple, pdf: tuple, prim: tuple,
                  bary: tuple, mis: Any, findable: Any) -> None:

@@ -317,6 +317,16 @@ def holds(scene: Any, fixed: Any, prim: Any, active: Any) -> Any:
     return active if HOLD_MOVING else _static_prims(scene, fixed, prim, active)
 
 
+def static_edge_counts(scene: Any, fixed: Any, still: Any, hit_pass: Any, prim_pass: Any,
+                       active: Any) -> Any:
+    """``active`` less the edge samples that nothing moves: a static edge seen
+    from a static vertex (``still``) counts only where its pass ray lands on a
+    moving shape (``hit_pass`` on ``prim_pass``), whose vertex held there it
+    hides part of (``HOLD_MOVING``; ``fixed``: :func:`static_triangles`)."""
+    return active & (~still | (hit_pass & ~_static_prims(scene, fixed, prim_pass,
+                                                         active & hit_pass)))
+
+
 def _moving_prims(fixed: Any, prim: Any, active: Any) -> Any:
     """Lanes whose triangle ``prim`` moves (``fixed``: :func:`static_triangles`;
     None: all of them)."""
@@ -537,10 +547,10 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     t_hit, prim_pass, _, _, hit = scene.ray_intersect_preliminary(origin, d_pass, dr.inf, ok)
     ok &= ~hit | (t_hit > r * (1.0 - 1e-3))
     if sides_move:
-        # (Before the nested estimates: static edges seen from static
-        # vertices count only where the pass side lands on a moving shape.)
-        ok &= (~static | dr.gather(bk.Bool, moving_edges, idx, ok)
-               | (hit & ~_static_prims(scene, fixed_tris, prim_pass, ok & hit)))
+        # (Before the nested estimates.)
+        ok = static_edge_counts(scene, fixed_tris, static & ~dr.gather(bk.Bool, moving_edges,
+                                                                         idx, ok),
+                                hit, prim_pass, ok)
     first_pass = dr.select(hit, prim_pass, 0xFFFFFFFF)
     resume = dict(depth=depth + 1, prev_p=x, prev_pdf=0.0, prev_delta=False)
     if compact:
@@ -862,13 +872,13 @@ def held_share(scene: Any, held: tuple, si: Any, prim: Any, point: Any, active: 
 # ---------------------------------------------------------------------------
 # the path loop (primal, forward, record)
 # ---------------------------------------------------------------------------
-def _bsdf_step(bsdf: Any, points: int) -> Any:
-    """At a vertex: the BSDF at next-event estimation's ``points`` (and their
-    detached densities where it is glossy: ``nee.EmitterSamples``), and the
-    sampled direction."""
+def _bsdf_step(bsdf: Any) -> Any:
+    """At a vertex: the BSDF at next-event estimation's points ``wos`` (with
+    their detached densities where there are partners and the BSDF is glossy:
+    ``nee.EmitterSamples``), and the sampled direction."""
     def step(si: Any, wos: tuple, ons: tuple, s1: Any, s2: Any, act: Any) -> tuple:
         z1, z3 = dr.zeros(bk.Float, dr.width(act)), dr.zeros(bk.Array3f, dr.width(act))
-        if bsdf.glossy and points > 1:
+        if bsdf.glossy and len(wos) > 1:
             f, pb = zip(*(bsdf.eval_pdf(si, wo, on) for wo, on in zip(wos, ons)))
             pb = tuple(dr.detach(p) for p in pb)
         else:
@@ -907,7 +917,8 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
     hide = integrator.hide_emitters
     tables = nee.glossy_tables(scene)
     samplers = [nee.bsdf_direction(b) for b in scene.bsdfs]
-    steps = [_bsdf_step(b, 1 if tables is None else 4) for b in scene.bsdfs]
+    steps = [_bsdf_step(b) for b in scene.bsdfs]
+    points = 1 if tables is None else 4      # next-event estimation's points per vertex
     any_smooth = any(not getattr(b, "delta_only", False) for b in scene.bsdfs)
     has_emitters = len(scene.emitters) > 0
     from .boundary.shadow import ShadowEdgeChoice, edge_motion_weights, silhouette_weights
@@ -992,7 +1003,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         with throughput ``beta`` and weight ``w`` of the reservoir's ``wsum``."""
         ok = wsum > 0
         with dr.suspend_grad():
-            si_s = _detached(scene.compute_interaction(o, d, prim, ok))
+            si_s = scene.compute_interaction(o, d, prim, ok).detached()
             beta_e = beta * dr.select(ok, edge_weight * wsum / dr.maximum(w, 1e-30), 0.0)
             return ok, samples_at(si_s, beta_e, depth, rng_s, ok, static, nothing, compact)
 
@@ -1065,7 +1076,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             ns = nee.emitter_samples(scene, si, s_em, s_nb, act_nee, bsdf_idx, tables,
                                      samplers)
             vis = ns.found[0]
-            args = (si, ns.wo, ns.found, s_b1, s_b2, act_next)
+            args = (si, ns.wo[:points], ns.found[:points], s_b1, s_b2, act_next)
             out = steps[0](*args) if len(steps) == 1 else dr.switch(bsdf_idx, steps, *args)
             f_nee, pb_nee, wo, pdf_b, weight_b, delta_b, eta_b = out
             a_nee = (1.0,) if tables is None else ns.coefficients(pb_nee)
@@ -1110,7 +1121,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
                         chosen["car_wsum"] = unit * wsum
             elif edges:
                 with dr.suspend_grad():
-                    si_d = _detached(si)
+                    si_d = si.detached()
                     beta_e = dr.detach(beta) * edge_weight
                     rng_e = st["rng_e"]
                     def take(rng_e: Any, b_act: Any, *none: Any) -> tuple:
@@ -1286,11 +1297,6 @@ def _hold_tables(integrator: Any, scene: Any, shape_moving: Any) -> tuple:
     hold = STATIC_MATERIAL_POINTS and not 0 < integrator.max_depth <= 2
     exact = recomputed_triangles(scene) if hold else None
     return hold, static_triangles(scene, shape_moving), slide_bounds(scene), exact
-
-
-def _detached(si: Any) -> Any:
-    """A detached copy of a surface interaction."""
-    return si.detached()
 
 
 class Record:

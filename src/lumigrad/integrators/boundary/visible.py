@@ -185,7 +185,7 @@ class VisibleSurfaceEdges(BoundaryTerm):
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
                total: int) -> BoundarySample:
         from ..pathgeo import (HOLD_MOVING, _motion_tables, edge_flows, edge_term, slide_bounds,
-                               static_triangles)
+                               static_edge_counts, static_triangles)
         from .rims import edge_motion_weights_by_shape
         from .shadow import edge_motion_weights, pass_offset, silhouette_weights, touches
         n = dr.width(rng.state)
@@ -242,7 +242,7 @@ class VisibleSurfaceEdges(BoundaryTerm):
             # ... a static edge seen from a static point moves relative to the
             # pass side's next vertex where that is held on a moving shape (the
             # part of its surface the edge hides changes).
-            ok &= ~still | (hit_pass & ~dr.gather(bk.Bool, fixed_tris, prim_pass, ok & hit_pass))
+            ok = static_edge_counts(scene, fixed_tris, still, hit_pass, prim_pass, ok)
             first_pass = dr.select(hit_pass, prim_pass, 0xFFFFFFFF)
             resume = dict(depth=1, prev_p=si.p, prev_pdf=0.0, prev_delta=False)
             L_pass, L_face = (bk.Array3f(*L) for L in integrator.radiance_pair(
