@@ -492,6 +492,9 @@ class Scene:
         active = active & (idx != INVALID)
         out = (dr.zeros(bk.Array3f, n), dr.zeros(bk.Float, n), dr.zeros(bk.Float, n),
                dr.zeros(bk.Array3f, n))
+        # (A masked copy per emitter, not dr.switch: a symbolic call here stops
+        # derivatives from crossing the isolated AD scopes of forward passes,
+        # as in emitter_position.)
         for k in range(len(self.area_emitters)):
             here = active & (idx == k)
             value = self._area_point(k, p_ref, prim, bary, here)
