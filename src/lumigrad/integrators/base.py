@@ -55,7 +55,8 @@ from ..scene.schema import Param
 #: ``SamplingIntegrator.BUDGETS``), shared by the differentiable integrators.
 BUDGET_PARAMS = {
     "sppe": Param("int", None, min=0,
-                  doc="primary edge samples per pixel of edge (None: spp / 2)"),
+                  doc="primary edge samples per pixel of edge (None: spp where paths go "
+                      "beyond direct light, else spp / 2)"),
     "sppse": Param("int", None, min=0,
                    doc="shadow edge samples per pixel on surfaces the camera sees "
                        "(None: spp / 4)"),

@@ -44,8 +44,8 @@ gradients (``dr.backward_from``):
 
 Sample budgets are per term (like PSDR's ``sppe``/``sppse``): samples per
 pixel of the film, ``0`` turning the term off, ``None`` taking a share of the
-interior's ``spp`` (``BoundaryTerm.default_share``: ``sppe = spp/2``,
-``sppse = spp/4``, ``sppie = spp``).
+interior's ``spp`` (``BoundaryTerm.share``: ``sppe = spp`` for paths beyond
+direct light, ``spp/2`` else, ``sppse = spp/4``, ``sppie = spp``).
 """
 from __future__ import annotations
 
@@ -85,6 +85,10 @@ class BoundaryTerm:
     #: the interior's ``spp``: chosen for the least error at equal time on the
     #: benchmark cases (see BENCHMARKS.md)
     default_share: float = 1.0
+
+    def share(self, integrator: Any) -> float:
+        """:attr:`default_share` for ``integrator`` (subclasses may choose by it)."""
+        return self.default_share
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         """Whether this term can be non-zero for the gradients enabled now."""
@@ -127,11 +131,24 @@ class BoundaryTerm:
 class PrimaryPart(BoundaryTerm):
     """A part of the ``primary`` term: camera edges, shading rims, smooth-edge
     horizons and intersection curves share its name and its budget ``sppe``
-    (``spp/2`` by default); each part sets its own ``seed_salt``."""
+    (by default ``spp`` where paths go beyond direct light, else ``spp/2``);
+    each part sets its own ``seed_salt``."""
 
     name = "primary"
     budget = "sppe"
     default_share = 0.5
+    #: ... where paths go beyond direct light: there an edge sample's two
+    #: radiance estimates cost less than an interior path differentiated along
+    #: its length, and the term's noise is a larger part of the total (8 seeds,
+    #: error² × time: Cornell box 64 spp 16.6e-3 → 14.0e-3, a sphere 1.02e-3 →
+    #: 0.70e-3, a cube and the camera 0.33e-3 → 0.24e-3; with ``direct`` the
+    #: 131k-triangle blob's rotation stays at spp/2: 0.161e-3 → 0.177e-3 at 64
+    #: spp; BENCHMARKS.md)
+    path_share = 1.0
+
+    def share(self, integrator: Any) -> float:
+        depth = getattr(integrator, "max_depth", 2)
+        return self.path_share if (depth < 0 or depth > 2) else self.default_share
 
 
 def per_sample(total: float) -> Any:
@@ -224,7 +241,7 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
 
 def _budget(integrator: Any, term: BoundaryTerm, spp: int, scale: float = 1.0) -> float:
     value = getattr(integrator, term.budget, None)
-    return float(spp) * term.default_share if value is None else float(value) * scale
+    return float(spp) * term.share(integrator) if value is None else float(value) * scale
 
 
 def _passes(n_total: int) -> list[int]:
