@@ -901,6 +901,28 @@ def test_budget_zero_turns_a_term_off():
     assert np.abs(primary).max() == 0
 
 
+@pytest.mark.parametrize("integrator,depth,share", [("path", 3, 1.0), ("path", 2, 0.5),
+                                                    ("direct", None, 0.5)])
+def test_default_primary_budget(integrator, depth, share):
+    """The primary term's default budget: ``sppe = spp`` where paths go beyond
+    direct light, ``spp/2`` else (``PrimaryPart.share``, chosen by error at
+    equal time, BENCHMARKS.md): the default's image is the one of that
+    explicit budget, sample for sample, and not the other's."""
+    kw = {} if depth is None else {"max_depth": depth}
+    direction = np.zeros((4, 4))
+    direction[0, 3] = 1.0
+    spp = 8
+
+    def primary(**budget):
+        scene = lg.load_dict(object_scene(integrator, **kw, **budget))
+        return np.array(lg.derivative_image(scene, "cube.to_world", direction=direction,
+                                            spp=spp, terms=("primary",)))
+    default = primary()
+    assert np.abs(default).max() > 0
+    np.testing.assert_array_equal(default, primary(sppe=int(spp * share)))
+    assert not np.array_equal(default, primary(sppe=int(spp * (1.5 - share))))
+
+
 # -- shapes that touch ----------------------------------------------------------------------
 def corner_scene(tmp_path) -> dict:
     """A floor and a wall (two shapes, exact coordinates) meeting in a corner
