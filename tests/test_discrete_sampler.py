@@ -55,3 +55,46 @@ def test_empty_and_zero_weights():
     s = DiscreteSampler(lg.Float(np.array([0, 0, 2, 0], np.float32)))
     idx, pmf = s.sample(lg.Float(np.linspace(0, 0.999, 50).astype(np.float32)))
     assert set(np.array(idx).tolist()) == {2} and np.allclose(np.array(pmf), 1.0)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_candidate_lists_draw_with_their_probabilities(grouped):
+    """``CandidateLists``: a draw's reported probability is its frequency
+    (rows of different lengths, an empty row); grouped by shape, each group
+    gets the share of its items' weights — a few heavy items of one group
+    beside thousands of light ones of another (the edges of a box beside a
+    dense mesh) are drawn by their weight, not by their number."""
+    from lumigrad import backend as bk
+    from lumigrad.integrators.boundary.sampling import CandidateLists
+    rng = np.random.default_rng(3)
+    n = 3000
+    groups = np.repeat(np.arange(4), [12, 2500, 400, 88])      # a box, a mesh, ...
+    w0 = np.where(groups == 0, 1.0, 0.002) * (rng.random(n) < 0.9)
+    w1 = np.where(groups == 2, rng.random(n), 0.0)
+    w2 = np.zeros(n)
+    rows = [lg.Float(w.astype(np.float32)) for w in (w0, w1, w2)]
+    lists = CandidateLists(rows, groups if grouped else None)
+    m = 400_000
+    u = lg.Float(rng.random(m).astype(np.float32))
+    for r, w in enumerate((w0, w1, w2)):
+        slot, pmf = lists.draw_slot(bk.UInt32(np.full(m, r, np.uint32)), u)
+        pmf = np.array(pmf)
+        if not w.any():
+            assert np.all(pmf == 0)
+            continue
+        item = np.array(lists.items)[np.array(slot)]
+        assert np.all(w[item] > 0), "an item outside the row's list was drawn"
+        freq = np.bincount(item, minlength=n) / m
+        # reported probabilities: one per item, summing to 1 over the row's list
+        p_item = np.zeros(n)
+        p_item[item] = pmf
+        assert 0.99 < p_item.sum() < 1.0 + 1e-4      # (items never drawn are missing)
+        seen = freq > 0
+        tol = 6 * np.sqrt(p_item[seen] / m) + 1e-6
+        assert np.all(np.abs(freq[seen] - p_item[seen]) <= tol)
+        if grouped and r == 0:
+            share_box = w0[groups == 0].sum() / w0.sum()
+            assert freq[groups == 0].sum() == pytest.approx(share_box, abs=0.01)
+        elif r == 0:
+            assert freq[groups == 0].sum() == pytest.approx(
+                (w0[groups == 0] > 0).sum() / (w0 > 0).sum(), abs=0.01)

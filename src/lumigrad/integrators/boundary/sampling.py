@@ -144,32 +144,94 @@ class ConditionalSampler:
 
 
 class CandidateLists:
-    """Per row, the list of items with non-zero weight, drawn uniformly in O(1)
-    (one gather): the source distribution of resampled importance sampling,
-    which then weighs the candidates by what matters (length, silhouette)."""
+    """Per row, the list of items with non-zero weight: the source distribution
+    of resampled importance sampling, which then weighs the candidates by what
+    matters (length, silhouette). Without ``groups`` an item is drawn uniformly
+    in O(1) (one gather). With ``groups`` (an item -> group array, e.g. each
+    edge's shape) each row's list is split by group, a group is drawn in
+    proportion to the sum of its items' weights (a fixed number of steps of
+    bisection over the row's groups) and an item uniformly in it: a few long
+    edges of a moving box then are not drowned by the thousands of a dense
+    mesh beside it."""
 
-    def __init__(self, rows: list) -> None:
+    def __init__(self, rows: list, groups: Any = None) -> None:
         import numpy as np
-        lists = [np.flatnonzero(np.array(dr.detach(w)) > 0).astype(np.uint32) for w in rows]
+        weights = [np.array(dr.detach(w)) for w in rows]
+        lists = [np.flatnonzero(w > 0).astype(np.uint32) for w in weights]
+        self.grouped = groups is not None
+        if self.grouped:
+            groups = np.asarray(groups)
+            lists = [x[np.argsort(groups[x], kind="stable")] for x in lists]
         self.counts_np = np.array([len(x) for x in lists], dtype=np.uint32)
         offsets = np.concatenate([[0], np.cumsum(self.counts_np)[:-1]]).astype(np.uint32)
         flat = np.concatenate(lists) if sum(self.counts_np) else np.zeros(1, np.uint32)
         self.items = bk.from_numpy(bk.UInt32, flat)
         self.offsets = bk.from_numpy(bk.UInt32, offsets)
         self.counts = bk.from_numpy(bk.UInt32, self.counts_np)
+        if self.grouped:
+            self._group_tables(lists, weights, groups, offsets)
+
+    def _group_tables(self, lists: list, weights: list, groups: Any, offsets: Any) -> None:
+        """Per row, its groups' cumulative weights, first slots and sizes, in
+        tables of ``rows × G`` (``G`` the most groups in a row; padded)."""
+        import numpy as np
+        per_row = []
+        for x, w, off in zip(lists, weights, offsets):
+            if len(x) == 0:
+                per_row.append((np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64)))
+                continue
+            g = groups[x]
+            starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+            sizes = np.diff(np.concatenate([starts, [len(x)]]))
+            sums = np.add.reduceat(w[x].astype(np.float64), starts)
+            per_row.append((np.cumsum(sums), starts + int(off), sizes))
+        self.n_groups = max(1, max(len(c) for c, _, _ in per_row))
+        G = self.n_groups
+        cum = np.full((len(per_row), G), np.inf)
+        first = np.zeros((len(per_row), G), np.uint32)
+        size = np.ones((len(per_row), G), np.uint32)
+        total = np.zeros(len(per_row))
+        for r, (c, st, sz) in enumerate(per_row):
+            k = len(c)
+            if k:
+                cum[r, :k], first[r, :k], size[r, :k], total[r] = c, st, sz, c[-1]
+        self._cum = bk.from_numpy(bk.Float, cum.astype(np.float32).ravel())
+        self._first = bk.from_numpy(bk.UInt32, first.ravel())
+        self._size = bk.from_numpy(bk.UInt32, size.ravel())
+        self._total = bk.from_numpy(bk.Float, total.astype(np.float32))
+        self._row_groups = bk.from_numpy(bk.UInt32, np.array([max(len(c), 1) for c, _, _
+                                                              in per_row], np.uint32))
 
     def draw(self, row: Any, u: Any) -> tuple[Any, Any]:
-        """An item of ``row`` uniformly, and its probability (0 for an empty row)."""
+        """An item of ``row``, and its probability (0 for an empty row)."""
         slot, pmf = self.draw_slot(row, u)
         return dr.gather(bk.UInt32, self.items, slot, pmf > 0), pmf
 
     def draw_slot(self, row: Any, u: Any) -> tuple[Any, Any]:
-        """The position in the flat list of a uniform draw from ``row`` (to read
+        """The position in the flat list of a draw from ``row`` (to read
         per-item data stored in list order), and its probability."""
         count = dr.gather(bk.UInt32, self.counts, row)
-        k = dr.minimum(bk.UInt32(u * bk.Float(count)), dr.maximum(count, 1) - 1)
-        slot = dr.gather(bk.UInt32, self.offsets, row) + k
-        return slot, dr.select(count > 0, dr.rcp(bk.Float(dr.maximum(count, 1))), 0.0)
+        if not self.grouped:
+            k = dr.minimum(bk.UInt32(u * bk.Float(count)), dr.maximum(count, 1) - 1)
+            slot = dr.gather(bk.UInt32, self.offsets, row) + k
+            return slot, dr.select(count > 0, dr.rcp(bk.Float(dr.maximum(count, 1))), 0.0)
+        G = self.n_groups
+        base = bk.UInt32(row) * G
+        total = dr.gather(bk.Float, self._total, row)
+        x = u * total
+        cum = self._cum
+        # The first group whose cumulative weight exceeds x (within the row).
+        j = bk.UInt32(dr.binary_search(0, G - 1, lambda i: dr.gather(bk.Float, cum, base + i) <= x))
+        j = dr.minimum(j, dr.gather(bk.UInt32, self._row_groups, row) - 1)
+        hi = dr.gather(bk.Float, cum, base + j)
+        lo = dr.select(j > 0, dr.gather(bk.Float, cum, base + dr.maximum(j, 1) - 1), 0.0)
+        size = dr.gather(bk.UInt32, self._size, base + j)
+        w_group = dr.maximum(hi - lo, 1e-30)
+        v = dr.clip((x - lo) / w_group, 0.0, 1.0)
+        k = dr.minimum(bk.UInt32(v * bk.Float(size)), size - 1)
+        slot = dr.gather(bk.UInt32, self._first, base + j) + k
+        pmf = (hi - lo) / dr.maximum(total, 1e-30) / bk.Float(size)
+        return slot, dr.select((count > 0) & (total > 0), pmf, 0.0)
 
     def in_list_order(self, data: Any, stride: int) -> Any:
         """Per-item records (``stride`` floats each, indexed by item) rearranged
