@@ -22,11 +22,15 @@ light, receiver and camera may all move.
 
 Sampling follows path-space boundary sampling (Zhang et al. 2020,
 "Path-Space Differentiable Rendering", ACM TOG 39(4), and PSDR's ``sppse``):
-an edge point ``y`` first (edges in proportion to length times the fraction
-``α/π`` of directions from which an edge of dihedral angle ``α`` is a
-silhouette; boundary edges count fully), then an emitter sample from ``y``
-(the scene's next-event sampling), so that every sample lies on a shadow line
-unless the edge is no silhouette from ``z`` or something blocks ``y z``. The
+an edge point ``y`` and an emitter sample from it (the scene's next-event
+sampling), so that every sample lies on a shadow line unless the edge is no
+silhouette from ``z`` or something blocks ``y z``. The emitter point is drawn
+first (area lights by area: it does not depend on ``y``), then an edge that
+is a silhouette seen from it (:class:`ShadowEdgeChoice`: per emitter, the
+edges that can be one, drawn shape by shape and resampled by the silhouette
+test; without such tables, all edges in proportion to length times the
+fraction ``α/π`` of directions from which an edge of dihedral angle ``α`` is
+a silhouette, boundary edges fully), then a point of it uniformly. The
 ray from ``z`` through ``y`` (offset to the side of the edge away from its
 faces) finds the receiver ``a``; the camera must see ``a``
 (:func:`.views.connect_to_camera`). Using ``y``'s emitter sample for ``a``
