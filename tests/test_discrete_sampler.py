@@ -61,9 +61,9 @@ def test_empty_and_zero_weights():
 def test_candidate_lists_draw_with_their_probabilities(grouped):
     """``CandidateLists``: a draw's reported probability is its frequency
     (rows of different lengths, an empty row); grouped by shape, each group
-    gets the share of its items' weights — a few heavy items of one group
-    beside thousands of light ones of another (the edges of a box beside a
-    dense mesh) are drawn by their weight, not by their number."""
+    gets half the share of its items' weights and half that of their number —
+    a few heavy items of one group beside thousands of light ones of another
+    (the edges of a box beside a dense mesh) are drawn by their weight too."""
     from lumigrad import backend as bk
     from lumigrad.integrators.boundary.sampling import CandidateLists
     rng = np.random.default_rng(3)
@@ -93,7 +93,10 @@ def test_candidate_lists_draw_with_their_probabilities(grouped):
         tol = 6 * np.sqrt(p_item[seen] / m) + 1e-6
         assert np.all(np.abs(freq[seen] - p_item[seen]) <= tol)
         if grouped and r == 0:
-            share_box = w0[groups == 0].sum() / w0.sum()
+            # half by the groups' weights, half by their numbers of items
+            box, listed = (groups == 0) & (w0 > 0), w0 > 0
+            share_box = (0.5 * w0[box].sum() / w0.sum() + 0.5 * box.sum() / listed.sum())
+            assert CandidateLists.DEFENSIVE == 0.5
             assert freq[groups == 0].sum() == pytest.approx(share_box, abs=0.01)
         elif r == 0:
             assert freq[groups == 0].sum() == pytest.approx(

@@ -148,11 +148,17 @@ class CandidateLists:
     of resampled importance sampling, which then weighs the candidates by what
     matters (length, silhouette). Without ``groups`` an item is drawn uniformly
     in O(1) (one gather). With ``groups`` (an item -> group array, e.g. each
-    edge's shape) each row's list is split by group, a group is drawn in
-    proportion to the sum of its items' weights (a fixed number of steps of
-    bisection over the row's groups) and an item uniformly in it: a few long
-    edges of a moving box then are not drowned by the thousands of a dense
-    mesh beside it."""
+    edge's shape) each row's list is split by group, a group is drawn half in
+    proportion to the sum of its items' weights, half to its number of items
+    (:data:`DEFENSIVE`; a fixed number of steps of bisection over the row's
+    groups) and an item uniformly in it: a few long edges of a moving box
+    then are not drowned by the thousands of a dense mesh beside it."""
+
+    #: Share of a row's draws spread over its groups by their number of items
+    #: (the rest by their weights): on a cylinder over a floor the floor's and
+    #: the light's borders got 1/10 of their uniform share by weight, and their
+    #: rare shadow lines seen from path vertices weighed 10x (variance 37x).
+    DEFENSIVE = 0.5
 
     def __init__(self, rows: list, groups: Any = None) -> None:
         import numpy as np
@@ -184,7 +190,11 @@ class CandidateLists:
             starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
             sizes = np.diff(np.concatenate([starts, [len(x)]]))
             sums = np.add.reduceat(w[x].astype(np.float64), starts)
-            per_row.append((np.cumsum(sums), starts + int(off), sizes))
+            # A defensive mixture with the groups' shares of the items: a
+            # group the weights deem unimportant keeps half its uniform share.
+            prob = ((1.0 - self.DEFENSIVE) * sums / sums.sum()
+                    + self.DEFENSIVE * sizes / len(x))
+            per_row.append((np.cumsum(prob), starts + int(off), sizes))
         self.n_groups = max(1, max(len(c) for c, _, _ in per_row))
         G = self.n_groups
         cum = np.full((len(per_row), G), np.inf)
