@@ -9,7 +9,8 @@ one vertex moved, shadows, mirrors, inter-reflections, the camera, point and are
 lights) with other meshes, materials, lights and filters: built-in shapes
 (``sphere``, ``cylinder``, ``disk``, ``cube``), a smooth torus, PSDR's bunny
 and PSDR's own tree scene file (``../shared``, skipped where it is missing), the
-Cornell box file (its camera moved), a pyramid resting on a floor,
+Cornell box file (its camera moved), a pyramid resting on a floor, a box beside
+a dense smooth ball (in a room, path 5),
 rough materials (sharp glossy lobes under an area light and under an
 environment map with a sun), directional, spot and constant lights, Mitsuba's
 default (Gaussian) filter. 32² film. Per case it prints the block relative L1 error
@@ -173,6 +174,21 @@ def ball(**kw) -> dict:
     return dict({"type": "sphere", "radius": 0.6, "bsdf": diffuse([0.8, 0.3, 0.2])}, **kw)
 
 
+def small_ball() -> dict:
+    return ball(radius=0.35, center=[0.9, -0.65, 0.5])
+
+
+def room(depth: int) -> dict:
+    """The sweep's scene with a back and a left wall, the cube and a small ball."""
+    d = scene(depth, box=cube(), ball=small_ball())
+    d["back"] = {"type": "rectangle", "to_world": T().translate([0, 0.5, -1.5]).scale(3),
+                 "bsdf": diffuse([0.8, 0.8, 0.3])}
+    d["left"] = {"type": "rectangle",
+                 "to_world": T().translate([-1.6, 0.5, 0]).rotate([0, 1, 0], 90).scale(3),
+                 "bsdf": diffuse([0.2, 0.7, 0.3])}
+    return d
+
+
 def _one_vertex(base, direction=(0.0, 0.3, 1.0)):
     """A unit displacement of the vertex nearest the camera's view of the
     bunny's left silhouette (about (-0.45, -0.4, 0) in the scene), as a flat
@@ -247,6 +263,14 @@ CASES = {
         "type": "roughconductor", "alpha": 0.05})), "ball.to_world", translate(1, 0.3, 0)),
     "glossy_ball_sky_path3": (lambda: scene(3, light=sky_map(), ball=ball(bsdf={
         "type": "roughconductor", "alpha": 0.05})), "ball.to_world", translate(1, 0.3, 0)),
+    # A box among a dense smooth mesh (a 65k-face ball): the box's few edges
+    # among the ball's thousands in the lights' candidate lists
+    # (shadow.GROUP_BY_SHAPE); in a room, path 5.
+    "room_rotate_cube_path5": (lambda: room(5), "box.to_world", rotate(0, 1, 0)),
+    "cube_beside_ball_translate_path3": (lambda: scene(3, box=cube(-0.4), ball=small_ball()),
+                                         "box.to_world", translate(0.3, 1, 0.2)),
+    "cube_beside_ball_rotate_direct": (lambda: scene(0, box=cube(), ball=small_ball()),
+                                       "box.to_world", rotate(0, 1, 0)),
     "roughconductor_cube_path3": (lambda: scene(3, box=cube(bsdf={"type": "roughconductor",
                                                                  "alpha": 0.3})),
                                   "box.to_world", rotate(0, 1, 0)),
