@@ -1,6 +1,6 @@
 """``boundary.sampling.DiscreteSampler``: the guide-table search selects what a
 search of the whole cumulative sum selects, never a zero weight, with the
-right probabilities."""
+right probabilities; ``CandidateLists`` draws with the probabilities it reports."""
 from __future__ import annotations
 
 import numpy as np

@@ -240,7 +240,7 @@ class CandidateLists:
         v = dr.clip((x - lo) / w_group, 0.0, 1.0)
         k = dr.minimum(bk.UInt32(v * bk.Float(size)), size - 1)
         slot = dr.gather(bk.UInt32, self._first, base + j) + k
-        pmf = (hi - lo) / dr.maximum(total, 1e-30) / bk.Float(size)
+        pmf = w_group / dr.maximum(total, 1e-30) / bk.Float(size)
         return slot, dr.select((count > 0) & (total > 0), pmf, 0.0)
 
     def in_list_order(self, data: Any, stride: int) -> Any:
