@@ -923,6 +923,42 @@ def test_default_primary_budget(integrator, depth, share):
     assert not np.array_equal(default, primary(sppe=int(spp * (1.5 - share))))
 
 
+@pytest.mark.parametrize("in_view", [True, False])
+def test_default_shadow_budget(in_view):
+    """The shadow term's default budget: ``sppse = spp/4`` where the camera
+    sees something that moves, ``spp`` where shapes move out of its view (the
+    occluder out of view: the derivative is all shadows; ``ShadowEdges.share``,
+    chosen by error at equal time, BENCHMARKS.md), in both modes alike."""
+    from lumigrad.integrators.boundary.primary import camera_sees_motion
+    spp = 8
+    direction = np.zeros((4, 4))
+    direction[0, 3] = 1.0
+    key = "cube.to_world" if in_view else "occluder.to_world"
+
+    def load(**budget):
+        d = object_scene() if in_view else shadow_scene()
+        d["integrator"].update(budget)
+        return lg.load_dict(d)
+
+    def shadow(**budget):
+        return np.array(lg.derivative_image(load(**budget), key, direction=direction, spp=spp,
+                                            terms=("shadow",)))
+    scene = load()
+    params = lg.traverse(scene)
+    moving = params[key]
+    dr.enable_grad(moving)
+    params[key] = moving
+    params.update()
+    assert camera_sees_motion(scene, scene.sensor, scene.integrator) == in_view
+    share = 0.25 if in_view else 1.0
+    default = shadow()
+    assert np.abs(default).max() > 0
+    # (Sample for sample; the splats' atomic sums may round in another order.)
+    tol = 1e-5 * np.abs(default).max()
+    np.testing.assert_allclose(default, shadow(sppse=int(spp * share)), rtol=0, atol=tol)
+    assert not np.allclose(default, shadow(sppse=int(spp * (1.25 - share))), rtol=0, atol=tol)
+
+
 # -- shapes that touch ----------------------------------------------------------------------
 def corner_scene(tmp_path) -> dict:
     """A floor and a wall (two shapes, exact coordinates) meeting in a corner

@@ -59,7 +59,7 @@ BUDGET_PARAMS = {
                       "beyond direct light, else spp / 2)"),
     "sppse": Param("int", None, min=0,
                    doc="shadow edge samples per pixel on surfaces the camera sees "
-                       "(None: spp / 4)"),
+                       "(None: spp / 4; spp where shapes move out of the camera's view)"),
     "sppie": Param("int", None, min=0,
                    doc="edge and shadow samples per pixel at later path vertices (None: spp)"),
 }

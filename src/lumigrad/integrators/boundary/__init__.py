@@ -45,7 +45,8 @@ gradients (``dr.backward_from``):
 Sample budgets are per term (like PSDR's ``sppe``/``sppse``): samples per
 pixel of the film, ``0`` turning the term off, ``None`` taking a share of the
 interior's ``spp`` (``BoundaryTerm.share``: ``sppe = spp`` for paths beyond
-direct light, ``spp/2`` else, ``sppse = spp/4``, ``sppie = spp``).
+direct light, ``spp/2`` else, ``sppse = spp/4``, or ``spp`` where shapes
+move out of the camera's view, ``sppie = spp``).
 """
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ class BoundaryTerm:
     #: benchmark cases (see BENCHMARKS.md)
     default_share: float = 1.0
 
-    def share(self, integrator: Any) -> float:
-        """:attr:`default_share` for ``integrator`` (subclasses may choose by it)."""
+    def share(self, integrator: Any, scene: Any, sensor: Any) -> float:
+        """:attr:`default_share` for ``integrator`` (subclasses may choose by it
+        and by the scene as it is now: the same in forward and reverse mode)."""
         return self.default_share
 
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
@@ -110,9 +112,7 @@ class BoundaryTerm:
         """The term's sampling tables (``_distribution``, detached) for the
         scene's vertices and the camera as they are now, kept until either
         changes (a derivative pass asks for them several times)."""
-        key = (id(scene), id(sensor), scene._positions_np.ctypes.data,
-               sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]),
-               self._cache_key())
+        key = view_key(scene, sensor) + (self._cache_key(),)
         cached = getattr(self, "_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -146,9 +146,16 @@ class PrimaryPart(BoundaryTerm):
     #: spp; BENCHMARKS.md)
     path_share = 1.0
 
-    def share(self, integrator: Any) -> float:
+    def share(self, integrator: Any, scene: Any, sensor: Any) -> float:
         depth = getattr(integrator, "max_depth", 2)
         return self.path_share if (depth < 0 or depth > 2) else self.default_share
+
+
+def view_key(scene: Any, sensor: Any) -> tuple:
+    """What tables computed from the scene's vertices and the camera depend on
+    (they are kept until it changes)."""
+    return (id(scene), id(sensor), scene._positions_np.ctypes.data,
+            sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]))
 
 
 def per_sample(total: float) -> Any:
@@ -239,9 +246,12 @@ def limitations(scene: Any, integrator: Any, terms: Optional[tuple] = None) -> l
     return notes
 
 
-def _budget(integrator: Any, term: BoundaryTerm, spp: int, scale: float = 1.0) -> float:
+def _budget(scene: Any, sensor: Any, integrator: Any, term: BoundaryTerm, spp: int,
+            scale: float = 1.0) -> float:
     value = getattr(integrator, term.budget, None)
-    return float(spp) * term.share(integrator) if value is None else float(value) * scale
+    if value is not None:
+        return float(value) * scale
+    return float(spp) * term.share(integrator, scene, sensor)
 
 
 def _passes(n_total: int) -> list[int]:
@@ -278,7 +288,7 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
             continue
         if getattr(term, "rides_with_interior", False) and (terms is None or "interior" in terms):
             continue        # computed by the interior's own paths
-        spp_term = _budget(integrator, term, spp, budget_scale)
+        spp_term = _budget(scene, sensor, integrator, term, spp, budget_scale)
         if spp_term <= 0:
             continue
         if camera_path:

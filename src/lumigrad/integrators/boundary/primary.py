@@ -41,7 +41,7 @@ import drjit as dr
 from ... import backend as bk
 from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry, safe_normalize
-from . import BoundarySample, PrimaryPart, moves_geometry, per_sample
+from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, view_key
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
 from .views import in_film, mirror_plane, reflect_point, reflect_vector
 
@@ -502,3 +502,24 @@ class PrimaryEdges(PrimaryPart):
         value = [dr.detach(r * scale) * v_r - dr.detach(l * scale) * v_l
                  for l, r in zip(L_left, L_right)]
         return BoundarySample(s, value, valid)
+
+
+def camera_sees_motion(scene: Any, sensor: Any, integrator: Any) -> bool:
+    """Whether the camera sees something that moves now, directly or in a
+    planar mirror: the primary term (:class:`PrimaryEdges`) has edges to
+    sample. False where only lights that are not shapes move, or where the
+    moving shapes lie out of view (their derivative is then all shadows and
+    indirect light). Kept on the scene until its vertices, the camera or the
+    set of moving shapes change."""
+    term = PrimaryEdges()
+    if not term.needed(scene, sensor, integrator):
+        return False
+    with dr.resume_grad():
+        moving = tuple(bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes)
+    key = view_key(scene, sensor) + (moving, moves_geometry(scene, sensor)["sensor"])
+    cached = getattr(scene, "_camera_sees_motion", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    seen = term.sample_count(scene, sensor, integrator, 1.0) > 0
+    scene._camera_sees_motion = (key, seen)
+    return seen
