@@ -13,8 +13,8 @@ Cornell box file (its camera moved), a pyramid resting on a floor, a box beside
 a dense smooth ball (in a room, path 5),
 rough materials (sharp glossy lobes under an area light and under an
 environment map with a sun), directional, spot and constant lights, Mitsuba's
-default (Gaussian) filter. 32² film. Per case it prints the block relative L1 error
-(8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
+default (Gaussian) filter, an orthographic camera. 32² film. Per case it prints
+the block relative L1 error (8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
 mean of two central differences with common random numbers (``--fd-spp``
 each), and the two noise levels that bound what the error can show: the
 derivative's seed-against-seed error and the finite differences' error against
@@ -59,6 +59,18 @@ def film() -> dict:
 def camera(origin=(0, 1.0, 5), target=(0, -0.3, 0), fov: float = 40) -> dict:
     return {"type": "perspective", "fov": fov, "film": film(),
             "to_world": T().look_at(origin=list(origin), target=list(target), up=[0, 1, 0])}
+
+
+def ortho_camera(origin=(0, 1.0, 5), target=(0, -0.3, 0), scale: float = 1.6) -> dict:
+    """An orthographic camera (``scale``: half the width of its view)."""
+    return {"type": "orthographic", "film": film(),
+            "to_world": T().look_at(origin=list(origin), target=list(target), up=[0, 1, 0])
+            .scale([scale, scale, 1.0])}
+
+
+def orthographic(d: dict, **kw) -> dict:
+    d["sensor"] = ortho_camera(**kw)
+    return d
 
 
 def diffuse(c) -> dict:
@@ -341,6 +353,15 @@ CASES = {
     "coarse_ball_normals_turned_direct": (lambda: scene(0, light=sky(), b=coarse_ball()),
                                           "b.vertex_normals",
                                           lambda base, x: base + x * _turn(base)),
+    # An orthographic camera (its apex at infinity): a smooth mesh turning, a
+    # path-traced sphere, the camera itself moving.
+    "ortho_bunny_rotate_direct": (lambda: orthographic(scene(0, b=bunny()), scale=0.8),
+                                  "b.to_world", rotate(0, 1, 0)),
+    "ortho_sphere_translate_path3": (lambda: orthographic(scene(3, ball=ball())),
+                                     "ball.to_world", translate(1, 0.3, 0)),
+    "ortho_camera_translate_cube_path3": (lambda: orthographic(scene(3, box=cube(-0.3))),
+                                          "sensor.to_world",
+                                          lambda base, x: T().translate([x, 0, 0]) @ base),
 }
 
 

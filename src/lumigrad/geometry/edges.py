@@ -298,12 +298,13 @@ class EdgeGeometry:
         return dr.select(self.boundary, dr.pi, angle)
 
     def silhouette_from(self, apex: Any) -> Any:
-        """True where the edge is a silhouette seen from ``apex`` (a point): a
-        boundary edge, or one whose faces lie on opposite sides of the viewing
-        direction (one faces the apex, the other faces away)."""
+        """True where the edge is a silhouette seen from ``apex`` (a point, or a
+        homogeneous ``(a, w)``, see :func:`toward_apex`): a boundary edge, or
+        one whose faces lie on opposite sides of the viewing direction (one
+        faces the apex, the other faces away)."""
         n0, n1 = self.normals()
-        a = dr.dot(n0, apex - self.p0)
-        b = dr.dot(n1, apex - self.p0)
+        a = dr.dot(n0, toward_apex(apex, self.p0))
+        b = dr.dot(n1, toward_apex(apex, self.p0))
         return self.boundary | (a * b <= 0)
 
     def silhouette_towards(self, direction: Any) -> Any:
@@ -317,8 +318,8 @@ class EdgeGeometry:
         crease: both faces face the same way): the weight of ``f1``'s copy in
         :meth:`EdgeTopology.moving_point` where only the face seen matters."""
         n0, n1 = self.normals()
-        a = dr.dot(n0, apex - self.p0)
-        b = dr.dot(n1, apex - self.p0)
+        a = dr.dot(n0, toward_apex(apex, self.p0))
+        b = dr.dot(n1, toward_apex(apex, self.p0))
         return dr.select(self.boundary, 0.0,
                          dr.select(a * b <= 0, dr.select(b > 0, 1.0, 0.0), 0.5))
 
@@ -330,6 +331,18 @@ class EdgeGeometry:
         e = self.p1 - self.p0
         m = safe_normalize(dr.cross(e, view))
         return dr.select(dr.dot(m, self.q0 - self.p0) >= 0, m, -m)
+
+
+def toward_apex(apex: Any, p: Any) -> Any:
+    """The direction from ``p`` towards a view's centre of projection (not
+    normalised): ``apex − p`` for a point; for a homogeneous apex ``(a, w)``
+    (``sensor.apex()``), ``a − p`` where ``w = 1`` and ``a`` where ``w = 0``
+    (an apex at infinity: an orthographic camera, ``a`` the unit direction
+    towards it, the same from every point)."""
+    if isinstance(apex, tuple):
+        a, w = apex
+        return a - p if w else a
+    return apex - p
 
 
 def safe_normalize(v: Any) -> Any:

@@ -2,13 +2,14 @@
 ``thinlens``): the film window (crop) and the boundary-term interface.
 
 The boundary terms of geometry derivatives (``integrators/boundary``) project
-edges onto the film through a pinhole camera's ``project``, ``film_direction``,
-... . For an orthographic camera or a lens those projections differ (a lens also
-blurs every edge), and they are not written yet: the methods below raise a
-clear error instead of returning pinhole answers, so derivatives with respect
-to geometry (shapes, lights or the camera moving) are refused while
-derivatives with respect to materials and emitted radiance work (they need no
-boundary terms).
+edges onto the film through a camera's ``project``, ``project_differential``,
+``apex``, ... . The orthographic camera implements them (its apex at
+infinity); for a lens they are not written yet (a lens blurs every edge: each
+lens point is a pinhole of its own): the methods below raise a clear error
+instead of returning pinhole answers, so derivatives with respect to geometry
+(shapes, lights or the camera moving) are refused there while derivatives
+with respect to materials and emitted radiance work (they need no boundary
+terms).
 """
 from __future__ import annotations
 
@@ -29,13 +30,15 @@ class NonPinholeSensor:
             f"sensor '{self.PLUGIN[1]}'{f' (id {self.id!r})' if getattr(self, 'id', None) else ''}"
             ": derivatives with respect to geometry (moving shapes, lights or the camera) "
             "are not supported yet with this sensor: their boundary terms are written for "
-            "the 'perspective' camera. Use a perspective sensor for geometry derivatives; "
+            "the 'perspective' and 'orthographic' cameras. Use one of those for geometry "
+            "derivatives; "
             "derivatives with respect to materials and emission work with this sensor.")
 
     #: called by the boundary terms (integrators/boundary) before they start
     refuse_boundary_terms = _refuse
     project = project_differential = film_direction = film_density = _refuse
-    frustum_bounds = to_local = position = _focal = _refuse
+    frustum_bounds = frustum_halfspaces = to_local = position = _focal = _refuse
+    apex = point_ahead = pixel_size = _refuse
 
     @property
     def resolution(self) -> tuple[int, int]:

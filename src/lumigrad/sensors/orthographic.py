@@ -12,8 +12,10 @@ s_y)`` in [0,1]² gives the ray
 (values checked against Mitsuba 3.9.1's ``sample_ray``). A film crop window
 renders the matching part of that view.
 
-Differentiable in ``to_world`` for derivatives that need no boundary terms;
-geometry derivatives raise a clear error (see ``sensors/_nonpinhole.py``).
+Differentiable in ``to_world``; geometry derivatives (shapes, lights or the
+camera moving) get the boundary terms of ``integrators/boundary`` through the
+projection interface below, the camera's centre of projection at infinity
+(``apex() = (u, 0)``, ``u`` the direction towards the camera).
 """
 from __future__ import annotations
 
@@ -67,6 +69,78 @@ class OrthographicSensor(NonPinholeSensor):
         tmax = (dr.opaque(bk.Float, self.far_clip) - near) * length
         n = dr.width(film_pos[0])
         return o, d + dr.zeros(bk.Array3f, n), tmax + dr.zeros(bk.Float, n)
+
+    # -- projection (the boundary terms of geometry derivatives) ---------------
+    # The interface of the perspective camera (``sensors/perspective.py``) with
+    # the apex at infinity: a world point's film position is an affine
+    # function of it, silhouettes are seen along the camera's axis.
+    refuse_boundary_terms = None
+
+    def _pixels_per_unit(self) -> Any:
+        """Film pixels per camera-space unit (``W / (2 · scale)``, both axes)."""
+        return dr.opaque(bk.Float, self.film.width * 0.5 / self._scale)
+
+    def _axis(self) -> Any:
+        """The unit viewing direction (world), attached to ``to_world``."""
+        return dr.normalize(self.to_world.transform_vector(bk.Array3f(0.0, 0.0, 1.0)))
+
+    def to_local(self, p: Any) -> Any:
+        """World point ``p`` in camera coordinates (looking along +Z)."""
+        return self.to_world.inverse_transform().transform_affine_point(p)
+
+    def project(self, p: Any) -> tuple[Any, Any]:
+        """Film position of world point ``p`` in pixels (as the perspective
+        camera's) and whether ``p`` lies in front of the near plane: ``s =
+        W (½ − pp) − (W / 2 scale) q`` for camera coordinates ``q``; the inverse
+        of :meth:`sample_ray`, differentiable in ``p`` and ``to_world``."""
+        q = self.to_local(p)
+        f = self._pixels_per_unit()
+        w, h = self.film.width, self.film.height
+        ppx, ppy = self._pp
+        sx = dr.opaque(bk.Float, w * (0.5 - ppx)) - f * q[0]
+        sy = dr.opaque(bk.Float, h * (0.5 - ppy)) - f * q[1]
+        return bk.Array2f(sx, sy), q[2] > dr.opaque(bk.Float, self.near_clip)
+
+    def project_differential(self, p: Any, dp: Any) -> Any:
+        """Film displacement (pixels) of a small world displacement ``dp``."""
+        dq = self.to_world.inverse_transform().transform_vector(dp)
+        f = self._pixels_per_unit()
+        return bk.Array2f(-f * dq[0], -f * dq[1])
+
+    def film_density(self, p: Any, n: Any) -> Any:
+        """Film area (pixels²) per unit surface area at ``p`` (normal ``n``):
+        the projection's Jacobian on two unit tangents of the surface."""
+        from ..core.frame import coordinate_system
+        t1, t2 = coordinate_system(n)
+        a, b = self.project_differential(p, t1), self.project_differential(p, t2)
+        return dr.abs(a[0] * b[1] - a[1] * b[0])
+
+    def apex(self) -> tuple[Any, float]:
+        """The centre of projection at infinity: ``(u, 0)`` with ``u`` the unit
+        direction towards the camera (see ``sensors/perspective.py``)."""
+        return -self._axis(), 0.0
+
+    def point_ahead(self) -> Any:
+        """A world point in front of the camera (on its central ray)."""
+        return self.to_world.transform_affine_point(bk.Array3f(0.0, 0.0, self.near_clip + 1.0))
+
+    def pixel_size(self, dist: Any) -> Any:
+        """World size of a pixel (the same at every distance; detached)."""
+        x_axis = dr.detach(self.to_world.transform_vector(bk.Array3f(1.0, 0.0, 0.0)))
+        return dr.norm(x_axis) * dr.rcp(dr.detach(self._pixels_per_unit()))
+
+    def frustum_halfspaces(self, margin: float) -> list:
+        """The view volume (widened by ``margin`` pixels) as half-spaces of
+        camera coordinates (see ``PerspectiveSensor.frustum_halfspaces``): the
+        near plane and four planes parallel to the axis."""
+        w, h = self.film.width, self.film.height
+        ppx, ppy = self._pp
+        mx, my = margin / w, margin / h
+        x_lo, x_hi = (-1 - 2 * mx - 2 * ppx) * self._scale, (1 + 2 * mx - 2 * ppx) * self._scale
+        y_lo = (-1 - 2 * my - 2 * ppy) * self._scale * h / w
+        y_hi = (1 + 2 * my - 2 * ppy) * self._scale * h / w
+        return [(0.0, 0.0, 1.0, -self.near_clip), (1.0, 0.0, 0.0, -x_lo), (-1.0, 0.0, 0.0, x_hi),
+                (0.0, 1.0, 0.0, -y_lo), (0.0, -1.0, 0.0, y_hi)]
 
     def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
         yield "to_world", self.to_world, lambda v: setattr(self, "to_world", v)

@@ -240,6 +240,31 @@ class PerspectiveSensor:
         m = self.to_world.matrix
         return bk.Array3f(m[0, 3], m[1, 3], m[2, 3])
 
+    def apex(self) -> tuple[Any, float]:
+        """The centre of projection as a homogeneous point ``(a, w)``: here the
+        position and ``w = 1`` (an orthographic camera's is at infinity,
+        ``w = 0``; see ``integrators/boundary/views.py``, ``toward_apex``)."""
+        return self.position(), 1.0
+
+    def point_ahead(self) -> Any:
+        """A world point in front of the camera (on its principal ray)."""
+        return self.position() + self.film_direction(bk.Array3f(0.0, 0.0, 1.0))
+
+    def pixel_size(self, dist: Any) -> Any:
+        """World size of a pixel at distance ``dist`` from the camera (detached)."""
+        tan_x = dr.tan(dr.deg2rad(dr.detach(self.x_fov)) * 0.5)
+        return dist * (2.0 * tan_x * dr.opaque(bk.Float, 1.0 / self.film.width))
+
+    def frustum_halfspaces(self, margin: float) -> list:
+        """The view frustum (widened by ``margin`` pixels) as half-spaces of
+        camera coordinates ``q``: ``(c_x, c_y, c_z, c_0)`` with ``c · q + c_0 ≥ 0``
+        inside (the near plane and four planes through the apex)."""
+        tan_x = dr.tan(dr.deg2rad(dr.detach(self.x_fov)) * 0.5)
+        x_lo, x_hi, y_lo, y_hi = self.frustum_bounds(margin)
+        return [(0.0, 0.0, 1.0, -self.near_clip),
+                (1.0, 0.0, -tan_x * x_lo, 0.0), (-1.0, 0.0, tan_x * x_hi, 0.0),
+                (0.0, 1.0, -tan_x * y_lo, 0.0), (0.0, -1.0, tan_x * y_hi, 0.0)]
+
     def frustum_bounds(self, margin: float) -> tuple[float, float, float, float]:
         """Bounds of ``q_x / q_z`` and ``q_y / q_z`` (camera coordinates) of the
         points that project within ``margin`` pixels of the film, in units of

@@ -155,7 +155,8 @@ def view_key(scene: Any, sensor: Any) -> tuple:
     """What tables computed from the scene's vertices and the camera depend on
     (they are kept until it changes)."""
     return (id(scene), id(sensor), scene._positions_np.ctypes.data,
-            sensor.to_world.numpy().tobytes(), float(dr.detach(sensor.x_fov)[0]))
+            sensor.to_world.numpy().tobytes(),
+            None if sensor.x_fov is None else float(dr.detach(sensor.x_fov)[0]))
 
 
 def per_sample(total: float) -> Any:

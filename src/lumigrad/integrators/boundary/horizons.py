@@ -46,13 +46,14 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.math import hmax
-from ...geometry.edges import safe_normalize
+from ...geometry.edges import safe_normalize, toward_apex
 from . import (BoundarySample, BoundaryTerm, PrimaryPart, moves_geometry, per_sample,
                smooth_shading_moves)
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
-from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
-                    pick_view, ray_into_view, reflect_point, reflect_vector, view_planes)
+from .views import (MirroredView, camera_views, detach_apex, film_to_unit, in_film,
+                    mirror_reflectance, pick_view, ray_into_view, reflect_point,
+                    reflect_vector, view_planes)
 
 #: "No triangle" for a forced first hit (``radiance(first_prim=...)``).
 NO_HIT = 0xFFFFFFFF
@@ -106,7 +107,7 @@ class SmoothEdgeHorizons(PrimaryPart):
             if moving is not None:
                 base &= moving
             for mirror, view in camera_views(scene, sensor, self.through_mirrors):
-                to_apex = dr.detach(view.position()) - geo.p0
+                to_apex = toward_apex(detach_apex(view.apex()), geo.p0)
                 cand = base & (dr.dot(n0, to_apex) > 0) & (dr.dot(n1, to_apex) > 0)
                 seen = geo if mirror is None else SimpleNamespace(
                     p0=reflect_point(geo.p0, view.a, view.n),

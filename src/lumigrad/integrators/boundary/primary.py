@@ -43,7 +43,8 @@ from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry, safe_normalize
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, view_key
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
-from .views import in_film, mirror_plane, reflect_point, reflect_vector
+from .views import (detach_apex, in_film, mirror_plane, reflect_apex, reflect_point,
+                    reflect_vector)
 
 #: Samples per film pixel (times the budget) of edges seen in planar mirrors.
 MIRROR_PIXELS = 0.5
@@ -120,7 +121,14 @@ def side_hits(scene: Any, sensor: Any, geo: EdgeGeometry, s: Any, ds_dt: Any, o:
     # planes contain the edge, so a ray through the edge cannot tell).
     n0, n1 = geo.normals()
     y = geo.p0 + (geo.p1 - geo.p0) * 0.5
-    d = dr.normalize(y + ((geo.q0 + geo.q1) * 0.5 - y) * 0.01 - o)
+    target = y + ((geo.q0 + geo.q1) * 0.5 - y) * 0.01
+    a, w = detach_apex(sensor.apex())
+    if w:
+        d = dr.normalize(target - o)
+    else:
+        # (An orthographic camera: the ray along its axis through the target.)
+        d = -a
+        o = target - d * dist_y
     t0 = dr.dot(n0, geo.p0 - o) / dr.dot(n0, d)
     t1 = dr.dot(n1, geo.p0 - o) / dr.dot(n1, d)
     t0 = dr.select(t0 > 0, t0, dr.inf)
@@ -340,7 +348,7 @@ class PrimaryEdges(PrimaryPart):
         with dr.suspend_grad():
             edges = scene.edges()
             geo = edges.geometry(dr.detach(scene.positions))
-            apex = dr.detach(sensor.position())
+            apex = detach_apex(sensor.apex())
             cand = candidate_edges(geo, apex)
             if moving is not None:
                 cand &= moving
@@ -415,7 +423,7 @@ class PrimaryEdges(PrimaryPart):
             seen = valid & through
             _, prim_c, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax, seen)
             seen &= hit & (prim_c == mirror)
-            apex = reflect_point(dr.detach(sensor.position()), dr.detach(a_m), dr.detach(n_m))
+            apex = reflect_apex(detach_apex(sensor.apex()), dr.detach(a_m), dr.detach(n_m))
             geo_d = scene.edges().geometry(dr.detach(scene.positions), idx, seen)
             seen &= candidate_edges(geo_d, apex)
             si_m = scene.compute_interaction(o, d, prim_c, seen)
@@ -428,13 +436,11 @@ class PrimaryEdges(PrimaryPart):
             # Offset: EPS_PX, or RAY_ULPS ulps of the coordinates seen at the
             # edge point's distance, whichever is larger. (Through a mirror,
             # where the side rays' first hits cannot be forced: MIRROR_EPS_PX.)
-            tan_x = dr.tan(dr.deg2rad(dr.detach(sensor.x_fov)) * 0.5)
-            px_angle = 2.0 * tan_x * dr.opaque(bk.Float, 1.0 / w)
             dist_y = dr.norm(y_d - o)
             ulp = dr.maximum(hmax(dr.abs(y_d)), hmax(dr.abs(o))) * (RAY_ULPS * 2.0 ** -23)
             geo_sides = geo_d_all(scene, idx)
             eps = dr.minimum(EPS_PX, SLIVER_SHARE * _sliver_width(sensor, geo_sides, s, n_left))
-            eps = dr.maximum(eps, ulp / dr.maximum(dist_y * px_angle, 1e-30))
+            eps = dr.maximum(eps, ulp / dr.maximum(sensor.pixel_size(dist_y), 1e-30))
             eps = dr.select(through, MIRROR_EPS_PX, eps)
             first_l, first_r, start_l, start_r = side_hits(scene, sensor, geo_sides,
                                                            s, ds_dt, o, dist_y, ~through & valid)

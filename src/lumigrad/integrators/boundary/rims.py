@@ -55,10 +55,11 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
+from ...geometry.edges import toward_apex
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, smooth_shading_moves
 from .sampling import DiscreteSampler
-from .views import (MirroredView, camera_views, film_to_unit, in_film, mirror_reflectance,
-                    pick_view, ray_into_view, reflect_point, view_planes)
+from .views import (MirroredView, camera_views, detach_apex, film_to_unit, in_film,
+                    mirror_reflectance, pick_view, ray_into_view, reflect_point, view_planes)
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -110,10 +111,10 @@ class ShadingRims(PrimaryPart):
             pos = dr.detach(scene.positions)
             p = [dr.gather(bk.Array3f, pos, i) for i in idx]
             nrm = [dr.gather(bk.Array3f, dr.detach(scene.normals), i) for i in idx]
-            o = dr.detach(view.position())
+            apex = detach_apex(view.apex())
             shape = dr.gather(bk.UInt32, scene.prim_shape, face)
             smooth = dr.gather(bk.Bool, scene.shape_smooth, shape)
-            cand = smooth & self._sign_change(p, nrm, o)
+            cand = smooth & self._sign_change(p, nrm, apex)
             if moving_only:
                 cand &= dr.gather(bk.Bool, rim_motion_by_shape(scene), shape)
             s, front = zip(*[view.project(q) for q in p])
@@ -137,15 +138,16 @@ class ShadingRims(PrimaryPart):
         the camera."""
         return False
 
-    def _sign_change(self, p: list, nrm: list, o: Any) -> Any:
+    def _sign_change(self, p: list, nrm: list, apex: tuple) -> Any:
         """Triangles where ``h`` may change sign: ``h`` is a quadratic form
-        ``Σ b_i b_j a_ij`` in the barycentrics with ``a_ij = n_i · (o − p_j)``: one
-        sign for all nine coefficients rules a sign change out."""
+        ``Σ b_i b_j a_ij`` in the barycentrics with ``a_ij = n_i · (o − p_j)``
+        (``o − p_j``: :func:`toward_apex`): one sign for all nine coefficients
+        rules a sign change out."""
         pos_any = dr.zeros(bk.Bool, dr.width(p[0]))
         neg_any = dr.zeros(bk.Bool, dr.width(p[0]))
         for i in range(3):
             for j in range(3):
-                a = dr.dot(nrm[i], o - p[j])
+                a = dr.dot(nrm[i], toward_apex(apex, p[j]))
                 pos_any |= a > 0
                 neg_any |= a < 0
         return pos_any & neg_any
@@ -271,12 +273,15 @@ def rim_crossing(tri: "RimTriangle", s: list, rng: Any) -> tuple:
     q_hi = dr.maximum(dr.maximum(q[0], q[1]), q[2])
     width = q_hi - q_lo
     p_l = dr.lerp(q_lo, q_hi, rng.next_float32())
-    o = tri.sensor.position()
-    o = o if tri.attached else dr.detach(o)
+    o, w_apex = tri.apex
     # Each vertex's depth along its film direction (``p − o = z D(s)``): film
-    # positions interpolate linearly in ``1/z``, points of the side in ``1``.
+    # positions interpolate linearly in ``1/z``, points of the side in ``1``
+    # (an orthographic view: film positions are affine in the points, z = 1).
     depth = []
     for si, pi in zip(s, tri.p):
+        if not w_apex:
+            depth.append(dr.ones(bk.Float, n))
+            continue
         d = tri._direction(bk.Array3f(si[0], si[1], 1.0))
         depth.append(dr.dot(pi - o, d) / dr.maximum(dr.squared_norm(d), 1e-30))
     # Where the line crosses the triangle's sides: barycentrics ``b_a``, ``b_b``.
@@ -317,7 +322,8 @@ class RimTriangle:
         h(b) = (Σ b_i n_i) · (o − x) = bᵀ A b,   a_ij = n_i · (o − p_j)
 
     (``o`` the view's apex: ``h`` has the sign of ``sh_n · wi``, what the BSDFs
-    test), or with ``light`` (a direction ``l``) the terminator ``h(b) = Σ b_i
+    test; ``o − x`` is :func:`~lumigrad.geometry.edges.toward_apex`, for an
+    orthographic view the direction towards it and ``h`` linear), or with ``light`` (a direction ``l``) the terminator ``h(b) = Σ b_i
     n_i · l``. Positive rescalings of ``h`` change neither the curve ``h = 0``
     nor its velocity. ``view``: the camera, its image in a mirror
     (:class:`.views.MirroredView`) or a path vertex's virtual pinhole
@@ -333,10 +339,9 @@ class RimTriangle:
         self.sensor, self.attached = view, attached
         self.p = [dr.gather(bk.Array3f, pos, i, active) for i in idx]
         self.n = [dr.gather(bk.Array3f, nrm, i, active) for i in idx]
-        o = view.position()
-        self.o = o if attached else dr.detach(o)
+        self.apex = view.apex() if attached else detach_apex(view.apex())
         if light is None:
-            self.a = [[dr.dot(self.n[i], self.o - self.p[j]) for j in range(3)]
+            self.a = [[dr.dot(self.n[i], toward_apex(self.apex, self.p[j])) for j in range(3)]
                       for i in range(3)]
         else:
             self.g = [dr.dot(nv, light) for nv in self.n]
@@ -412,7 +417,7 @@ def curve_velocity(tri_att: RimTriangle, bary: list, nu: Any, raise_h: Any,
     x_moving = tri_att.point(bary) - raise_h * (h - dr.detach(h))
     # Lanes without a sample project a point in front of the view instead of
     # the origin (which may be its apex: inf, then NaN in reverse mode).
-    ahead = tri_att.sensor.position() + tri_att.sensor.film_direction(bk.Array3f(0.0, 0.0, 1.0))
+    ahead = tri_att.sensor.point_ahead()
     x_moving = dr.select(active, x_moving, dr.detach(ahead))
     s_moving, _ = tri_att.sensor.project(x_moving)
     s_flow = dr.detach(s_moving)

@@ -287,14 +287,17 @@ def clip_to_frustum(sensor: Any, p0: Any, p1: Any, margin: float) -> Interval:
     q0, q1 = sensor.to_local(p0), sensor.to_local(p1)
     n = dr.width(q0[0])
     iv = Interval(dr.zeros(bk.Float, n), dr.ones(bk.Float, n))
-    near = dr.opaque(bk.Float, sensor.near_clip)
-    iv.clip(q0[2] - near, q1[2] - near)
-    tan_x = dr.tan(dr.deg2rad(dr.detach(sensor.x_fov)) * 0.5)
-    x_lo, x_hi, y_lo, y_hi = sensor.frustum_bounds(margin)
-    for coord, lo, hi in ((0, x_lo, x_hi), (1, y_lo, y_hi)):
-        lo_t, hi_t = tan_x * lo, tan_x * hi
-        iv.clip(q0[coord] - lo_t * q0[2], q1[coord] - lo_t * q1[2])
-        iv.clip(hi_t * q0[2] - q0[coord], hi_t * q1[2] - q1[coord])
+    for c in sensor.frustum_halfspaces(margin):
+        def g(q: Any, c: tuple = c) -> Any:
+            # (Python zeros and ones left out of the kernel.)
+            out = dr.opaque(bk.Float, c[3]) if isinstance(c[3], float) else c[3]
+            for k in range(3):
+                if isinstance(c[k], float) and c[k] in (0.0, 1.0, -1.0):
+                    out = out if c[k] == 0.0 else (out + q[k] if c[k] > 0 else out - q[k])
+                else:
+                    out = out + c[k] * q[k]
+            return out
+        iv.clip(g(q0), g(q1))
     return iv
 
 

@@ -94,6 +94,12 @@ class VertexView:
     def position(self) -> Any:
         return self.origin
 
+    def apex(self) -> tuple:
+        return self.origin, 1.0
+
+    def point_ahead(self) -> Any:
+        return self.origin + self.film_direction(bk.Array3f(0.0, 0.0, 1.0))
+
     def local_direction(self, u: Any) -> Any:
         return self.f * u[2] + self.e1 * u[0] + self.e2 * u[1]
 

@@ -118,6 +118,17 @@ def reflect_vector(v: Any, n: Any) -> Any:
     return v - n * (2.0 * dr.dot(n, v))
 
 
+def reflect_apex(apex: tuple, a: Any, n: Any) -> tuple:
+    """Mirror image of a homogeneous apex ``(p, w)`` (``sensor.apex()``): a
+    point (``w = 1``) or a direction towards an apex at infinity (``w = 0``)."""
+    p, w = apex
+    return (reflect_point(p, a, n) if w else reflect_vector(p, n)), w
+
+
+def detach_apex(apex: tuple) -> tuple:
+    return dr.detach(apex[0]), apex[1]
+
+
 class MirroredView:
     """The camera as a planar mirror shows the scene (the interface of a sensor
     that :class:`.rims.RimTriangle` uses): its apex and film directions
@@ -131,6 +142,12 @@ class MirroredView:
 
     def position(self) -> Any:
         return reflect_point(self.sensor.position(), self.a, self.n)
+
+    def apex(self) -> tuple:
+        return reflect_apex(self.sensor.apex(), self.a, self.n)
+
+    def point_ahead(self) -> Any:
+        return reflect_point(self.sensor.point_ahead(), self.a, self.n)
 
     def film_direction(self, u: Any) -> Any:
         return reflect_vector(self.sensor.film_direction(u), self.n)
