@@ -323,8 +323,9 @@ class RimTriangle:
 
     (``o`` the view's apex: ``h`` has the sign of ``sh_n · wi``, what the BSDFs
     test; ``o − x`` is :func:`~lumigrad.geometry.edges.toward_apex`, for an
-    orthographic view the direction towards it and ``h`` linear), or with ``light`` (a direction ``l``) the terminator ``h(b) = Σ b_i
-    n_i · l``. Positive rescalings of ``h`` change neither the curve ``h = 0``
+    orthographic view the direction towards it and ``h`` linear), or with
+    ``light`` (a direction ``l``) the terminator ``h(b) = Σ b_i n_i · l``.
+    Positive rescalings of ``h`` change neither the curve ``h = 0``
     nor its velocity. ``view``: the camera, its image in a mirror
     (:class:`.views.MirroredView`) or a path vertex's virtual pinhole
     (:class:`.vertex_rims.VertexView`); ``attached``: positions, normals and
