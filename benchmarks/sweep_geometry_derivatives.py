@@ -10,13 +10,13 @@ lights) with other meshes, materials, lights and filters: built-in shapes
 (``sphere``, ``cylinder``, ``disk``, ``cube``), a smooth torus, PSDR's bunny
 and PSDR's own tree scene file (``../shared``, skipped where it is missing), the
 Cornell box file (its camera moved), a pyramid resting on a floor, a box beside
-a dense smooth ball (in a room, path 5),
-rough materials (sharp glossy lobes under an area light and under an
-environment map with a sun), directional, spot and constant lights, Mitsuba's
-default (Gaussian) filter, an orthographic camera. 32² film. Per case it prints
-the block relative L1 error (8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the
-mean of two central differences with common random numbers (``--fd-spp``
-each), and the two noise levels that bound what the error can show: the
+a dense smooth ball (in a room, path 5), rough materials (sharp glossy lobes
+under an area light and under an environment map with a sun), directional,
+spot and constant lights, Mitsuba's default (Gaussian) filter, an orthographic
+camera. 32² film. Per case it prints the block relative L1 error (8×8 blocks)
+of the mean of two derivative images (seeds 1, 2) against the mean of two
+central differences with common random numbers (``--fd-spp`` each), and the
+two noise levels that bound what the error can show: the
 derivative's seed-against-seed error and the finite differences' error against
 a third run. An error well above both is a bias.
 
