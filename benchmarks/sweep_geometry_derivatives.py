@@ -13,12 +13,11 @@ Cornell box file (its camera moved), a pyramid resting on a floor, a box beside
 a dense smooth ball (in a room, path 5), rough materials (sharp glossy lobes
 under an area light and under an environment map with a sun), directional,
 spot and constant lights, Mitsuba's default (Gaussian) filter, an orthographic
-camera. 32² film. Per case it prints the block relative L1 error (8×8 blocks)
-of the mean of two derivative images (seeds 1, 2) against the mean of two
-central differences with common random numbers (``--fd-spp`` each), and the
-two noise levels that bound what the error can show: the
-derivative's seed-against-seed error and the finite differences' error against
-a third run. An error well above both is a bias.
+camera, a thin lens. 32² film. Per case it prints the block relative L1 error
+(8×8 blocks) of the mean of two derivative images (seeds 1, 2) against the mean
+of two central differences with common random numbers (``--fd-spp`` each), and
+the two noise levels that bound what the error can show: the derivative's
+seed-against-seed error and the finite differences' error against a third run. An error well above both is a bias.
 
 Measured figures: BENCHMARKS.md, "Geometry derivatives on unseen scenes".
 """
@@ -70,6 +69,13 @@ def ortho_camera(origin=(0, 1.0, 5), target=(0, -0.3, 0), scale: float = 1.6) ->
 
 def orthographic(d: dict, **kw) -> dict:
     d["sensor"] = ortho_camera(**kw)
+    return d
+
+
+def thin_lens(d: dict, aperture: float = 0.08, focus: float = 3.5) -> dict:
+    """``d``'s camera with a lens (focused in front of the objects)."""
+    d["sensor"] = dict(d["sensor"], type="thinlens", aperture_radius=aperture,
+                       focus_distance=focus)
     return d
 
 
@@ -362,6 +368,14 @@ CASES = {
     "ortho_camera_translate_cube_path3": (lambda: orthographic(scene(3, box=cube(-0.3))),
                                           "sensor.to_world",
                                           lambda base, x: T().translate([x, 0, 0]) @ base),
+    # A thin lens (each sample through a lens point of its own): a mesh moved,
+    # the focus distance (defocus moves every edge).
+    "lens_torus_rotate_direct": (lambda: thin_lens(scene(0, t=torus())), "t.to_world",
+                                 rotate(0, 1, 0.3)),
+    "lens_cube_translate_path3": (lambda: thin_lens(scene(3, box=cube())), "box.to_world",
+                                  translate(1, 0, 0.3)),
+    "lens_focus_bunny_direct": (lambda: thin_lens(scene(0, b=bunny())), "sensor.focus_distance",
+                                lambda base, x: base + x * 2.0),
 }
 
 

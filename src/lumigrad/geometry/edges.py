@@ -303,9 +303,10 @@ class EdgeGeometry:
         one whose faces lie on opposite sides of the viewing direction (one
         faces the apex, the other faces away)."""
         n0, n1 = self.normals()
-        a = dr.dot(n0, toward_apex(apex, self.p0))
-        b = dr.dot(n1, toward_apex(apex, self.p0))
-        return self.boundary | (a * b <= 0)
+        lo0, hi0 = apex_range(apex, n0, self.p0)
+        lo1, hi1 = apex_range(apex, n1, self.p0)
+        # (One faces it and the other not, for some point of a disk of apexes.)
+        return self.boundary | ~(((lo0 > 0) & (lo1 > 0)) | ((hi0 < 0) & (hi1 < 0)))
 
     def silhouette_towards(self, direction: Any) -> Any:
         """As :meth:`silhouette_from` for an apex at infinity along ``direction``."""
@@ -343,6 +344,29 @@ def toward_apex(apex: Any, p: Any) -> Any:
         a, w = apex
         return a - p if w else a
     return apex - p
+
+
+class DiskApex:
+    """The centres of projection of a thin lens: the disk ``c + x e1 + y e2``,
+    ``x² + y² ≤ 1`` (world; ``e1``, ``e2`` the lens's axes times its radius).
+    Tables built for every lens point at once (the boundary terms' sampling
+    distributions) classify edges and faces by :func:`apex_range`."""
+
+    def __init__(self, c: Any, e1: Any, e2: Any) -> None:
+        self.c, self.e1, self.e2 = c, e1, e2
+
+
+def apex_range(apex: Any, n: Any, p: Any) -> tuple:
+    """``(lo, hi)`` of ``n · (A − p)`` over the apexes ``A`` of ``apex`` (a
+    point, a homogeneous ``(a, w)`` or ``(DiskApex, 1)``): ``lo = hi`` for a
+    single apex; the disk's extremes for a lens."""
+    if isinstance(apex, tuple) and isinstance(apex[0], DiskApex):
+        disk = apex[0]
+        mid = dr.dot(n, disk.c - p)
+        half = dr.sqrt(dr.square(dr.dot(n, disk.e1)) + dr.square(dr.dot(n, disk.e2)))
+        return mid - half, mid + half
+    v = dr.dot(n, toward_apex(apex, p))
+    return v, v
 
 
 def safe_normalize(v: Any) -> Any:

@@ -235,6 +235,14 @@ def segment_ratio(scene: Any, si: Any, wo: Any, delta: Any, active: Any, held: A
 #: by multiple importance sampling; False: vertex first only (comparisons).
 EDGE_FIRST_AT_CAMERA_VERTEX = True
 
+
+def edge_first_at_camera(sensor: Any) -> bool:
+    """:data:`EDGE_FIRST_AT_CAMERA_VERTEX` for ``sensor``; not through a thin
+    lens (the vertex's own samples then take the whole integral: the
+    edge-first technique's density would be the one of a film position and a
+    lens point together, not written)."""
+    return EDGE_FIRST_AT_CAMERA_VERTEX and getattr(sensor, "lens_view", None) is None
+
 #: Boundary samples at one vertex per path, chosen in proportion to the
 #: throughput (weighted reservoir sampling) and taken after the path loop;
 #: False: at every vertex, inside the loop (comparisons).
@@ -570,7 +578,7 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     # edge itself (Cornell box, 256 spp: one such sample put 1e4 in a pixel).
     from .boundary.shadow import touches
     K = dr.select(touches(x, si.n, y), 0.0, K)
-    if EDGE_FIRST_AT_CAMERA_VERTEX:
+    if edge_first_at_camera(sensor):
         from .boundary.visible import edge_first_weight
         w_vertex = 1.0 - edge_first_weight(sensor, geo, x, si.n, t)
         K *= dr.select(depth == 0, w_vertex, 1.0)

@@ -1,15 +1,13 @@
 """Shared parts of the sensors that are not pinhole cameras (``orthographic``,
-``thinlens``): the film window (crop) and the boundary-term interface.
+``thinlens``): the film window (crop) and the pinhole interface, refused.
 
 The boundary terms of geometry derivatives (``integrators/boundary``) project
 edges onto the film through a camera's ``project``, ``project_differential``,
 ``apex``, ... . The orthographic camera implements them (its apex at
-infinity); for a lens they are not written yet (a lens blurs every edge: each
-lens point is a pinhole of its own): the methods below raise a clear error
-instead of returning pinhole answers, so derivatives with respect to geometry
-(shapes, lights or the camera moving) are refused there while derivatives
-with respect to materials and emitted radiance work (they need no boundary
-terms).
+infinity); a thin lens is seen through one lens point per sample
+(``ThinLensSensor.lens_view``, an off-axis pinhole) and its tables through all
+of them at once (``lens_hull``). A pinhole's projection asked of the lens
+itself has no single answer: the methods below raise a clear error.
 """
 from __future__ import annotations
 
@@ -28,14 +26,9 @@ class NonPinholeSensor:
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
             f"sensor '{self.PLUGIN[1]}'{f' (id {self.id!r})' if getattr(self, 'id', None) else ''}"
-            ": derivatives with respect to geometry (moving shapes, lights or the camera) "
-            "are not supported yet with this sensor: their boundary terms are written for "
-            "the 'perspective' and 'orthographic' cameras. Use one of those for geometry "
-            "derivatives; "
-            "derivatives with respect to materials and emission work with this sensor.")
+            " has no single pinhole projection (a thin lens is one pinhole per lens point: "
+            "see ThinLensSensor.lens_view); this is a bug in the caller, please report it.")
 
-    #: called by the boundary terms (integrators/boundary) before they start
-    refuse_boundary_terms = _refuse
     project = project_differential = film_direction = film_density = _refuse
     frustum_bounds = frustum_halfspaces = to_local = position = _focal = _refuse
     apex = point_ahead = pixel_size = _refuse

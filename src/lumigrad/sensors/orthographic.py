@@ -74,7 +74,6 @@ class OrthographicSensor(NonPinholeSensor):
     # The interface of the perspective camera (``sensors/perspective.py``) with
     # the apex at infinity: a world point's film position is an affine
     # function of it, silhouettes are seen along the camera's axis.
-    refuse_boundary_terms = None
 
     def _pixels_per_unit(self) -> Any:
         """Film pixels per camera-space unit (``W / (2 · scale)``, both axes)."""

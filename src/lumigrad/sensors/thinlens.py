@@ -22,9 +22,11 @@ filter offset, so the hashed values are uniform and independent of the pixel,
 and the same film position always gives the same lens point.
 
 Differentiable in ``to_world``, ``x_fov``, ``aperture_radius`` and
-``focus_distance`` where no boundary term is needed; geometry derivatives
-(which need them, as do the lens parameters: defocus moves every edge) raise a
-clear error (``sensors/_nonpinhole.py``).
+``focus_distance``; geometry derivatives (and those of the lens parameters:
+defocus moves every edge's image) get the boundary terms of
+``integrators/boundary``, each sample seeing the scene through a lens point of
+its own (:class:`LensPinhole`, an off-axis pinhole), their sampling tables
+through every lens point at once (:class:`LensHull`).
 """
 from __future__ import annotations
 
@@ -112,9 +114,6 @@ class ThinLensSensor(NonPinholeSensor):
     def sample_ray(self, film_pos: Any) -> tuple[Any, Any, Any]:
         """World-space ray ``(origin, unit direction, max distance)`` through
         ``film_pos`` in [0,1]², from the lens point hashed from ``film_pos``."""
-        if dr.grad_enabled(self.aperture_radius) or dr.grad_enabled(self.focus_distance):
-            # Defocus moves every edge in the image: boundary terms would be needed.
-            self._refuse()
         return self.ray_through(film_pos, lens_sample(film_pos))
 
     def ray_through(self, film_pos: Any, lens_u: Any) -> tuple[Any, Any, Any]:
@@ -134,6 +133,21 @@ class ThinLensSensor(NonPinholeSensor):
         d = dr.normalize(self.to_world.transform_vector(d_local))
         return o, d, (dr.opaque(bk.Float, self.far_clip) - near) * inv_z
 
+    # -- boundary terms: the lens as pinholes -----------------------------------
+    # The boundary terms of geometry derivatives see the lens through
+    # :meth:`lens_view` (per sample) and :meth:`lens_hull` (their tables), not
+    # through this class's (refused) pinhole projection.
+    def lens_view(self, u: Any) -> "LensPinhole":
+        """The camera seen through lens samples ``u`` (per lane, [0,1]²)."""
+        return LensPinhole(self, u)
+
+    def lens_hull(self) -> "LensHull":
+        """Every lens point at once, for the boundary terms' tables."""
+        hull = getattr(self, "_hull", None)
+        if hull is None:
+            hull = self._hull = LensHull(self)
+        return hull
+
     def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
         yield "to_world", self.to_world, lambda v: setattr(self, "to_world", v)
         yield "x_fov", self.x_fov, lambda v: setattr(self, "x_fov", v)
@@ -142,3 +156,209 @@ class ThinLensSensor(NonPinholeSensor):
         yield "focus_distance", self.focus_distance, lambda v: setattr(self, "focus_distance", v)
         yield "near_clip", self.near_clip, None
         yield "far_clip", self.far_clip, None
+
+
+class LensPinhole:
+    """The thin-lens camera seen through one lens point per lane: an off-axis
+    pinhole with the interface of ``PerspectiveSensor`` that the boundary
+    terms use (``integrators/boundary/__init__.py``, ``_iterate``).
+
+    Lens point ``a = R · disk(u)`` (camera coordinates, ``z = 0``), focus
+    distance ``F``: the ray through film position ``q`` (``sample_ray``'s
+    camera-space direction ``(q_x, q_y, 1)``) goes from ``a`` through ``F q``,
+    so a point ``P`` (camera coordinates) is seen at
+
+        q = a / F + (P − a) / P_z,
+
+    differentiable in ``P``, the camera's transform, its field of view, ``R``
+    and ``F`` (defocus moves the edges' images). The terms' sampling tables
+    come from :class:`LensHull` (``distribution_view``)."""
+
+    def __init__(self, lens: ThinLensSensor, u: Any) -> None:
+        self.lens, self.film, self.sampler = lens, lens.film, lens.sampler
+        self.near_clip, self.far_clip = lens.near_clip, lens.far_clip
+        self.lens_u = u
+        self.principal_point = lens._pp
+        self.disk = square_to_disk_concentric(u)
+        self.distribution_view = lens.lens_hull()
+
+    # (the thin lens's parameters: moves_geometry reads these)
+    @property
+    def to_world(self) -> Any:
+        return self.lens.to_world
+
+    @property
+    def x_fov(self) -> Any:
+        return self.lens.x_fov
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.lens.resolution
+
+    def _a(self) -> Any:
+        """The lens point (camera coordinates)."""
+        r = self.lens.aperture_radius
+        return bk.Array3f(r * self.disk[0], r * self.disk[1], 0.0)
+
+    def sample_ray(self, film_pos: Any) -> tuple[Any, Any, Any]:
+        return self.lens.ray_through(film_pos, self.lens_u)
+
+    def to_local(self, p: Any) -> Any:
+        return self.lens.to_world.inverse_transform().transform_affine_point(p)
+
+    def _tan(self) -> Any:
+        return dr.tan(dr.deg2rad(self.lens.x_fov) * 0.5)
+
+    def project(self, p: Any) -> tuple[Any, Any]:
+        """Film position (pixels) of world point ``p`` through the lens point,
+        and whether ``p`` lies in front of the near plane."""
+        P = self.to_local(p)
+        a, fd = self._a(), self.lens.focus_distance
+        inv_z = dr.rcp(P[2])
+        q = (a[0] / fd + (P[0] - a[0]) * inv_z, a[1] / fd + (P[1] - a[1]) * inv_z)
+        return _film_of(self.lens, q, self._tan()), P[2] > dr.opaque(bk.Float, self.near_clip)
+
+    def project_differential(self, p: Any, dp: Any) -> Any:
+        inv = self.lens.to_world.inverse_transform()
+        P, dP = inv.transform_affine_point(p), inv.transform_vector(dp)
+        a = self._a()
+        inv_z = dr.rcp(P[2])
+        f = dr.opaque(bk.Float, self.film.width * 0.5) / self._tan()
+        return bk.Array2f(-f * (dP[0] - (P[0] - a[0]) * dP[2] * inv_z) * inv_z,
+                          -f * (dP[1] - (P[1] - a[1]) * dP[2] * inv_z) * inv_z)
+
+    def film_density(self, p: Any, n: Any) -> Any:
+        from ..core.frame import coordinate_system
+        t1, t2 = coordinate_system(n)
+        a, b = self.project_differential(p, t1), self.project_differential(p, t2)
+        return dr.abs(a[0] * b[1] - a[1] * b[0])
+
+    def position(self) -> Any:
+        return self.lens.to_world.transform_affine_point(self._a())
+
+    def apex(self) -> tuple[Any, float]:
+        return self.position(), 1.0
+
+    def film_direction(self, u: Any) -> Any:
+        """World direction of the ray through film pixel ``(u_x / u_z, u_y / u_z)``
+        times ``u_z`` (linear in ``u``, as ``PerspectiveSensor.film_direction``)."""
+        w, h = self.film.width, self.film.height
+        tan_x = self._tan()
+        tan_y = tan_x * dr.opaque(bk.Float, h / w)
+        ppx, ppy = self.principal_point
+        a, fd = self._a(), self.lens.focus_distance
+        d_local = bk.Array3f(
+            fd * tan_x * (u[2] * (1.0 - 2.0 * ppx) - u[0] * dr.opaque(bk.Float, 2.0 / w))
+            - a[0] * u[2],
+            fd * tan_y * (u[2] * (1.0 - 2.0 * ppy) - u[1] * dr.opaque(bk.Float, 2.0 / h))
+            - a[1] * u[2],
+            fd * u[2])
+        return self.lens.to_world.transform_vector(d_local)
+
+    def point_ahead(self) -> Any:
+        return self.position() + self.film_direction(bk.Array3f(0.0, 0.0, 1.0))
+
+    def pixel_size(self, dist: Any) -> Any:
+        tan_x = dr.tan(dr.deg2rad(dr.detach(self.lens.x_fov)) * 0.5)
+        return dist * (2.0 * tan_x * dr.opaque(bk.Float, 1.0 / self.film.width))
+
+
+def _film_of(lens: ThinLensSensor, q: tuple, tan_x: Any) -> Any:
+    """Pixels of camera-space direction ``(q_x, q_y, 1)`` (``sample_ray``'s map
+    inverted: ``q_x = (1 − 2 (s_x + pp_x)) tan``, ``q_y`` the same times H/W)."""
+    w, h = lens.film.width, lens.film.height
+    f = dr.opaque(bk.Float, w * 0.5) / tan_x
+    ppx, ppy = lens._pp
+    return bk.Array2f(dr.opaque(bk.Float, w * (0.5 - ppx)) - f * q[0],
+                      dr.opaque(bk.Float, h * (0.5 - ppy)) - f * q[1])
+
+
+class LensHull:
+    """Every lens point of a thin lens at once (detached), for the tables the
+    boundary terms sample from (``BoundaryTerm.distribution``): they must give
+    every edge or face that some lens point sees a chance. Its apex is the
+    lens disk (:class:`~lumigrad.geometry.edges.DiskApex`: edges and faces are
+    classified by the range of ``n · (A − p)`` over it), its frustum the union
+    of the lens points' (clipped for the two extreme lens points along each
+    film axis, the hull of both), and its projection the centre's, with
+    :meth:`film_slack` the farthest a point's image moves over the lens."""
+
+    def __init__(self, lens: ThinLensSensor) -> None:
+        self.lens, self.film = lens, lens.film
+        self.near_clip = lens.near_clip
+
+    @property
+    def to_world(self) -> Any:
+        return self.lens.to_world
+
+    @property
+    def x_fov(self) -> Any:
+        return self.lens.x_fov
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.lens.resolution
+
+    def _tan(self) -> Any:
+        return dr.tan(dr.deg2rad(dr.detach(self.lens.x_fov)) * 0.5)
+
+    def to_local(self, p: Any) -> Any:
+        return dr.detach(self.lens.to_world.inverse_transform().transform_affine_point(p))
+
+    def project(self, p: Any) -> tuple[Any, Any]:
+        """The image through the lens's centre (pixels), in front of the near plane."""
+        P = self.to_local(p)
+        inv_z = dr.rcp(P[2])
+        return (_film_of(self.lens, (P[0] * inv_z, P[1] * inv_z), self._tan()),
+                P[2] > dr.opaque(bk.Float, self.near_clip))
+
+    def film_slack(self, p: Any) -> Any:
+        """How far (pixels) the image of ``p`` moves between the lens's centre
+        and its rim: ``f R |1/F − 1/P_z|``."""
+        P = self.to_local(p)
+        f = dr.opaque(bk.Float, self.film.width * 0.5) / self._tan()
+        r, fd = dr.detach(self.lens.aperture_radius), dr.detach(self.lens.focus_distance)
+        return f * r * dr.abs(dr.rcp(fd) - dr.rcp(P[2]))
+
+    def apex(self) -> tuple:
+        from ..geometry.edges import DiskApex
+        m = self.lens.to_world
+        r = dr.detach(self.lens.aperture_radius)
+        return DiskApex(dr.detach(m.transform_affine_point(bk.Array3f(0.0, 0.0, 0.0))),
+                        dr.detach(m.transform_vector(bk.Array3f(r, 0.0, 0.0))),
+                        dr.detach(m.transform_vector(bk.Array3f(0.0, r, 0.0)))), 1.0
+
+    def clip_to_frustum(self, p0: Any, p1: Any, margin: float) -> Any:
+        """Parameter range of the segment ``p0 -> p1`` seen through some lens
+        point (a superset: along each film axis the hull of what the two
+        extreme lens points see; ``q_x ≥ lo`` ⇔ ``P_x + (a_x / F − lo) P_z − a_x
+        ≥ 0``, linear in ``a_x`` for each point of the segment)."""
+        from ..integrators.boundary.sampling import clip_to_halfspaces
+        w, h = self.film.width, self.film.height
+        ppx, ppy = self.lens._pp
+        mx, my = margin / w, margin / h
+        t = self._tan()
+        bounds = ((t * (-1 - 2 * mx - 2 * ppx), t * (1 + 2 * mx - 2 * ppx)),
+                  (t * ((-1 - 2 * my - 2 * ppy) * h / w), t * ((1 + 2 * my - 2 * ppy) * h / w)))
+        r, fd = dr.detach(self.lens.aperture_radius), dr.detach(self.lens.focus_distance)
+        q0, q1 = self.to_local(p0), self.to_local(p1)
+        near = [(0.0, 0.0, 1.0, -self.near_clip)]
+        out = clip_to_halfspaces(q0, q1, near)
+        for axis in (0, 1):
+            lo_b, hi_b = bounds[axis]
+            parts = []
+            for a in (r, -r):
+                c = [0.0, 0.0]
+                c[axis] = 1.0
+                lo_plane = (c[0], c[1], a / fd - lo_b, -a)
+                hi_plane = (-c[0], -c[1], hi_b - a / fd, a)
+                parts.append(clip_to_halfspaces(q0, q1, near + [lo_plane, hi_plane]))
+            e0, e1 = parts[0].empty, parts[1].empty
+            lo = dr.select(e0, parts[1].lo, dr.select(e1, parts[0].lo,
+                                                      dr.minimum(parts[0].lo, parts[1].lo)))
+            hi = dr.select(e0, parts[1].hi, dr.select(e1, parts[0].hi,
+                                                      dr.maximum(parts[0].hi, parts[1].hi)))
+            empty = e0 & e1
+            out.lo = dr.maximum(out.lo, lo)
+            out.hi = dr.select(empty, out.lo, dr.minimum(out.hi, hi))
+        return out

@@ -112,6 +112,7 @@ class BoundaryTerm:
         """The term's sampling tables (``_distribution``, detached) for the
         scene's vertices and the camera as they are now, kept until either
         changes (a derivative pass asks for them several times)."""
+        sensor = getattr(sensor, "distribution_view", sensor)    # (a thin lens)
         key = view_key(scene, sensor) + (self._cache_key(),)
         cached = getattr(self, "_cache", None)
         if cached is not None and cached[0] == key:
@@ -178,9 +179,12 @@ def moves_geometry(scene: Any, sensor: Any) -> dict:
 
 
 def _moves_geometry(scene: Any, sensor: Any) -> dict:
+    lens = getattr(sensor, "lens", sensor)      # (a thin lens's pinhole: the lens)
     out = {"shapes": bool(dr.grad_enabled(scene.positions)),
            "sensor": bool(dr.grad_enabled(sensor.to_world.matrix) or
-                          dr.grad_enabled(sensor.x_fov)),
+                          dr.grad_enabled(sensor.x_fov) or
+                          dr.grad_enabled(getattr(lens, "aperture_radius", None)) or
+                          dr.grad_enabled(getattr(lens, "focus_distance", None))),
            "lights": False,
            "normals": bool(scene.has_normals and dr.grad_enabled(scene.normals))}
     others = scene.emitters[len(scene.area_emitters):]
@@ -279,9 +283,6 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
     (``camera_path = True``) give ``(rng, pixel, film_pos, spp_pass, spp_total)``."""
     w, h = sensor.resolution
     for term in _active_terms(scene, sensor, integrator, terms):
-        refuse = getattr(sensor, "refuse_boundary_terms", None)
-        if refuse is not None:      # a sensor these terms are not written for yet
-            refuse()
         # (Seeded by the term, not by its position among the active ones: the
         # parts of a derivative add up to the whole sample by sample.)
         k = TERM_NAMES.index(term.name)
@@ -301,14 +302,32 @@ def _iterate(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,
                     pos = integrator._last_film_pos
                 yield term, (rng, pixel, pos, spp_pass, spp_term)
             continue
-        n_total = term.sample_count(scene, sensor, integrator, spp_term)
+        # (A thin lens: each sample sees the scene through a lens point of its
+        # own, an off-axis pinhole; the tables cover every lens point.)
+        lens_view = getattr(sensor, "lens_view", None)
+        n_total = term.sample_count(scene, table_view(sensor), integrator, spp_term)
         if n_total <= 0:
             continue
         salt = getattr(term, "seed_salt", None)
         for i, n in enumerate(_passes(n_total)):
-            state = mix_seed(seed, 0xB0, k, i) if salt is None else mix_seed(seed, 0xB0, k, i, salt)
-            rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, state))
-            yield term, term.sample(scene, sensor, integrator, rng, n_total)
+            key = (seed, 0xB0, k, i) + (() if salt is None else (salt,))
+            rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, mix_seed(*key)))
+            view = sensor
+            if lens_view is not None:
+                lens_rng = bk.PCG32(size=n, initstate=dr.opaque(bk.UInt64, mix_seed(*key, 0x1E45)))
+                view = lens_view(bk.Array2f(lens_rng.next_float32(), lens_rng.next_float32()))
+            yield term, term.sample(scene, view, integrator, rng, n_total)
+
+
+def table_view(sensor: Any) -> Any:
+    """What the terms' sampling tables see the scene through: the sensor, or
+    for a thin lens every lens point at once (``ThinLensSensor.lens_hull``).
+    The samples themselves see it through one lens point each (an off-axis
+    pinhole, ``ThinLensSensor.lens_view``): the image is the mean over the
+    lens, and so is its boundary term, with the interior estimator holding
+    each camera ray's film position and lens point fixed."""
+    hull = getattr(sensor, "lens_hull", None)
+    return sensor if hull is None else hull()
 
 
 def forward_outputs(scene: Any, sensor: Any, integrator: Any, seed: int, spp: int,

@@ -46,13 +46,13 @@ import drjit as dr
 
 from ... import backend as bk
 from ...core.math import hmax
-from ...geometry.edges import safe_normalize, toward_apex
+from ...geometry.edges import apex_range, safe_normalize
 from . import (BoundarySample, BoundaryTerm, PrimaryPart, moves_geometry, per_sample,
                smooth_shading_moves)
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
-from .views import (MirroredView, camera_views, detach_apex, film_to_unit, in_film,
-                    mirror_reflectance, pick_view, ray_into_view, reflect_point,
+from .views import (MirroredView, camera_views, detach_apex, film_slack, film_to_unit,
+                    in_film, mirror_reflectance, pick_view, ray_into_view, reflect_point,
                     reflect_vector, view_planes)
 
 #: "No triangle" for a forced first hit (``radiance(first_prim=...)``).
@@ -107,8 +107,9 @@ class SmoothEdgeHorizons(PrimaryPart):
             if moving is not None:
                 base &= moving
             for mirror, view in camera_views(scene, sensor, self.through_mirrors):
-                to_apex = toward_apex(detach_apex(view.apex()), geo.p0)
-                cand = base & (dr.dot(n0, to_apex) > 0) & (dr.dot(n1, to_apex) > 0)
+                apex = detach_apex(view.apex())
+                cand = base & (apex_range(apex, n0, geo.p0)[1] > 0) & \
+                    (apex_range(apex, n1, geo.p0)[1] > 0)
                 seen = geo if mirror is None else SimpleNamespace(
                     p0=reflect_point(geo.p0, view.a, view.n),
                     p1=reflect_point(geo.p1, view.a, view.n))
@@ -316,6 +317,13 @@ class SurfaceHorizons(BoundaryTerm):
             r = float(view.film.rfilter.radius)
             lo = [dr.minimum(dr.minimum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
             hi = [dr.maximum(dr.maximum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
+            slack = film_slack(view, p[0])
+            if slack is not None:    # (a thin lens: any lens point's image)
+                slack = dr.maximum(dr.maximum(slack, film_slack(view, p[1])),
+                                   film_slack(view, p[2]))
+                lo, hi = [v - slack for v in lo], [v + slack for v in hi]
+                area = area + slack * (dr.norm(q[1] - q[0]) + dr.norm(q[2] - q[1])
+                                       + dr.norm(q[0] - q[2]))
             cand = smooth & front[0] & front[1] & front[2]
             cand &= (hi[0] > -r) & (lo[0] < w + r) & (hi[1] > -r) & (lo[1] < h + r)
             weight = dr.select(cand & dr.isfinite(area), area * sin_a, 0.0)

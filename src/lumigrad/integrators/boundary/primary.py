@@ -43,8 +43,8 @@ from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry, safe_normalize
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, view_key
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
-from .views import (detach_apex, in_film, mirror_plane, reflect_apex, reflect_point,
-                    reflect_vector)
+from .views import (detach_apex, film_slack, in_film, mirror_plane, reflect_apex,
+                    reflect_point, reflect_vector)
 
 #: Samples per film pixel (times the budget) of edges seen in planar mirrors.
 MIRROR_PIXELS = 0.5
@@ -248,9 +248,14 @@ def film_length(sensor: Any, geo: EdgeGeometry) -> tuple:
     part's parameter interval (``clip_to_frustum``)."""
     iv = clip_to_frustum(sensor, geo.p0, geo.p1, sensor.film.rfilter.radius)
     e = geo.p1 - geo.p0
-    s0, _ = sensor.project(geo.p0 + iv.lo * e)
-    s1, _ = sensor.project(geo.p0 + iv.hi * e)
-    return dr.norm(s1 - s0), iv
+    a, b = geo.p0 + iv.lo * e, geo.p0 + iv.hi * e
+    s0, _ = sensor.project(a)
+    s1, _ = sensor.project(b)
+    length = dr.norm(s1 - s0)
+    slack = film_slack(sensor, a)
+    if slack is not None:       # (a thin lens: an edge seen end-on through its centre)
+        length = length + slack + film_slack(sensor, b)
+    return length, iv
 
 
 def _edge_point_on_face(scene: Any, geo: EdgeGeometry, y: Any, face: Any, active: Any) -> Any:
@@ -526,6 +531,7 @@ def camera_sees_motion(scene: Any, sensor: Any, integrator: Any) -> bool:
     cached = getattr(scene, "_camera_sees_motion", None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    seen = term.sample_count(scene, sensor, integrator, 1.0) > 0
+    from . import table_view
+    seen = term.sample_count(scene, table_view(sensor), integrator, 1.0) > 0
     scene._camera_sees_motion = (key, seen)
     return seen

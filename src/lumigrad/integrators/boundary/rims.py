@@ -55,11 +55,12 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
-from ...geometry.edges import toward_apex
+from ...geometry.edges import apex_range, toward_apex
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, smooth_shading_moves
 from .sampling import DiscreteSampler
-from .views import (MirroredView, camera_views, detach_apex, film_to_unit, in_film,
-                    mirror_reflectance, pick_view, ray_into_view, reflect_point, view_planes)
+from .views import (MirroredView, camera_views, detach_apex, film_slack, film_to_unit,
+                    in_film, mirror_reflectance, pick_view, ray_into_view, reflect_point,
+                    view_planes)
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -122,6 +123,11 @@ class ShadingRims(PrimaryPart):
             w, h = sensor.resolution
             lo = [dr.minimum(dr.minimum(s[0][k], s[1][k]), s[2][k]) for k in range(2)]
             hi = [dr.maximum(dr.maximum(s[0][k], s[1][k]), s[2][k]) for k in range(2)]
+            slack = film_slack(view, p[0])
+            if slack is not None:    # (a thin lens: any lens point's image)
+                slack = dr.maximum(dr.maximum(slack, film_slack(view, p[1])),
+                                   film_slack(view, p[2]))
+                lo, hi = [v - slack for v in lo], [v + slack for v in hi]
             cand &= (hi[0] > 0) & (lo[0] < w) & (hi[1] > 0) & (lo[1] < h)
             perimeter = dr.norm(s[1] - s[0]) + dr.norm(s[2] - s[1]) + dr.norm(s[0] - s[2])
             weight = dr.select(cand, perimeter, 0.0)
@@ -147,9 +153,9 @@ class ShadingRims(PrimaryPart):
         neg_any = dr.zeros(bk.Bool, dr.width(p[0]))
         for i in range(3):
             for j in range(3):
-                a = dr.dot(nrm[i], toward_apex(apex, p[j]))
-                pos_any |= a > 0
-                neg_any |= a < 0
+                lo, hi = apex_range(apex, nrm[i], p[j])
+                pos_any |= hi > 0
+                neg_any |= lo < 0
         return pos_any & neg_any
 
     def _direction(self, integrator: Any, rng: Any, n: int) -> tuple:

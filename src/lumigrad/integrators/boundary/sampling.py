@@ -284,10 +284,19 @@ def clip_to_frustum(sensor: Any, p0: Any, p1: Any, margin: float) -> Interval:
     frustum: in front of the near plane and projecting within ``margin`` pixels
     of the film (the reconstruction filter's radius: points just outside the
     film still reach its border pixels)."""
-    q0, q1 = sensor.to_local(p0), sensor.to_local(p1)
+    own = getattr(sensor, "clip_to_frustum", None)
+    if own is not None:             # (a thin lens: the union over its lens points)
+        return own(p0, p1, margin)
+    return clip_to_halfspaces(sensor.to_local(p0), sensor.to_local(p1),
+                              sensor.frustum_halfspaces(margin))
+
+
+def clip_to_halfspaces(q0: Any, q1: Any, halfspaces: list) -> Interval:
+    """Parameter range of the segment ``q0 -> q1`` (camera coordinates) inside
+    ``halfspaces`` (``(c_x, c_y, c_z, c_0)``: ``c · q + c_0 ≥ 0``)."""
     n = dr.width(q0[0])
     iv = Interval(dr.zeros(bk.Float, n), dr.ones(bk.Float, n))
-    for c in sensor.frustum_halfspaces(margin):
+    for c in halfspaces:
         def g(q: Any, c: tuple = c) -> Any:
             # (Python zeros and ones left out of the kernel.)
             out = dr.opaque(bk.Float, c[3]) if isinstance(c[3], float) else c[3]

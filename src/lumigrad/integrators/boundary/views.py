@@ -14,6 +14,7 @@ from typing import Any
 import drjit as dr
 
 from ... import backend as bk
+from ...geometry.edges import DiskApex
 
 
 @dataclass
@@ -122,11 +123,26 @@ def reflect_apex(apex: tuple, a: Any, n: Any) -> tuple:
     """Mirror image of a homogeneous apex ``(p, w)`` (``sensor.apex()``): a
     point (``w = 1``) or a direction towards an apex at infinity (``w = 0``)."""
     p, w = apex
+    if isinstance(p, DiskApex):
+        return DiskApex(reflect_point(p.c, a, n), reflect_vector(p.e1, n),
+                        reflect_vector(p.e2, n)), w
     return (reflect_point(p, a, n) if w else reflect_vector(p, n)), w
 
 
 def detach_apex(apex: tuple) -> tuple:
+    if isinstance(apex[0], DiskApex):
+        return apex
     return dr.detach(apex[0]), apex[1]
+
+
+def film_slack(view: Any, p: Any) -> Any:
+    """How far (pixels) the image of point ``p`` can move between the
+    projections that ``view`` stands for: a thin lens's lens points
+    (``LensHull.film_slack``); None for a single projection. Sampling tables
+    widen their film bounds and weights by it, so that what any lens point
+    sees can be drawn."""
+    own = getattr(view, "film_slack", None)
+    return None if own is None else own(p)
 
 
 class MirroredView:
@@ -154,6 +170,11 @@ class MirroredView:
 
     def project(self, q: Any) -> tuple:
         return self.sensor.project(reflect_point(q, self.a, self.n))
+
+    @property
+    def film_slack(self) -> Any:
+        own = getattr(self.sensor, "film_slack", None)
+        return None if own is None else (lambda q: own(reflect_point(q, self.a, self.n)))
 
     def project_differential(self, q: Any, dq: Any) -> Any:
         return self.sensor.project_differential(reflect_point(q, self.a, self.n),
