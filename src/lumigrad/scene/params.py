@@ -34,7 +34,8 @@ from .scene import make_opaque
 #: Parameters whose derivatives need boundary (visibility) terms: those that
 #: move geometry (shapes) or the camera (sensors).
 SHAPE_BOUNDARY_SUFFIXES = ("vertex_positions", "to_world")
-SENSOR_BOUNDARY_SUFFIXES = ("to_world", "x_fov")
+#: (a thin lens's aperture and focus distance move every edge's image: defocus)
+SENSOR_BOUNDARY_SUFFIXES = ("to_world", "x_fov", "aperture_radius", "focus_distance")
 #: emitter parameters that move shadow edges (point/directional lights, envmaps)
 EMITTER_BOUNDARY_SUFFIXES = ("position", "to_world", "direction")
 
