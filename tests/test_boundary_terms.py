@@ -285,6 +285,33 @@ def psdr_bunny_scene(res: int = 64) -> dict:
     }
 
 
+def lit_bunny_scene(sensor: dict) -> dict:
+    """PSDR's bunny (5k faces, smooth) under a small area light, seen by ``sensor``."""
+    from pathlib import Path
+    obj = Path(__file__).parent / "data" / "psdr" / "bunny_low.obj"
+    return {
+        "type": "scene", "integrator": {"type": "direct"}, "sensor": sensor,
+        "light": {"type": "rectangle", "emitter": {"type": "area", "radiance": _rgb(12, 12, 12)},
+                  "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6)},
+        "bunny": {"type": "obj", "filename": str(obj),
+                  "to_world": T().translate([0, -0.18, 0]).scale(0.02),
+                  "bsdf": {"type": "diffuse", "reflectance": _rgb(0.7, 0.7, 0.5)}}}
+
+
+def turning_bunny_checks(scene, tol: float, spp: int, spp_fd: int) -> None:
+    """The lit bunny turning about the vertical against finite differences,
+    then reverse mode against forward mode, term by term."""
+    turn = rotate([0, 1, 0])
+    assert scene.has_normals
+    assert_agrees(*compare(scene, "bunny.to_world", turn, eps=2e-3, spp=spp, spp_fd=spp_fd),
+                  tol=tol)
+    params = lg.traverse(scene)
+    base = params["bunny.to_world"]
+    for terms in (("interior",), ("primary",), ("shadow",)):
+        assert_reverse_equals_forward(scene, params, "bunny.to_world",
+                                      lambda theta: turn(base, theta), terms, spp=16)
+
+
 def test_silhouette_face_side_of_a_smooth_mesh():
     """PSDR's bunny (smooth) turning under an area light, a 24² crop of its
     back's silhouette at 256² (faces seen edge-on, shading rims along them).
@@ -292,19 +319,11 @@ def test_silhouette_face_side_of_a_smooth_mesh():
     (``primary._edge_point_on_face``): a ray offset on the film met the
     edge-on face past the rim, and the rim's jump counted twice. 0.156
     before, 0.019 now (0.035 at 1024 / 16384 spp)."""
-    from pathlib import Path
-    obj = Path(__file__).parent / "data" / "psdr" / "bunny_low.obj"
     film = _film(256)
     film.update(crop_offset_x=150, crop_offset_y=100, crop_width=24, crop_height=24)
-    scene = lg.load_dict({
-        "type": "scene", "integrator": {"type": "direct"},
-        "sensor": {"type": "perspective", "fov": 40, "film": film,
-                   "to_world": T().look_at(origin=[0, 1, 5], target=[0, -0.3, 0], up=[0, 1, 0])},
-        "light": {"type": "rectangle", "emitter": {"type": "area", "radiance": _rgb(12, 12, 12)},
-                  "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6)},
-        "bunny": {"type": "obj", "filename": str(obj),
-                  "to_world": T().translate([0, -0.18, 0]).scale(0.02),
-                  "bsdf": {"type": "diffuse", "reflectance": _rgb(0.7, 0.7, 0.5)}}})
+    scene = lg.load_dict(lit_bunny_scene(
+        {"type": "perspective", "fov": 40, "film": film,
+         "to_world": T().look_at(origin=[0, 1, 5], target=[0, -0.3, 0], up=[0, 1, 0])}))
     assert_agrees(*compare(scene, "bunny.to_world", rotate([0, 1, 0]), eps=2e-3, spp=4096,
                            spp_fd=65536))
 
@@ -566,25 +585,9 @@ def test_orthographic_camera_smooth_mesh_and_reverse_mode():
     its silhouettes and shading rims (``rims.RimTriangle``: ``h`` linear in
     the barycentrics for a view direction). 0.023 at 2048 / 32768 spp. Then
     reverse mode equals forward mode, term by term."""
-    from pathlib import Path
-    obj = Path(__file__).parent / "data" / "psdr" / "bunny_low.obj"
-    d = {"type": "scene", "integrator": {"type": "direct"},
-         "sensor": {"film": _film(48)},
-         "light": {"type": "rectangle", "emitter": {"type": "area", "radiance": _rgb(12, 12, 12)},
-                   "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6)},
-         "bunny": {"type": "obj", "filename": str(obj),
-                   "to_world": T().translate([0, -0.18, 0]).scale(0.02),
-                   "bsdf": {"type": "diffuse", "reflectance": _rgb(0.7, 0.7, 0.5)}}}
-    scene = lg.load_dict(orthographic(d, origin=(0.0, 1.0, 5.0), scale=0.8))
-    assert scene.has_normals
-    assert_agrees(*compare(scene, "bunny.to_world", rotate([0, 1, 0]), eps=2e-3, spp=2048,
-                           spp_fd=32768))
-    params = lg.traverse(scene)
-    base = params["bunny.to_world"]
-    for terms in (("interior",), ("primary",), ("shadow",)):
-        assert_reverse_equals_forward(scene, params, "bunny.to_world",
-                                      lambda theta: rotate([0, 1, 0])(base, theta), terms,
-                                      spp=16)
+    scene = lg.load_dict(orthographic(lit_bunny_scene({"film": _film(48)}),
+                                      origin=(0.0, 1.0, 5.0), scale=0.8))
+    turning_bunny_checks(scene, tol=0.05, spp=2048, spp_fd=32768)
 
 
 # -- thin lens ----------------------------------------------------------------------------
@@ -640,25 +643,11 @@ def test_thin_lens_path_traced_smooth_mesh_and_reverse_mode():
     scene = lg.load_dict(thin_lens(object_scene("path", max_depth=3)))
     assert_agrees(*compare(scene, "cube.to_world", translate(0), eps=0.01, spp=512,
                            spp_fd=16384))
-    from pathlib import Path
-    obj = Path(__file__).parent / "data" / "psdr" / "bunny_low.obj"
-    d = {"type": "scene", "integrator": {"type": "direct"}, "sensor": {"film": _film(48)},
-         "light": {"type": "rectangle", "emitter": {"type": "area", "radiance": _rgb(12, 12, 12)},
-                   "to_world": T().translate([0.3, 3, 0.4]).rotate([1, 0, 0], 90).scale(0.6)},
-         "bunny": {"type": "obj", "filename": str(obj),
-                   "to_world": T().translate([0, -0.18, 0]).scale(0.02),
-                   "bsdf": {"type": "diffuse", "reflectance": _rgb(0.7, 0.7, 0.5)}}}
+    d = lit_bunny_scene({"film": _film(48)})
     scene = lg.load_dict(thin_lens(d, origin=(0.0, 1.0, 5.0), aperture=0.05, focus=4.0,
                                    fov=12.0))
     # (0.017 at 2048 / 32768)
-    assert_agrees(*compare(scene, "bunny.to_world", rotate([0, 1, 0]), eps=2e-3, spp=1024,
-                           spp_fd=16384), tol=0.06)
-    params = lg.traverse(scene)
-    base = params["bunny.to_world"]
-    for terms in (("interior",), ("primary",), ("shadow",)):
-        assert_reverse_equals_forward(scene, params, "bunny.to_world",
-                                      lambda theta: rotate([0, 1, 0])(base, theta), terms,
-                                      spp=16)
+    turning_bunny_checks(scene, tol=0.06, spp=1024, spp_fd=16384)
 
 
 # -- path tracing ---------------------------------------------------------------------------

@@ -55,3 +55,13 @@ class NonPinholeSensor:
         x = (1.0 - 2.0 * (film_pos[0] + ppx)) * scale
         y = (1.0 - 2.0 * (film_pos[1] + ppy)) * scale * dr.opaque(bk.Float, h / w)
         return x, y
+
+
+def film_density_by_jacobian(view: Any, p: Any, n: Any) -> Any:
+    """Film area (pixels²) per unit surface area at ``p`` (normal ``n``): the
+    projection's Jacobian (``view.project_differential``) on two unit tangents
+    of the surface."""
+    from ..core.frame import coordinate_system
+    t1, t2 = coordinate_system(n)
+    a, b = view.project_differential(p, t1), view.project_differential(p, t2)
+    return dr.abs(a[0] * b[1] - a[1] * b[0])

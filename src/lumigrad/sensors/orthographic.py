@@ -26,7 +26,7 @@ import drjit as dr
 from .. import backend as bk
 from ..geometry.transform import Transform4f
 from ..scene.schema import register
-from ._nonpinhole import NonPinholeSensor
+from ._nonpinhole import NonPinholeSensor, film_density_by_jacobian
 from .film import HDRFilm
 from .perspective import COMMON_SENSOR_PARAMS, check_clip
 from .sampler import IndependentSampler
@@ -107,12 +107,8 @@ class OrthographicSensor(NonPinholeSensor):
         return bk.Array2f(-f * dq[0], -f * dq[1])
 
     def film_density(self, p: Any, n: Any) -> Any:
-        """Film area (pixels²) per unit surface area at ``p`` (normal ``n``):
-        the projection's Jacobian on two unit tangents of the surface."""
-        from ..core.frame import coordinate_system
-        t1, t2 = coordinate_system(n)
-        a, b = self.project_differential(p, t1), self.project_differential(p, t2)
-        return dr.abs(a[0] * b[1] - a[1] * b[0])
+        """Film area (pixels²) per unit surface area at ``p`` (normal ``n``)."""
+        return film_density_by_jacobian(self, p, n)
 
     def apex(self) -> tuple[Any, float]:
         """The centre of projection at infinity: ``(u, 0)`` with ``u`` the unit

@@ -38,7 +38,7 @@ import drjit as dr
 from .. import backend as bk
 from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
-from ._nonpinhole import NonPinholeSensor
+from ._nonpinhole import NonPinholeSensor, film_density_by_jacobian
 from .film import HDRFilm
 from .perspective import COMMON_SENSOR_PARAMS, FOV_PARAMS, check_clip, resolve_x_fov
 from .sampler import IndependentSampler
@@ -158,7 +158,28 @@ class ThinLensSensor(NonPinholeSensor):
         yield "far_clip", self.far_clip, None
 
 
-class LensPinhole:
+class _LensPart:
+    """What :class:`LensPinhole` and :class:`LensHull` forward from their lens."""
+
+    def __init__(self, lens: ThinLensSensor) -> None:
+        self.lens, self.film, self.sampler = lens, lens.film, lens.sampler
+        self.near_clip, self.far_clip = lens.near_clip, lens.far_clip
+
+    # (the thin lens's parameters: moves_geometry reads these)
+    @property
+    def to_world(self) -> Any:
+        return self.lens.to_world
+
+    @property
+    def x_fov(self) -> Any:
+        return self.lens.x_fov
+
+    @property
+    def resolution(self) -> tuple[int, int]:
+        return self.lens.resolution
+
+
+class LensPinhole(_LensPart):
     """The thin-lens camera seen through one lens point per lane: an off-axis
     pinhole with the interface of ``PerspectiveSensor`` that the boundary
     terms use (``integrators/boundary/__init__.py``, ``_iterate``).
@@ -175,25 +196,11 @@ class LensPinhole:
     come from :class:`LensHull` (``distribution_view``)."""
 
     def __init__(self, lens: ThinLensSensor, u: Any) -> None:
-        self.lens, self.film, self.sampler = lens, lens.film, lens.sampler
-        self.near_clip, self.far_clip = lens.near_clip, lens.far_clip
+        super().__init__(lens)
         self.lens_u = u
         self.principal_point = lens._pp
         self.disk = square_to_disk_concentric(u)
         self.distribution_view = lens.lens_hull()
-
-    # (the thin lens's parameters: moves_geometry reads these)
-    @property
-    def to_world(self) -> Any:
-        return self.lens.to_world
-
-    @property
-    def x_fov(self) -> Any:
-        return self.lens.x_fov
-
-    @property
-    def resolution(self) -> tuple[int, int]:
-        return self.lens.resolution
 
     def _a(self) -> Any:
         """The lens point (camera coordinates)."""
@@ -228,10 +235,7 @@ class LensPinhole:
                           -f * (dP[1] - (P[1] - a[1]) * dP[2] * inv_z) * inv_z)
 
     def film_density(self, p: Any, n: Any) -> Any:
-        from ..core.frame import coordinate_system
-        t1, t2 = coordinate_system(n)
-        a, b = self.project_differential(p, t1), self.project_differential(p, t2)
-        return dr.abs(a[0] * b[1] - a[1] * b[0])
+        return film_density_by_jacobian(self, p, n)
 
     def position(self) -> Any:
         return self.lens.to_world.transform_affine_point(self._a())
@@ -273,7 +277,7 @@ def _film_of(lens: ThinLensSensor, q: tuple, tan_x: Any) -> Any:
                       dr.opaque(bk.Float, h * (0.5 - ppy)) - f * q[1])
 
 
-class LensHull:
+class LensHull(_LensPart):
     """Every lens point of a thin lens at once (detached), for the tables the
     boundary terms sample from (``BoundaryTerm.distribution``): they must give
     every edge or face that some lens point sees a chance. Its apex is the
@@ -282,22 +286,6 @@ class LensHull:
     of the lens points' (clipped for the two extreme lens points along each
     film axis, the hull of both), and its projection the centre's, with
     :meth:`film_slack` the farthest a point's image moves over the lens."""
-
-    def __init__(self, lens: ThinLensSensor) -> None:
-        self.lens, self.film = lens, lens.film
-        self.near_clip = lens.near_clip
-
-    @property
-    def to_world(self) -> Any:
-        return self.lens.to_world
-
-    @property
-    def x_fov(self) -> Any:
-        return self.lens.x_fov
-
-    @property
-    def resolution(self) -> tuple[int, int]:
-        return self.lens.resolution
 
     def _tan(self) -> Any:
         return dr.tan(dr.deg2rad(dr.detach(self.lens.x_fov)) * 0.5)

@@ -51,9 +51,9 @@ from . import (BoundarySample, BoundaryTerm, PrimaryPart, moves_geometry, per_sa
                smooth_shading_moves)
 from .primary import FLAT_ANGLE, film_length, occluded
 from .sampling import DiscreteSampler, cross2
-from .views import (MirroredView, camera_views, detach_apex, film_slack, film_to_unit,
+from .views import (MirroredView, camera_views, detach_apex, film_to_unit,
                     in_film, mirror_reflectance, pick_view, ray_into_view, reflect_point,
-                    reflect_vector, view_planes)
+                    reflect_vector, triangle_slack, view_planes)
 
 #: "No triangle" for a forced first hit (``radiance(first_prim=...)``).
 NO_HIT = 0xFFFFFFFF
@@ -317,10 +317,8 @@ class SurfaceHorizons(BoundaryTerm):
             r = float(view.film.rfilter.radius)
             lo = [dr.minimum(dr.minimum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
             hi = [dr.maximum(dr.maximum(q[0][k], q[1][k]), q[2][k]) for k in range(2)]
-            slack = film_slack(view, p[0])
+            slack = triangle_slack(view, p)
             if slack is not None:    # (a thin lens: any lens point's image)
-                slack = dr.maximum(dr.maximum(slack, film_slack(view, p[1])),
-                                   film_slack(view, p[2]))
                 lo, hi = [v - slack for v in lo], [v + slack for v in hi]
                 area = area + slack * (dr.norm(q[1] - q[0]) + dr.norm(q[2] - q[1])
                                        + dr.norm(q[0] - q[2]))

@@ -36,7 +36,7 @@ import numpy as np
 from ... import backend as bk
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample
 from .sampling import DiscreteSampler, cross2, perp
-from .views import connect_to_camera, film_slack, film_to_unit
+from .views import connect_to_camera, film_to_unit, widened_length
 
 #: Most triangle pairs tested per pair of shapes (those of each whose bounding
 #: boxes reach into the other shape's box): beyond it the pair is not searched.
@@ -253,11 +253,7 @@ class IntersectionCurves(PrimaryPart):
             q1 = bk.Array3f(*[bk.Float(p1[:, k].astype(np.float32)) for k in range(3)])
             s0, f0 = sensor.project(q0)
             s1, f1 = sensor.project(q1)
-            length = dr.norm(s1 - s0)
-            slack = film_slack(sensor, q0)
-            if slack is not None:    # (a thin lens: a curve seen end-on through its centre)
-                length = length + slack + film_slack(sensor, q1)
-            weight = dr.select(f0 & f1, length, 0.0)
+            weight = dr.select(f0 & f1, widened_length(sensor, q0, q1, dr.norm(s1 - s0)), 0.0)
             dr.eval(weight)
         return (DiscreteSampler(weight), q0, q1, bk.UInt32(ta.astype(np.uint32)),
                 bk.UInt32(tb.astype(np.uint32)))

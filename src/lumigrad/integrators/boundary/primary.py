@@ -43,8 +43,8 @@ from ...core.math import hmax
 from ...geometry.edges import EdgeGeometry, safe_normalize
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, view_key
 from .sampling import DiscreteSampler, clip_to_frustum, cross2, perp
-from .views import (detach_apex, film_slack, in_film, mirror_plane, reflect_apex,
-                    reflect_point, reflect_vector)
+from .views import (detach_apex, in_film, mirror_plane, reflect_apex, reflect_point,
+                    reflect_vector, widened_length)
 
 #: Samples per film pixel (times the budget) of edges seen in planar mirrors.
 MIRROR_PIXELS = 0.5
@@ -251,11 +251,7 @@ def film_length(sensor: Any, geo: EdgeGeometry) -> tuple:
     a, b = geo.p0 + iv.lo * e, geo.p0 + iv.hi * e
     s0, _ = sensor.project(a)
     s1, _ = sensor.project(b)
-    length = dr.norm(s1 - s0)
-    slack = film_slack(sensor, a)
-    if slack is not None:       # (a thin lens: an edge seen end-on through its centre)
-        length = length + slack + film_slack(sensor, b)
-    return length, iv
+    return widened_length(sensor, a, b, dr.norm(s1 - s0)), iv
 
 
 def _edge_point_on_face(scene: Any, geo: EdgeGeometry, y: Any, face: Any, active: Any) -> Any:

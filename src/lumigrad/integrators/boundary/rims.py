@@ -58,9 +58,9 @@ from ... import backend as bk
 from ...geometry.edges import apex_range, toward_apex
 from . import BoundarySample, PrimaryPart, moves_geometry, per_sample, smooth_shading_moves
 from .sampling import DiscreteSampler
-from .views import (MirroredView, camera_views, detach_apex, film_slack, film_to_unit,
+from .views import (MirroredView, camera_views, detach_apex, film_to_unit,
                     in_film, mirror_reflectance, pick_view, ray_into_view, reflect_point,
-                    view_planes)
+                    triangle_slack, view_planes)
 
 #: Line samples per pixel of the candidate triangles' projected perimeter
 #: (times the budget).
@@ -123,10 +123,8 @@ class ShadingRims(PrimaryPart):
             w, h = sensor.resolution
             lo = [dr.minimum(dr.minimum(s[0][k], s[1][k]), s[2][k]) for k in range(2)]
             hi = [dr.maximum(dr.maximum(s[0][k], s[1][k]), s[2][k]) for k in range(2)]
-            slack = film_slack(view, p[0])
+            slack = triangle_slack(view, p)
             if slack is not None:    # (a thin lens: any lens point's image)
-                slack = dr.maximum(dr.maximum(slack, film_slack(view, p[1])),
-                                   film_slack(view, p[2]))
                 lo, hi = [v - slack for v in lo], [v + slack for v in hi]
             cand &= (hi[0] > 0) & (lo[0] < w) & (hi[1] > 0) & (lo[1] < h)
             perimeter = dr.norm(s[1] - s[0]) + dr.norm(s[2] - s[1]) + dr.norm(s[0] - s[2])

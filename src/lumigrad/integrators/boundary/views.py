@@ -145,6 +145,23 @@ def film_slack(view: Any, p: Any) -> Any:
     return None if own is None else own(p)
 
 
+def triangle_slack(view: Any, p: list) -> Any:
+    """The largest :func:`film_slack` of a triangle's corners ``p`` (None for a
+    single projection)."""
+    slack = film_slack(view, p[0])
+    if slack is None:
+        return None
+    return dr.maximum(dr.maximum(slack, film_slack(view, p[1])), film_slack(view, p[2]))
+
+
+def widened_length(view: Any, a: Any, b: Any, length: Any) -> Any:
+    """``length``, the film length of segment ``a``–``b`` as ``view`` projects
+    it, plus how far its ends' images move over a thin lens (a segment seen
+    end-on through the lens's centre is not through its rim)."""
+    slack = film_slack(view, a)
+    return length if slack is None else length + slack + film_slack(view, b)
+
+
 class MirroredView:
     """The camera as a planar mirror shows the scene (the interface of a sensor
     that :class:`.rims.RimTriangle` uses): its apex and film directions
