@@ -639,10 +639,17 @@ def test_thin_lens(case):
 def test_thin_lens_path_traced_smooth_mesh_and_reverse_mode():
     """The thin lens with the path tracer (every term) and with a smooth mesh
     (shading rims seen through each lens point); reverse mode equals forward
-    mode (the same lens points: the same seeds)."""
+    mode (the same lens points: the same seeds), the path tracer's edge
+    samples at the camera vertex included (their MIS weight against the
+    edge-first samples measures film densities through each path's own lens
+    point, ``ThinLensSensor.view_through``)."""
     scene = lg.load_dict(thin_lens(object_scene("path", max_depth=3)))
     assert_agrees(*compare(scene, "cube.to_world", translate(0), eps=0.01, spp=512,
                            spp_fd=16384))
+    params = lg.traverse(scene)
+    base = params["cube.to_world"]
+    assert_reverse_equals_forward(scene, params, "cube.to_world",
+                                  lambda theta: translate(0)(base, theta), ("indirect",), spp=16)
     d = lit_bunny_scene({"film": _film(48)})
     scene = lg.load_dict(thin_lens(d, origin=(0.0, 1.0, 5.0), aperture=0.05, focus=4.0,
                                    fov=12.0))

@@ -235,14 +235,6 @@ def segment_ratio(scene: Any, si: Any, wo: Any, delta: Any, active: Any, held: A
 #: by multiple importance sampling; False: vertex first only (comparisons).
 EDGE_FIRST_AT_CAMERA_VERTEX = True
 
-
-def edge_first_at_camera(sensor: Any) -> bool:
-    """:data:`EDGE_FIRST_AT_CAMERA_VERTEX` for ``sensor``; not through a thin
-    lens (the vertex's own samples then take the whole integral: the
-    edge-first technique's density would be the one of a film position and a
-    lens point together, not written)."""
-    return EDGE_FIRST_AT_CAMERA_VERTEX and getattr(sensor, "lens_view", None) is None
-
 #: Boundary samples at one vertex per path, chosen in proportion to the
 #: throughput (weighted reservoir sampling) and taken after the path loop;
 #: False: at every vertex, inside the loop (comparisons).
@@ -578,7 +570,7 @@ def edge_sample(integrator: Any, scene: Any, sampler: Any, si: Any, beta: Any, d
     # edge itself (Cornell box, 256 spp: one such sample put 1e4 in a pixel).
     from .boundary.shadow import touches
     K = dr.select(touches(x, si.n, y), 0.0, K)
-    if edge_first_at_camera(sensor):
+    if EDGE_FIRST_AT_CAMERA_VERTEX:
         from .boundary.visible import edge_first_weight
         w_vertex = 1.0 - edge_first_weight(sensor, geo, x, si.n, t)
         K *= dr.select(depth == 0, w_vertex, 1.0)
@@ -954,6 +946,10 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
         o, d, tmax = sensor.sample_ray(film_pos)
     if not diff:
         o, d, tmax = dr.detach(o), dr.detach(d), dr.detach(tmax)
+    # What the edge samples' MIS weight at the camera vertex measures the film
+    # density with: the camera, or the pinhole of each path's own lens point.
+    through = getattr(sensor, "view_through", None)
+    camera_view = sensor if through is None or not edges else through(film_pos)
     # Boundary samples draw from a generator of their own, so that the paths
     # are the same with and without them (the parts of a derivative then add up
     # sample by sample).
@@ -996,7 +992,7 @@ def trace(integrator: Any, scene: Any, rng: Any, sensor: Any, film_pos: Any, mod
             a, b = none[_EDGE:_SHADOW], none[_SHADOW:_RIM]
         else:
             a = edge_sample(integrator, scene, sampler, si_d, beta_e, depth, rng_e, on, static,
-                            moving_edges, sensor, fixed_tris, slide, compact, sides_move)
+                            moving_edges, camera_view, fixed_tris, slide, compact, sides_move)
             b = shadow_sample(scene, shadow_edges, si_d, beta_e, rng_e, on, held)
         # (Rims: compacting their estimates measured slower, the pick of the
         # rim is what costs; their lanes are few: 4.5 % on the bunny.)

@@ -141,6 +141,12 @@ class ThinLensSensor(NonPinholeSensor):
         """The camera seen through lens samples ``u`` (per lane, [0,1]²)."""
         return LensPinhole(self, u)
 
+    def view_through(self, film_pos: Any) -> "LensPinhole":
+        """The pinhole that the camera ray through ``film_pos`` sees through
+        (its own lens point, :func:`lens_sample`): the edge samples' MIS weights
+        at the camera vertex measure film densities with it."""
+        return LensPinhole(self, lens_sample(film_pos))
+
     def lens_hull(self) -> "LensHull":
         """Every lens point at once, for the boundary terms' tables."""
         hull = getattr(self, "_hull", None)

@@ -179,7 +179,7 @@ class VisibleSurfaceEdges(BoundaryTerm):
     def needed(self, scene: Any, sensor: Any, integrator: Any) -> bool:
         from .. import pathgeo
         from .indirect import IndirectEdges
-        return (pathgeo.edge_first_at_camera(sensor)
+        return (pathgeo.EDGE_FIRST_AT_CAMERA_VERTEX
                 and IndirectEdges().needed(scene, sensor, integrator))
 
     def sample(self, scene: Any, sensor: Any, integrator: Any, rng: Any,
