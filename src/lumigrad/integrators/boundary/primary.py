@@ -332,6 +332,7 @@ class PrimaryEdges(PrimaryPart):
         pixel of the film on top (what a mirror shows is not known before
         sampling)."""
         sampler, _, _ = self.distribution(scene, sensor)
+        _seen_motion(scene, sensor, sampler.total > 0 or scene.mirror_views().count > 0)
         direct = int(math.ceil(budget * sampler.total))
         mirrored = 0
         if scene.mirror_views().count:
@@ -517,17 +518,27 @@ def camera_sees_motion(scene: Any, sensor: Any, integrator: Any) -> bool:
     sample. False where only lights that are not shapes move, or where the
     moving shapes lie out of view (their derivative is then all shadows and
     indirect light). Kept on the scene until its vertices, the camera or the
-    set of moving shapes change."""
+    set of moving shapes change (the primary term leaves its answer there)."""
     term = PrimaryEdges()
     if not term.needed(scene, sensor, integrator):
         return False
+    from . import table_view
+    view = table_view(sensor)
+    seen = _seen_motion(scene, view)
+    if seen is None:
+        seen = term.sample_count(scene, view, integrator, 1.0) > 0
+    return seen
+
+
+def _seen_motion(scene: Any, view: Any, seen: Any = None) -> Any:
+    """The answer of :func:`camera_sees_motion` kept on ``scene`` for ``view``
+    (the sensor's table view) as things are now: stored where ``seen`` is
+    given, else read (None if not known)."""
     with dr.resume_grad():
         moving = tuple(bool(dr.grad_enabled(s.world_positions())) for s in scene.shapes)
-    key = view_key(scene, sensor) + (moving, moves_geometry(scene, sensor)["sensor"])
+    key = view_key(scene, view) + (moving, moves_geometry(scene, view)["sensor"])
+    if seen is not None:
+        scene._camera_sees_motion = (key, bool(seen))
+        return bool(seen)
     cached = getattr(scene, "_camera_sees_motion", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    from . import table_view
-    seen = term.sample_count(scene, table_view(sensor), integrator, 1.0) > 0
-    scene._camera_sees_motion = (key, seen)
-    return seen
+    return cached[1] if cached is not None and cached[0] == key else None
