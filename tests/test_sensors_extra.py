@@ -268,3 +268,37 @@ def test_negative_lobe_filter_values_and_derivatives_refused():
     with pytest.raises(NotImplementedError, match="'mitchell' reconstruction filter"):
         img = lg.render(s, params, spp=4)
         dr.forward(v)
+
+
+@pytest.mark.parametrize("centre", [(0.0, 0.0, 0.0), (0.0, 0.3, 3.6)])
+def test_lens_hull_frustum_covers_every_lens_point(centre):
+    """The thin lens's tables clip edges to what *some* lens point sees
+    (``LensHull.clip_to_frustum``): every point of a segment that a random lens
+    point sees on the film must lie in the clipped range; segments around the
+    scene and right in front of the lens (where the lens's edge and centre see
+    a point on opposite sides of the film: taking the extreme lens points alone
+    missed 30 % of those)."""
+    sc = lg.load_dict({"type": "scene", "b": {"type": "sphere"}, "sensor": {
+        "type": "thinlens", "aperture_radius": 0.3, "focus_distance": 2.0, "fov": 40,
+        "to_world": T().look_at([0, 0.3, 4], [0, 0, 0], [0, 1, 0]),
+        "film": {"type": "hdrfilm", "width": 32, "height": 24}}})
+    lens, n = sc.sensor, 20000
+    rng = np.random.default_rng(1)
+    spread = 3.0 if centre[2] == 0.0 else 0.4
+    p0 = np.asarray(centre) + rng.uniform(-spread, spread, (n, 3))
+    p1 = np.asarray(centre) + rng.uniform(-spread, spread, (n, 3))
+    iv = lens.lens_hull().clip_to_frustum(lg.Array3f(*p0.T.astype(np.float32)),
+                                          lg.Array3f(*p1.T.astype(np.float32)), 0.5)
+    lo, hi = np.array(iv.lo), np.array(iv.hi)
+    seen = missed = 0
+    for _ in range(10):
+        t = rng.uniform(0, 1, n).astype(np.float32)
+        view = lens.lens_view(lg.Array2f(*rng.uniform(0, 1, (2, n)).astype(np.float32)))
+        y = p0 + (p1 - p0) * t[:, None]
+        s, front = view.project(lg.Array3f(*y.T.astype(np.float32)))
+        s, front = np.array(s), np.array(front)
+        inside = front & (s[0] > -0.5) & (s[0] < 32.5) & (s[1] > -0.5) & (s[1] < 24.5)
+        seen += inside.sum()
+        missed += (inside & ~((t >= lo - 1e-5) & (t <= hi + 1e-5))).sum()
+    assert seen > 1000
+    assert missed == 0

@@ -288,10 +288,10 @@ class LensHull(_LensPart):
     boundary terms sample from (``BoundaryTerm.distribution``): they must give
     every edge or face that some lens point sees a chance. Its apex is the
     lens disk (:class:`~lumigrad.geometry.edges.DiskApex`: edges and faces are
-    classified by the range of ``n · (A − p)`` over it), its frustum the union
-    of the lens points' (clipped for the two extreme lens points along each
-    film axis, the hull of both), and its projection the centre's, with
-    :meth:`film_slack` the farthest a point's image moves over the lens."""
+    classified by the range of ``n · (A − p)`` over it), its frustum what some
+    lens point sees (:meth:`clip_to_frustum`), and its projection the
+    centre's, with :meth:`film_slack` the farthest a point's image moves over
+    the lens."""
 
     def _tan(self) -> Any:
         return dr.tan(dr.deg2rad(dr.detach(self.lens.x_fov)) * 0.5)
@@ -324,9 +324,12 @@ class LensHull(_LensPart):
 
     def clip_to_frustum(self, p0: Any, p1: Any, margin: float) -> Any:
         """Parameter range of the segment ``p0 -> p1`` seen through some lens
-        point (a superset: along each film axis the hull of what the two
-        extreme lens points see; ``q_x ≥ lo`` ⇔ ``P_x + (a_x / F − lo) P_z − a_x
-        ≥ 0``, linear in ``a_x`` for each point of the segment)."""
+        point (a superset: the lens's bounding square, the hull of the parts
+        before and behind the plane in focus). Through lens point ``a`` a point
+        ``P`` is in view along x where ``L + a k ≥ 0`` and ``H − a k ≥ 0``
+        (``L = P_x − lo P_z``, ``H = hi P_z − P_x``, ``k = P_z / F − 1``); some
+        ``a`` in ``[−R, R]`` satisfies both iff ``L + R |k| ≥ 0`` and ``H + R
+        |k| ≥ 0`` (``L + H ≥ 0`` always): linear on either side of ``P_z = F``."""
         from ..integrators.boundary.sampling import clip_to_halfspaces
         w, h = self.film.width, self.film.height
         ppx, ppy = self.lens._pp
@@ -336,23 +339,18 @@ class LensHull(_LensPart):
                   (t * ((-1 - 2 * my - 2 * ppy) * h / w), t * ((1 + 2 * my - 2 * ppy) * h / w)))
         r, fd = dr.detach(self.lens.aperture_radius), dr.detach(self.lens.focus_distance)
         q0, q1 = self.to_local(p0), self.to_local(p1)
-        near = [(0.0, 0.0, 1.0, -self.near_clip)]
-        out = clip_to_halfspaces(q0, q1, near)
-        for axis in (0, 1):
-            lo_b, hi_b = bounds[axis]
-            parts = []
-            for a in (r, -r):
+        parts = []
+        for sign in (-1.0, 1.0):       # in front of the plane in focus (|k| = −k), behind it
+            # R |k| = sign (R / F) P_z − sign R
+            planes = [(0.0, 0.0, 1.0, -self.near_clip), (0.0, 0.0, sign, -sign * fd)]
+            for axis, (lo_b, hi_b) in enumerate(bounds):
                 c = [0.0, 0.0]
                 c[axis] = 1.0
-                lo_plane = (c[0], c[1], a / fd - lo_b, -a)
-                hi_plane = (-c[0], -c[1], hi_b - a / fd, a)
-                parts.append(clip_to_halfspaces(q0, q1, near + [lo_plane, hi_plane]))
-            e0, e1 = parts[0].empty, parts[1].empty
-            lo = dr.select(e0, parts[1].lo, dr.select(e1, parts[0].lo,
-                                                      dr.minimum(parts[0].lo, parts[1].lo)))
-            hi = dr.select(e0, parts[1].hi, dr.select(e1, parts[0].hi,
-                                                      dr.maximum(parts[0].hi, parts[1].hi)))
-            empty = e0 & e1
-            out.lo = dr.maximum(out.lo, lo)
-            out.hi = dr.select(empty, out.lo, dr.minimum(out.hi, hi))
+                planes.append((c[0], c[1], sign * r / fd - lo_b, -sign * r))
+                planes.append((-c[0], -c[1], hi_b + sign * r / fd, -sign * r))
+            parts.append(clip_to_halfspaces(q0, q1, planes))
+        a, b = parts
+        out = a
+        out.lo = dr.select(a.empty, b.lo, dr.select(b.empty, a.lo, dr.minimum(a.lo, b.lo)))
+        out.hi = dr.select(a.empty, b.hi, dr.select(b.empty, a.hi, dr.maximum(a.hi, b.hi)))
         return out
