@@ -1546,3 +1546,38 @@ def test_forward_indirect_step_equals_the_fused_one(objects_path, switch):
         params.update()
     assert np.abs(images[1]).max() > 0, "no indirect term to compare"
     np.testing.assert_allclose(images[0], images[1], rtol=0, atol=1e-6 * np.abs(images[1]).max())
+
+
+# -- the gradient check on geometry -------------------------------------------------------
+def test_check_gradient_of_geometry_reports_noise(objects):
+    """``lg.check_gradient`` on a parameter that moves edges: the block error
+    against finite differences with many more samples, next to the two noise
+    levels that bound it (the derivative at a second seed, the finite
+    differences' two halves), and a PASS."""
+    params = lg.traverse(objects)
+    direction = lg.transform_direction(params["cube.to_world"], translate=[1, 0, 0])
+    rep = lg.check_gradient(objects, "cube.to_world", spp=256, fd_spp=8192, direction=direction)
+    assert rep.mode == "boundary", str(rep)
+    assert 0 < rep.derivative_noise < 0.05 and 0 < rep.fd_noise < 0.05, str(rep)
+    assert rep.verdict == "PASS", str(rep)
+    assert "noise: derivative" in str(rep)
+
+
+def test_check_gradient_verdict_inconclusive_within_noise():
+    """Above the tolerance but within what the budget's noise can make, the
+    verdict is INCONCLUSIVE (an environment-lit cube at the default 512 spp:
+    error 0.087, the derivative's noise 0.071: 0.031 at 8x the samples), not
+    FAIL; far above the noise, or with reverse mode off forward mode, FAIL."""
+    from lumigrad.ad.derivatives import GradientReport
+
+    def report(err: float, noise: float, reverse: float = 1.0) -> GradientReport:
+        return GradientReport(key="k", eps=0.01, scale=1.0, forward_vs_fd=[err],
+                              forward_vs_fd_pixel=[err], reverse=reverse, forward_dot=1.0,
+                              fd_dot=1.0, mode="boundary", block_rel_l1=err, fd_spp=4096,
+                              derivative_noise=noise, fd_noise=0.007)
+    assert report(0.03, 0.02).verdict == "PASS"
+    assert report(0.087, 0.071).verdict == "INCONCLUSIVE"
+    assert "INCONCLUSIVE" in str(report(0.087, 0.071))
+    assert report(0.4, 0.071).verdict == "FAIL"
+    assert report(0.087, 0.005).verdict == "FAIL"
+    assert report(0.087, 0.071, reverse=2.0).verdict == "FAIL"
