@@ -50,6 +50,8 @@ def _motion(key: str, pipe: Pipeline):
         return lambda x: params.__setitem__(key, lg.Float(base) * (1.0 + x * lg.Float(scale)))
     if key == "camera.fov":
         return lambda x: params.__setitem__(key, lg.Float(45.0) + 20.0 * x)
+    if key == "camera.extent":
+        return lambda x: params.__setitem__(key, lg.Float(2.8) + 1.0 * x)
     direction = {"camera.position": (0.0, 0.6, 0.0), "mesh.group.all.position": (0.3, 0.2, 0.0),
                  "camera.rigid.position": (0.3, -0.2, 0.1)}[key]
     b = np.array(dr.detach(v0)).reshape(-1)[:3]
@@ -136,6 +138,24 @@ def test_edge_term_is_zero_in_value():
     np.testing.assert_allclose(np.array(dr.detach(a)), b, atol=1e-6)
 
 
-def test_orthographic_camera_is_refused():
-    with pytest.raises(ValueError, match="perspective cameras only"):
-        Pipeline(32, mesh="icosphere", camera=OrthographicCamera(), discontinuity="edge")
+ORTHO_CASES = [
+    ("silhouette", "icosphere", "mesh.vertex_positions"),
+    ("blinn_phong", "torus", "camera.position"),
+    ("blinn_phong", "icosphere", "camera.extent"),
+]
+
+
+@pytest.mark.parametrize("shading, mesh, key", ORTHO_CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in ORTHO_CASES])
+def test_orthographic_camera(shading, mesh, key):
+    """The same with an orthographic camera (the path tracer's terms with the
+    apex at infinity; its extent is the sensor transform's scale): 0.019,
+    0.021 and 0.027, where the interior alone is off by 1.0, 0.45 and 0.78."""
+    def camera() -> OrthographicCamera:
+        return OrthographicCamera(position=(0.4, 0.5, 3.0), extent=2.8)
+    fd = _finite_difference(key, shading, mesh, camera=camera())
+    assert np.abs(fd).sum() > 10.0
+    edge = _derivative(_pipeline(16, "edge", shading, mesh, edge_samples=256, camera=camera()),
+                       key)
+    err = _block_rel(edge, fd)
+    assert err < 0.05, f"edge-sampled derivative off by {err:.3f}"

@@ -23,9 +23,10 @@ test, side rays with the same random numbers): this module only adapts the
 pipeline to it:
 
 * a :class:`~lumigrad.scene.scene.Scene` over the pipeline's current (attached) mesh,
-  with a perspective sensor whose ``to_world`` and ``x_fov`` are attached to the
-  pipeline's camera (so camera, vertex and rigid-transform parameters all move
-  the edges on the film);
+  with a perspective (or orthographic) sensor whose ``to_world`` and ``x_fov``
+  (or extent, as the transform's scale) are attached to the pipeline's camera
+  (so camera, vertex and rigid-transform parameters all move the edges on the
+  film);
 * the "radiance" of a side ray is the pipeline's own shading stages evaluated at
   the surface point the ray sees (the same stage classes, fed point buffers
   instead of the sample grid), or the background;
@@ -79,10 +80,11 @@ class ExactEdgeSampling:
     def __init__(self, pipeline: Any, color_buffer: Buffer,
                  shade_points: Callable[[Any, Any], Any], samples_per_pixel: float = 16.0,
                  smooth: bool = True, rims: bool = False) -> None:
-        from .camera import PerspectiveCamera
-        if not isinstance(pipeline.camera, PerspectiveCamera):
-            raise ValueError("discontinuity='edge' supports perspective cameras only (not yet "
-                             f"{type(pipeline.camera).__name__}); use 'antialias' or 'splat'")
+        from .camera import OrthographicCamera, PerspectiveCamera
+        if not isinstance(pipeline.camera, (PerspectiveCamera, OrthographicCamera)):
+            raise ValueError("discontinuity='edge' supports perspective and orthographic cameras "
+                             f"(not {type(pipeline.camera).__name__}); use 'antialias' or "
+                             "'splat'")
         if not samples_per_pixel > 0:
             raise ValueError(f"edge samples_per_pixel must be > 0, got {samples_per_pixel}")
         self.pipeline = pipeline
@@ -112,6 +114,7 @@ class ExactEdgeSampling:
         from ..scene.params import traverse
         from ..scene.scene import Scene
         from ..sensors.film import HDRFilm
+        from ..sensors.orthographic import OrthographicSensor
         from ..sensors.perspective import PerspectiveSensor
         from ..sensors.rfilter import BoxFilter
 
@@ -125,18 +128,22 @@ class ExactEdgeSampling:
                 from ..geometry.meshio import vertex_normals
                 normals = vertex_normals(pos, faces)
             shape = Mesh(pos, faces, vertex_normals=normals, id="mesh")
-            sensor = PerspectiveSensor(fov=45.0, film=HDRFilm(width=W, height=H,
-                                                               rfilter=BoxFilter()), id="sensor")
+            film = HDRFilm(width=W, height=H, rfilter=BoxFilter())
+            sensor = (PerspectiveSensor(fov=45.0, film=film, id="sensor") if cam.perspective
+                      else OrthographicSensor(near_clip=max(cam.near_far()[0], 1e-4), film=film,
+                                              id="sensor"))
             self._scene = Scene([shape], sensors=[sensor])
             self._params = traverse(self._scene)
         cam.forward()
         _, _, cols, origin, _ = cam._frame_or_build()
+        # An orthographic camera's view spans half-extents (hx, hx H/W): the
+        # sensor's film spans ±1 of its local axes, scaled by hx.
+        sx = 1.0 if cam.perspective else cam.half_extents(W, H)[0]
         z, o = bk.Float(0.0), bk.Float(1.0)
-        m = bk.Matrix4f(cols[0][0], cols[1][0], cols[2][0], origin[0],
-                        cols[0][1], cols[1][1], cols[2][1], origin[1],
-                        cols[0][2], cols[1][2], cols[2][2], origin[2],
+        m = bk.Matrix4f(cols[0][0] * sx, cols[1][0] * sx, cols[2][0], origin[0],
+                        cols[0][1] * sx, cols[1][1] * sx, cols[2][1], origin[1],
+                        cols[0][2] * sx, cols[1][2] * sx, cols[2][2], origin[2],
                         z, z, z, o)
-        tx, _ = cam.tan_half(W, H)
         p = self._params
         p["mesh.vertex_positions"] = bk.Float(mesh.vertex_positions)
         if self.smooth and getattr(pipe, "normals_estimator", None) is not None:
@@ -144,7 +151,9 @@ class ExactEdgeSampling:
             # where *they* turn away from the camera
             p["mesh.vertex_normals"] = dr.ravel(pipe.normals_estimator.normals.value)
         p["sensor.to_world"] = Transform4f(m)
-        p["sensor.x_fov"] = bk.Float(dr.rad2deg(2.0 * dr.atan(tx)))
+        if cam.perspective:
+            tx, _ = cam.tan_half(W, H)
+            p["sensor.x_fov"] = bk.Float(dr.rad2deg(2.0 * dr.atan(tx)))
         p.update()
         return self._scene, self._scene.sensors[0]
 

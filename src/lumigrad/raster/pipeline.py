@@ -105,7 +105,8 @@ class Pipeline:
             :mod:`lumigrad.raster.discontinuity` (approximations); or ``'edge'``:
             the exact boundary term of the box-filtered image by edge sampling,
             with the path tracer's primary-edge estimator
-            (:mod:`lumigrad.raster.edge_sampling`; perspective cameras).
+            (:mod:`lumigrad.raster.edge_sampling`; perspective and orthographic
+            cameras).
         edge_samples: with ``discontinuity='edge'``, edge samples per pixel of
             projected edge length (default: ``max(128, samples_per_pixel)``).
         shading: ``'blinn_phong'`` or ``'silhouette'``.
