@@ -653,8 +653,8 @@ def test_thin_lens_path_traced_smooth_mesh_and_reverse_mode():
     d = lit_bunny_scene({"film": _film(48)})
     scene = lg.load_dict(thin_lens(d, origin=(0.0, 1.0, 5.0), aperture=0.05, focus=4.0,
                                    fov=12.0))
-    # (0.017 at 2048 / 32768)
-    turning_bunny_checks(scene, tol=0.06, spp=1024, spp_fd=16384)
+    # (0.027 at this budget, 0.017 at 2048 / 32768)
+    turning_bunny_checks(scene, tol=0.05, spp=1024, spp_fd=16384)
 
 
 # -- path tracing ---------------------------------------------------------------------------

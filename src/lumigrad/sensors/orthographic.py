@@ -28,7 +28,7 @@ from ..geometry.transform import Transform4f
 from ..scene.schema import register
 from ._nonpinhole import NonPinholeSensor, film_density_by_jacobian
 from .film import HDRFilm
-from .perspective import COMMON_SENSOR_PARAMS, check_clip
+from .perspective import COMMON_SENSOR_PARAMS, check_clip, film_bounds
 from .sampler import IndependentSampler
 
 
@@ -128,12 +128,8 @@ class OrthographicSensor(NonPinholeSensor):
         """The view volume (widened by ``margin`` pixels) as half-spaces of
         camera coordinates (see ``PerspectiveSensor.frustum_halfspaces``): the
         near plane and four planes parallel to the axis."""
-        w, h = self.film.width, self.film.height
-        ppx, ppy = self._pp
-        mx, my = margin / w, margin / h
-        x_lo, x_hi = (-1 - 2 * mx - 2 * ppx) * self._scale, (1 + 2 * mx - 2 * ppx) * self._scale
-        y_lo = (-1 - 2 * my - 2 * ppy) * self._scale * h / w
-        y_hi = (1 + 2 * my - 2 * ppy) * self._scale * h / w
+        x_lo, x_hi, y_lo, y_hi = (b * self._scale for b in film_bounds(self.film, self._pp,
+                                                                     margin))
         return [(0.0, 0.0, 1.0, -self.near_clip), (1.0, 0.0, 0.0, -x_lo), (-1.0, 0.0, 0.0, x_hi),
                 (0.0, 1.0, 0.0, -y_lo), (0.0, -1.0, 0.0, y_hi)]
 

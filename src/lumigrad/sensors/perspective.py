@@ -66,6 +66,19 @@ FOV_PARAMS = {
 }
 
 
+def film_bounds(film: Any, principal_point: tuple, margin: float) -> tuple:
+    """``(x_lo, x_hi, y_lo, y_hi)``: the camera-space coordinates (in units of
+    the film's half-width: ``tan(x_fov/2)`` on the plane at distance 1 of a
+    perspective camera, the view's half-width of an orthographic one) of the
+    film positions within ``margin`` pixels of the film, for ``sample_ray``'s
+    map ``q_x = 1 − 2 (s_x + pp_x)``, ``q_y = (1 − 2 (s_y + pp_y)) H / W``."""
+    w, h = film.width, film.height
+    ppx, ppy = principal_point
+    mx, my = margin / w, margin / h
+    return (-1 - 2 * mx - 2 * ppx, 1 + 2 * mx - 2 * ppx,
+            (-1 - 2 * my - 2 * ppy) * h / w, (1 + 2 * my - 2 * ppy) * h / w)
+
+
 def check_clip(near_clip: float, far_clip: float, id: Optional[str]) -> None:
     if not (0.0 < near_clip < far_clip):
         raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
@@ -269,12 +282,7 @@ class PerspectiveSensor:
         """Bounds of ``q_x / q_z`` and ``q_y / q_z`` (camera coordinates) of the
         points that project within ``margin`` pixels of the film, in units of
         ``tan(x_fov / 2)``: ``(x_lo, x_hi, y_lo, y_hi)``."""
-        w, h = self.film.width, self.film.height
-        ppx, ppy = self.principal_point
-        mx, my = margin / w, margin / h
-        x_lo, x_hi = -1 - 2 * mx - 2 * ppx, 1 + 2 * mx - 2 * ppx
-        y_lo, y_hi = (-1 - 2 * my - 2 * ppy) * h / w, (1 + 2 * my - 2 * ppy) * h / w
-        return x_lo, x_hi, y_lo, y_hi
+        return film_bounds(self.film, self.principal_point, margin)
 
     def parameters(self) -> Iterator[tuple[str, Any, Optional[Callable[[Any], None]]]]:
         yield "to_world", self.to_world, lambda v: setattr(self, "to_world", v)

@@ -40,7 +40,8 @@ from ..geometry.transform import Transform4f
 from ..scene.schema import Param, register
 from ._nonpinhole import NonPinholeSensor, film_density_by_jacobian
 from .film import HDRFilm
-from .perspective import COMMON_SENSOR_PARAMS, FOV_PARAMS, check_clip, resolve_x_fov
+from .perspective import (COMMON_SENSOR_PARAMS, FOV_PARAMS, check_clip, film_bounds,
+                          resolve_x_fov)
 from .sampler import IndependentSampler
 
 
@@ -331,12 +332,9 @@ class LensHull(_LensPart):
         ``a`` in ``[−R, R]`` satisfies both iff ``L + R |k| ≥ 0`` and ``H + R
         |k| ≥ 0`` (``L + H ≥ 0`` always): linear on either side of ``P_z = F``."""
         from ..integrators.boundary.sampling import clip_to_halfspaces
-        w, h = self.film.width, self.film.height
-        ppx, ppy = self.lens._pp
-        mx, my = margin / w, margin / h
         t = self._tan()
-        bounds = ((t * (-1 - 2 * mx - 2 * ppx), t * (1 + 2 * mx - 2 * ppx)),
-                  (t * ((-1 - 2 * my - 2 * ppy) * h / w), t * ((1 + 2 * my - 2 * ppy) * h / w)))
+        x_lo, x_hi, y_lo, y_hi = film_bounds(self.film, self.lens._pp, margin)
+        bounds = ((t * x_lo, t * x_hi), (t * y_lo, t * y_hi))
         r, fd = dr.detach(self.lens.aperture_radius), dr.detach(self.lens.focus_distance)
         q0, q1 = self.to_local(p0), self.to_local(p1)
         parts = []

@@ -90,9 +90,10 @@ MAX_EMITTER_TABLE = 1 << 24
 #: a floor or a wall seen from a light in front of it).
 VOID_EDGE_WEIGHT = 0.05
 
-#: The per-emitter candidate lists draw a shape first, in proportion to the
-#: sum of its edges' weights, then one of its edges uniformly
-#: (``CandidateLists`` with groups); False: an edge uniformly (comparisons).
+#: The per-emitter candidate lists draw a shape first (half in proportion to
+#: the sum of its edges' weights, half to their number:
+#: ``CandidateLists.DEFENSIVE``), then one of its edges uniformly; False: an
+#: edge uniformly (comparisons).
 #: A box rotating beside a 65k-face ball (path 5, in a room): the camera's
 #: shadow term's variance 1.1e-4 → 7.7e-7, the shadow lines seen from path
 #: vertices 6× less; single meshes within noise (BENCHMARKS.md).
@@ -133,9 +134,10 @@ def shadow_edge_sampler(scene: Any, sensor: Any) -> Any:
     :func:`_void_weights` for boundary edges whose shadows meet nothing). On
     a dense smooth mesh this keeps the few edges near the silhouette seen from
     the light instead of sampling all of them. Each list is grouped by shape
-    (:data:`GROUP_BY_SHAPE`): a shape is drawn by its edges' total weight,
-    then an edge of it uniformly, so that the dozen edges of a box are not
-    drowned among a dense mesh's thousands beside it."""
+    (:data:`GROUP_BY_SHAPE`): a shape is drawn by its edges' total weight
+    (mixed with their number), then an edge of it uniformly, so that the
+    dozen edges of a box are not drowned among a dense mesh's thousands
+    beside it."""
     from .sampling import CandidateLists
     edges = scene.edges()
     if not scene.emitters or len(scene.emitters) * edges.count > MAX_EMITTER_TABLE:

@@ -91,9 +91,6 @@ class VertexView:
         e1, e2 = coordinate_system(f)
         return f, e1, e2
 
-    def position(self) -> Any:
-        return self.origin
-
     def apex(self) -> tuple:
         return self.origin, 1.0
 

@@ -173,9 +173,6 @@ class MirroredView:
         self.sensor, self.a, self.n = sensor, a, n
         self.resolution, self.film = sensor.resolution, sensor.film
 
-    def position(self) -> Any:
-        return reflect_point(self.sensor.position(), self.a, self.n)
-
     def apex(self) -> tuple:
         return reflect_apex(self.sensor.apex(), self.a, self.n)
 
