@@ -389,16 +389,15 @@ def _obj_faces(path: str, t: _Text, lines: np.ndarray):
     return counts, idx, present, face_of_corner
 
 
-def _obj_groups(t: _Text, is_group: np.ndarray, face_lines: np.ndarray):
+def _obj_groups(names: np.ndarray, is_group: np.ndarray, face_lines: np.ndarray):
     """Group of every face: the name on the latest ``o`` or ``g`` line before it
-    (``default`` before any, or for a nameless ``g``). Returns ``(group of each
+    (``default`` before any, or for a nameless ``g``). ``names``: the text after
+    the keyword of each group line (unstripped); ``is_group``: which lines are
+    group lines; ``face_lines``: the faces' lines. Returns ``(group of each
     face, names)``, groups numbered by first use and only those with faces."""
-    glines = np.flatnonzero(is_group)
-    if len(glines) == 0:
+    if len(names) == 0:
         return np.zeros(len(face_lines), dtype=np.int64), ["default"]
-    out, _, _ = t.gather(glines, 1)
-    names = np.char.strip(np.array(out.tobytes().decode("utf-8", "replace")
-                                   .split("\n")[:len(glines)], dtype=str))
+    names = np.char.strip(np.asarray(names, dtype=str))
     names = np.where(names == "", "default", names)
     stmt = (np.cumsum(is_group) - 1)[face_lines]     # latest o/g line before each face
     uniq, inv = np.unique(np.append(names, "default"), return_inverse=True)
@@ -408,6 +407,119 @@ def _obj_groups(t: _Text, is_group: np.ndarray, face_lines: np.ndarray):
     remap = np.zeros(len(uniq), dtype=np.int64)
     remap[order] = np.arange(len(order))
     return remap[per_face], [str(n) for n in uniq[order]]
+
+
+def _group_texts(t: _Text, is_group: np.ndarray) -> np.ndarray:
+    """The text after the keyword of every ``o``/``g`` line of ``t``."""
+    glines = np.flatnonzero(is_group)
+    if len(glines) == 0:
+        return np.zeros(0, dtype=str)
+    out, _, _ = t.gather(glines, 1)
+    return np.array(out.tobytes().decode("utf-8", "replace").split("\n")[:len(glines)],
+                    dtype=str)
+
+
+def _unique_corners(key: np.ndarray, sizes: np.ndarray, need_first: bool) -> tuple:
+    """``np.unique(key, axis=0, return_index=True, return_inverse=True)`` of
+    the corners' ``(v, vt, vn)`` keys (0: absent): the distinct combinations in
+    sorted order, the first corner of each (None unless ``need_first``) and
+    every corner's combination. Where every position comes with one
+    combination (smooth meshes, or files that index all three alike), that is a
+    scatter and a check, O(n): no sort (the first corners by an atomic minimum,
+    :func:`_first_corners`)."""
+    m1, m2 = int(sizes[1]) + 1, int(sizes[2]) + 1
+    if (int(sizes[0]) + 1) * m1 * m2 >= 2 ** 62:
+        ukey, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        return ukey, first, inv.reshape(-1)
+    packed = (key[:, 0] * m1 + key[:, 1]) * m2 + key[:, 2]
+    combo = np.full(int(sizes[0]) + 1, -1, dtype=np.int64)
+    combo[key[:, 0]] = packed
+    if np.array_equal(combo[key[:, 0]], packed):
+        used = combo >= 0                          # (sorted by position = by key)
+        uniq = combo[used]
+        inv = (np.cumsum(used) - 1)[key[:, 0]]
+        first = _first_corners(inv, len(uniq)) if need_first else None
+        if first is not None or not need_first:
+            return (np.stack([uniq // (m1 * m2), (uniq // m2) % m1, uniq % m2], axis=1),
+                    first, inv)
+    # A packed int64 key is much faster than axis=0.
+    uniq, first, inv = np.unique(packed, return_index=True, return_inverse=True)
+    return (np.stack([uniq // (m1 * m2), (uniq // m2) % m1, uniq % m2], axis=1), first,
+            inv.reshape(-1))
+
+
+def _first_corners(inv: np.ndarray, count: int) -> Optional[np.ndarray]:
+    """The first corner of each of ``count`` vertices (``inv``: every
+    corner's vertex), by an atomic minimum (Dr.Jit, LLVM; None without it)."""
+    from . import objscan
+    if not objscan.available():
+        return None
+    import drjit as dr
+    from drjit.llvm import UInt32
+    first = dr.full(UInt32, 0xFFFFFFFF, count)
+    dr.scatter_reduce(dr.ReduceOp.Min, first, dr.arange(UInt32, len(inv)),
+                      UInt32(inv.astype(np.uint32)))
+    return first.numpy().astype(np.int64)
+
+
+def _obj_mesh(path: str, v: np.ndarray, vt: np.ndarray, vn: np.ndarray, counts: np.ndarray,
+              key: np.ndarray, groups: np.ndarray, names: list) -> MeshData:
+    """The mesh of checked OBJ statements: one vertex per distinct ``(v, vt,
+    vn)`` of the corners (``key``: 1-based indices, 0 where a corner gives
+    none, vt and vn zeroed where the mesh has none), polygons of ``counts``
+    corners fan-triangulated, ``groups`` the group of each face."""
+    sizes = np.array([len(v), len(vt), len(vn)])
+    has_uv, has_n = bool(key[:, 1].any()), bool(key[:, 2].all())
+    ukey, first, inv = _unique_corners(key, sizes, need_first=len(names) > 1)
+    positions = v[ukey[:, 0] - 1]
+    uvs = None
+    if has_uv:
+        uvs = np.where((ukey[:, 1] > 0)[:, None], vt[np.maximum(ukey[:, 1] - 1, 0)], 0.0)
+    normals = vn[ukey[:, 2] - 1] if has_n else None
+    faces, poly = fan_triangulate(counts, inv)
+    # a vertex's group: that of the first face using it (`first`: its first corner)
+    vertex_groups = (np.zeros(len(ukey), dtype=np.int64) if first is None
+                     else groups[np.repeat(np.arange(len(counts)), counts)[first]])
+    return _finish(path, positions, faces, normals, uvs, face_groups=groups[poly],
+                   vertex_groups=vertex_groups, group_names=names)
+
+
+def _obj_from_scan(path: str, st) -> Optional[MeshData]:
+    """The mesh of what :func:`.objscan.scan` found, or None where an index is
+    out of range (the general reader then words the error with its line)."""
+    from .objscan import K_F, K_GROUP
+    faces, corners, nfields = st.faces.shape
+    sizes = (len(st.v), len(st.vt), len(st.vn))
+    f = st.faces.reshape(-1, nfields)
+    if any(int(f[:, i].max()) > sizes[k] for i, k in enumerate(st.fields)):
+        return None
+    groups, names = _obj_groups(st.group_names, st.line_kind == K_GROUP,
+                                np.flatnonzero(st.line_kind == K_F))
+    kv = f[:, 0]
+    if all(np.array_equal(kv, f[:, i]) for i in range(1, nfields)):
+        # Every corner indexes v, vt and vn alike (files written with one
+        # texture coordinate and normal per vertex): the vertices are the
+        # positions in use, in file order; no splitting.
+        used = np.zeros(sizes[0] + 1, dtype=bool)
+        used[kv] = True
+        used = used[1:]
+        if used.all():
+            tri, keep = kv.astype(np.int64) - 1, slice(0, sizes[0])
+        else:
+            tri, keep = (np.cumsum(used) - 1)[kv - 1], np.flatnonzero(used)
+        uvs = st.vt[keep] if 1 in st.fields else None
+        normals = st.vn[keep] if 2 in st.fields else None
+        count = len(st.v[keep])
+        first = _first_corners(tri, count) if len(names) > 1 else None
+        if len(names) == 1 or first is not None:
+            tris, poly = fan_triangulate(np.full(faces, corners), tri)
+            vertex_groups = (np.zeros(count, dtype=np.int64) if first is None
+                             else groups[first // corners])
+            return _finish(path, st.v[keep], tris, normals, uvs, face_groups=groups[poly],
+                           vertex_groups=vertex_groups, group_names=names)
+    key = np.zeros((faces * corners, 3), dtype=np.int64)
+    key[:, list(st.fields)] = f
+    return _obj_mesh(path, st.v, st.vt, st.vn, np.full(faces, corners), key, groups, names)
 
 
 def read_obj(path: PathLike) -> MeshData:
@@ -429,11 +541,20 @@ def read_obj(path: PathLike) -> MeshData:
     ``g`` statement before it (``"default"`` before any, or for a nameless
     ``g``); groups are numbered in order of first use.
 
-    The whole file is parsed with array operations (numpy): lines are found,
-    classified and parsed in bulk; errors name the file and line.
+    Files of the common layout are scanned by compiled array kernels
+    (:mod:`.objscan`); the others, and any file with a mistake, by array
+    operations in numpy: lines are found, classified and parsed in bulk, and
+    errors name the file and line.
     """
     path = os.fspath(path)
-    t = _Text(_read_bytes(path), continuation=True)
+    raw = _read_bytes(path)
+    from . import objscan
+    statements = objscan.scan(raw)
+    if statements is not None:
+        mesh = _obj_from_scan(path, statements)
+        if mesh is not None:
+            return mesh
+    t = _Text(raw, continuation=True)
     t.strip_comments()
     t.skip_leading_space()
     s, e, buf = t.starts, t.ends, t.buf
@@ -476,33 +597,11 @@ def read_obj(path: PathLike) -> MeshData:
         raise MeshFileError(f"{path}:{t.lineno(lf[face_of_corner[k]])}: face refers to {name} "
                             f"{int(idx[k, col])}, but {have}")
 
-    has_uv = bool(present[:, 1].any())
-    has_n = bool(present[:, 2].all())
     key = np.where(present, absidx, -1) + 1  # 0 = absent
-    if not has_n:
+    if not present[:, 2].all():
         key[:, 2] = 0
-    if not has_uv:
-        key[:, 1] = 0
-    # Unique (v, vt, vn) combinations; a packed int64 key is much faster than axis=0.
-    m1, m2 = int(sizes[1]) + 1, int(sizes[2]) + 1
-    if (int(sizes[0]) + 1) * m1 * m2 < 2 ** 62:
-        packed = (key[:, 0] * m1 + key[:, 1]) * m2 + key[:, 2]
-        uniq, first, inv = np.unique(packed, return_index=True, return_inverse=True)
-        ukey = np.stack([uniq // (m1 * m2), (uniq // m2) % m1, uniq % m2], axis=1)
-    else:
-        ukey, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-
-    positions = v[ukey[:, 0] - 1]
-    uvs = None
-    if has_uv:
-        uvs = np.where((ukey[:, 1] > 0)[:, None], vt[np.maximum(ukey[:, 1] - 1, 0)], 0.0)
-    normals = vn[ukey[:, 2] - 1] if has_n else None
-    faces, poly = fan_triangulate(counts, inv)
-    groups, names = _obj_groups(t, is_group, lf)
-    # a vertex's group: that of the first face using it (`first`: its first corner)
-    return _finish(path, positions, faces, normals, uvs, face_groups=groups[poly],
-                   vertex_groups=groups[face_of_corner[first]], group_names=names)
+    groups, names = _obj_groups(_group_texts(t, is_group), is_group, lf)
+    return _obj_mesh(path, v, vt, vn, counts, key, groups, names)
 
 
 def write_obj(path: PathLike, positions: np.ndarray, faces: np.ndarray,
