@@ -131,6 +131,7 @@ def test_random_meshes_in_many_number_formats(tmp_path, fmt):
     st = objscan.scan(raw)
     assert (st is None) == (fmt == "%.17g")
     if st is not None:
-        expected = np.array([[float(x) for x in ln.split()[1:]] for ln in lines[:300]])
+        expected = np.array([[float(x) for x in ln.split()[1:]] for ln in lines[:300]],
+                            dtype=np.float64).astype(np.float32)
         np.testing.assert_array_equal(st.v, expected)
     assert_same(meshio.read_obj(path), general(path))

@@ -57,15 +57,34 @@ class MeshFileError(ValueError):
 
 
 # --------------------------------------------------------------------------- helpers
-def _read_bytes(path: PathLike) -> bytes:
+def _readable(path: PathLike) -> str:
+    """``path`` as a string, checked: a missing file or a directory is an error."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"mesh file {path!r} does not exist")
     if os.path.isdir(path):
         raise MeshFileError(f"mesh file {path!r} is a directory")
+    return path
+
+
+def _read_bytes(path: PathLike) -> bytes:
+    path = _readable(path)
     try:
         with open(path, "rb") as fh:
             return fh.read()
+    except OSError as e:
+        raise MeshFileError(f"mesh file {path!r} cannot be read: {e}") from e
+
+
+def _read_words(path: PathLike) -> tuple[np.ndarray, int]:
+    """The file as 32-bit words with three zero words past its end (what
+    :func:`.objscan.scan_words` reads: no copy of the text), and its size."""
+    path = _readable(path)
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            words = np.zeros(size // 4 + 3, dtype=np.uint32)
+            return words, fh.readinto(memoryview(words.view(np.uint8))[:size])
     except OSError as e:
         raise MeshFileError(f"mesh file {path!r} cannot be read: {e}") from e
 
@@ -547,14 +566,14 @@ def read_obj(path: PathLike) -> MeshData:
     errors name the file and line.
     """
     path = os.fspath(path)
-    raw = _read_bytes(path)
     from . import objscan
-    statements = objscan.scan(raw)
+    words, size = _read_words(path)
+    statements = objscan.scan_words(words, size)
     if statements is not None:
         mesh = _obj_from_scan(path, statements)
         if mesh is not None:
             return mesh
-    t = _Text(raw, continuation=True)
+    t = _Text(words.view(np.uint8)[:size].tobytes(), continuation=True)
     t.strip_comments()
     t.skip_leading_space()
     s, e, buf = t.starts, t.ends, t.buf

@@ -53,9 +53,10 @@ _MAX_DIGITS = 15
 
 @dataclass
 class ObjStatements:
-    """What the scan found: ``v`` (n, 3), ``vt`` (n, 2), ``vn`` (n, 3) float64
-    tables (the first numbers of each statement), ``faces`` (faces, corners,
-    fields) int64 indices as written (1-based), ``fields`` the corner layout
+    """What the scan found: ``v`` (n, 3), ``vt`` (n, 2), ``vn`` (n, 3) float32
+    tables (the first numbers of each statement, rounded from the correctly
+    rounded float64), ``faces`` (faces, corners, fields) uint32 indices
+    (1-based, relative ones resolved), ``fields`` the corner layout
     (which of v / vt / vn each field is), ``line_kind`` the keyword code of every
     line holding a token (in file order) and the group statements' names."""
 
@@ -77,48 +78,97 @@ def available() -> bool:
         return False
 
 
-def _corner_layout(line: bytes) -> Optional[tuple]:
+def _statement(raw: bytes, keyword: bytes, last: bool = False) -> Optional[bytes]:
+    """The first (``last``: the last) line of ``raw`` whose keyword is
+    ``keyword``; None where there is none. (Vertices come first in mesh files,
+    faces last: either search ends after a few bytes.)"""
+    k, key = len(keyword), b"\n" + keyword
+
+    def starts(at: int) -> bool:       # (not a longer keyword: "vt" for "v")
+        return raw[at:at + k] == keyword and raw[at + k:at + k + 1] in (b" ", b"\t")
+    if last:
+        at = raw.rfind(key)
+        while at >= 0 and not starts(at + 1):
+            at = raw.rfind(key, 0, at)
+        at = at + 1 if at >= 0 else (0 if starts(0) else -1)
+    else:
+        at = 0
+        while at >= 0 and not starts(at):
+            at = raw.find(key, at)
+            at = at + 1 if at >= 0 else -1
+    if at < 0:
+        return None
+    end = raw.find(b"\n", at)
+    return raw[at:end if end >= 0 else len(raw)]
+
+
+def _corner_layout(line: Optional[bytes]) -> Optional[tuple]:
     """``(corners, fields)`` of a face statement's text (``fields``: indices
     into (v, vt, vn) per corner field), or None where it is not ``a``,
     ``a/b``, ``a/b/c`` or ``a//c``."""
-    words = line.split()[1:]
+    words = line.split()[1:] if line else []
     if len(words) < 3:
         return None
-    layouts = {0: (0,), 1: (0, 1), 2: (0, 1, 2)}
     w = words[0]
     if b"//" in w:
         return (len(words), (0, 2)) if w.count(b"/") == 2 else None
-    return (len(words), layouts.get(w.count(b"/")))
+    fields = {0: (0,), 1: (0, 1), 2: (0, 1, 2)}.get(w.count(b"/"))
+    return None if fields is None else (len(words), fields)
 
 
-def _first_vertex_fits(raw: bytes) -> bool:
-    """Whether the first ``v`` statement's numbers have at most
-    ``_MAX_DIGITS`` significant digits (files are written with one format:
-    one that writes more, ``%.17g`` say, goes to the general reader at once)."""
-    at = 0 if raw.startswith(b"v ") else raw.find(b"\nv ") + 1
-    if at <= 0 and not raw.startswith(b"v "):
-        return True
-    end = raw.find(b"\n", at)
-    for word in raw[at + 2:end if end >= 0 else len(raw)].split():
+def _fits(line: Optional[bytes]) -> bool:
+    """Whether the numbers of statement ``line`` have at most ``_MAX_DIGITS``
+    significant digits (files are written with one format: one that writes
+    more, ``%.17g`` say, goes to the general reader at once)."""
+    for word in (line or b"").split()[1:]:
         mantissa = word.lstrip(b"+-").split(b"e")[0].split(b"E")[0].replace(b".", b"")
         if len(mantissa.lstrip(b"0")) > _MAX_DIGITS:
             return False
     return True
 
 
+def words_of(raw: bytes) -> np.ndarray:
+    """``raw`` as the zero-padded 32-bit words :func:`scan_words` reads."""
+    padded = np.zeros(len(raw) // 4 + 3, dtype=np.uint32)
+    padded.view(np.uint8)[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return padded
+
+
 def scan(raw: bytes) -> Optional[ObjStatements]:
     """The statements of OBJ text ``raw``, or None where the general reader
     must run (see the module docstring)."""
-    if (not raw or raw.startswith(b"\xef\xbb\xbf") or not _first_vertex_fits(raw)
-            or not available()):
-        return None
-    import drjit as dr
-    from drjit.llvm import Bool, Float64, UInt32
+    return scan_words(words_of(raw), len(raw))
 
-    n = len(raw)
-    # The text as 32-bit words, zero-padded (three words past its end).
-    padded = np.zeros(n // 4 + 3, dtype=np.uint32)
-    padded.view(np.uint8)[:n] = np.frombuffer(raw, dtype=np.uint8)
+
+#: Bytes at either end of a file searched for its first vertex and last face.
+_WINDOW = 1 << 16
+
+
+def scan_words(padded: np.ndarray, n: int) -> Optional[ObjStatements]:
+    """:func:`scan` of the ``n`` bytes held by ``padded`` (32-bit words, at
+    least three zero words past the text: ``meshio`` reads files into such a
+    buffer, sparing a copy)."""
+    text = padded.view(np.uint8)[:n]
+    head = text[:_WINDOW].tobytes()
+    first_v = _statement(head, b"v")
+    if first_v is None and n > _WINDOW:
+        first_v = _statement(text.tobytes(), b"v")
+    # (The last face from a window: a line cut at its start is no statement.)
+    tail = text[max(0, n - _WINDOW):].tobytes()
+    last_f = _statement(tail if n <= _WINDOW else b"\n" + tail[tail.find(b"\n") + 1:],
+                        b"f", last=True)
+    if last_f is None and n > _WINDOW:
+        last_f = _statement(text.tobytes(), b"f", last=True)
+    if n == 0 or head.startswith(b"\xef\xbb\xbf") or not _fits(first_v):
+        return None
+    layout = _corner_layout(last_f)
+    if layout is None or not available():
+        return None
+    corners, fields = layout
+    width = corners * len(fields)
+    import drjit as dr
+    from drjit.llvm import Bool, Float32, Float64, UInt32
+
     words = UInt32(padded)
 
     def byte(i: UInt32, active: Bool = True) -> UInt32:
@@ -170,7 +220,7 @@ def scan(raw: bytes) -> Optional[ObjStatements]:
     nd = length - start - UInt32(dotted)
     value = Float64(m) / dr.gather(Float64, Float64(_POWERS), frac)
     ok = nd > 0
-    dr.eval(value, nd, ok, length, hard)
+    dr.eval(value, nd, ok, length, hard, line_kind, count)
     rest = dr.compress(number & hard)
     if dr.width(rest):
         v2, length2, nd2, ok2 = _general(words, dr.gather(UInt32, pos, rest),
@@ -181,30 +231,16 @@ def scan(raw: bytes) -> Optional[ObjStatements]:
     # A face index: a non-zero integer written with digits alone (negative:
     # relative to the elements defined so far, resolved below).
     ok &= (tkind != K_F) | ((nd + start == length) & (value != 0) & (c != 43))
-    bad = number & ~ok | declined
-    dr.eval(value, bad, line_kind, count, col, tkind, nd)
-    if bool(dr.any(bad)):
-        return None
 
-    kinds = line_kind.numpy()
-    counts = count.numpy()
-    firsts = dr.gather(UInt32, pos, line_first).numpy().astype(np.int64)   # their bytes
+    # 4. The layout: one count of numbers per keyword, the faces' corners.
+    kinds, counts = line_kind.numpy(), count.numpy()
     for k, (lo, hi) in _COUNTS.items():
         cnt = counts[kinds == k]
         if len(cnt) and (cnt.min() != cnt.max() or not lo <= cnt[0] <= hi):
             return None
     face_lines = np.flatnonzero(kinds == K_F)
-    if len(face_lines) == 0:
-        return None
-    start = int(firsts[face_lines[0]])
-    end = raw.find(b"\n", start)
-    layout = _corner_layout(raw[start:end if end >= 0 else n])
-    if layout is None or layout[1] is None:
-        return None
-    corners, fields = layout
-    width = corners * len(fields)
     cnt = counts[face_lines]
-    if cnt.min() != width or cnt.max() != width:
+    if len(cnt) == 0 or cnt.min() != width or cnt.max() != width:
         return None
     # Every face token in its place: the first field of a corner after
     # whitespace, the others after '/' (after '//' for the normal of a//c).
@@ -215,10 +251,8 @@ def scan(raw: bytes) -> Optional[ObjStatements]:
     double = after_slash & (byte(pos - 2, pos > 1) == 47)
     want_double = (sub == 1) if fields == (0, 2) else dr.zeros(Bool, tokens)
     misplaced = (tkind == K_F) & ~first & ((after_slash != (sub > 0)) | (double != want_double))
-    if bool(dr.any(misplaced)):
-        return None
 
-    # 4. Tables: row = the statement's rank among those of its keyword.
+    # 5. Tables: row = the statement's rank among those of its keyword.
     rank = dr.zeros(UInt32, lines)
     defined = {}                   # v, vt, vn statements before each line
     for k in (K_V, K_VT, K_VN, K_F):
@@ -235,23 +269,26 @@ def scan(raw: bytes) -> Optional[ObjStatements]:
         so_far = dr.select(at, dr.gather(UInt32, defined[(K_V, K_VT, K_VN)[k]], line, at),
                            so_far)
     index = dr.select(relative, Float64(so_far) + value + 1.0, value)
-    if bool(dr.any(relative & (index < 1.0))):
-        return None
+    bad = (number & ~ok) | declined | misplaced | (relative & (index < 1.0))
     tables = []
     for k, w in ((K_V, 3), (K_VT, 2), (K_VN, 3), (K_F, width)):
         rows = int(np.count_nonzero(kinds == k))
-        tp = UInt32 if k == K_F else Float64
-        out = dr.zeros(tp, rows * w)
+        # (float32: the mesh's precision; of the correctly rounded float64,
+        # as numpy's reader gives it)
+        out = dr.zeros(UInt32 if k == K_F else Float32, rows * w)
         if rows:
-            dr.scatter(out, UInt32(index) if k == K_F else value,
+            dr.scatter(out, UInt32(index) if k == K_F else Float32(value),
                        row * dr.opaque(UInt32, w) + col,
                        number & (tkind == k) & (col < dr.opaque(UInt32, w)))
         tables.append(out)
-    dr.eval(*tables)
-    v, vt, vn, f = (t.numpy() for t in tables)
-    names = _group_names(raw, firsts, kinds)
+    firsts = dr.gather(UInt32, pos, line_first)     # each line's first byte
+    dr.eval(bad, firsts, *tables)
+    if bool(dr.any(bad)):
+        return None
+    names = _group_names(text, firsts.numpy().astype(np.int64), kinds)
     if names is None:
         return None
+    v, vt, vn, f = (t.numpy() for t in tables)
     return ObjStatements(v.reshape(-1, 3), vt.reshape(-1, 2), vn.reshape(-1, 3),
                          f.reshape(len(face_lines), corners, len(fields)),
                          fields, kinds, names)
@@ -373,23 +410,23 @@ def _general(words, pos, start) -> tuple:
     return dr.select(scale >= 0, m * p10, m / p10), length, nd, ok
 
 
-def _group_names(raw: bytes, firsts: np.ndarray, kinds: np.ndarray) -> Optional[np.ndarray]:
-    """The text after the keyword of each ``o``/``g`` line (``firsts``: each
-    line's first byte), unstripped; None where one holds a comment (the
-    general reader cuts it)."""
+def _group_names(text: np.ndarray, firsts: np.ndarray, kinds: np.ndarray) -> Optional[np.ndarray]:
+    """The text after the keyword of each ``o``/``g`` line (``text``: the
+    file's bytes; ``firsts``: each line's first byte), unstripped; None where
+    one holds a comment (the general reader cuts it)."""
     groups = np.flatnonzero(kinds == K_GROUP)
     if len(groups) == 0:
         return np.zeros(0, dtype=str)
     # From after the keyword to the next line's first token (what lies between
     # is the line's end and blank lines, stripped with the name).
+    n = len(text)
     at = firsts[groups] + 1
-    ends = np.append(firsts, len(raw))[groups + 1]
-    text = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.append(firsts, n)[groups + 1]
     # (One joined text, split once: the statements are not looped over.)
     lens = ends - at
     offs = np.cumsum(lens + 1) - (lens + 1)
     joined = text[np.minimum(np.repeat(at - offs, lens + 1)
-                             + np.arange(int(lens.sum()) + len(lens)), len(raw) - 1)]
+                             + np.arange(int(lens.sum()) + len(lens)), n - 1)]
     if (joined == 35).any():
         return None
     joined[(joined == 10) | (joined == 13)] = 32      # (the line's end: stripped)
