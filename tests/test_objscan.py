@@ -8,17 +8,23 @@ from lumigrad.geometry import meshio, objscan
 
 pytestmark = pytest.mark.skipif(not objscan.available(), reason="no Dr.Jit LLVM backend")
 
+@pytest.fixture(autouse=True)
+def scan_small_files(monkeypatch):
+    """(The reader scans files of MIN_BYTES and more; these are small.)"""
+    monkeypatch.setattr(objscan, "MIN_BYTES", 0)
+
+
 FIELDS = ("positions", "faces", "normals", "uvs", "face_groups", "vertex_groups")
 
 
 def general(path):
     """read_obj with the scan switched off."""
-    scan = objscan.scan
-    objscan.scan = lambda raw: None
+    scan = objscan.scan_words
+    objscan.scan_words = lambda words, size: None
     try:
         return meshio.read_obj(path)
     finally:
-        objscan.scan = scan
+        objscan.scan_words = scan
 
 
 def assert_same(a, b):
@@ -77,7 +83,9 @@ TAKEN = {
 def test_scan_takes_common_layouts_and_matches_the_general_reader(tmp_path, name, newline):
     path = write(tmp_path, TAKEN[name], newline=newline)
     assert objscan.scan(path.read_bytes()) is not None, "the scan should take this file"
-    assert_same(meshio.read_obj(path), general(path))
+    fast = meshio.read_obj(path)
+    assert_same(fast, general(path))
+    assert_same(fast, meshio.read_obj(path))
 
 
 DECLINED = {
@@ -135,3 +143,15 @@ def test_random_meshes_in_many_number_formats(tmp_path, fmt):
                             dtype=np.float64).astype(np.float32)
         np.testing.assert_array_equal(st.v, expected)
     assert_same(meshio.read_obj(path), general(path))
+
+
+def test_reader_scans_files_of_min_bytes_and_more(tmp_path, monkeypatch):
+    monkeypatch.setattr(objscan, "MIN_BYTES", 1 << 15)
+    calls = []
+    scan = objscan.scan_words
+    monkeypatch.setattr(objscan, "scan_words", lambda w, n: calls.append(n) or scan(w, n))
+    small = write(tmp_path, QUAD + "f 1 2 3\n", "small.obj")
+    big = write(tmp_path, QUAD + "f 1 2 3\n" * 6000, "big.obj")
+    meshio.read_obj(small)
+    assert calls == []
+    assert len(meshio.read_obj(big).faces) == 6000 and calls == [big.stat().st_size]

@@ -18,8 +18,10 @@ Errors name the file and, where one exists, the line: a missing file raises
 ``FileNotFoundError``, anything wrong with the content :class:`MeshFileError`
 (a ``ValueError``).
 
-Parsing is array work throughout (numpy, no Python loop over lines, faces or
-rows): text files are cut into lines by searching the bytes for newlines,
+Parsing is array work throughout (no Python loop over lines, faces or rows).
+OBJ files of the common layout (and 32 KB or more) are scanned by compiled
+kernels (:mod:`.objscan`, Dr.Jit); the others, and every file with a mistake,
+by numpy: text files are cut into lines by searching the bytes for newlines,
 lines are classified by their first bytes, the numbers of one kind are parsed
 in one call on their joined text, and the per-line token counts (from
 whitespace transitions) check the structure. Only when a vectorised parse
@@ -568,7 +570,7 @@ def read_obj(path: PathLike) -> MeshData:
     path = os.fspath(path)
     from . import objscan
     words, size = _read_words(path)
-    statements = objscan.scan_words(words, size)
+    statements = objscan.scan_words(words, size) if size >= objscan.MIN_BYTES else None
     if statements is not None:
         mesh = _obj_from_scan(path, statements)
         if mesh is not None:
