@@ -225,7 +225,7 @@ def scan_words(padded: np.ndarray, n: int) -> Optional[ObjStatements]:
     nd = length - start - UInt32(dotted)
     value = Float64(m) / dr.gather(Float64, Float64(_POWERS), frac)
     ok = nd > 0
-    dr.eval(value, nd, ok, length, hard, line_kind, count)
+    dr.eval(value, nd, ok, length, hard, line_kind, count, col, tkind, number, first)
     rest = dr.compress(number & hard)
     if dr.width(rest):
         v2, length2, nd2, ok2 = _general(words, dr.gather(UInt32, pos, rest),
