@@ -12,6 +12,8 @@ several times the spread measured over seeds.
 """
 from __future__ import annotations
 
+import math
+
 import drjit as dr
 import numpy as np
 import pytest
@@ -1581,3 +1583,33 @@ def test_check_gradient_verdict_inconclusive_within_noise():
     assert report(0.4, 0.071).verdict == "FAIL"
     assert report(0.087, 0.005).verdict == "FAIL"
     assert report(0.087, 0.071, reverse=2.0).verdict == "FAIL"
+
+
+def test_check_gradient_retries_inconclusive_checks_with_more_samples(monkeypatch):
+    """``retries``: an INCONCLUSIVE check runs again with 4x the samples of
+    the derivative and the finite differences, until a verdict or the retries
+    run out; the report lists the earlier tries."""
+    from lumigrad.ad import derivatives
+    from lumigrad.ad.derivatives import GradientReport
+    budgets = []
+
+    def once(scene, key, spp, seed, eps, direction, block, sensor, integrator, rng_seed,
+             fd_spp, tolerance):
+        budgets.append((spp, fd_spp))
+        noise = 0.07 / math.sqrt(spp / 16)               # halves with 4x the samples
+        err = 0.03 + noise
+        return GradientReport(key=key, eps=0.01, scale=1.0, forward_vs_fd=[err],
+                              forward_vs_fd_pixel=[err], reverse=1.0, forward_dot=1.0,
+                              fd_dot=1.0, mode="boundary", block_rel_l1=err,
+                              fd_spp=fd_spp or 64 * spp, derivative_noise=noise,
+                              fd_noise=0.0, spp=spp)
+    monkeypatch.setattr(derivatives, "_check_once", once)
+    rep = lg.check_gradient(None, "k", spp=16, retries=3)
+    assert budgets == [(16, None), (64, 4096), (256, 16384)]
+    assert rep.verdict == "PASS" and rep.spp == 256 and rep.fd_spp == 16384
+    assert [e.spp for e in rep.earlier] == [16, 64] and "INCONCLUSIVE)" in str(rep)
+    budgets.clear()
+    assert lg.check_gradient(None, "k", spp=16).verdict == "INCONCLUSIVE" and len(budgets) == 1
+    budgets.clear()
+    assert lg.check_gradient(None, "k", spp=16, retries=1).verdict == "INCONCLUSIVE"
+    assert budgets == [(16, None), (64, 4096)]

@@ -5,7 +5,7 @@
     lumigrad render SCENE -o OUT [--spp N] [-D name=value ...] [--backend llvm|cuda]
                           [--workers N] [--address ADDR]   on a Ray pool
     lumigrad derivative SCENE --param KEY -o OUT.png [--spp N]
-    lumigrad check SCENE --param KEY [--spp N]
+    lumigrad check SCENE --param KEY [--spp N] [--retries N]
     lumigrad params SCENE                         list the scene's parameters
 """
 from __future__ import annotations
@@ -161,7 +161,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     report = lg.check_gradient(scene, args.param, spp=args.spp if args.spp is not None else 16,
                                seed=args.seed, eps=args.eps,
                                direction=_direction(scene, args.param, args),
-                               fd_spp=args.fd_spp)
+                               fd_spp=args.fd_spp, retries=args.retries)
     print(report)
     # (2: the budget's noise could explain the error; more samples will tell.)
     return {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 2}[report.verdict]
@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--eps", type=float, default=None, help="finite-difference step")
     sp.add_argument("--fd-spp", type=int, default=None,
                     help="samples of the finite differences where edges move (default 64 x spp)")
+    sp.add_argument("--retries", type=int, default=2,
+                    help="where edges move and the error is within the budget's noise "
+                    "(INCONCLUSIVE), check again with 4x the samples, up to this many times "
+                    "(default 2)")
     sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("params", help="list the parameters of a scene")

@@ -121,6 +121,10 @@ class GradientReport:
     #: / √2) and the finite differences' (their two halves, / 2)
     derivative_noise: float = 0.0
     fd_noise: float = 0.0
+    spp: int = 0                      # the derivative's samples per pixel
+    #: 'boundary' mode, ``retries``: the reports of the earlier, smaller
+    #: budgets whose verdict was INCONCLUSIVE
+    earlier: list = field(default_factory=list)
 
     @property
     def noise(self) -> float:
@@ -160,8 +164,12 @@ class GradientReport:
         lines = [f"gradient check of {self.key!r} (eps={self.eps:g}, derivative scale "
                  f"{self.scale:.4g})"]
         if self.mode == "boundary":
-            lines.append(f"  moving edges (boundary terms): forward vs finite differences "
-                         f"({self.fd_spp} spp): block relative L1 {self.block_rel_l1:.3f} "
+            for e in self.earlier:
+                lines.append(f"  (at {e.spp} / {e.fd_spp} spp: block relative L1 "
+                             f"{e.block_rel_l1:.3f}, noise {e.noise:.3f}: INCONCLUSIVE)")
+            lines.append(f"  moving edges (boundary terms): forward ({self.spp} spp) vs finite "
+                         f"differences ({self.fd_spp} spp): block relative L1 "
+                         f"{self.block_rel_l1:.3f} "
                          f"(pass: <= {self.tolerance:g}); noise: derivative "
                          f"{self.derivative_noise:.3f}, finite differences {self.fd_noise:.3f}")
         for i, (b, p) in enumerate(zip(self.forward_vs_fd, self.forward_vs_fd_pixel)):
@@ -174,7 +182,7 @@ class GradientReport:
         verdict = self.verdict
         if verdict == "INCONCLUSIVE":
             verdict += (" (the error is within what this budget's noise can make: rerun with "
-                        "more samples, spp and fd_spp)")
+                        "more samples, spp and fd_spp, or retries)")
         lines.append(f"  all finite: {self.finite}; verdict: {verdict}")
         return "\n".join(lines)
 
@@ -266,7 +274,7 @@ def central_difference_image(scene: Any, assign: Callable[[float], None], eps: f
 def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Optional[float] = None,
                    direction: Any = None, block: int = 4, sensor: int = 0,
                    integrator: Any = None, rng_seed: int = 1, fd_spp: Optional[int] = None,
-                   tolerance: float = 0.05) -> GradientReport:
+                   tolerance: float = 0.05, retries: int = 0) -> GradientReport:
     """Finite differences vs forward vs reverse mode for parameter ``key``.
 
     ``direction`` (default: all ones for colours and scalars, a random unit
@@ -282,9 +290,26 @@ def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Opti
     derivative against them, at most ``tolerance`` (report ``mode='boundary'``),
     next to the noise that bounds what it can show (the derivative at a second
     seed, the finite differences' two halves): above the tolerance but within
-    that noise the verdict is INCONCLUSIVE (more samples will tell), not FAIL.
+    that noise the verdict is INCONCLUSIVE (more samples will tell), not FAIL;
+    ``retries`` such checks then run again with 4x the samples of both (each
+    halves the noise; the report lists the earlier ones).
     Reverse mode must equal forward mode along ``v`` in every case (same samples).
     """
+    earlier = []
+    while True:
+        rep = _check_once(scene, key, spp, seed, eps, direction, block, sensor, integrator,
+                          rng_seed, fd_spp, tolerance)
+        if rep.verdict != "INCONCLUSIVE" or len(earlier) >= retries:
+            rep.earlier = earlier
+            return rep
+        earlier.append(rep)
+        spp, fd_spp = 4 * spp, 4 * rep.fd_spp
+
+
+def _check_once(scene: Any, key: str, spp: int, seed: int, eps: Optional[float],
+                direction: Any, block: int, sensor: int, integrator: Any, rng_seed: int,
+                fd_spp: Optional[int], tolerance: float) -> GradientReport:
+    """One :func:`check_gradient` at one budget."""
     params = traverse(scene)
     if not params.is_differentiable(key):
         raise ValueError(f"scene parameter {key!r} is not differentiable")
@@ -392,7 +417,7 @@ def check_gradient(scene: Any, key: str, spp: int = 16, seed: int = 0, eps: Opti
         fd, block = fd_hi, 8        # (the per-channel errors against the reference)
     bf, bw = _block_mean(fd, block), _block_mean(fwd, block)
     scale = max(float(np.abs(bf).max()), 1e-12)
-    rep = GradientReport(key=key, eps=float(eps), scale=scale)
+    rep = GradientReport(key=key, eps=float(eps), scale=scale, spp=int(spp))
     for c in range(fd.shape[2]):
         rep.forward_vs_fd.append(float(np.abs(bf[..., c] - bw[..., c]).max() / scale))
         rep.forward_vs_fd_pixel.append(float(np.abs(fd[..., c] - fwd[..., c]).max() /
