@@ -359,14 +359,16 @@ class Reservoir:
         self.w_sum = dr.zeros(bk.Float, n)
         self.offered = 0
 
-    def offer(self, index: Any, target: Any, pmf: Any, u: Any) -> None:
-        """Offer candidate ``index`` (``u``: a uniform number for the choice)."""
-        w = target / dr.maximum(pmf, 1e-30)
+    def offer(self, index: Any, target: Any, pmf: Any, u: Any) -> Any:
+        """Offer candidate ``index`` (``u``: a uniform number for the choice);
+        returns where it was kept (to keep what goes with it)."""
+        w = dr.select(pmf > 0, target / dr.maximum(pmf, 1e-30), 0.0)
         self.w_sum += w
         take = (w > 0) & (u * self.w_sum < w)
         self.chosen = dr.select(take, index, self.chosen)
         self.target = dr.select(take, target, self.target)
         self.offered += 1
+        return take
 
     def result(self) -> tuple:
         p = self.target * float(self.offered) / dr.maximum(self.w_sum, 1e-30)
