@@ -79,13 +79,14 @@ def _read_bytes(path: PathLike) -> bytes:
 
 
 def _read_words(path: PathLike) -> tuple[np.ndarray, int]:
-    """The file as 32-bit words with three zero words past its end (what
-    :func:`.objscan.scan_words` reads: no copy of the text), and its size."""
+    """The file as 32-bit words, zero-padded (what :func:`.objscan.scan_words`
+    reads: no copy of the text), and its size."""
+    from .objscan import PADDING
     path = _readable(path)
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
-            words = np.zeros(size // 4 + 3, dtype=np.uint32)
+            words = np.zeros(size // 4 + PADDING, dtype=np.uint32)
             return words, fh.readinto(memoryview(words.view(np.uint8))[:size])
     except OSError as e:
         raise MeshFileError(f"mesh file {path!r} cannot be read: {e}") from e
