@@ -691,8 +691,8 @@ def sample_subtended(x: Any, p0: Any, e: Any, u: Any) -> tuple:
 #: vertex (:func:`shadow_candidate`); 1: no resampling.
 SHADOW_CANDIDATES = 2
 
-#: The target of a candidate whose receiver fails the facing tests, against 1:
-#: every candidate stays possible (the tests look at the receiver under the
+#: How much less likely a candidate whose receiver fails the facing tests is
+#: kept than one that passes (not 0: the tests look at the receiver under the
 #: edge's midpoint, not at the point the sample ends on).
 SHADOW_DEFENSIVE = 0.05
 
