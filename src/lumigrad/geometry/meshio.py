@@ -98,9 +98,18 @@ def fan_triangulate(counts: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray
     Every count must be >= 3 (checked by the callers, which know the line)."""
     counts = np.asarray(counts, dtype=np.int64)
     indices = np.asarray(indices)
-    start = np.cumsum(counts) - counts
     if np.all(counts == 3):
         return indices.reshape(-1, 3), np.arange(len(counts))
+    if len(counts) and np.all(counts == counts[0]):
+        # One polygon size (quads, say): the fans by column, no gathers.
+        k = int(counts[0])
+        q = indices.reshape(-1, k)
+        tri = np.empty((len(q), k - 2, 3), dtype=indices.dtype)
+        tri[:, :, 0] = q[:, :1]
+        tri[:, :, 1] = q[:, 1:-1]
+        tri[:, :, 2] = q[:, 2:]
+        return tri.reshape(-1, 3), np.repeat(np.arange(len(q)), k - 2)
+    start = np.cumsum(counts) - counts
     ntri = counts - 2
     poly = np.repeat(np.arange(len(counts)), ntri)
     # j = 1 .. count-2 within each polygon
