@@ -1049,7 +1049,9 @@ def test_default_primary_budget(integrator, depth, share):
     """The primary term's default budget: ``sppe = spp`` where paths go beyond
     direct light, ``spp/2`` else (``PrimaryPart.share``, chosen by error at
     equal time, BENCHMARKS.md): the default's image is the one of that
-    explicit budget, sample for sample, and not the other's."""
+    explicit budget, sample for sample, and not the other's. (Up to the order
+    of the film's atomic additions across threads: 1 run in 12 differed by
+    8e-8 of the image's scale in a few pixels.)"""
     kw = {} if depth is None else {"max_depth": depth}
     direction = np.zeros((4, 4))
     direction[0, 3] = 1.0
@@ -1060,9 +1062,11 @@ def test_default_primary_budget(integrator, depth, share):
         return np.array(lg.derivative_image(scene, "cube.to_world", direction=direction,
                                             spp=spp, terms=("primary",)))
     default = primary()
-    assert np.abs(default).max() > 0
-    np.testing.assert_array_equal(default, primary(sppe=int(spp * share)))
-    assert not np.array_equal(default, primary(sppe=int(spp * (1.5 - share))))
+    scale = np.abs(default).max()
+    assert scale > 0
+    np.testing.assert_allclose(default, primary(sppe=int(spp * share)), rtol=0,
+                               atol=1e-5 * scale)
+    assert np.abs(default - primary(sppe=int(spp * (1.5 - share)))).max() > 1e-2 * scale
 
 
 @pytest.mark.parametrize("in_view", [True, False])
@@ -1384,6 +1388,54 @@ def test_shadow_candidates_find_more_lines_with_the_same_mean(monkeypatch):
     (mean1, se1, n1, ess1), (mean2, se2, n2, ess2) = found[1], found[2]
     assert abs(mean1 - mean2) < 4.0 * np.hypot(se1, se2), found
     assert n2 > 1.4 * n1 and ess2 > 1.3 * ess1, found
+
+
+def test_rim_lines_find_more_crossings_with_the_same_mean(tmp_path, monkeypatch):
+    """Two random lines across the chosen triangle per rim sample seen from a
+    path vertex, one that crosses the rim kept (``vertex_rims._crossing``:
+    generalized resampled importance sampling, the target whether a line
+    crosses), against one: the same expected value (a smooth torus seeing
+    itself, 8 x 65536 lanes: 2.597e-3 ± 0.087e-3 and 2.631e-3 ± 0.076e-3),
+    a third more samples that find a rim (0.72 % -> 0.98 %) and a third more
+    effective samples (891 -> 1184)."""
+    from lumigrad import backend as bk
+    from lumigrad.integrators.boundary import vertex_rims
+    from lumigrad.integrators.boundary.rims import rim_motion_by_shape
+    scene = lg.load_dict(smooth_torus_scene(tmp_path))
+    params = lg.traverse(scene)
+    theta = lg.Float(0.0)
+    dr.enable_grad(theta)
+    base = params["torus.to_world"]
+    params["torus.to_world"] = T().translate([theta, 0.0, 0.0]) @ base
+    params.update()
+    integ, sensor = scene.integrator, scene.sensors[0]
+
+    def samples(seed: int) -> np.ndarray:
+        with integ.derivative_estimator(scene, sensor), dr.suspend_grad():
+            _, _, o, d, tmax = integ._camera_rays(scene, sensor, 3, 0, 64)
+            n = dr.width(o[0])
+            _, prim, _, _, hit = scene.ray_intersect_preliminary(o, d, tmax,
+                                                                 dr.full(bk.Bool, True, n))
+            si = scene.compute_interaction(o, d, prim, hit).detached()
+            out = vertex_rims.rim_sample(
+                integ, scene, vertex_rims.smooth_triangle_sampler(scene), si,
+                bk.Array3f(1, 1, 1), dr.zeros(bk.UInt32, n), bk.PCG32(size=n,
+                initstate=bk.UInt64(seed)), hit, dr.zeros(bk.Bool, n),
+                rim_motion_by_shape(scene))
+            return np.where(np.array(out[0]), np.array(out[3][0]), 0.0)
+    found = {}
+    try:
+        for lines in (1, 2):
+            monkeypatch.setattr(vertex_rims, "LINES", lines)
+            c = np.concatenate([samples(seed) for seed in (7, 8, 9, 10)])
+            found[lines] = (c.mean(), c.std() / np.sqrt(len(c)), np.count_nonzero(c),
+                            np.abs(c).sum() ** 2 / np.square(c).sum())
+    finally:
+        params["torus.to_world"] = base
+        params.update()
+    (mean1, se1, n1, ess1), (mean2, se2, n2, ess2) = found[1], found[2]
+    assert abs(mean1 - mean2) < 4.0 * np.hypot(se1, se2), found
+    assert n2 > 1.2 * n1 and ess2 > 1.15 * ess1, found
 
 
 def _one_copy(scene, face_y: str, direction) -> tuple:
