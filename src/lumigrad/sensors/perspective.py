@@ -79,6 +79,13 @@ def film_bounds(film: Any, principal_point: tuple, margin: float) -> tuple:
             (-1 - 2 * my - 2 * ppy) * h / w, (1 + 2 * my - 2 * ppy) * h / w)
 
 
+def pinhole_pixel_size(x_fov: Any, width: int, dist: Any) -> Any:
+    """World size of a pixel at distance ``dist`` from a pinhole of horizontal
+    field of view ``x_fov`` (degrees) and ``width`` pixels (detached)."""
+    tan_x = dr.tan(dr.deg2rad(dr.detach(x_fov)) * 0.5)
+    return dist * (2.0 * tan_x * dr.opaque(bk.Float, 1.0 / width))
+
+
 def check_clip(near_clip: float, far_clip: float, id: Optional[str]) -> None:
     if not (0.0 < near_clip < far_clip):
         raise ValueError(f"sensor {id!r}: need 0 < near_clip < far_clip, got "
@@ -265,8 +272,7 @@ class PerspectiveSensor:
 
     def pixel_size(self, dist: Any) -> Any:
         """World size of a pixel at distance ``dist`` from the camera (detached)."""
-        tan_x = dr.tan(dr.deg2rad(dr.detach(self.x_fov)) * 0.5)
-        return dist * (2.0 * tan_x * dr.opaque(bk.Float, 1.0 / self.film.width))
+        return pinhole_pixel_size(self.x_fov, self.film.width, dist)
 
     def frustum_halfspaces(self, margin: float) -> list:
         """The view frustum (widened by ``margin`` pixels) as half-spaces of

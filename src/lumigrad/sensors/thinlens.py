@@ -41,7 +41,7 @@ from ..scene.schema import Param, register
 from ._nonpinhole import NonPinholeSensor, film_density_by_jacobian
 from .film import HDRFilm
 from .perspective import (COMMON_SENSOR_PARAMS, FOV_PARAMS, check_clip, film_bounds,
-                          resolve_x_fov)
+                          pinhole_pixel_size, resolve_x_fov)
 from .sampler import IndependentSampler
 
 
@@ -270,8 +270,7 @@ class LensPinhole(_LensPart):
         return self.position() + self.film_direction(bk.Array3f(0.0, 0.0, 1.0))
 
     def pixel_size(self, dist: Any) -> Any:
-        tan_x = dr.tan(dr.deg2rad(dr.detach(self.lens.x_fov)) * 0.5)
-        return dist * (2.0 * tan_x * dr.opaque(bk.Float, 1.0 / self.film.width))
+        return pinhole_pixel_size(self.lens.x_fov, self.film.width, dist)
 
 
 def _film_of(lens: ThinLensSensor, q: tuple, tan_x: Any) -> Any:
